@@ -1,0 +1,170 @@
+/**
+ * Every timing constant and bound of the core, named with its unit and documented with why.
+ * One `defaultMeshConfig` (production) and one `testMeshConfig` (manual clock and simulations);
+ * `validateMeshConfig` runs once at start-up and names every bad field.
+ */
+import type { DegradedLevel } from './types.ts';
+
+/** Thresholds for the three degraded levels above NORMAL; a level applies when any metric reaches it. */
+export interface LevelThresholds {
+  readonly LIGHT: number;
+  readonly MODERATE: number;
+  readonly SEVERE: number;
+}
+
+/** Configuration of the mesh core. */
+export interface MeshConfig {
+  /** How often every server sends a heartbeat (seed: 1 s). Drives phi-accrual's expected interval. */
+  readonly heartbeatIntervalMs: number;
+  /** How often `src/` calls `onTick`; bounds how late a decision can be taken after its evidence. */
+  readonly tickIntervalMs: number;
+  /**
+   * Phi at which a silent server becomes `suspect` (Hayashibara et al.; Akka and Cassandra use 8).
+   * Suspicion alone never moves a region: it only opens the door to confirmation.
+   */
+  readonly phiSuspectThreshold: number;
+  /** How many recent heartbeat inter-arrival intervals phi-accrual keeps per server. */
+  readonly phiWindowSize: number;
+  /**
+   * Floor of the inter-arrival standard deviation. Heartbeats on a quiet LAN are so regular that
+   * phi would otherwise explode a few milliseconds after the expected arrival.
+   */
+  readonly phiMinStdDeviationMs: number;
+  /** Extra pause tolerated on top of the mean interval before phi starts to climb (GC, scheduling). */
+  readonly phiAcceptablePauseMs: number;
+  /**
+   * A replication peer that has not heard a server for this long reports it silent. Replication
+   * streams flow far more often than heartbeats (every 50-100 ms), so 500 ms is many lost messages.
+   */
+  readonly peerSilenceMs: number;
+  /**
+   * Failure is declared after this much silence even without any peer evidence (seed: 5 s). This is
+   * the bound for servers that report no replication peers; with peers, confirmation is far faster.
+   */
+  readonly failureTimeoutMs: number;
+  /**
+   * A gap between two ticks longer than this means the coordinator itself stalled (GC pause,
+   * suspended VM, restart): it enters TILT and declares no failure until it has observed again.
+   */
+  readonly tiltThresholdMs: number;
+  /** How long TILT lasts after the stall: one heartbeat interval plus the worst delivery delay. */
+  readonly tiltRecoveryMs: number;
+  /** Number of backups every region should have (seed: 2). */
+  readonly backupsPerRegion: number;
+  /**
+   * How long a promoted backup has to acknowledge (its next heartbeat carrying the new epoch) before
+   * the promotion is aborted and the next candidate is tried.
+   */
+  readonly promotionAckTimeoutMs: number;
+  /** How long a newly assigned backup has to confirm it holds the region before it is replaced. */
+  readonly backupSyncTimeoutMs: number;
+  /**
+   * Most state transitions (pending promotions and backup syncs) one server takes at once; the rest
+   * wait, in priority order (Apache Helix's throttling). Keeps a mass failure from swamping a server.
+   */
+  readonly maxTransitionsPerServer: number;
+  /** Sliding window over which failures are counted for the degraded mode (seed: 60 s). */
+  readonly failureWindowMs: number;
+  /** Failures within the window that raise each level (seed: 3 per minute). */
+  readonly failureCountThresholds: LevelThresholds;
+  /** Share of servers failed that raises each level (seed: 30%). */
+  readonly failedServerShareThresholds: LevelThresholds;
+  /** Share of regions under-replicated, failing over or unavailable that raises each level. */
+  readonly impairedRegionShareThresholds: LevelThresholds;
+  /** Time the mesh must spend below its level before stepping down one level (hysteresis). */
+  readonly degradedCooldownMs: number;
+  /** Most buffered actions per player while a region has no primary (seed: 100). */
+  readonly actionBufferMaxPerPlayer: number;
+  /** Age after which a buffered action is reported expired instead of replayed (seed: 10 s). */
+  readonly actionBufferMaxAgeMs: number;
+  /** Largest player snapshot kept, in bytes of its JSON text. */
+  readonly snapshotMaxBytes: number;
+  /** Most player snapshots kept per region; the least recently posted goes first. */
+  readonly snapshotsMaxPerRegion: number;
+  /** Most finished failovers kept in history (the metrics aggregate all of them). */
+  readonly failoverHistoryLimit: number;
+  /** Most resolved alerts kept; open alerts are never dropped. */
+  readonly resolvedAlertsLimit: number;
+}
+
+/** Production defaults: the seed's values where it gives one, tighter detection otherwise. */
+export const defaultMeshConfig: MeshConfig = Object.freeze({
+  heartbeatIntervalMs: 1000,
+  tickIntervalMs: 100,
+  phiSuspectThreshold: 8,
+  phiWindowSize: 100,
+  phiMinStdDeviationMs: 100,
+  phiAcceptablePauseMs: 200,
+  peerSilenceMs: 500,
+  failureTimeoutMs: 5000,
+  tiltThresholdMs: 2000,
+  tiltRecoveryMs: 1500,
+  backupsPerRegion: 2,
+  promotionAckTimeoutMs: 3000,
+  backupSyncTimeoutMs: 10_000,
+  maxTransitionsPerServer: 32,
+  failureWindowMs: 60_000,
+  failureCountThresholds: Object.freeze({ LIGHT: 3, MODERATE: 6, SEVERE: 12 }),
+  failedServerShareThresholds: Object.freeze({ LIGHT: 0.1, MODERATE: 0.2, SEVERE: 0.3 }),
+  impairedRegionShareThresholds: Object.freeze({ LIGHT: 0.05, MODERATE: 0.15, SEVERE: 0.3 }),
+  degradedCooldownMs: 30_000,
+  actionBufferMaxPerPlayer: 100,
+  actionBufferMaxAgeMs: 10_000,
+  snapshotMaxBytes: 64 * 1024,
+  snapshotsMaxPerRegion: 10_000,
+  failoverHistoryLimit: 1000,
+  resolvedAlertsLimit: 1000,
+});
+
+/**
+ * Configuration for the manual clock and simulations: the production timings (the properties prove
+ * those), with a shorter degraded cool-down so that step-down is observable in short scenarios.
+ */
+export const testMeshConfig: MeshConfig = Object.freeze({
+  ...defaultMeshConfig,
+  degradedCooldownMs: 10_000,
+});
+
+/** Degraded levels in increasing order of severity. */
+export const degradedLevels: readonly DegradedLevel[] = ['NORMAL', 'LIGHT', 'MODERATE', 'SEVERE'];
+
+const positiveIntegers: readonly (keyof MeshConfig)[] = [
+  'heartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
+  'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
+  'maxTransitionsPerServer', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
+  'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit', 'resolvedAlertsLimit',
+];
+
+/**
+ * Checks a configuration once at start-up. Returns one sentence per problem; an empty list means
+ * the configuration is usable.
+ */
+export function validateMeshConfig(config: MeshConfig): string[] {
+  const errors: string[] = [];
+  for (const key of positiveIntegers) {
+    const value = config[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+      errors.push(`${key} must be a positive integer, got ${String(value)}`);
+    }
+  }
+  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs', 'backupsPerRegion'] as const;
+  for (const key of nonNegative) {
+    if (!(Number.isFinite(config[key]) && config[key] >= 0)) errors.push(`${key} must be a number >= 0, got ${String(config[key])}`);
+  }
+  if (!(config.phiSuspectThreshold > 0)) errors.push('phiSuspectThreshold must be > 0');
+  if (config.failureTimeoutMs <= config.heartbeatIntervalMs) {
+    errors.push('failureTimeoutMs must exceed heartbeatIntervalMs, or every late heartbeat is a failure');
+  }
+  if (config.tiltThresholdMs <= config.tickIntervalMs) {
+    errors.push('tiltThresholdMs must exceed tickIntervalMs, or every tick is a stall');
+  }
+  errors.push(...checkThresholds('failureCountThresholds', config.failureCountThresholds, Infinity));
+  errors.push(...checkThresholds('failedServerShareThresholds', config.failedServerShareThresholds, 1));
+  errors.push(...checkThresholds('impairedRegionShareThresholds', config.impairedRegionShareThresholds, 1));
+  return errors;
+}
+
+function checkThresholds(name: string, t: LevelThresholds, max: number): string[] {
+  const ordered = t.LIGHT > 0 && t.LIGHT <= t.MODERATE && t.MODERATE <= t.SEVERE && t.SEVERE <= max;
+  return ordered ? [] : [`${name} must satisfy 0 < LIGHT <= MODERATE <= SEVERE <= ${max}`];
+}

@@ -1,0 +1,32 @@
+/**
+ * Typed events the core emits. They mirror the seed's signals (server_failure_detected,
+ * failover_initiated, failover_completed, backup_created, degraded_mode_activated,
+ * degraded_mode_deactivated, administrator_alert, player_reconnected) and are published on
+ * `GET /mesh/events`, logged, and asserted on by tests.
+ */
+import type { Alert } from './alerts.ts';
+import type { DegradedLevel, RegionId, ServerId, PlayerId, ServerStatus } from './types.ts';
+
+/** Why a server was declared failed. */
+export type FailureReason = 'peer_confirmed' | 'timeout';
+
+/** Every event the core can emit, discriminated by `type`. */
+export type MeshEventBody =
+  | { type: 'server_failure_detected'; serverId: ServerId; lastHeartbeatAtMs: number; reason: FailureReason }
+  | { type: 'server_status_changed'; serverId: ServerId; from: ServerStatus; to: ServerStatus }
+  | { type: 'failover_initiated'; regionId: RegionId; failedServerId: ServerId | null; newPrimaryId: ServerId; epoch: number }
+  | { type: 'failover_completed'; regionId: RegionId; newPrimaryId: ServerId; epoch: number; recoveryMs: number | null }
+  | { type: 'failover_aborted'; regionId: RegionId; serverId: ServerId; epoch: number; reason: string }
+  | { type: 'backup_created'; regionId: RegionId; backupServerId: ServerId }
+  | { type: 'region_phase_changed'; regionId: RegionId; from: string; to: string }
+  | { type: 'degraded_mode_activated'; level: DegradedLevel; previous: DegradedLevel; reason: string }
+  | { type: 'degraded_mode_deactivated'; level: DegradedLevel; previous: DegradedLevel }
+  | { type: 'administrator_alert'; alert: Alert }
+  | { type: 'player_reconnected'; regionId: RegionId; playerId: PlayerId; serverId: ServerId }
+  | { type: 'actions_expired'; regionId: RegionId; count: number };
+
+/** An event with its position in the stream and the virtual or real time it happened at. */
+export type MeshEvent = MeshEventBody & { readonly seq: number; readonly atMs: number };
+
+/** Names of every event type, for filters and docs. */
+export type MeshEventType = MeshEventBody['type'];
