@@ -1,0 +1,327 @@
+/**
+ * Failover history and timing statistics.
+ *
+ * Each failover is a record from detection to completion (or to giving up). Two durations are
+ * sampled: detection (failure detected minus the failed server's last heartbeat) when the failover
+ * starts, and recovery (completion minus that last heartbeat) when it completes. The statistics
+ * cover every failover ever recorded since the last `reset`, because operators judge the mesh
+ * by its whole history; the list of records is bounded by `failoverHistoryLimit` so memory and
+ * persisted size stay flat. Records still in progress are never dropped: the coordinator still
+ * drives them by id.
+ */
+import type { RegionId, ServerId } from './types.ts';
+
+/** One failover of one region. Times are coordinator milliseconds. */
+export interface FailoverRecord {
+  /** Stable id (`fo-N`), never reused. */
+  readonly id: string;
+  readonly regionId: RegionId;
+  /** The primary that failed; null when the region lost its primary without a known server. */
+  readonly failedServerId: ServerId | null;
+  /** The backup currently promoted; null until a candidate exists. */
+  readonly newPrimaryId: ServerId | null;
+  /** Whether the region was critical (recovered first). */
+  readonly critical: boolean;
+  /** Players in the region when it failed. */
+  readonly players: number;
+  /** Epoch of the latest promotion. */
+  readonly epoch: number;
+  /** The failed server's last heartbeat. */
+  readonly failedAtMs: number;
+  /** When the failure was declared. */
+  readonly detectedAtMs: number;
+  /** When the current candidate was promoted; null until one is. */
+  readonly promotedAtMs: number | null;
+  /** When the failover ended: the new primary acknowledged, or (outcome `failed`) it was given up. */
+  readonly completedAtMs: number | null;
+  /** detectedAtMs - failedAtMs. */
+  readonly detectionMs: number;
+  /** completedAtMs - failedAtMs for a completed failover; null otherwise. */
+  readonly recoveryMs: number | null;
+  readonly outcome: 'in_progress' | 'completed' | 'failed';
+}
+
+/** What the coordinator knows when a failover starts. */
+export type FailoverStart = Pick<FailoverRecord,
+  'regionId' | 'failedServerId' | 'newPrimaryId' | 'critical' | 'players' | 'epoch'
+  | 'failedAtMs' | 'detectedAtMs' | 'promotedAtMs'>;
+
+/** Distribution of durations in ms; all zeros when `count` is 0. Percentiles are nearest-rank. */
+export interface DurationStats {
+  readonly count: number;
+  readonly min: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** Failover counts, history-wide and snake_case because they are served as is over HTTP. */
+export interface FailoverCounts {
+  readonly total: number;
+  readonly completed: number;
+  readonly in_progress: number;
+  readonly failed: number;
+}
+
+/** What {@link FailoverMetrics.summary} returns. */
+export interface FailoverSummary {
+  readonly failovers: FailoverCounts;
+  readonly detection_ms: DurationStats;
+  readonly recovery_ms: DurationStats;
+  readonly false_failovers: number;
+  /** The newest kept records, newest first, at most 50. */
+  readonly recent: FailoverRecord[];
+}
+
+/** Persisted form of {@link FailoverMetrics}; `fromJSON(toJSON())` restores it exactly. */
+export interface FailoverMetricsJSON {
+  readonly nextId: number;
+  /** Kept records, oldest started first. */
+  readonly records: readonly FailoverRecord[];
+  readonly detectionSamples: readonly number[];
+  readonly recoverySamples: readonly number[];
+  readonly total: number;
+  readonly completed: number;
+  readonly failed: number;
+  readonly falseFailovers: number;
+}
+
+type MutableRecord = { -readonly [K in keyof FailoverRecord]: FailoverRecord[K] };
+
+const recentLimit = 50;
+
+/** Statistics of a list of durations, in any order. */
+export function summarize(values: readonly number[]): DurationStats {
+  return statsOfSorted(Float64Array.from(values).sort());
+}
+
+function statsOfSorted(sorted: Float64Array): DurationStats {
+  const count = sorted.length;
+  if (count === 0) return { count: 0, min: 0, mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+  let sum = 0;
+  for (const value of sorted) sum += value;
+  return {
+    count,
+    min: sorted[0] ?? 0,
+    mean: sum / count,
+    p50: nearestRank(sorted, 50),
+    p95: nearestRank(sorted, 95),
+    p99: nearestRank(sorted, 99),
+    max: sorted[count - 1] ?? 0,
+  };
+}
+
+/** The smallest sample with at least `percent`% of the samples at or below it. */
+function nearestRank(sorted: Float64Array, percent: number): number {
+  // Integer arithmetic first, so that 95 * 20 / 100 is exactly 19 and not 19.000000000000004.
+  const rank = Math.max(1, Math.ceil((percent * sorted.length) / 100));
+  return sorted[rank - 1] ?? 0;
+}
+
+/** Samples of one duration with their statistics cached until the next sample arrives. */
+class SampleSeries {
+  values: number[] = [];
+  private cached: DurationStats | null = null;
+
+  push(value: number): void {
+    invariant(Number.isFinite(value) && value >= 0, `a duration must be finite and >= 0, got ${value}`);
+    this.values.push(value);
+    this.cached = null;
+  }
+
+  stats(): DurationStats {
+    this.cached ??= summarize(this.values);
+    return { ...this.cached };
+  }
+}
+
+/** Failover records (bounded) and statistics over every failover (unbounded samples). */
+export class FailoverMetrics {
+  private readonly limit: number;
+  /** Kept records by id; Map insertion order is start order. */
+  private records = new Map<string, MutableRecord>();
+  private detection = new SampleSeries();
+  private recovery = new SampleSeries();
+  private nextId = 1;
+  private total = 0;
+  private completed = 0;
+  private failed = 0;
+  private falseFailovers = 0;
+
+  /** @param failoverHistoryLimit most records kept; in-progress records may exceed it. */
+  constructor(failoverHistoryLimit: number) {
+    invariant(Number.isInteger(failoverHistoryLimit) && failoverHistoryLimit >= 0,
+      `failoverHistoryLimit must be an integer >= 0, got ${failoverHistoryLimit}`);
+    this.limit = failoverHistoryLimit;
+  }
+
+  /** Opens a failover record and samples its detection time. */
+  start(input: FailoverStart): FailoverRecord {
+    invariant(input.detectedAtMs >= input.failedAtMs, 'a failure cannot be detected before the last heartbeat');
+    const record: MutableRecord = {
+      id: `fo-${this.nextId}`,
+      // Fields are picked one by one so that extra properties of the caller's object never leak in.
+      regionId: input.regionId,
+      failedServerId: input.failedServerId,
+      newPrimaryId: input.newPrimaryId,
+      critical: input.critical,
+      players: input.players,
+      epoch: input.epoch,
+      failedAtMs: input.failedAtMs,
+      detectedAtMs: input.detectedAtMs,
+      promotedAtMs: input.promotedAtMs,
+      completedAtMs: null,
+      detectionMs: input.detectedAtMs - input.failedAtMs,
+      recoveryMs: null,
+      outcome: 'in_progress',
+    };
+    this.nextId += 1;
+    this.total += 1;
+    this.records.set(record.id, record);
+    this.detection.push(record.detectionMs);
+    this.dropOldFinished();
+    return { ...record };
+  }
+
+  /** Moves a failover to the next candidate after the previous one failed to acknowledge. */
+  repromote(id: string, newPrimaryId: ServerId, epoch: number, nowMs: number): FailoverRecord {
+    const record = this.inProgressRecord(id);
+    invariant(epoch > record.epoch, `repromotion of ${id} must raise the epoch above ${record.epoch}, got ${epoch}`);
+    record.newPrimaryId = newPrimaryId;
+    record.epoch = epoch;
+    record.promotedAtMs = nowMs;
+    return { ...record };
+  }
+
+  /** Marks a failover done (the new primary acknowledged) and samples its recovery time. */
+  complete(id: string, nowMs: number): FailoverRecord {
+    const record = this.inProgressRecord(id);
+    invariant(record.newPrimaryId !== null, `${id} cannot complete without a promoted primary`);
+    invariant(nowMs >= record.failedAtMs, `${id} cannot complete before its failure`);
+    record.completedAtMs = nowMs;
+    record.recoveryMs = nowMs - record.failedAtMs;
+    record.outcome = 'completed';
+    this.completed += 1;
+    this.recovery.push(record.recoveryMs);
+    this.dropOldFinished();
+    return { ...record };
+  }
+
+  /** Gives a failover up because no candidate is left; it yields no recovery sample. */
+  fail(id: string, nowMs: number): FailoverRecord {
+    const record = this.inProgressRecord(id);
+    record.completedAtMs = nowMs;
+    record.outcome = 'failed';
+    this.failed += 1;
+    this.dropOldFinished();
+    return { ...record };
+  }
+
+  /** A copy of a kept record, or undefined if it never existed or was dropped. */
+  get(id: string): FailoverRecord | undefined {
+    const record = this.records.get(id);
+    return record === undefined ? undefined : { ...record };
+  }
+
+  /** Failovers still running, oldest first. */
+  inProgress(): FailoverRecord[] {
+    return [...this.records.values()].filter((r) => r.outcome === 'in_progress').map((r) => ({ ...r }));
+  }
+
+  /** Counts a server declared failed that later proved alive; returns the new count. */
+  recordFalseFailover(): number {
+    this.falseFailovers += 1;
+    return this.falseFailovers;
+  }
+
+  /** Counts and statistics over every failover since the last reset, plus the newest records. */
+  summary(): FailoverSummary {
+    const kept = [...this.records.values()];
+    return {
+      failovers: {
+        total: this.total,
+        completed: this.completed,
+        in_progress: this.total - this.completed - this.failed,
+        failed: this.failed,
+      },
+      detection_ms: this.detection.stats(),
+      recovery_ms: this.recovery.stats(),
+      false_failovers: this.falseFailovers,
+      recent: kept.slice(-recentLimit).reverse().map((r) => ({ ...r })),
+    };
+  }
+
+  /**
+   * Forgets every finished failover, every sample and every counter. Failovers in progress are
+   * kept (the coordinator still completes them by id) and count as in progress; ids keep counting
+   * so that an id seen before the reset never names a different failover.
+   */
+  reset(): void {
+    const running = [...this.records.values()].filter((r) => r.outcome === 'in_progress');
+    this.records = new Map(running.map((r) => [r.id, r]));
+    this.detection = new SampleSeries();
+    this.recovery = new SampleSeries();
+    this.total = running.length;
+    this.completed = 0;
+    this.failed = 0;
+    this.falseFailovers = 0;
+  }
+
+  /** Plain-data snapshot for persistence (samples included, so it grows with the history). */
+  toJSON(): FailoverMetricsJSON {
+    return {
+      nextId: this.nextId,
+      records: [...this.records.values()].map((r) => ({ ...r })),
+      detectionSamples: [...this.detection.values],
+      recoverySamples: [...this.recovery.values],
+      total: this.total,
+      completed: this.completed,
+      failed: this.failed,
+      falseFailovers: this.falseFailovers,
+    };
+  }
+
+  /** Restores metrics saved by {@link toJSON}; inconsistent data is a programmer error and throws. */
+  static fromJSON(data: FailoverMetricsJSON, failoverHistoryLimit: number): FailoverMetrics {
+    const metrics = new FailoverMetrics(failoverHistoryLimit);
+    invariant(Number.isInteger(data.nextId) && data.nextId >= 1, `bad nextId ${data.nextId}`);
+    invariant(data.completed + data.failed <= data.total, 'more finished failovers than started ones');
+    metrics.nextId = data.nextId;
+    for (const saved of data.records) {
+      invariant(!metrics.records.has(saved.id), `duplicate failover id ${saved.id}`);
+      metrics.records.set(saved.id, { ...saved });
+    }
+    const running = metrics.inProgress().length;
+    invariant(running === data.total - data.completed - data.failed, 'in-progress records do not match the counts');
+    for (const value of data.detectionSamples) metrics.detection.push(value);
+    for (const value of data.recoverySamples) metrics.recovery.push(value);
+    metrics.total = data.total;
+    metrics.completed = data.completed;
+    metrics.failed = data.failed;
+    metrics.falseFailovers = data.falseFailovers;
+    metrics.dropOldFinished();
+    return metrics;
+  }
+
+  private inProgressRecord(id: string): MutableRecord {
+    const record = this.records.get(id);
+    invariant(record !== undefined, `unknown failover ${id}`);
+    invariant(record.outcome === 'in_progress', `failover ${id} already ended as ${record.outcome}`);
+    return record;
+  }
+
+  /** Drops the oldest finished records until the history fits, skipping those in progress. */
+  private dropOldFinished(): void {
+    if (this.records.size <= this.limit) return;
+    for (const [id, record] of this.records) {
+      if (this.records.size <= this.limit) return;
+      if (record.outcome !== 'in_progress') this.records.delete(id);
+    }
+  }
+}
+
+function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`failover-metrics invariant violated: ${message}`);
+}
