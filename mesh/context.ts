@@ -1,0 +1,123 @@
+/**
+ * The core's parts, shared by the modules that act on them, and the small state transitions that
+ * must always go together with an event, an alert or a persisted change.
+ */
+import type { ActionBuffer } from './action-buffer.ts';
+import type { AlertBook, AlertInput } from './alerts.ts';
+import type { MeshConfig } from './config.ts';
+import type { DegradedMode } from './degraded-mode.ts';
+import type { FailoverMetrics } from './failover-metrics.ts';
+import type { ServerDetector } from './failure-detector.ts';
+import type { Outbox } from './outbox.ts';
+import type { Random } from './ports.ts';
+import type { SnapshotStore } from './snapshots.ts';
+import { confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
+import type { RegionPhase, ServerId, ServerStatus } from './types.ts';
+
+/** Everything one coordinator owns. */
+export interface CoreContext {
+  readonly config: MeshConfig;
+  readonly random: Random;
+  readonly topology: Topology;
+  readonly detectors: Map<ServerId, ServerDetector>;
+  readonly outbox: Outbox;
+  readonly alerts: AlertBook;
+  readonly metrics: FailoverMetrics;
+  readonly buffer: ActionBuffer;
+  readonly snapshots: SnapshotStore;
+  readonly degraded: DegradedMode;
+  /** Live counts by phase and status, kept in step with every transition (read every tick). */
+  readonly counts: { phases: Record<RegionPhase, number>; statuses: Record<ServerStatus, number> };
+}
+
+/** Empty phase and status counters. */
+export function emptyCounts(): CoreContext['counts'] {
+  return {
+    phases: { active: 0, failing_over: 0, under_replicated: 0, unavailable: 0 },
+    statuses: { alive: 0, suspect: 0, failed: 0, draining: 0, left: 0 },
+  };
+}
+
+/** Raises (or re-raises) an alert; a new or escalated alert is published and persisted. */
+export function raiseAlert(ctx: CoreContext, input: AlertInput, nowMs: number): void {
+  const before = ctx.alerts.isOpen(input.dedupKey);
+  const { alert, isNew } = ctx.alerts.raise(input, nowMs);
+  if (isNew || !before) ctx.outbox.emit({ type: 'administrator_alert', alert }, nowMs);
+  ctx.outbox.changed();
+}
+
+/** Resolves an alert if it is open. */
+export function resolveAlert(ctx: CoreContext, dedupKey: string, nowMs: number): void {
+  if (!ctx.alerts.isOpen(dedupKey)) return;
+  const alert = ctx.alerts.resolve(dedupKey, nowMs);
+  if (alert) ctx.outbox.emit({ type: 'administrator_alert', alert }, nowMs);
+  ctx.outbox.changed();
+}
+
+/** Moves a server to a new status with its event and counters. */
+export function setServerStatus(ctx: CoreContext, server: ServerRecord, to: ServerStatus, nowMs: number): void {
+  const from = server.status;
+  if (from === to) return;
+  ctx.counts.statuses[from] -= 1;
+  ctx.counts.statuses[to] += 1;
+  server.status = to;
+  server.statusSinceMs = nowMs;
+  ctx.outbox.emit({ type: 'server_status_changed', serverId: server.id, from, to }, nowMs);
+  ctx.outbox.changed();
+}
+
+/** The phase a region's replicas put it in. */
+export function phaseOf(region: RegionRecord): RegionPhase {
+  if (region.primary === null) return confirmedBackups(region).length > 0 ? 'failing_over' : 'unavailable';
+  if (!region.primaryAcked) return 'failing_over';
+  return confirmedBackups(region).length >= region.backupTarget ? 'active' : 'under_replicated';
+}
+
+/**
+ * Recomputes a region's phase; a change is published, counted, persisted and reflected in the
+ * region's alerts (missing backups warn, unavailability is critical, both resolve on recovery).
+ * Alerts are also re-checked when the phase stays the same, since the backups may have changed.
+ */
+export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
+  const to = phaseOf(region);
+  const from = region.phase;
+  if (from === to) {
+    phaseAlerts(ctx, region, nowMs);
+    return;
+  }
+  ctx.counts.phases[from] -= 1;
+  ctx.counts.phases[to] += 1;
+  region.phase = to;
+  region.phaseSinceMs = nowMs;
+  ctx.outbox.emit({ type: 'region_phase_changed', regionId: region.id, from, to }, nowMs);
+  ctx.outbox.changed();
+  phaseAlerts(ctx, region, nowMs);
+}
+
+function phaseAlerts(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
+  const underKey = `region-under-replicated:${region.id}`;
+  const unavailableKey = `region-unavailable:${region.id}`;
+  if (region.phase === 'unavailable') {
+    if (ctx.alerts.isOpen(unavailableKey)) return;
+    raiseAlert(ctx, {
+      dedupKey: unavailableKey, severity: 'critical', title: `Region ${region.id} is unavailable`,
+      message: `Region ${region.id} has no primary and no backup holding its state` +
+        `${region.critical ? ' (critical region)' : ''}; it returns when a former replica reconnects.`,
+      subject: { regionId: region.id },
+    }, nowMs);
+    return;
+  }
+  resolveAlert(ctx, unavailableKey, nowMs);
+  // A backup that is still syncing is on its way; only a missing assignment (no capacity) alerts.
+  if (region.phase === 'under_replicated' && region.backups.length < region.backupTarget) {
+    if (ctx.alerts.isOpen(underKey)) return;
+    raiseAlert(ctx, {
+      dedupKey: underKey, severity: 'warning', title: `Region ${region.id} is under-replicated`,
+      message: `Region ${region.id} has ${confirmedBackups(region).length} of ${region.backupTarget} ` +
+        'backups; it is re-replicated as soon as a server with spare capacity is available.',
+      subject: { regionId: region.id },
+    }, nowMs);
+  } else if (region.backups.length >= region.backupTarget) {
+    resolveAlert(ctx, underKey, nowMs);
+  }
+}

@@ -1,0 +1,421 @@
+/**
+ * The facade of the core: commands in, effects and events out. Every method takes the time as an
+ * argument and returns plain data; nothing here reads a clock, draws a random number outside the
+ * injected `Random`, awaits or does I/O. `src/` drives it with the system clock and a ticker, the
+ * simulator with virtual time.
+ */
+import { ActionBuffer, type ActionAck, type BufferedAction, type SubmitOutcome } from './action-buffer.ts';
+import { AlertBook, type Alert, type AlertFilter } from './alerts.ts';
+import { type MeshConfig } from './config.ts';
+import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from './context.ts';
+import { DegradedMode } from './degraded-mode.ts';
+import { Recovery } from './failover.ts';
+import { FailoverMetrics } from './failover-metrics.ts';
+import { FaultRegistry, resolveTargets, type FaultSpec, type InjectedFault } from './faults.ts';
+import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
+import { Membership } from './membership.ts';
+import { Outbox, type Effect } from './outbox.ts';
+import type { Random } from './ports.ts';
+import { SnapshotStore, type PlayerSnapshot } from './snapshots.ts';
+import { Topology, type RegionRecord, type ServerRecord } from './topology.ts';
+import { ok, reject, regionId as toRegionId, serverId as toServerId, type PlayerId, type RegionId, type Result,
+  type ServerId } from './types.ts';
+import { meshStatus, metricsView, replicationView, routeView, serverView, type MeshStatus, type MetricsView,
+  type ReplicationView, type RouteView, type ServerView } from './views.ts';
+import { createRegions, type RegionInput } from './region-factory.ts';
+import { importState, exportState, type CoreState } from './state.ts';
+
+/** What a server says about itself when it registers. */
+export interface ServerInput {
+  readonly id?: string;
+  readonly address: string;
+  readonly zone: string;
+  readonly capacity: number;
+  readonly name?: string | null;
+  readonly simulated?: boolean;
+  readonly credentialHash?: string | null;
+}
+
+/** The coordinator of one mesh. */
+export class Coordinator {
+  readonly ctx: CoreContext;
+  private readonly recovery: Recovery;
+  private readonly membership: Membership;
+  private readonly faults = new FaultRegistry();
+  private readonly delayed: { serverId: ServerId; input: HeartbeatInput; dueAtMs: number }[] = [];
+  private lastTickMs: number | null = null;
+  private tiltUntilMs: number;
+  private nextServerNumber = 1;
+  private nextRegionNumber = 1;
+
+  /**
+   * @param state a persisted state to resume from; every server then gets one full detection
+   *   window from `nowMs` before it can be judged, so a restart never causes a mass failover.
+   */
+  constructor(config: MeshConfig, random: Random, nowMs: number, state?: CoreState) {
+    this.ctx = {
+      config, random, topology: new Topology(), detectors: new Map(),
+      outbox: new Outbox(state?.positions), alerts: state ? AlertBook.fromJSON(state.alerts, config.resolvedAlertsLimit)
+        : new AlertBook(config.resolvedAlertsLimit),
+      metrics: state ? FailoverMetrics.fromJSON(state.metrics, config.failoverHistoryLimit) : new FailoverMetrics(config.failoverHistoryLimit),
+      buffer: state ? ActionBuffer.fromJSON(state.buffer, config) : new ActionBuffer(config),
+      snapshots: new SnapshotStore(config),
+      degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
+      counts: emptyCounts(),
+    };
+    this.recovery = new Recovery(this.ctx);
+    this.membership = new Membership(this.ctx, this.recovery, this.faults);
+    this.tiltUntilMs = nowMs;
+    if (state) {
+      const numbers = importState(this.ctx, state, nowMs);
+      this.nextServerNumber = numbers.nextServerNumber;
+      this.nextRegionNumber = numbers.nextRegionNumber;
+      for (const server of this.ctx.topology.servers.values()) this.membership.watch(server, nowMs);
+      for (const region of this.ctx.topology.regions.values()) this.recovery.track(region);
+    }
+  }
+
+  // ---- membership ----------------------------------------------------------------------------
+
+  /** Registers a server; it is watched from now on and becomes capacity for new replicas. */
+  registerServer(input: ServerInput, nowMs: number): Result<ServerView, 'duplicate_server'> {
+    const id = toServerId(input.id ?? this.nextId('srv', () => this.nextServerNumber++, (c) => this.ctx.topology.servers.has(toServerId(c))));
+    if (this.ctx.topology.servers.has(id)) return reject('duplicate_server', `server ${id} is already registered`);
+    const server: ServerRecord = {
+      id, address: input.address, zone: input.zone, capacity: input.capacity, name: input.name ?? null,
+      simulated: input.simulated ?? false, credentialHash: input.credentialHash ?? null, status: 'alive',
+      statusSinceMs: nowMs, registeredAtMs: nowMs, players: 0, incarnation: null,
+    };
+    this.ctx.topology.addServer(server);
+    this.ctx.counts.statuses.alive += 1;
+    this.membership.watch(server, nowMs);
+    this.recovery.capacityChanged();
+    this.ctx.outbox.changed();
+    return ok(serverView(this.ctx, server));
+  }
+
+  /** Starts a graceful leave: the server's regions are handed off without a failure. */
+  leave(id: ServerId, nowMs: number): Result<ServerView, 'unknown_server' | 'server_failed'> {
+    const server = this.ctx.topology.servers.get(id);
+    if (!server) return reject('unknown_server', `no server ${id}`);
+    if (server.status === 'failed') return reject('server_failed', `server ${id} has failed; it cannot drain`);
+    if (server.status === 'alive' || server.status === 'suspect') {
+      setServerStatus(this.ctx, server, 'draining', nowMs);
+      this.recovery.serverDraining(server, nowMs);
+    }
+    return ok(serverView(this.ctx, server));
+  }
+
+  /** Applies one heartbeat and returns the server's assignment. Never causes a write by itself. */
+  heartbeat(id: ServerId, input: HeartbeatInput, nowMs: number): Result<HeartbeatReply, 'unknown_server' | 'server_left' | 'heartbeat_dropped'> {
+    const server = this.ctx.topology.servers.get(id);
+    if (!server) return reject('unknown_server', `no server ${id}; register it first`);
+    if (server.status === 'left') return reject('server_left', `server ${id} has left the mesh; register it again`);
+    if (!server.simulated && this.faults.unreachableSince(id, nowMs) !== null) {
+      return reject('heartbeat_dropped', `heartbeat dropped: an injected ${this.faults.latest(id)?.mode} fault makes ${id} unreachable`);
+    }
+    const delay = server.simulated ? 0 : this.faults.heartbeatDelay(id, nowMs);
+    if (delay > 0) {
+      this.delayed.push({ serverId: id, input, dueAtMs: nowMs + delay });
+      return ok(buildReply(this.ctx, server, [], (r) => this.ctx.buffer.pending(r)));
+    }
+    const demoted = applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, input, nowMs);
+    return ok(buildReply(this.ctx, server, demoted, (r) => this.ctx.buffer.pending(r)));
+  }
+
+  // ---- time ----------------------------------------------------------------------------------
+
+  /**
+   * One tick: observe (detector verdicts, expiries), then act (recovery, degraded level). A tick
+   * gap beyond `tiltThresholdMs` means the coordinator itself stalled: it enters TILT and declares
+   * no failure for `tiltRecoveryMs`.
+   */
+  tick(nowMs: number): void {
+    if (this.lastTickMs !== null && nowMs - this.lastTickMs > this.ctx.config.tiltThresholdMs) {
+      this.tiltUntilMs = nowMs + this.ctx.config.tiltRecoveryMs;
+      raiseAlert(this.ctx, {
+        dedupKey: 'coordinator-tilt', severity: 'warning', title: 'Coordinator stalled (TILT)',
+        message: `No tick for ${nowMs - this.lastTickMs} ms; no failure is declared for ${this.ctx.config.tiltRecoveryMs} ms.`,
+      }, nowMs);
+    } else if (nowMs >= this.tiltUntilMs) {
+      resolveAlert(this.ctx, 'coordinator-tilt', nowMs);
+    }
+    this.lastTickMs = nowMs;
+    this.applyDelayed(nowMs);
+    this.membership.observe(nowMs, this.tilted(nowMs));
+    this.expireActions(nowMs);
+    this.recovery.run(nowMs);
+    this.membership.finishDrains(nowMs);
+    this.evaluateDegraded(nowMs);
+  }
+
+  /** True while the coordinator distrusts its own observations after a stall. */
+  tilted(nowMs: number): boolean {
+    return nowMs < this.tiltUntilMs;
+  }
+
+  private applyDelayed(nowMs: number): void {
+    while (this.delayed.length > 0 && (this.delayed[0]?.dueAtMs ?? Infinity) <= nowMs) {
+      const next = this.delayed.shift();
+      const server = next && this.ctx.topology.servers.get(next.serverId);
+      if (next && server && server.status !== 'left') {
+        applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, next.input, nowMs);
+      }
+    }
+  }
+
+  private expireActions(nowMs: number): void {
+    const expired = this.ctx.buffer.expire(nowMs);
+    if (expired.length === 0) return;
+    const perRegion = new Map<RegionId, number>();
+    for (const ref of expired) perRegion.set(ref.regionId, (perRegion.get(ref.regionId) ?? 0) + 1);
+    for (const [regionId, count] of perRegion) this.ctx.outbox.emit({ type: 'actions_expired', regionId, count }, nowMs);
+    this.ctx.outbox.changed();
+  }
+
+  private evaluateDegraded(nowMs: number): void {
+    const { statuses, phases } = this.ctx.counts;
+    const servers = this.ctx.topology.servers.size - statuses.left;
+    const regions = this.ctx.topology.regions.size;
+    const evaluation = this.ctx.degraded.evaluate({
+      failedServerShare: servers === 0 ? 0 : statuses.failed / servers,
+      impairedRegionShare: regions === 0 ? 0 : (regions - phases.active) / regions,
+    }, nowMs);
+    const change = evaluation.changed;
+    if (change === null) return;
+    if (change.direction === 'up') {
+      this.ctx.outbox.emit({ type: 'degraded_mode_activated', level: change.to, previous: change.from, reason: change.reason }, nowMs);
+    } else {
+      this.ctx.outbox.emit({ type: 'degraded_mode_deactivated', level: change.to, previous: change.from }, nowMs);
+    }
+    if (change.to === 'NORMAL') {
+      resolveAlert(this.ctx, 'degraded-mode', nowMs);
+    } else {
+      raiseAlert(this.ctx, {
+        dedupKey: 'degraded-mode', severity: change.to === 'SEVERE' ? 'critical' : change.to === 'MODERATE' ? 'warning' : 'info',
+        title: `Mesh degraded: ${change.to}`, message: `Degraded level ${change.from} -> ${change.to}: ${change.reason}.`,
+      }, nowMs);
+    }
+    this.ctx.outbox.changed();
+  }
+
+  // ---- regions -------------------------------------------------------------------------------
+
+  /** Creates regions and places their replicas; refused as a whole when no server has room. */
+  createRegions(inputs: readonly RegionInput[], nowMs: number): Result<RegionRecord[], 'duplicate_region' | 'no_capacity'> {
+    return createRegions(this.ctx, inputs, nowMs, () => this.nextId('region', () => this.nextRegionNumber++,
+      (c) => this.ctx.topology.regions.has(toRegionId(c))));
+  }
+
+  /** Changes a region's priority inputs. */
+  updateRegion(id: RegionId, patch: { critical?: boolean; players?: number }): Result<ReplicationView, 'unknown_region'> {
+    const region = this.ctx.topology.regions.get(id);
+    if (!region) return reject('unknown_region', `no region ${id}`);
+    if (patch.critical !== undefined) region.critical = patch.critical;
+    if (patch.players !== undefined) region.players = patch.players;
+    this.ctx.outbox.changed();
+    return ok(replicationView(this.ctx, region));
+  }
+
+  // ---- faults --------------------------------------------------------------------------------
+
+  /**
+   * Resolves and records a fault. Self-registered servers get the coordinator's overlay; the
+   * caller (the simulated fleet's runtime) carries out the fault for simulated servers.
+   */
+  injectFailure(spec: FaultSpec, nowMs: number): Result<InjectedFault, 'unknown_server' | 'unknown_region' | 'unknown_zone' | 'no_target'> {
+    const targets = resolveTargets(this.ctx.topology, spec.target, this.ctx.random);
+    if (!targets.ok) return targets;
+    return ok(this.faults.record(spec, targets.value, nowMs, this.ctx.config.heartbeatIntervalMs));
+  }
+
+  // ---- player actions and snapshots ----------------------------------------------------------
+
+  /** Buffers a player's action while the region has no acknowledged primary. */
+  submitAction(id: RegionId, action: { playerId: PlayerId; seq: number; payload: unknown }, nowMs: number):
+    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full'> {
+    const region = this.ctx.topology.regions.get(id);
+    if (!region) return reject('unknown_region', `no region ${id}`);
+    const route = routeView(this.ctx, region);
+    if (route.primary !== null) {
+      return reject('region_healthy', `region ${id} has a primary; send the action to ${route.primary.address}`,
+        { data: { primary: route.primary, epoch: route.epoch } });
+    }
+    const result = this.ctx.buffer.submit(id, action, nowMs);
+    if (!result.ok) {
+      raiseAlert(this.ctx, {
+        dedupKey: `buffer-full:${id}`, severity: 'warning', title: `Action buffer full in ${id}`,
+        message: `Player ${action.playerId} reached ${this.ctx.config.actionBufferMaxPerPlayer} buffered actions in region ${id}; further actions are refused with 429 until the failover completes.`,
+        subject: { regionId: id },
+      }, nowMs);
+      return result;
+    }
+    const changeSeq = result.value.status === 'buffered' ? this.ctx.outbox.changed() : this.ctx.outbox.positions().changeSeq;
+    return ok({ ...result.value, changeSeq });
+  }
+
+  /** Hands the region's buffered actions to its acknowledged primary, in per-player order. */
+  collectActions(id: RegionId, serverId: ServerId, nowMs: number, limit?: number):
+    Result<{ epoch: number; actions: BufferedAction[] }, 'unknown_region' | 'not_primary'> {
+    const region = this.primaryOf(id, serverId);
+    if (!region.ok) return region;
+    return ok({ epoch: region.value.epoch, actions: this.ctx.buffer.collect(id, nowMs, limit) });
+  }
+
+  /** Removes actions the primary applied; each player whose actions were replayed has reconnected. */
+  acknowledgeActions(id: RegionId, serverId: ServerId, acks: readonly ActionAck[], nowMs: number):
+    Result<{ acknowledged: number; unknown: number; pending: number; changeSeq: number }, 'unknown_region' | 'not_primary'> {
+    const region = this.primaryOf(id, serverId);
+    if (!region.ok) return region;
+    const outcome = this.ctx.buffer.acknowledge(id, acks, nowMs);
+    if (outcome.acknowledged > 0) {
+      for (const playerId of new Set(acks.map((a) => a.playerId))) {
+        this.ctx.outbox.emit({ type: 'player_reconnected', regionId: id, playerId, serverId }, nowMs);
+      }
+      resolveAlert(this.ctx, `buffer-full:${id}`, nowMs);
+    }
+    const changeSeq = outcome.acknowledged > 0 ? this.ctx.outbox.changed() : this.ctx.outbox.positions().changeSeq;
+    return ok({ ...outcome, pending: this.ctx.buffer.pending(id), changeSeq });
+  }
+
+  /** Keeps the latest snapshot of a player's state posted by the region's primary. */
+  putSnapshot(id: RegionId, serverId: ServerId, snapshot: { playerId: PlayerId; state: unknown; sizeBytes: number }, nowMs: number):
+    Result<{ version: number; epoch: number }, 'unknown_region' | 'not_primary' | 'snapshot_too_large' | 'stale_epoch'> {
+    const region = this.primaryOf(id, serverId);
+    if (!region.ok) return region;
+    const epoch = region.value.epoch;
+    const put = this.ctx.snapshots.put(id, { ...snapshot, serverId, epoch }, nowMs);
+    return put.ok ? ok({ version: put.value.version, epoch }) : put;
+  }
+
+  /** The latest snapshot of a player, if any. */
+  getSnapshot(id: RegionId, playerId: PlayerId): Result<PlayerSnapshot, 'unknown_region' | 'unknown_snapshot'> {
+    if (!this.ctx.topology.regions.has(id)) return reject('unknown_region', `no region ${id}`);
+    const snapshot = this.ctx.snapshots.get(id, playerId);
+    return snapshot ? ok(snapshot) : reject('unknown_snapshot', `no snapshot of player ${playerId} in region ${id}`);
+  }
+
+  private primaryOf(id: RegionId, serverId: ServerId): Result<RegionRecord, 'unknown_region' | 'not_primary'> {
+    const region = this.ctx.topology.regions.get(id);
+    if (!region) return reject('unknown_region', `no region ${id}`);
+    if (region.primary !== serverId || region.announcedEpoch !== region.epoch) {
+      return reject('not_primary', `server ${serverId} is not the announced primary of ${id} (epoch ${region.announcedEpoch})`);
+    }
+    return ok(region);
+  }
+
+  // ---- alerts --------------------------------------------------------------------------------
+
+  listAlerts(filter: AlertFilter = {}): Alert[] {
+    return this.ctx.alerts.list(filter);
+  }
+
+  acknowledgeAlert(id: string, nowMs: number, by?: string): Result<Alert, 'unknown_alert'> {
+    const result = this.ctx.alerts.acknowledge(id, nowMs, by);
+    if (result.ok) this.ctx.outbox.changed();
+    return result;
+  }
+
+  // ---- views ---------------------------------------------------------------------------------
+
+  status(nowMs: number): MeshStatus {
+    return meshStatus(this.ctx, this.tilted(nowMs));
+  }
+
+  servers(): ServerView[] {
+    return [...this.ctx.topology.servers.values()].map((s) => serverView(this.ctx, s));
+  }
+
+  server(id: ServerId): ServerView | undefined {
+    const server = this.ctx.topology.servers.get(id);
+    return server && serverView(this.ctx, server);
+  }
+
+  /** The stored record of a server (for credential checks at the edge). */
+  serverRecord(id: ServerId): Readonly<ServerRecord> | undefined {
+    return this.ctx.topology.servers.get(id);
+  }
+
+  regions(): ReplicationView[] {
+    return [...this.ctx.topology.regions.values()].map((r) => replicationView(this.ctx, r));
+  }
+
+  replication(id: RegionId): ReplicationView | undefined {
+    const region = this.ctx.topology.regions.get(id);
+    return region && replicationView(this.ctx, region);
+  }
+
+  route(id: RegionId): RouteView | undefined {
+    const region = this.ctx.topology.regions.get(id);
+    return region && routeView(this.ctx, region);
+  }
+
+  metrics(): MetricsView {
+    return metricsView(this.ctx);
+  }
+
+  faultLog(): InjectedFault[] {
+    return this.faults.list();
+  }
+
+  // ---- effects and persistence ---------------------------------------------------------------
+
+  /** Takes the effects produced since the last call: at most one `persist`, then the events. */
+  drain(): Effect[] {
+    return this.ctx.outbox.drain();
+  }
+
+  /** Everything up to change `seq` is on disk: held promotions are announced. */
+  markDurable(seq: number): void {
+    for (const { regionId, epoch } of this.ctx.outbox.markDurable(seq)) {
+      const region = this.ctx.topology.regions.get(regionId);
+      if (region && region.announcedEpoch < epoch) region.announcedEpoch = Math.min(epoch, region.epoch);
+    }
+  }
+
+  /** The persistent part of the state (never heartbeats, detectors or snapshots). */
+  exportState(nowMs: number): CoreState {
+    return exportState(this.ctx, nowMs, { nextServerNumber: this.nextServerNumber, nextRegionNumber: this.nextRegionNumber });
+  }
+
+  /**
+   * Removes the simulated test mesh: its servers, its regions with their actions and snapshots, and
+   * the failover history and metrics. Self-registered servers and their regions stay.
+   */
+  resetTestMesh(nowMs: number): { servers: number; regions: number } {
+    const { topology } = this.ctx;
+    let regions = 0;
+    for (const region of [...topology.regions.values()]) {
+      if (!region.simulated) continue;
+      this.ctx.counts.phases[region.phase] -= 1;
+      topology.removeRegion(region.id);
+      this.ctx.buffer.dropRegion(region.id);
+      this.ctx.snapshots.dropRegion(region.id);
+      regions++;
+    }
+    const simulated = [...topology.servers.values()].filter((s) => s.simulated);
+    for (const server of simulated) {
+      if (topology.hostedCount(server.id) > 0) this.membership.declareFailed(server, 'timeout', nowMs);
+      this.ctx.counts.statuses[server.status] -= 1;
+      topology.servers.delete(server.id);
+      this.ctx.detectors.delete(server.id);
+      resolveAlert(this.ctx, `server-failed:${server.id}`, nowMs);
+    }
+    for (const alert of this.ctx.alerts.list({ state: 'open' })) {
+      const regionId = alert.subject?.regionId;
+      if (regionId !== undefined && !topology.regions.has(toRegionId(regionId))) resolveAlert(this.ctx, alert.dedupKey, nowMs);
+    }
+    this.ctx.metrics.reset();
+    this.faults.clear();
+    for (const region of topology.regions.values()) refreshPhase(this.ctx, region, nowMs);
+    this.ctx.outbox.changed();
+    return { servers: simulated.length, regions };
+  }
+
+  private nextId(prefix: string, take: () => number, taken: (candidate: string) => boolean): string {
+    for (;;) {
+      const candidate = `${prefix}-${take()}`;
+      if (!taken(candidate)) return candidate;
+    }
+  }
+}

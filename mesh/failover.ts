@@ -1,0 +1,309 @@
+/**
+ * Recovery: the per-region state machine that turns detected failures into promotions and new
+ * backups. One dispatcher (`step`) looks at a region's situation and calls one small function per
+ * case, Redis Sentinel style; every pending step carries a deadline and an abort path.
+ *
+ * Work is done in priority order (critical regions, then by players) and throttled per server
+ * (Apache Helix): a server takes at most `maxTransitionsPerServer` pending promotions and backup
+ * syncs at once; the rest wait for a later tick.
+ */
+import { refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
+import { chooseCandidate, PlacementPlanner } from './placement.ts';
+import { comparePriority, isUsable, type RegionRecord, type ServerRecord } from './topology.ts';
+import type { RegionId, ServerId } from './types.ts';
+
+/** Drives every region back to a primary and its backups. */
+export class Recovery {
+  /** Regions that need a decision at the next run. */
+  private readonly work = new Set<RegionId>();
+  /** Regions with a pending deadline (unacknowledged primary or syncing backups). */
+  private readonly timed = new Set<RegionId>();
+  /** Regions short of backups for lack of capacity; retried when capacity appears. */
+  private readonly starved = new Set<RegionId>();
+  private capacityAppeared = false;
+
+  constructor(private readonly ctx: CoreContext) {}
+
+  /** Asks for a decision about a region at the next run. */
+  enqueue(id: RegionId): void {
+    this.work.add(id);
+  }
+
+  /** A server joined, returned or freed room: regions short of backups are retried. */
+  capacityChanged(): void {
+    this.capacityAppeared = true;
+  }
+
+  /** Rebuilds the deadline index after a restart. */
+  track(region: RegionRecord): void {
+    if (region.deadlineMs !== null || Object.keys(region.syncing).length > 0) this.timed.add(region.id);
+    if (region.phase !== 'active') this.work.add(region.id);
+  }
+
+  /** Number of regions waiting for a decision (for tests and metrics). */
+  backlog(): number {
+    return this.work.size;
+  }
+
+  /**
+   * Takes a failed server out of every region it hosts. Its primaries wait for a promotion in the
+   * next run; the failover record starts from its last heartbeat.
+   */
+  serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number): void {
+    const { topology } = this.ctx;
+    for (const regionId of [...topology.regionsOf(server.id)]) {
+      const region = topology.regions.get(regionId);
+      if (!region) continue;
+      if (region.primary === server.id) {
+        if (region.failoverId === null && region.lostPrimary === null) {
+          region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
+        }
+        this.dropPrimary(region);
+      } else {
+        topology.removeBackup(region, server.id);
+      }
+      delete region.appliedSeq[server.id];
+      this.noteLoss(region, server.id);
+      this.work.add(region.id);
+      refreshPhase(this.ctx, region, nowMs);
+    }
+  }
+
+  /** Starts a graceful hand-off: backups are replaced, primaries handed over without a failure. */
+  serverDraining(server: ServerRecord, nowMs: number): void {
+    const { topology } = this.ctx;
+    for (const regionId of [...topology.regionsOf(server.id)]) {
+      const region = topology.regions.get(regionId);
+      if (!region) continue;
+      if (region.primary !== server.id) {
+        topology.removeBackup(region, server.id);
+        refreshPhase(this.ctx, region, nowMs);
+      }
+      this.work.add(region.id);
+    }
+  }
+
+  /** The promoted server's heartbeat carries the new epoch: the failover is complete. */
+  primaryAcknowledged(region: RegionRecord, nowMs: number): void {
+    region.primaryAcked = true;
+    region.deadlineMs = null;
+    let recoveryMs: number | null = null;
+    if (region.failoverId !== null) {
+      const record = this.ctx.metrics.complete(region.failoverId, nowMs);
+      recoveryMs = record.recoveryMs;
+      region.lastFailoverId = region.failoverId;
+      region.failoverId = null;
+    }
+    region.lostPrimary = null;
+    resolveAlert(this.ctx, `failover-stuck:${region.id}`, nowMs);
+    const newPrimaryId = region.primary as ServerId;
+    this.ctx.outbox.emit({ type: 'failover_completed', regionId: region.id, newPrimaryId, epoch: region.epoch, recoveryMs }, nowMs);
+    this.ctx.outbox.changed();
+    this.work.add(region.id);
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
+  /** A new backup's heartbeat shows it holds the region. */
+  backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
+    delete region.syncing[serverId];
+    this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId }, nowMs);
+    this.ctx.outbox.changed();
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
+  /**
+   * A server that held an unavailable region came back with its state: it becomes the primary
+   * under a new epoch, which brings the region back.
+   */
+  readopt(region: RegionRecord, serverId: ServerId, nowMs: number): void {
+    this.promote(region, serverId, nowMs, new Map());
+    region.formerReplicas = [];
+  }
+
+  /** One pass: expired deadlines first, then every region that needs work, most important first. */
+  run(nowMs: number): void {
+    this.expireDeadlines(nowMs);
+    if (this.capacityAppeared) {
+      for (const id of this.starved) this.work.add(id);
+      this.starved.clear();
+      this.capacityAppeared = false;
+    }
+    if (this.work.size === 0) return;
+    const regions = [...this.work].map((id) => this.ctx.topology.regions.get(id))
+      .filter((r): r is RegionRecord => r !== undefined).sort(comparePriority);
+    this.work.clear();
+    const transitions = this.pendingTransitions();
+    const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
+    let planner: PlacementPlanner | null = null;
+    const plannerOf = () => (planner ??= new PlacementPlanner(this.ctx.topology, canTake));
+    for (const region of regions) this.step(region, nowMs, transitions, plannerOf);
+  }
+
+  /** The dispatcher: one case per situation of the region. */
+  private step(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
+    plannerOf: () => PlacementPlanner): void {
+    const primary = region.primary === null ? undefined : this.ctx.topology.servers.get(region.primary);
+    if (primary === undefined || primary.status === 'draining') {
+      this.replacePrimary(region, nowMs, transitions, primary ?? null);
+    }
+    // Replacement backups are assigned at once, even before the new primary acknowledges.
+    if (region.primary !== null) this.fillBackups(region, nowMs, transitions, plannerOf());
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
+  /** Promotes the best backup, waits for one, or declares the region unavailable. */
+  private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
+    handingOff: ServerRecord | null): void {
+    const candidate = chooseCandidate(this.ctx.topology, region);
+    const throttled = candidate !== null &&
+      (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
+    if (candidate !== null && !throttled) {
+      if (handingOff !== null) this.dropPrimary(region);
+      this.promote(region, candidate, nowMs, transitions);
+    } else if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
+      this.work.add(region.id);
+    } else {
+      this.giveUp(region, nowMs);
+    }
+  }
+
+  /** A backup that is suspect (or busy) may still be promoted once it is judged. */
+  private hasPromotableLater(region: RegionRecord): boolean {
+    return region.backups.some((id) => {
+      const server = this.ctx.topology.servers.get(id);
+      return server !== undefined && server.status === 'suspect' && region.syncing[id] === undefined;
+    });
+  }
+
+  private promote(region: RegionRecord, candidate: ServerId, nowMs: number, transitions: Map<ServerId, number>): void {
+    const { topology, metrics, outbox, config } = this.ctx;
+    topology.removeBackup(region, candidate);
+    region.epoch += 1;
+    topology.setPrimary(region, candidate);
+    region.primaryAcked = false;
+    region.deadlineMs = nowMs + config.promotionAckTimeoutMs;
+    this.timed.add(region.id);
+    transitions.set(candidate, (transitions.get(candidate) ?? 0) + 1);
+    const lost = region.lostPrimary;
+    if (region.failoverId !== null) {
+      metrics.repromote(region.failoverId, candidate, region.epoch, nowMs);
+    } else if (lost !== null) {
+      region.failoverId = metrics.start({
+        regionId: region.id, failedServerId: lost.serverId, newPrimaryId: candidate, critical: region.critical,
+        players: region.players, epoch: region.epoch, failedAtMs: lost.failedAtMs, detectedAtMs: lost.detectedAtMs,
+        promotedAtMs: nowMs,
+      }).id;
+    }
+    outbox.holdAnnouncement(region.id, region.epoch);
+    outbox.emit({
+      type: 'failover_initiated', regionId: region.id, failedServerId: lost?.serverId ?? null,
+      newPrimaryId: candidate, epoch: region.epoch,
+    }, nowMs);
+  }
+
+  /** No replica holds the region any more: the failover has failed and operators are told. */
+  private giveUp(region: RegionRecord, nowMs: number): void {
+    const lost = region.lostPrimary;
+    if (region.failoverId !== null) {
+      region.lastFailoverId = this.ctx.metrics.fail(region.failoverId, nowMs).id;
+      region.failoverId = null;
+    } else if (lost !== null) {
+      const record = this.ctx.metrics.start({
+        regionId: region.id, failedServerId: lost.serverId, newPrimaryId: null, critical: region.critical,
+        players: region.players, epoch: region.epoch, failedAtMs: lost.failedAtMs, detectedAtMs: lost.detectedAtMs,
+        promotedAtMs: null,
+      });
+      region.lastFailoverId = this.ctx.metrics.fail(record.id, nowMs).id;
+    }
+    region.lostPrimary = null;
+    // Backups still syncing hold no complete state and have no primary to sync from any more.
+    for (const backup of Object.keys(region.syncing)) this.ctx.topology.removeBackup(region, backup as ServerId);
+    this.ctx.outbox.changed();
+  }
+
+  /** Assigns replacement backups until the region has its full count or capacity runs out. */
+  private fillBackups(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
+    planner: PlacementPlanner): void {
+    const { topology, config } = this.ctx;
+    while (region.backups.length < region.backupTarget) {
+      const chosen = planner.pick(region);
+      if (chosen === null) {
+        this.starved.add(region.id);
+        return;
+      }
+      topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs);
+      transitions.set(chosen, (transitions.get(chosen) ?? 0) + 1);
+      planner.placed(chosen);
+      this.timed.add(region.id);
+      this.ctx.outbox.changed();
+    }
+  }
+
+  /** Promotions not acknowledged and backups not confirmed in time are aborted and retried. */
+  private expireDeadlines(nowMs: number): void {
+    for (const id of this.timed) {
+      const region = this.ctx.topology.regions.get(id);
+      if (!region) {
+        this.timed.delete(id);
+        continue;
+      }
+      if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked) this.abortPromotion(region, nowMs);
+      for (const [backup, deadline] of Object.entries(region.syncing)) {
+        if (deadline <= nowMs) {
+          this.ctx.topology.removeBackup(region, backup as ServerId);
+          this.work.add(region.id);
+        }
+      }
+      if (region.deadlineMs === null && Object.keys(region.syncing).length === 0) this.timed.delete(id);
+      refreshPhase(this.ctx, region, nowMs);
+    }
+  }
+
+  private abortPromotion(region: RegionRecord, nowMs: number): void {
+    const serverId = region.primary as ServerId;
+    this.ctx.outbox.emit({
+      type: 'failover_aborted', regionId: region.id, serverId, epoch: region.epoch,
+      reason: `no acknowledgement within ${this.ctx.config.promotionAckTimeoutMs} ms`,
+    }, nowMs);
+    raiseAlert(this.ctx, {
+      dedupKey: `failover-stuck:${region.id}`, severity: 'warning', title: `Failover of ${region.id} is not completing`,
+      message: `Server ${serverId} did not acknowledge its promotion to primary of ${region.id} (epoch ` +
+        `${region.epoch}) within ${this.ctx.config.promotionAckTimeoutMs} ms; trying the next backup.`,
+      subject: { regionId: region.id, serverId },
+    }, nowMs);
+    this.dropPrimary(region);
+    region.deadlineMs = null;
+    this.noteLoss(region, serverId);
+    this.work.add(region.id);
+  }
+
+  private dropPrimary(region: RegionRecord): void {
+    this.ctx.topology.setPrimary(region, null);
+    region.primaryAcked = false;
+    region.deadlineMs = null;
+  }
+
+  /** Remembers who held a region so that it can be brought back if every replica is lost. */
+  private noteLoss(region: RegionRecord, serverId: ServerId): void {
+    if (!region.formerReplicas.includes(serverId)) region.formerReplicas.push(serverId);
+  }
+
+  /** Pending promotions and backup syncs per server, from the regions with deadlines. */
+  private pendingTransitions(): Map<ServerId, number> {
+    const counts = new Map<ServerId, number>();
+    for (const id of this.timed) {
+      const region = this.ctx.topology.regions.get(id);
+      if (!region) continue;
+      if (region.primary !== null && !region.primaryAcked) counts.set(region.primary, (counts.get(region.primary) ?? 0) + 1);
+      for (const backup of Object.keys(region.syncing)) {
+        counts.set(backup as ServerId, (counts.get(backup as ServerId) ?? 0) + 1);
+      }
+    }
+    return counts;
+  }
+}
+
+/** True when a server may serve as a replica right now. */
+export function canServe(server: ServerRecord | undefined): boolean {
+  return server !== undefined && isUsable(server.status);
+}

@@ -1,0 +1,181 @@
+/**
+ * Failure detection for one server: phi-accrual suspicion (Hayashibara et al., as in Akka and
+ * Cassandra) followed by confirmation from the server's replication peers.
+ *
+ * A plain timeout cannot both detect a crash within 3 s and stay quiet under 1% heartbeat loss:
+ * three heartbeats in a row are lost about once per 280 server-hours, so a timeout short enough to
+ * be fast fails healthy servers over. Suspicion therefore only opens the door; a server is declared
+ * `failed` when
+ *  1. phi of its coordinator heartbeats has reached `phiSuspectThreshold`, and
+ *  2. a replication peer reports that it has not heard the server for `peerSilenceMs` counted from
+ *     the last time anyone (the coordinator or any peer) saw it (`peer_confirmed`), or nobody at all
+ *     has seen it for `failureTimeoutMs` (`timeout`, the seed's 5 s bound for servers with no
+ *     reporting peer).
+ * A server that only lost its link to the coordinator keeps being seen by its peers, so it stays
+ * `suspect` and is never failed over.
+ */
+import type { MeshConfig } from './config.ts';
+import type { FailureReason } from './events.ts';
+import type { ServerId } from './types.ts';
+
+/** The detector's judgement of one server at one instant. */
+export type Verdict =
+  | { readonly state: 'alive' }
+  | { readonly state: 'suspect'; readonly phi: number }
+  | { readonly state: 'failed'; readonly reason: FailureReason };
+
+/** The subset of MeshConfig the detector reads. */
+export type DetectorConfig = Pick<
+  MeshConfig,
+  'heartbeatIntervalMs' | 'phiSuspectThreshold' | 'phiWindowSize' | 'phiMinStdDeviationMs' |
+  'phiAcceptablePauseMs' | 'peerSilenceMs' | 'failureTimeoutMs'
+>;
+
+/** What one peer last said about the server: when its report arrived and when it last heard it. */
+interface PeerReport {
+  receivedAtMs: number;
+  heardAtMs: number;
+}
+
+/**
+ * Phi of a silence given the mean and standard deviation of past inter-arrival times, using the
+ * logistic approximation of the normal CDF that Akka uses (accurate to 1e-3, no erf needed).
+ */
+export function phi(silenceMs: number, meanMs: number, stdDevMs: number): number {
+  const y = (silenceMs - meanMs) / stdDevMs;
+  const e = Math.exp(-y * (1.5976 + 0.070566 * y * y));
+  if (silenceMs > meanMs) return -Math.log10(e / (1 + e));
+  return -Math.log10(1 - 1 / (1 + e));
+}
+
+/** Sliding window of heartbeat inter-arrival times with O(1) mean and variance. */
+export class IntervalWindow {
+  private readonly samples: number[] = [];
+  private next = 0;
+  private sum = 0;
+  private sumOfSquares = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /** Adds one interval, evicting the oldest when full. */
+  add(intervalMs: number): void {
+    if (this.samples.length < this.capacity) {
+      this.samples.push(intervalMs);
+    } else {
+      const evicted = this.samples[this.next] ?? 0;
+      this.sum -= evicted;
+      this.sumOfSquares -= evicted * evicted;
+      this.samples[this.next] = intervalMs;
+      this.next = (this.next + 1) % this.capacity;
+    }
+    this.sum += intervalMs;
+    this.sumOfSquares += intervalMs * intervalMs;
+  }
+
+  get size(): number {
+    return this.samples.length;
+  }
+
+  mean(): number {
+    return this.sum / this.samples.length;
+  }
+
+  stdDev(): number {
+    const mean = this.mean();
+    return Math.sqrt(Math.max(0, this.sumOfSquares / this.samples.length - mean * mean));
+  }
+}
+
+/** Detection state of one server. Mutated only through its methods. */
+export class ServerDetector {
+  private lastHeartbeatAt: number;
+  private readonly intervals: IntervalWindow;
+  private readonly peerReports = new Map<ServerId, PeerReport>();
+
+  /**
+   * @param startMs when observation starts; the server is treated as heard at this instant, which
+   *   gives every server one full detection window after registration or a coordinator restart.
+   */
+  constructor(private readonly config: DetectorConfig, startMs: number) {
+    this.lastHeartbeatAt = startMs;
+    this.intervals = new IntervalWindow(config.phiWindowSize);
+    this.bootstrap();
+  }
+
+  /** Akka's bootstrap: two samples one quarter-interval either side of the expected interval. */
+  private bootstrap(): void {
+    const expected = this.config.heartbeatIntervalMs;
+    this.intervals.add(expected - expected / 4);
+    this.intervals.add(expected + expected / 4);
+  }
+
+  /** Time of the last heartbeat the coordinator received. */
+  get lastHeartbeatAtMs(): number {
+    return this.lastHeartbeatAt;
+  }
+
+  /**
+   * Records a heartbeat arrival. Gaps longer than the failure timeout are outages, not jitter, and
+   * are left out of the window so that one outage does not blunt detection for the next hundred.
+   */
+  heartbeat(nowMs: number): void {
+    const interval = nowMs - this.lastHeartbeatAt;
+    if (interval > 0 && interval < this.config.failureTimeoutMs) this.intervals.add(interval);
+    this.lastHeartbeatAt = Math.max(this.lastHeartbeatAt, nowMs);
+    this.peerReports.clear();
+  }
+
+  /** Records what a replication peer said: it last heard this server `silentForMs` ago. */
+  peerReport(peer: ServerId, silentForMs: number, nowMs: number): void {
+    this.peerReports.set(peer, { receivedAtMs: nowMs, heardAtMs: nowMs - Math.max(0, silentForMs) });
+  }
+
+  /** Forgets a peer that no longer replicates with this server. */
+  forgetPeer(peer: ServerId): void {
+    this.peerReports.delete(peer);
+  }
+
+  /** Restarts observation from `nowMs` (coordinator restart or the server's return). */
+  restart(nowMs: number): void {
+    this.lastHeartbeatAt = nowMs;
+    this.peerReports.clear();
+  }
+
+  /** Current phi of the coordinator's own heartbeat stream. */
+  phi(nowMs: number): number {
+    const mean = this.intervals.mean() + this.config.phiAcceptablePauseMs;
+    const std = Math.max(this.intervals.stdDev(), this.config.phiMinStdDeviationMs);
+    return phi(nowMs - this.lastHeartbeatAt, mean, std);
+  }
+
+  /**
+   * Judges the server. `isPeer` says whether a reporter still replicates with this server; reports
+   * from former peers are ignored because they no longer watch its replication stream.
+   */
+  assess(nowMs: number, isPeer: (peer: ServerId) => boolean): Verdict {
+    if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return { state: 'alive' };
+    const currentPhi = this.phi(nowMs);
+    if (currentPhi < this.config.phiSuspectThreshold) return { state: 'alive' };
+    const lastSeen = this.lastSeen(isPeer);
+    if (this.peerConfirms(lastSeen, isPeer)) return { state: 'failed', reason: 'peer_confirmed' };
+    if (nowMs - lastSeen >= this.config.failureTimeoutMs) return { state: 'failed', reason: 'timeout' };
+    return { state: 'suspect', phi: currentPhi };
+  }
+
+  /** Latest instant anyone saw the server: the coordinator, or a current peer. */
+  private lastSeen(isPeer: (peer: ServerId) => boolean): number {
+    let seen = this.lastHeartbeatAt;
+    for (const [peer, report] of this.peerReports) {
+      if (isPeer(peer) && report.heardAtMs > seen) seen = report.heardAtMs;
+    }
+    return seen;
+  }
+
+  /** A current peer spent a full silence window after the last sighting without hearing it. */
+  private peerConfirms(lastSeen: number, isPeer: (peer: ServerId) => boolean): boolean {
+    for (const [peer, report] of this.peerReports) {
+      if (isPeer(peer) && report.receivedAtMs - lastSeen >= this.config.peerSilenceMs) return true;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,59 @@
+/** A binary min-heap ordered by a comparator; used for placement and timed queues. */
+export class MinHeap<T> {
+  private readonly items: T[] = [];
+
+  constructor(private readonly less: (a: T, b: T) => boolean) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+    let i = this.items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(this.at(i), this.at(parent))) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): T | undefined {
+    const top = this.items[0];
+    const last = this.items.pop();
+    if (this.items.length > 0 && last !== undefined) {
+      this.items[0] = last;
+      this.siftDown(0);
+    }
+    return top;
+  }
+
+  private siftDown(start: number): void {
+    let i = start;
+    for (;;) {
+      const left = 2 * i + 1;
+      const right = left + 1;
+      let smallest = i;
+      if (left < this.items.length && this.less(this.at(left), this.at(smallest))) smallest = left;
+      if (right < this.items.length && this.less(this.at(right), this.at(smallest))) smallest = right;
+      if (smallest === i) return;
+      this.swap(i, smallest);
+      i = smallest;
+    }
+  }
+
+  private at(i: number): T {
+    return this.items[i] as T;
+  }
+
+  private swap(i: number, j: number): void {
+    const tmp = this.at(i);
+    this.items[i] = this.at(j);
+    this.items[j] = tmp;
+  }
+}

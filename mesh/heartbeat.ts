@@ -1,0 +1,167 @@
+/**
+ * One heartbeat in, one reply out. A heartbeat updates memory only (rule 1: it never causes a
+ * write by itself); it records the server's claims (acknowledging promotions and new backups,
+ * fencing stale primaries), its replicated progress and what it says about its peers. The reply is
+ * the server's authoritative assignment: every region it hosts with its role, the announced epoch,
+ * the primary to replicate from, the fidelity to run at and whether actions wait to be collected.
+ * Anything the server claims that is not in the reply, it must drop.
+ */
+import { fidelityFor } from './degraded-mode.ts';
+import type { CoreContext } from './context.ts';
+import type { Recovery } from './failover.ts';
+import type { FaultRegistry } from './faults.ts';
+import type { Membership } from './membership.ts';
+import type { RegionRecord, ServerRecord } from './topology.ts';
+import type { DegradedLevel, RegionId, Role, ServerId, ServerStatus } from './types.ts';
+
+/** What a server believes about one region it hosts. */
+export interface RegionClaim {
+  readonly regionId: RegionId;
+  readonly role: Role;
+  readonly epoch: number;
+  /** How much replicated state the server holds for the region. */
+  readonly appliedSeq: number;
+}
+
+/** How long ago a server last heard one of its replication peers. */
+export interface PeerSilence {
+  readonly serverId: ServerId;
+  readonly silentForMs: number;
+}
+
+/** Body of a heartbeat. */
+export interface HeartbeatInput {
+  /** Boot identifier; a new value means the process restarted and lost its state. */
+  readonly incarnation: string;
+  readonly players: number;
+  readonly regions: readonly RegionClaim[];
+  readonly peers: readonly PeerSilence[];
+}
+
+/** A server's address as other servers and players need it. */
+export interface Endpoint {
+  readonly serverId: ServerId;
+  readonly address: string;
+}
+
+/** One region in a heartbeat reply. */
+export interface RegionAssignment {
+  readonly regionId: RegionId;
+  readonly role: Role;
+  readonly epoch: number;
+  readonly primary: Endpoint | null;
+  readonly backups: readonly Endpoint[];
+  readonly fidelity: number;
+  readonly actionsPending: number;
+}
+
+/** Reply to a heartbeat. */
+export interface HeartbeatReply {
+  readonly serverId: ServerId;
+  readonly status: ServerStatus;
+  readonly degradedLevel: DegradedLevel;
+  readonly fidelity: number;
+  readonly heartbeatIntervalMs: number;
+  readonly regions: readonly RegionAssignment[];
+  /** Regions the server claimed as primary but no longer leads: it must stop serving them. */
+  readonly demoted: readonly { regionId: RegionId; epoch: number }[];
+}
+
+/** Applies one heartbeat to the core's state. */
+export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership: Membership, faults: FaultRegistry,
+  server: ServerRecord, input: HeartbeatInput, nowMs: number): { regionId: RegionId; epoch: number }[] {
+  restartCheck(ctx, membership, server, input, nowMs);
+  ctx.detectors.get(server.id)?.heartbeat(nowMs);
+  if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
+  server.incarnation = input.incarnation;
+  server.players = input.players;
+  const demoted: { regionId: RegionId; epoch: number }[] = [];
+  for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);
+  for (const peer of input.peers) applyPeer(ctx, faults, server.id, peer, nowMs);
+  return demoted;
+}
+
+/** A live server that comes back with a new incarnation has restarted: its regions are lost now. */
+function restartCheck(ctx: CoreContext, membership: Membership, server: ServerRecord, input: HeartbeatInput,
+  nowMs: number): void {
+  const restarted = server.incarnation !== null && server.incarnation !== input.incarnation;
+  if (restarted && (server.status === 'alive' || server.status === 'suspect') && ctx.topology.hostedCount(server.id) > 0) {
+    membership.declareFailed(server, 'restarted', nowMs);
+  }
+}
+
+function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, claim: RegionClaim, nowMs: number,
+  demoted: { regionId: RegionId; epoch: number }[]): void {
+  const region = ctx.topology.regions.get(claim.regionId);
+  if (!region) return;
+  const role = ctx.topology.roleOf(region, server.id);
+  if (role === null) {
+    if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive') {
+      region.appliedSeq[server.id] = claim.appliedSeq;
+      recovery.readopt(region, server.id, nowMs);
+    } else if (claim.role === 'primary') {
+      demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
+    }
+    return;
+  }
+  region.appliedSeq[server.id] = Math.max(region.appliedSeq[server.id] ?? 0, claim.appliedSeq);
+  if (role === 'primary' && claim.role === 'primary' && !region.primaryAcked && claim.epoch === region.epoch &&
+    region.announcedEpoch === region.epoch) {
+    recovery.primaryAcknowledged(region, nowMs);
+  } else if (role === 'backup' && region.syncing[server.id] !== undefined && claim.role === 'backup' &&
+    claim.epoch === region.announcedEpoch) {
+    recovery.backupConfirmed(region, server.id, nowMs);
+  } else if (claim.role === 'primary' && role === 'backup') {
+    demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
+  }
+}
+
+/**
+ * Records a peer's sighting. Only current peers count, and for a self-registered server under an
+ * injected outage the sighting is replaced by silence, as if the server were really unreachable.
+ */
+function applyPeer(ctx: CoreContext, faults: FaultRegistry, reporter: ServerId, peer: PeerSilence, nowMs: number): void {
+  const detector = ctx.detectors.get(peer.serverId);
+  if (!detector || peer.serverId === reporter || !ctx.topology.arePeers(reporter, peer.serverId)) return;
+  const target = ctx.topology.servers.get(peer.serverId);
+  const down = target && !target.simulated ? faults.unreachableSince(peer.serverId, nowMs) : null;
+  const silentForMs = down === null ? peer.silentForMs : Math.max(peer.silentForMs, nowMs - down);
+  detector.peerReport(reporter, silentForMs, nowMs);
+}
+
+/** Builds the reply from the announced (durable) state of every region the server hosts. */
+export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { regionId: RegionId; epoch: number }[],
+  pendingActions: (regionId: RegionId) => number): HeartbeatReply {
+  const level = ctx.degraded.level;
+  const regions: RegionAssignment[] = [];
+  for (const regionId of ctx.topology.regionsOf(server.id)) {
+    const region = ctx.topology.regions.get(regionId);
+    if (region) regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
+  }
+  return {
+    serverId: server.id, status: server.status, degradedLevel: level, fidelity: fidelityFor(level, false),
+    heartbeatIntervalMs: ctx.config.heartbeatIntervalMs, regions, demoted,
+  };
+}
+
+function assignmentFor(ctx: CoreContext, region: RegionRecord, serverId: ServerId, level: DegradedLevel,
+  pendingActions: (regionId: RegionId) => number): RegionAssignment {
+  const announced = region.announcedEpoch === region.epoch;
+  const isPrimary = region.primary === serverId;
+  // Until the new epoch is durable, the promoted backup is still told it is a backup.
+  const role: Role = isPrimary && announced ? 'primary' : 'backup';
+  return {
+    regionId: region.id, role, epoch: region.announcedEpoch,
+    primary: announced ? endpoint(ctx, region.primary) : null,
+    backups: announced ? region.backups.map((b) => endpoint(ctx, b)).filter((e): e is Endpoint => e !== null) : [],
+    fidelity: fidelityFor(level, region.critical),
+    actionsPending: role === 'primary' ? pendingActions(region.id) : 0,
+  };
+}
+
+/** Address of a server as peers and players need it. */
+export function endpoint(ctx: CoreContext, id: ServerId | null): Endpoint | null {
+  if (id === null) return null;
+  const server = ctx.topology.servers.get(id);
+  return server ? { serverId: id, address: server.address } : null;
+}

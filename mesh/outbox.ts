@@ -1,0 +1,80 @@
+/**
+ * What the core hands to the outside world: the events it emitted and the durability bookkeeping
+ * behind rule 2 of DESIGN.md (an epoch is persisted before it is announced).
+ *
+ * Every state change that must survive a restart bumps `changeSeq`. `src/` persists the state and
+ * reports back with `markDurable(seq)`; promotions wait in `pendingAnnouncements` until the change
+ * that made them is durable, and only then do heartbeat replies and routes show the new epoch.
+ */
+import type { MeshEvent, MeshEventBody } from './events.ts';
+import type { RegionId } from './types.ts';
+
+/** A side effect for `src/`/`api/` to carry out. */
+export type Effect =
+  | { readonly type: 'persist'; readonly seq: number }
+  | { readonly type: 'emit'; readonly event: MeshEvent };
+
+/** Event stream and durability watermark of one coordinator. */
+export class Outbox {
+  private events: MeshEvent[] = [];
+  private eventSeq = 0;
+  private changeSeq = 0;
+  private durableSeq = 0;
+  private persistRequested = false;
+  private readonly pending: { regionId: RegionId; epoch: number; seq: number }[] = [];
+
+  constructor(start: { eventSeq: number; changeSeq: number } = { eventSeq: 0, changeSeq: 0 }) {
+    this.eventSeq = start.eventSeq;
+    this.changeSeq = start.changeSeq;
+    this.durableSeq = start.changeSeq;
+  }
+
+  /** Queues an event and returns it with its sequence number. */
+  emit(body: MeshEventBody, atMs: number): MeshEvent {
+    this.eventSeq += 1;
+    const event = { ...body, seq: this.eventSeq, atMs } as MeshEvent;
+    this.events.push(event);
+    return event;
+  }
+
+  /** Notes a change that must be persisted; returns the change's sequence number. */
+  changed(): number {
+    this.changeSeq += 1;
+    this.persistRequested = true;
+    return this.changeSeq;
+  }
+
+  /** Holds back the announcement of `epoch` for a region until the current change is durable. */
+  holdAnnouncement(regionId: RegionId, epoch: number): void {
+    this.pending.push({ regionId, epoch, seq: this.changed() });
+  }
+
+  /** Takes the queued effects: one `persist` (if anything changed) and the events, in order. */
+  drain(): Effect[] {
+    const effects: Effect[] = [];
+    if (this.persistRequested) effects.push({ type: 'persist', seq: this.changeSeq });
+    for (const event of this.events) effects.push({ type: 'emit', event });
+    this.persistRequested = false;
+    this.events = [];
+    return effects;
+  }
+
+  /**
+   * Records that everything up to `seq` is on disk and returns the announcements it releases,
+   * oldest first.
+   */
+  markDurable(seq: number): { regionId: RegionId; epoch: number }[] {
+    this.durableSeq = Math.max(this.durableSeq, Math.min(seq, this.changeSeq));
+    const released: { regionId: RegionId; epoch: number }[] = [];
+    while (this.pending.length > 0 && (this.pending[0]?.seq ?? Infinity) <= this.durableSeq) {
+      const next = this.pending.shift();
+      if (next) released.push({ regionId: next.regionId, epoch: next.epoch });
+    }
+    return released;
+  }
+
+  /** Sequence numbers for persistence and restart. */
+  positions(): { eventSeq: number; changeSeq: number; durableSeq: number } {
+    return { eventSeq: this.eventSeq, changeSeq: this.changeSeq, durableSeq: this.durableSeq };
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The persistent part of the core's state and its restoration. Heartbeats, detector windows and
+ * snapshots are not persisted: after a restart every server gets one full detection window, and
+ * primaries re-post snapshots.
+ */
+import type { ActionBufferJSON } from './action-buffer.ts';
+import type { AlertBookJSON } from './alerts.ts';
+import type { CoreContext } from './context.ts';
+import type { DegradedModeJSON } from './degraded-mode.ts';
+import type { FailoverMetricsJSON } from './failover-metrics.ts';
+import type { RegionRecord, ServerRecord } from './topology.ts';
+
+/** Version of the persisted core state; bumped on incompatible changes. */
+export const coreStateVersion = 1;
+
+/** Everything the core persists. */
+export interface CoreState {
+  readonly version: number;
+  readonly savedAtMs: number;
+  readonly positions: { eventSeq: number; changeSeq: number };
+  readonly numbers: { nextServerNumber: number; nextRegionNumber: number };
+  readonly servers: readonly ServerRecord[];
+  readonly regions: readonly RegionRecord[];
+  readonly alerts: AlertBookJSON;
+  readonly metrics: FailoverMetricsJSON;
+  readonly buffer: ActionBufferJSON;
+  readonly degraded: DegradedModeJSON;
+}
+
+/** Captures the persistent state. Records are copied so that later changes do not alter it. */
+export function exportState(ctx: CoreContext, nowMs: number, numbers: CoreState['numbers']): CoreState {
+  const { eventSeq, changeSeq } = ctx.outbox.positions();
+  return {
+    version: coreStateVersion, savedAtMs: nowMs, positions: { eventSeq, changeSeq }, numbers,
+    servers: [...ctx.topology.servers.values()].map((s) => ({ ...s })),
+    regions: [...ctx.topology.regions.values()].map((r) => ({
+      ...r, backups: [...r.backups], syncing: { ...r.syncing }, appliedSeq: { ...r.appliedSeq },
+      formerReplicas: [...r.formerReplicas], lostPrimary: r.lostPrimary && { ...r.lostPrimary },
+    })),
+    alerts: ctx.alerts.toJSON(), metrics: ctx.metrics.toJSON(), buffer: ctx.buffer.toJSON(), degraded: ctx.degraded.toJSON(),
+  };
+}
+
+/**
+ * Restores servers and regions into an empty context. Everything persisted was durable, so every
+ * epoch counts as announced; pending deadlines restart from `nowMs`, since the time spent down is
+ * the coordinator's outage, not the servers'. Suspicion is forgotten and judged afresh.
+ */
+export function importState(ctx: CoreContext, state: CoreState, nowMs: number): CoreState['numbers'] {
+  if (state.version !== coreStateVersion) {
+    throw new Error(`persisted core state has version ${state.version}; this build reads version ${coreStateVersion}`);
+  }
+  for (const saved of state.servers) {
+    const server: ServerRecord = { ...saved, status: saved.status === 'suspect' ? 'alive' : saved.status };
+    ctx.topology.addServer(server);
+    ctx.counts.statuses[server.status] += 1;
+  }
+  for (const saved of state.regions) {
+    const region: RegionRecord = {
+      ...saved, backups: [...saved.backups], appliedSeq: { ...saved.appliedSeq }, formerReplicas: [...saved.formerReplicas],
+      announcedEpoch: saved.epoch,
+      deadlineMs: saved.deadlineMs === null ? null : nowMs + Math.max(0, saved.deadlineMs - state.savedAtMs),
+      syncing: Object.fromEntries(Object.entries(saved.syncing).map(([id, d]) => [id, nowMs + Math.max(0, d - state.savedAtMs)])),
+    };
+    ctx.topology.addRegion(region);
+    ctx.counts.phases[region.phase] += 1;
+  }
+  return state.numbers;
+}
