@@ -1,0 +1,236 @@
+/**
+ * The simulated fleet: servers that heartbeat through the network model, replicate, acknowledge
+ * promotions and replay buffered actions, and players who submit actions while their region fails
+ * over. Everything is driven by one seeded PRNG and a queue of timed messages, so a run is
+ * reproduced exactly from its seed. The same fleet backs `POST /mesh/setup_test` and the tests.
+ */
+import type { Coordinator } from '../coordinator.ts';
+import type { InjectedFault } from '../faults.ts';
+import { flapDownMs, flapUpMs } from '../faults.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../heartbeat.ts';
+import { MinHeap } from '../heap.ts';
+import type { RegionId, ServerId } from '../types.ts';
+import { deliver, standardNetwork, type NetworkModel } from './network.ts';
+import type { SeededRandom } from './random.ts';
+import { replicationIntervalMs, SimServer } from './sim-server.ts';
+import { ActionLedger } from './ledger.ts';
+
+type Message =
+  | { kind: 'send'; serverId: ServerId; scheduled: boolean }
+  | { kind: 'deliver'; serverId: ServerId; incarnation: string; input: HeartbeatInput }
+  | { kind: 'reply'; serverId: ServerId; incarnation: string; reply: HeartbeatReply }
+  | { kind: 'restore'; serverId: ServerId; faultId: string; action: 'heal' | 'restart' | 'flap_down' | 'flap_up' };
+
+interface Timed {
+  readonly atMs: number;
+  readonly order: number;
+  readonly message: Message;
+}
+
+/** Options of a simulated fleet. */
+export interface FleetOptions {
+  readonly network?: NetworkModel;
+  /** Simulated players per region, who act while their region fails over (0: no actions). */
+  readonly playersPerRegion?: number;
+  /** Actions per second per player while the region has no primary. */
+  readonly actionsPerSecond?: number;
+}
+
+/** Simulated servers and players around one coordinator. */
+export class SimulatedFleet {
+  readonly servers = new Map<ServerId, SimServer>();
+  readonly ledger = new ActionLedger();
+  private readonly queue = new MinHeap<Timed>((a, b) => a.atMs !== b.atMs ? a.atMs < b.atMs : a.order < b.order);
+  private order = 0;
+  private readonly network: NetworkModel;
+  /** Regions without an acknowledged primary, where players buffer actions. */
+  private readonly failing = new Set<RegionId>();
+  private readonly playerSeq = new Map<string, number>();
+
+  constructor(private readonly coordinator: Coordinator, private readonly random: SeededRandom,
+    private readonly options: FleetOptions = {}) {
+    this.network = options.network ?? standardNetwork;
+  }
+
+  /** Adds a simulated server already registered with the coordinator. */
+  addServer(id: ServerId, address: string, nowMs: number): SimServer {
+    const server = new SimServer(id, address, this.random.fork(), nowMs, this.coordinator.ctx.config.heartbeatIntervalMs);
+    this.servers.set(id, server);
+    this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: id, scheduled: true });
+    return server;
+  }
+
+  /** Gives every simulated server the regions the coordinator assigned to it (initial placement). */
+  adoptAssignments(nowMs: number): void {
+    const { topology } = this.coordinator.ctx;
+    for (const server of this.servers.values()) {
+      for (const regionId of topology.regionsOf(server.id)) {
+        const region = topology.regions.get(regionId);
+        if (!region) continue;
+        const role = region.primary === server.id ? 'primary' : 'backup';
+        server.regions.set(regionId, { role, epoch: region.announcedEpoch, syncedToMs: nowMs });
+      }
+      server.peers = topology.peersOf(server.id);
+    }
+  }
+
+  /** Notes the coordinator's events that matter to players. */
+  observe(type: string, regionId: RegionId | undefined): void {
+    if (regionId === undefined) return;
+    if (type === 'failover_initiated') this.failing.add(regionId);
+    else if (type === 'failover_completed') this.failing.delete(regionId);
+  }
+
+  /** Delivers every message due up to `untilMs`, in time order. */
+  runUntil(untilMs: number): void {
+    for (let next = this.queue.peek(); next !== undefined && next.atMs <= untilMs; next = this.queue.peek()) {
+      this.queue.pop();
+      this.handle(next.message, next.atMs);
+    }
+  }
+
+  /** Players of failing regions submit actions for one tick of `tickMs`. */
+  playTick(nowMs: number, tickMs: number): void {
+    const players = this.options.playersPerRegion ?? 0;
+    const rate = (this.options.actionsPerSecond ?? 2) * tickMs / 1000;
+    if (players === 0) return;
+    for (const regionId of this.failing) {
+      for (let p = 0; p < players; p++) {
+        if (!this.random.chance(rate)) continue;
+        const key = `${regionId}/p${p}`;
+        const seq = (this.playerSeq.get(key) ?? 0) + 1;
+        this.playerSeq.set(key, seq);
+        const result = this.coordinator.submitAction(regionId, { playerId: `p${p}`, seq, payload: { n: seq } }, nowMs);
+        if (result.ok && result.value.status === 'buffered') this.ledger.accepted(regionId, `p${p}`, seq);
+        else if (!result.ok && result.code === 'region_healthy') this.failing.delete(regionId);
+      }
+    }
+  }
+
+  /** Carries out an injected fault on the simulated servers it names. */
+  inject(fault: InjectedFault, nowMs: number): void {
+    for (const id of fault.serverIds) {
+      const server = this.servers.get(id);
+      if (!server || !server.up) continue;
+      this.startFault(server, fault, nowMs);
+    }
+  }
+
+  private startFault(server: SimServer, fault: InjectedFault, nowMs: number): void {
+    const until = fault.untilMs;
+    const restore = (atMs: number, action: 'heal' | 'restart' | 'flap_down' | 'flap_up') =>
+      this.push(atMs, { kind: 'restore', serverId: server.id, faultId: fault.id, action });
+    if (fault.mode === 'crash') {
+      server.crash(nowMs);
+      if (until !== null) restore(until, 'restart');
+    } else if (fault.mode === 'partition' || fault.mode === 'flap') {
+      server.unreachableSince = nowMs;
+      if (fault.mode === 'flap') restore(nowMs + flapDownMs, 'flap_up');
+      else if (until !== null) restore(until, 'heal');
+    } else {
+      server.extraDelayMs = fault.delayMs;
+      if (until !== null) restore(until, 'heal');
+    }
+    this.faultEnds.set(server.id, { id: fault.id, untilMs: until });
+  }
+
+  private readonly faultEnds = new Map<ServerId, { id: string; untilMs: number | null }>();
+
+  private handle(message: Message, nowMs: number): void {
+    const server = this.servers.get(message.serverId);
+    if (!server) return;
+    if (message.kind === 'send') this.send(server, nowMs, message.scheduled);
+    else if (message.kind === 'deliver') this.deliverHeartbeat(server, message.incarnation, message.input, nowMs);
+    else if (message.kind === 'reply') this.receiveReply(server, message.incarnation, message.reply, nowMs);
+    else this.restore(server, message.faultId, message.action, nowMs);
+  }
+
+  private send(server: SimServer, nowMs: number, scheduled: boolean): void {
+    if (!server.up) return;
+    if (scheduled) {
+      server.nextHeartbeatAtMs = nowMs + server.intervalMs;
+      this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: server.id, scheduled: true });
+    }
+    server.advanceState(nowMs);
+    const input = server.heartbeat(nowMs, (peer) => this.silentFor(server, peer, nowMs), this.playersOf(server));
+    if (!server.reachable) return;
+    const delay = deliver(this.network, server.random);
+    if (delay === null) return;
+    this.push(nowMs + delay + server.extraDelayMs, { kind: 'deliver', serverId: server.id, incarnation: server.incarnation, input });
+  }
+
+  private deliverHeartbeat(server: SimServer, incarnation: string, input: HeartbeatInput, nowMs: number): void {
+    const result = this.coordinator.heartbeat(server.id, input, nowMs);
+    if (!result.ok) return;
+    const delay = deliver(this.network, server.random);
+    if (delay === null) return;
+    this.push(nowMs + delay, { kind: 'reply', serverId: server.id, incarnation, reply: result.value });
+  }
+
+  private receiveReply(server: SimServer, incarnation: string, reply: HeartbeatReply, nowMs: number): void {
+    if (!server.reachable || server.incarnation !== incarnation) return;
+    const changed = server.applyReply(reply, nowMs);
+    for (const assignment of reply.regions) {
+      if (assignment.role === 'primary' && assignment.actionsPending > 0) this.replay(server, assignment.regionId, nowMs);
+    }
+    if (changed) this.push(nowMs, { kind: 'send', serverId: server.id, scheduled: false });
+  }
+
+  /** The new primary collects buffered actions, applies them (ledger) and acknowledges them. */
+  private replay(server: SimServer, regionId: RegionId, nowMs: number): void {
+    const collected = this.coordinator.collectActions(regionId, server.id, nowMs);
+    if (!collected.ok) return;
+    const acks = collected.value.actions.map((a) => ({ playerId: a.playerId, seq: a.seq }));
+    for (const a of acks) this.ledger.applied(regionId, a.playerId, a.seq);
+    const result = this.coordinator.acknowledgeActions(regionId, server.id, acks, nowMs);
+    if (result.ok) this.failing.delete(regionId);
+  }
+
+  private restore(server: SimServer, faultId: string, action: string, nowMs: number): void {
+    if (this.faultEnds.get(server.id)?.id !== faultId) return;
+    const until = this.faultEnds.get(server.id)?.untilMs ?? null;
+    if (action === 'restart') {
+      server.restart(nowMs);
+      this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: server.id, scheduled: true });
+    } else if (action === 'heal') {
+      server.unreachableSince = null;
+      server.extraDelayMs = 0;
+    } else if (action === 'flap_up') {
+      server.unreachableSince = null;
+      if (until === null || nowMs + flapUpMs < until) {
+        this.push(nowMs + flapUpMs, { kind: 'restore', serverId: server.id, faultId, action: 'flap_down' });
+      }
+    } else if (action === 'flap_down' && server.up) {
+      server.unreachableSince = nowMs;
+      const end = Math.min(nowMs + flapDownMs, until ?? Infinity);
+      this.push(end, { kind: 'restore', serverId: server.id, faultId, action: 'flap_up' });
+    }
+  }
+
+  /** How long ago `server` last heard `peer` over the replication stream. */
+  private silentFor(server: SimServer, peerId: ServerId, nowMs: number): number {
+    const peer = this.servers.get(peerId);
+    if (!peer) return 0;
+    if (peer.unreachableSince !== null) return Math.max(0, nowMs - peer.unreachableSince);
+    return Math.floor(server.random.next() * replicationIntervalMs);
+  }
+
+  private playersOf(server: SimServer): number {
+    let players = 0;
+    for (const [regionId, r] of server.regions) {
+      if (r.role === 'primary') players += this.coordinator.ctx.topology.regions.get(regionId)?.players ?? 0;
+    }
+    return players;
+  }
+
+  private push(atMs: number, message: Message): void {
+    this.queue.push({ atMs, order: this.order++, message });
+  }
+
+  /** Removes every simulated server (test mesh reset). */
+  clear(): void {
+    this.servers.clear();
+    this.failing.clear();
+    while (this.queue.pop() !== undefined) { /* drain */ }
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * One simulated game server: what it believes about its regions, its heartbeat schedule and the
+ * faults it suffers. It follows the protocol a real server must follow: heartbeat every interval;
+ * apply the reply (roles, epochs, primaries); heartbeat again at once after a role change, so that
+ * a promotion is acknowledged without waiting a whole interval; drop regions it is not given.
+ */
+import type { HeartbeatInput, HeartbeatReply } from '../heartbeat.ts';
+import type { RegionId, Role, ServerId } from '../types.ts';
+import type { SeededRandom } from './random.ts';
+
+/** What a simulated server holds for one region. */
+export interface SimRegion {
+  role: Role;
+  epoch: number;
+  /** The virtual time up to which its replicated state is complete. */
+  syncedToMs: number;
+}
+
+/**
+ * How often a primary streams replicated state to its backups; a peer seen within this interval
+ * is reported as just heard.
+ */
+export const replicationIntervalMs = 50;
+/** Replicated state advances by one sequence number per this many ms of play. */
+export const msPerSeq = 10;
+
+/** A simulated server's process and network state. */
+export class SimServer {
+  incarnationNumber = 1;
+  /** False while crashed. */
+  up = true;
+  /** Since when it has been unreachable (crash, partition or the down half of a flap), else null. */
+  unreachableSince: number | null = null;
+  /** Extra delay added to its heartbeats while a `slow` fault lasts. */
+  extraDelayMs = 0;
+  nextHeartbeatAtMs: number;
+  readonly regions = new Map<RegionId, SimRegion>();
+  /** Replication peers as the last reply named them. */
+  peers = new Set<ServerId>();
+  heartbeatsSent = 0;
+
+  constructor(readonly id: ServerId, readonly address: string, readonly random: SeededRandom, startMs: number,
+    readonly intervalMs: number) {
+    this.nextHeartbeatAtMs = startMs + random.next() * intervalMs;
+  }
+
+  get incarnation(): string {
+    return `${this.id}#${this.incarnationNumber}`;
+  }
+
+  get reachable(): boolean {
+    return this.up && this.unreachableSince === null;
+  }
+
+  /** Builds the heartbeat it would send at `nowMs`. */
+  heartbeat(nowMs: number, silentFor: (peer: ServerId) => number, players: number): HeartbeatInput {
+    this.heartbeatsSent++;
+    return {
+      incarnation: this.incarnation, players,
+      regions: [...this.regions].map(([regionId, r]) => ({
+        regionId, role: r.role, epoch: r.epoch, appliedSeq: Math.floor(r.syncedToMs / msPerSeq),
+      })),
+      peers: [...this.peers].map((serverId) => ({ serverId, silentForMs: silentFor(serverId) })),
+    };
+  }
+
+  /**
+   * Applies a reply. Returns true when a role changed (a promotion or a new assignment), which
+   * makes the server heartbeat again at once.
+   */
+  applyReply(reply: HeartbeatReply, nowMs: number): boolean {
+    let changed = false;
+    const given = new Set<RegionId>();
+    const peers = new Set<ServerId>();
+    for (const a of reply.regions) {
+      given.add(a.regionId);
+      const held = this.regions.get(a.regionId);
+      if (!held) {
+        // A new backup copies the primary's state; modelled as complete from now on.
+        this.regions.set(a.regionId, { role: a.role, epoch: a.epoch, syncedToMs: nowMs });
+        changed = true;
+      } else if (held.role !== a.role || held.epoch !== a.epoch) {
+        held.role = a.role;
+        held.epoch = a.epoch;
+        changed = true;
+      }
+      for (const e of [a.primary, ...a.backups]) if (e && e.serverId !== this.id) peers.add(e.serverId);
+    }
+    for (const id of [...this.regions.keys()]) if (!given.has(id)) this.regions.delete(id);
+    this.peers = peers;
+    return changed;
+  }
+
+  /** State keeps flowing while the server is reachable (primaries play, backups replicate). */
+  advanceState(nowMs: number): void {
+    if (!this.reachable) return;
+    for (const region of this.regions.values()) {
+      const lag = region.role === 'primary' ? 0 : this.random.next() * replicationIntervalMs;
+      region.syncedToMs = Math.max(region.syncedToMs, nowMs - lag);
+    }
+  }
+
+  /** A crash loses everything; the restarted process comes back empty with a new incarnation. */
+  crash(nowMs: number): void {
+    this.up = false;
+    this.unreachableSince = nowMs;
+    this.regions.clear();
+    this.peers.clear();
+  }
+
+  restart(nowMs: number): void {
+    this.up = true;
+    this.unreachableSince = null;
+    this.incarnationNumber++;
+    this.nextHeartbeatAtMs = nowMs + this.random.next() * this.intervalMs;
+  }
+}
