@@ -1,0 +1,322 @@
+/**
+ * Start-up settings from command-line flags and environment variables: flags beat the environment,
+ * which beats the defaults. Parsing is pure (argv and env in, settings or every problem out) so that
+ * `main` decides what to do with errors and tests need no process. Every numeric field of the core's
+ * `MeshConfig` is a setting, with flag and variable names derived from the field name.
+ */
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import {
+  defaultMeshConfig, testMeshConfig, validateMeshConfig, type LevelThresholds, type MeshConfig,
+} from '../mesh/config.ts';
+import { logLevels, type LogLevel } from './logger.ts';
+
+/** Which store keeps the durable state. */
+export type StoreKind = 'lowdb' | 'memory';
+
+/** Which clock drives the core. */
+export type ClockKind = 'system' | 'manual';
+
+/** Everything the composition root needs to start the service. */
+export interface Settings {
+  /** TCP port; 0 asks the OS for a free one. */
+  readonly port: number;
+  /** Address to bind. */
+  readonly host: string;
+  /** Directory of the data file (as given; relative paths are relative to the working directory). */
+  readonly dataDir: string;
+  /** Store implementation. */
+  readonly store: StoreKind;
+  /** System clock with a ticker, or a manual clock advanced over HTTP. */
+  readonly clock: ClockKind;
+  /** Bearer token for admin operations; `undefined` means protected mode (loopback only). */
+  readonly adminToken: string | undefined;
+  /** Ticker period; always equal to `mesh.tickIntervalMs`, which is where the core reads it. */
+  readonly tickMs: number;
+  /** Minimum level of log records. */
+  readonly logLevel: LogLevel;
+  /** The core's configuration, validated. */
+  readonly mesh: MeshConfig;
+  /** `--help` was given: print {@link helpText} and exit; the other fields are then defaults. */
+  readonly help: boolean;
+}
+
+/** Result of {@link parseSettings}: the settings (with non-fatal warnings) or every problem found. */
+export type SettingsResult =
+  | { readonly ok: true; readonly settings: Settings; readonly warnings: readonly string[] }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** The environment as `process.env` has it. */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** A service setting as `--help` shows it. */
+interface ServiceSpec {
+  readonly flag: string | undefined;
+  readonly env: string;
+  readonly arg: string;
+  readonly fallback: string;
+  readonly describe: string;
+}
+
+const serviceSpecs: readonly ServiceSpec[] = [
+  { flag: 'port', env: 'MESH_PORT', arg: 'port', fallback: '8080', describe: 'TCP port to listen on; 0 picks a free one.' },
+  { flag: 'host', env: 'MESH_HOST', arg: 'address', fallback: '127.0.0.1', describe: 'Address to bind; anything but loopback needs MESH_ADMIN_TOKEN.' },
+  { flag: 'data-dir', env: 'MESH_DATA_DIR', arg: 'path', fallback: './data', describe: 'Directory of the data file mesh.json (created if missing).' },
+  { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
+  { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
+  { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
+  { flag: 'log-level', env: 'MESH_LOG_LEVEL', arg: 'debug|info|warn|error', fallback: 'info', describe: 'Minimum level of the JSON log lines on stdout.' },
+];
+
+/**
+ * One line per `MeshConfig` field, shortened from its TSDoc in mesh/config.ts. Typed as a record of
+ * every key so that a new field fails to compile until it is described (and so becomes a setting).
+ */
+const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
+  heartbeatIntervalMs: 'How often every server sends a heartbeat; phi-accrual expects this interval.',
+  tickIntervalMs: 'Ticker period: how late a decision can be taken after its evidence.',
+  phiSuspectThreshold: 'Phi at which a silent server becomes suspect (Akka and Cassandra use 8).',
+  phiWindowSize: 'Heartbeat inter-arrival intervals phi-accrual keeps per server.',
+  phiMinStdDeviationMs: 'Floor of the inter-arrival deviation, so regular heartbeats do not explode phi.',
+  phiAcceptablePauseMs: 'Extra pause tolerated before phi starts to climb (GC, scheduling).',
+  peerSilenceMs: 'Silence after which a replication peer reports a server silent.',
+  failureTimeoutMs: 'Silence after which failure is declared even without peer evidence.',
+  tiltThresholdMs: 'Tick gap that means the coordinator itself stalled (enters TILT).',
+  tiltRecoveryMs: 'How long TILT lasts after a stall: no failures are declared meanwhile.',
+  backupsPerRegion: 'Backups every region should have.',
+  promotionAckTimeoutMs: 'Time a promoted backup has to acknowledge before the next candidate is tried.',
+  backupSyncTimeoutMs: 'Time a new backup has to confirm it holds the region before it is replaced.',
+  maxTransitionsPerServer: 'Most promotions and backup syncs one server takes at once.',
+  failureWindowMs: 'Sliding window over which failures count towards degraded mode.',
+  failureCountThresholds: 'Failures within the window that raise LIGHT,MODERATE,SEVERE.',
+  failedServerShareThresholds: 'Share of servers failed that raises LIGHT,MODERATE,SEVERE.',
+  impairedRegionShareThresholds: 'Share of regions impaired that raises LIGHT,MODERATE,SEVERE.',
+  degradedCooldownMs: 'Time below a level before stepping down one level (hysteresis).',
+  actionBufferMaxPerPlayer: 'Most buffered actions per player while a region has no primary.',
+  actionBufferMaxAgeMs: 'Age after which a buffered action is reported expired, not replayed.',
+  snapshotMaxBytes: 'Largest player snapshot kept, in bytes of JSON.',
+  snapshotsMaxPerRegion: 'Most player snapshots kept per region.',
+  failoverHistoryLimit: 'Most finished failovers kept in history.',
+  resolvedAlertsLimit: 'Most resolved alerts kept; open alerts are never dropped.',
+};
+
+/** A `MeshConfig` field as a setting. */
+interface MeshSpec {
+  readonly field: keyof MeshConfig;
+  readonly flag: string;
+  readonly env: string;
+  readonly arg: string;
+  readonly thresholds: boolean;
+}
+
+/** `tickIntervalMs` keeps the short name the issue gives it; every other name is derived. */
+const renamed: Partial<Record<keyof MeshConfig, string>> = { tickIntervalMs: 'tick-ms' };
+
+const meshSpecs: readonly MeshSpec[] = (Object.keys(meshDescriptions) as (keyof MeshConfig)[]).map((field) => {
+  const flag = renamed[field] ?? field.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  const thresholds = typeof defaultMeshConfig[field] === 'object';
+  const arg = thresholds ? 'light,moderate,severe' : field.endsWith('Ms') ? 'ms' : 'number';
+  return { field, flag, env: `MESH_${flag.replace(/-/g, '_').toUpperCase()}`, arg, thresholds };
+});
+
+function meshFieldHelp(spec: MeshSpec): string {
+  return `${spec.field}: ${meshDescriptions[spec.field]}`;
+}
+
+/** A raw value and where it came from, so that an error can name the flag or variable to fix. */
+interface Raw {
+  readonly text: string;
+  readonly source: string;
+}
+
+type Lookup = (flag: string | undefined, env: string) => Raw | undefined;
+
+/**
+ * Parses flags and environment into settings. Pure: reads nothing but its arguments.
+ * @param argv the arguments after the script name (`process.argv.slice(2)`).
+ * @param env the environment (`process.env`); empty variables count as unset.
+ */
+export function parseSettings(argv: readonly string[], env: Env): SettingsResult {
+  const flags = parseFlags(argv);
+  if ('error' in flags) return { ok: false, errors: [flags.error] };
+  if (flags.values.help === true) return { ok: true, settings: defaultSettings(true), warnings: [] };
+  const lookup: Lookup = (flag, name) => {
+    const fromFlag = flag === undefined ? undefined : flags.values[flag];
+    if (typeof fromFlag === 'string') return { text: fromFlag, source: `--${flag}` };
+    const fromEnv = env[name];
+    return fromEnv === undefined || fromEnv === '' ? undefined : { text: fromEnv, source: name };
+  };
+  const errors: string[] = [];
+  const settings = buildSettings(lookup, errors);
+  errors.push(...validateMeshConfig(settings.mesh).map(explainMeshError), ...protectedMode(settings));
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, settings, warnings: unknownVariables(env) };
+}
+
+/** The settings with nothing set; `help` as given. */
+function defaultSettings(help: boolean): Settings {
+  const result = buildSettings(() => undefined, []);
+  return Object.freeze({ ...result, help });
+}
+
+function buildSettings(lookup: Lookup, errors: string[]): Settings {
+  const clock = oneOf(lookup('clock', 'MESH_CLOCK'), ['system', 'manual'] as const, 'system', errors);
+  const mesh = meshConfig(clock === 'manual' ? testMeshConfig : defaultMeshConfig, lookup, errors);
+  return Object.freeze({
+    port: port(lookup('port', 'MESH_PORT'), errors),
+    host: text(lookup('host', 'MESH_HOST'), '127.0.0.1', errors),
+    dataDir: text(lookup('data-dir', 'MESH_DATA_DIR'), './data', errors),
+    store: oneOf(lookup('store', 'MESH_STORE'), ['lowdb', 'memory'] as const, 'lowdb', errors),
+    clock,
+    adminToken: lookup(undefined, 'MESH_ADMIN_TOKEN')?.text,
+    tickMs: mesh.tickIntervalMs,
+    logLevel: oneOf(lookup('log-level', 'MESH_LOG_LEVEL'), logLevels, 'info', errors),
+    mesh,
+    help: false,
+  });
+}
+
+function meshConfig(base: MeshConfig, lookup: Lookup, errors: string[]): MeshConfig {
+  const config: Record<string, unknown> = { ...base };
+  for (const spec of meshSpecs) {
+    const raw = lookup(spec.flag, spec.env);
+    if (raw === undefined) continue;
+    const value = spec.thresholds ? thresholds(raw, errors) : decimal(raw, errors);
+    if (value !== undefined) config[spec.field] = value;
+  }
+  return Object.freeze(config) as unknown as MeshConfig;
+}
+
+const flagOptions = Object.freeze({
+  help: { type: 'boolean', short: 'h' },
+  ...Object.fromEntries([...serviceSpecs, ...meshSpecs].flatMap((spec) => (spec.flag ? [[spec.flag, { type: 'string' }]] : []))),
+} as const);
+
+function parseFlags(argv: readonly string[]): { values: Record<string, string | boolean | undefined> } | { error: string } {
+  try {
+    const { values } = parseArgs({ args: [...argv], options: flagOptions, strict: true, allowPositionals: false });
+    return { values: values as Record<string, string | boolean | undefined> };
+  } catch (error) {
+    return { error: explainFlagError(error) };
+  }
+}
+
+function explainFlagError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
+    if (/^--admin-token(=|$)/.test(flag)) {
+      return 'MESH_ADMIN_TOKEN is read from the environment only: a flag would show the token in `ps`';
+    }
+    return `unknown flag ${flag} (run with --help to list every setting)`;
+  }
+  // Node's own messages are right but span several lines; the first one says what is wrong.
+  return message.split('\n')[0] ?? message;
+}
+
+function port(raw: Raw | undefined, errors: string[]): number {
+  if (raw === undefined) return 8080;
+  const value = /^\d{1,5}$/.test(raw.text) ? Number(raw.text) : NaN;
+  if (value >= 0 && value <= 65535) return value;
+  errors.push(`${raw.source}: expected a port number from 0 to 65535, got ${JSON.stringify(raw.text)}`);
+  return 8080;
+}
+
+function text(raw: Raw | undefined, fallback: string, errors: string[]): string {
+  if (raw === undefined) return fallback;
+  if (raw.text.trim() !== '') return raw.text;
+  errors.push(`${raw.source}: expected a non-empty value`);
+  return fallback;
+}
+
+function oneOf<C extends string>(raw: Raw | undefined, choices: readonly C[], fallback: C, errors: string[]): C {
+  if (raw === undefined) return fallback;
+  if ((choices as readonly string[]).includes(raw.text)) return raw.text as C;
+  errors.push(`${raw.source}: expected one of ${choices.join('|')}, got ${JSON.stringify(raw.text)}`);
+  return fallback;
+}
+
+/** Plain decimal notation only: `Number` would also accept '', ' ', '0x1f' and 'Infinity'. */
+const decimalPattern = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+function decimal(raw: Raw, errors: string[]): number | undefined {
+  const value = decimalPattern.test(raw.text.trim()) ? Number(raw.text) : NaN;
+  if (Number.isFinite(value)) return value;
+  errors.push(`${raw.source}: expected a number, got ${JSON.stringify(raw.text)}`);
+  return undefined;
+}
+
+function thresholds(raw: Raw, errors: string[]): LevelThresholds | undefined {
+  const parts = raw.text.split(',').map((part) => part.trim());
+  const values = parts.map(Number);
+  if (parts.length === 3 && parts.every((part) => decimalPattern.test(part)) && values.every(Number.isFinite)) {
+    const [LIGHT, MODERATE, SEVERE] = values as [number, number, number];
+    return Object.freeze({ LIGHT, MODERATE, SEVERE });
+  }
+  errors.push(`${raw.source}: expected three comma-separated numbers LIGHT,MODERATE,SEVERE (e.g. 3,6,12), got ${JSON.stringify(raw.text)}`);
+  return undefined;
+}
+
+/** Adds the flag and variable to a `validateMeshConfig` message, which names only the field. */
+function explainMeshError(message: string): string {
+  const spec = meshSpecs.find((candidate) => message.startsWith(`${candidate.field} `));
+  return spec ? `${message} (set with --${spec.flag} or ${spec.env})` : message;
+}
+
+/**
+ * Redis's protected mode: without a token, admin operations are open to whoever can connect, so the
+ * service may only listen where nobody but local users can connect.
+ */
+function protectedMode(settings: Settings): string[] {
+  if (settings.adminToken !== undefined || isLoopback(settings.host)) return [];
+  return [`refusing to bind ${settings.host} without MESH_ADMIN_TOKEN: set a token or bind to 127.0.0.1`];
+}
+
+/** Whether `host` can only be reached from this machine. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (bare === 'localhost' || bare === '::1') return true;
+  if (isIP(bare) === 4) return bare.startsWith('127.');
+  return bare.startsWith('::ffff:127.') && isIP(bare) === 6;
+}
+
+/** A MESH_* variable that no setting reads is most likely a typo that would otherwise go unnoticed. */
+function unknownVariables(env: Env): string[] {
+  const known = new Set(['MESH_ADMIN_TOKEN', ...serviceSpecs.map((spec) => spec.env), ...meshSpecs.map((spec) => spec.env)]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('MESH_') && !known.has(name))
+    .map((name) => `ignoring unknown environment variable ${name} (run with --help to list every setting)`);
+}
+
+/** The `--help` text: every setting with its flag, variable, default and a one-line description. */
+export function helpText(): string {
+  const lines = [
+    'Usage: npm start -- [flags]',
+    '',
+    'Every setting is a flag or an environment variable; a flag beats the variable, which beats',
+    'the default. Empty variables count as unset.',
+    '',
+    'Service',
+  ];
+  for (const spec of serviceSpecs) lines.push(...entry(spec.flag, spec.arg, spec.env, spec.fallback, spec.describe));
+  lines.push('', 'Mesh timings and bounds (MeshConfig; MESH_CLOCK=manual starts from testMeshConfig)');
+  for (const spec of meshSpecs) lines.push(...entry(spec.flag, spec.arg, spec.env, meshDefault(spec), meshFieldHelp(spec)));
+  lines.push('', '  -h, --help', '      Print this text and exit.');
+  return lines.join('\n') + '\n';
+}
+
+function entry(flag: string | undefined, arg: string, env: string, fallback: string, describe: string): string[] {
+  const name = flag ? `--${flag} <${arg}>` : '(environment only)';
+  return [`  ${name}  ${env}  default: ${fallback}`, `      ${describe}`];
+}
+
+function meshDefault(spec: MeshSpec): string {
+  const show = (config: MeshConfig): string => {
+    const value = config[spec.field];
+    return typeof value === 'number' ? String(value) : `${value.LIGHT},${value.MODERATE},${value.SEVERE}`;
+  };
+  const production = show(defaultMeshConfig);
+  const manual = show(testMeshConfig);
+  return production === manual ? production : `${production} (manual clock: ${manual})`;
+}

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { defaultMeshConfig, testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
+import { helpText, isLoopback, parseSettings, type Env, type Settings } from '../../src/settings.ts';
+
+function settingsOf(argv: string[], env: Env = {}): Settings {
+  const result = parseSettings(argv, env);
+  assert.ok(result.ok, `expected valid settings, got ${JSON.stringify(result)}`);
+  return result.settings;
+}
+
+function errorsOf(argv: string[], env: Env = {}): readonly string[] {
+  const result = parseSettings(argv, env);
+  assert.ok(!result.ok, `expected errors for ${JSON.stringify({ argv, env })}`);
+  return result.errors;
+}
+
+describe('parseSettings', () => {
+  it('has the documented defaults', () => {
+    const settings = settingsOf([]);
+    assert.deepEqual(
+      { ...settings, mesh: undefined },
+      {
+        port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
+        tickMs: 100, logLevel: 'info', mesh: undefined, help: false,
+      },
+    );
+    assert.deepEqual(settings.mesh, defaultMeshConfig);
+    assert.ok(Object.isFrozen(settings) && Object.isFrozen(settings.mesh));
+  });
+
+  const cases: { name: string; argv: string[]; env: Env; expect: Partial<Settings> }[] = [
+    { name: 'env sets values', argv: [], env: { MESH_PORT: '9000', MESH_HOST: 'localhost', MESH_STORE: 'memory', MESH_LOG_LEVEL: 'debug' },
+      expect: { port: 9000, host: 'localhost', store: 'memory', logLevel: 'debug' } },
+    { name: 'a flag beats env', argv: ['--port', '7000', '--data-dir=/var/mesh'], env: { MESH_PORT: '9000', MESH_DATA_DIR: '/tmp/x' },
+      expect: { port: 7000, dataDir: '/var/mesh' } },
+    { name: 'an empty variable counts as unset', argv: [], env: { MESH_PORT: '', MESH_ADMIN_TOKEN: '' }, expect: { port: 8080, adminToken: undefined } },
+    { name: 'port 0 asks for a free port', argv: ['--port', '0'], env: {}, expect: { port: 0 } },
+    { name: 'the token comes from env and unlocks other hosts', argv: ['--host', '0.0.0.0'], env: { MESH_ADMIN_TOKEN: 's3cret' },
+      expect: { host: '0.0.0.0', adminToken: 's3cret' } },
+    { name: '--tick-ms sets the ticker and the core', argv: ['--tick-ms', '50'], env: {}, expect: { tickMs: 50 } },
+    { name: 'the last repeated flag wins', argv: ['--port', '1', '--port', '2'], env: {}, expect: { port: 2 } },
+  ];
+  for (const { name, argv, env, expect } of cases) {
+    it(name, () => {
+      const settings = settingsOf(argv, env);
+      for (const [key, value] of Object.entries(expect)) assert.deepEqual(settings[key as keyof Settings], value, key);
+    });
+  }
+
+  it('maps every numeric MeshConfig field to a flag and a variable', () => {
+    const fields = (Object.keys(defaultMeshConfig) as (keyof MeshConfig)[]).filter((field) => typeof defaultMeshConfig[field] === 'number');
+    for (const field of fields) {
+      const kebab = field === 'tickIntervalMs' ? 'tick-ms' : field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      const env = `MESH_${kebab.replace(/-/g, '_').toUpperCase()}`;
+      // Doubling a valid default keeps every cross-field rule of the defaults satisfied.
+      const wanted = (defaultMeshConfig[field] as number) * 2;
+      for (const result of [parseSettings([`--${kebab}`, String(wanted)], {}), parseSettings([], { [env]: String(wanted) })]) {
+        assert.ok(result.ok, `${field}: ${JSON.stringify(result)}`);
+        assert.equal(result.settings.mesh[field], wanted, field);
+      }
+    }
+  });
+
+  it('reads threshold triples as comma lists', () => {
+    const settings = settingsOf(['--failure-count-thresholds', '2,4,8'], { MESH_FAILED_SERVER_SHARE_THRESHOLDS: '0.2, 0.4, 0.6' });
+    assert.deepEqual(settings.mesh.failureCountThresholds, { LIGHT: 2, MODERATE: 4, SEVERE: 8 });
+    assert.deepEqual(settings.mesh.failedServerShareThresholds, { LIGHT: 0.2, MODERATE: 0.4, SEVERE: 0.6 });
+  });
+
+  it('starts from testMeshConfig under the manual clock, and still applies overrides', () => {
+    const settings = settingsOf([], { MESH_CLOCK: 'manual', MESH_FAILURE_TIMEOUT_MS: '4000' });
+    assert.equal(settings.clock, 'manual');
+    assert.deepEqual(settings.mesh, { ...testMeshConfig, failureTimeoutMs: 4000 });
+    assert.notEqual(testMeshConfig.degradedCooldownMs, defaultMeshConfig.degradedCooldownMs, 'the test would prove nothing');
+  });
+
+  const bad: { name: string; argv: string[]; env: Env; match: RegExp }[] = [
+    { name: 'a non-numeric port', argv: ['--port', 'http'], env: {}, match: /--port: expected a port number from 0 to 65535, got "http"/ },
+    { name: 'a port out of range from env', argv: [], env: { MESH_PORT: '70000' }, match: /MESH_PORT: expected a port number/ },
+    { name: 'hex is not a number', argv: ['--heartbeat-interval-ms', '0x10'], env: {}, match: /--heartbeat-interval-ms: expected a number, got "0x10"/ },
+    { name: 'Infinity is not a number', argv: [], env: { MESH_FAILURE_TIMEOUT_MS: 'Infinity' }, match: /MESH_FAILURE_TIMEOUT_MS: expected a number/ },
+    { name: 'a fractional integer field', argv: ['--tick-ms', '1.5'], env: {}, match: /tickIntervalMs must be a positive integer, got 1.5 \(set with --tick-ms or MESH_TICK_MS\)/ },
+    { name: 'a negative field', argv: ['--failure-window-ms=-5'], env: {}, match: /failureWindowMs must be a positive integer/ },
+    { name: 'a cross-field rule', argv: ['--failure-timeout-ms', '500'], env: {}, match: /failureTimeoutMs must exceed heartbeatIntervalMs/ },
+    { name: 'a short threshold list', argv: ['--failure-count-thresholds', '3,6'], env: {}, match: /expected three comma-separated numbers/ },
+    { name: 'unordered thresholds', argv: ['--failure-count-thresholds', '6,3,12'], env: {}, match: /failureCountThresholds must satisfy/ },
+    { name: 'an unknown store', argv: ['--store', 'redis'], env: {}, match: /--store: expected one of lowdb\|memory, got "redis"/ },
+    { name: 'an unknown clock', argv: [], env: { MESH_CLOCK: 'virtual' }, match: /MESH_CLOCK: expected one of system\|manual/ },
+    { name: 'an unknown log level', argv: ['--log-level', 'trace'], env: {}, match: /expected one of debug\|info\|warn\|error/ },
+    { name: 'an empty host', argv: ['--host', ''], env: {}, match: /--host: expected a non-empty value/ },
+    { name: 'an unknown flag', argv: ['--prot', '80'], env: {}, match: /unknown flag --prot/ },
+    { name: 'a positional argument', argv: ['serve'], env: {}, match: /Unexpected argument 'serve'/ },
+    { name: 'a flag without its value', argv: ['--port'], env: {}, match: /--port <value>' argument missing/ },
+    { name: 'the token as a flag', argv: ['--admin-token', 'x'], env: {}, match: /environment only/ },
+  ];
+  for (const { name, argv, env, match } of bad) {
+    it(`rejects ${name}`, () => {
+      const errors = errorsOf(argv, env);
+      assert.ok(errors.some((error) => match.test(error)), errors.join('\n'));
+    });
+  }
+
+  it('reports every bad value at once', () => {
+    const errors = errorsOf(['--port', 'x', '--store', 'y'], { MESH_LOG_LEVEL: 'z' });
+    assert.equal(errors.length, 3, errors.join('\n'));
+  });
+
+  it('refuses a non-loopback host without a token (protected mode)', () => {
+    assert.deepEqual(errorsOf(['--host', '0.0.0.0']), [
+      'refusing to bind 0.0.0.0 without MESH_ADMIN_TOKEN: set a token or bind to 127.0.0.1',
+    ]);
+    assert.match(errorsOf([], { MESH_HOST: '10.0.0.5' })[0] ?? '', /refusing to bind 10.0.0.5/);
+    assert.match(errorsOf(['--host', '::'])[0] ?? '', /refusing to bind ::/);
+  });
+
+  it('knows which hosts are loopback', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']) assert.ok(isLoopback(host), host);
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1', '::ffff:10.0.0.1']) assert.ok(!isLoopback(host), host);
+  });
+
+  it('warns about unknown MESH_* variables instead of ignoring typos silently', () => {
+    const result = parseSettings([], { MESH_PROT: '1', HOME: '/root' });
+    assert.ok(result.ok);
+    assert.deepEqual(result.warnings, ['ignoring unknown environment variable MESH_PROT (run with --help to list every setting)']);
+  });
+
+  it('--help short-circuits with defaults', () => {
+    for (const argv of [['--help'], ['-h'], ['--port', 'nonsense', '--help']]) {
+      const result = parseSettings(argv, { MESH_PORT: 'also nonsense' });
+      assert.ok(result.ok && result.settings.help, JSON.stringify(argv));
+    }
+  });
+});
+
+describe('helpText', () => {
+  const help = helpText();
+
+  it('mentions every MeshConfig field with its default', () => {
+    for (const [field, value] of Object.entries(defaultMeshConfig)) {
+      assert.ok(help.includes(`${field}:`), `help lacks ${field}`);
+      const shown = typeof value === 'number' ? String(value) : `${value.LIGHT},${value.MODERATE},${value.SEVERE}`;
+      assert.ok(help.includes(`default: ${shown}`), `help lacks the default of ${field}`);
+    }
+  });
+
+  it('lists every service setting with flag, variable and default', () => {
+    for (const [flag, env, fallback] of [
+      ['--port', 'MESH_PORT', '8080'], ['--host', 'MESH_HOST', '127.0.0.1'], ['--data-dir', 'MESH_DATA_DIR', './data'],
+      ['--store', 'MESH_STORE', 'lowdb'], ['--clock', 'MESH_CLOCK', 'system'], ['--tick-ms', 'MESH_TICK_MS', '100'],
+      ['--log-level', 'MESH_LOG_LEVEL', 'info'],
+    ] as const) {
+      assert.match(help, new RegExp(`${flag} <[^>]+>  ${env}  default: ${fallback.replace(/\./g, '\\.')}`), flag);
+    }
+    assert.match(help, /MESH_ADMIN_TOKEN/);
+    assert.doesNotMatch(help, /--admin-token/);
+  });
+});
