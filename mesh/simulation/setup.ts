@@ -65,3 +65,17 @@ export function setupTestMesh(coordinator: Coordinator, random: SeededRandom, sp
   fleet.adoptAssignments(nowMs);
   return ok({ fleet, servers: serverIds, regions: created.value.map((r) => r.id) });
 }
+
+/**
+ * Rebuilds the fleet of a test mesh after a coordinator restart: the simulated servers kept
+ * running while the coordinator was down, so they resume with the assignments it persisted.
+ */
+export function resumeTestMesh(coordinator: Coordinator, random: SeededRandom, nowMs: number,
+  fleetOptions: FleetOptions = {}): SimulatedFleet {
+  const fleet = new SimulatedFleet(coordinator, random, fleetOptions);
+  for (const server of coordinator.ctx.topology.servers.values()) {
+    if (server.simulated && server.status !== 'left' && server.status !== 'failed') fleet.addServer(server.id, server.address, nowMs);
+  }
+  fleet.adoptAssignments(nowMs);
+  return fleet;
+}

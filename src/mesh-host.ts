@@ -1,0 +1,154 @@
+/**
+ * The running mesh: the coordinator, the runtime that moves it through time, the store that makes
+ * its changes durable, and the subscribers to its events. Implements the HTTP layer's `MeshHost`.
+ *
+ * Durability follows DESIGN.md rule 2: a `persist` effect starts a (group-committed) write of the
+ * exported state; when it completes, the coordinator is told, which releases promotions held back
+ * until their epoch was on disk.
+ */
+import type { MeshHost } from '../api/deps.ts';
+import type { MeshConfig } from '../mesh/config.ts';
+import { Coordinator } from '../mesh/coordinator.ts';
+import type { MeshEvent } from '../mesh/events.ts';
+import type { FaultSpec, InjectedFault } from '../mesh/faults.ts';
+import type { Effect } from '../mesh/outbox.ts';
+import { ManualClock, type Clock } from '../mesh/ports.ts';
+import { SeededRandom } from '../mesh/simulation/random.ts';
+import { MeshRuntime } from '../mesh/simulation/runtime.ts';
+import { resumeTestMesh, setupTestMesh, type TestMeshSpec } from '../mesh/simulation/setup.ts';
+import type { CoreState } from '../mesh/state.ts';
+import { reject, ok, type RegionId, type Result, type ServerId } from '../mesh/types.ts';
+import type { Logger } from './logger.ts';
+import type { Store } from './store/store.ts';
+
+/** How a host is built. */
+export interface HostOptions {
+  readonly config: MeshConfig;
+  readonly clock: Clock;
+  readonly store: Store<CoreState>;
+  readonly seed: number;
+  readonly log: Logger;
+}
+
+/** The mesh behind the HTTP API. */
+export class RunningMesh implements MeshHost {
+  readonly coordinator: Coordinator;
+  readonly clockKind: 'system' | 'manual';
+  private readonly runtime: MeshRuntime;
+  private readonly listeners = new Set<(event: MeshEvent) => void>();
+  private readonly random: SeededRandom;
+  private lastPersistSeq = 0;
+
+  private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
+    const { config, clock, seed } = options;
+    this.clockKind = clock instanceof ManualClock ? 'manual' : 'system';
+    this.random = new SeededRandom(seed);
+    const now = clock.now();
+    this.coordinator = new Coordinator(config, this.random.fork(), now, state);
+    const tick = config.tickIntervalMs;
+    this.runtime = new MeshRuntime(this.coordinator, Math.ceil(now / tick) * tick, (effects) => this.carryOut(effects));
+    if (state && state.servers.some((s) => s.simulated && s.status !== 'left')) {
+      this.runtime.fleet = resumeTestMesh(this.coordinator, this.random.fork(), now);
+    }
+  }
+
+  /** Loads the persisted state (if any) and builds the host on it. */
+  static async open(options: HostOptions): Promise<RunningMesh> {
+    const state = await options.store.load();
+    if (state && options.clock instanceof ManualClock && options.clock.now() < state.savedAtMs) {
+      options.clock.advance(state.savedAtMs - options.clock.now());
+    }
+    return new RunningMesh(options, state);
+  }
+
+  now(): number {
+    return this.options.clock.now();
+  }
+
+  /** One ticker step under the system clock: every tick due by now (a stall is not replayed). */
+  tick(): void {
+    this.runtime.advanceTo(this.now(), false);
+  }
+
+  flush(): number {
+    this.runtime.flush();
+    return this.coordinator.ctx.outbox.positions().changeSeq;
+  }
+
+  async durable(seq: number): Promise<void> {
+    if (seq <= this.options.store.durableSeq()) return;
+    await this.persist(seq);
+  }
+
+  setupTest(spec: TestMeshSpec): Result<{ regions: RegionId[]; servers: ServerId[] }, 'test_mesh_exists' | 'no_capacity' | 'duplicate_region'> {
+    if (this.runtime.fleet !== null) {
+      return reject('test_mesh_exists', 'a test mesh already exists; POST /mesh/reset removes it');
+    }
+    const created = setupTestMesh(this.coordinator, this.random.fork(), spec, this.now());
+    if (!created.ok) return created;
+    this.runtime.fleet = created.value.fleet;
+    this.flush();
+    return ok({ regions: created.value.regions, servers: created.value.servers });
+  }
+
+  resetTest(): { servers: number; regions: number } {
+    const removed = this.coordinator.resetTestMesh(this.now());
+    this.runtime.fleet?.clear();
+    this.runtime.fleet = null;
+    this.flush();
+    return removed;
+  }
+
+  injectFailure(spec: FaultSpec): Result<InjectedFault> {
+    return this.runtime.injectFailure(spec, this.now());
+  }
+
+  async advance(ms: number): Promise<number> {
+    const clock = this.options.clock;
+    if (!(clock instanceof ManualClock)) throw new Error('advance() needs the manual clock');
+    const target = clock.now() + ms;
+    // Tick by tick, letting each tick's writes finish, so that held promotions are announced in
+    // virtual time as they would be in real time.
+    while (this.runtime.nextTick <= target) {
+      const next = this.runtime.nextTick;
+      clock.advance(next - clock.now());
+      this.runtime.advanceTo(next);
+      if (this.lastPersistSeq > this.options.store.durableSeq()) await this.persist(this.lastPersistSeq);
+    }
+    clock.advance(target - clock.now());
+    return clock.now();
+  }
+
+  subscribe(listener: (event: MeshEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Persists what is pending and closes the store (shutdown). */
+  async close(): Promise<void> {
+    this.flush();
+    await this.options.store.flush();
+    await this.options.store.close();
+  }
+
+  private carryOut(effects: Effect[]): void {
+    for (const effect of effects) {
+      if (effect.type === 'persist') {
+        this.lastPersistSeq = effect.seq;
+        this.persist(effect.seq).catch(() => { /* logged in persist; retried by the next change */ });
+      } else {
+        for (const listener of this.listeners) listener(effect.event);
+      }
+    }
+  }
+
+  private async persist(seq: number): Promise<void> {
+    try {
+      await this.options.store.save(() => this.coordinator.exportState(this.now()), seq);
+      this.coordinator.markDurable(this.options.store.durableSeq());
+    } catch (error) {
+      this.options.log.error('persisting the mesh state failed', { error, seq });
+      throw error;
+    }
+  }
+}
