@@ -1,0 +1,203 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import Koa from 'koa';
+import { loadContract } from '../../api/openapi.ts';
+import {
+  createEventStream, formatEvent, isClientDisconnect, isPrematureClose, parseLastEventId, type EventStream, type EventStreamOptions, type SseEvent,
+} from '../../api/sse.ts';
+
+const contract = loadContract();
+
+interface Frame { id?: string; event?: string; data?: string; comment?: string; retry?: string }
+
+/** A real listening server whose only route streams events. */
+async function serve(options: EventStreamOptions = {}) {
+  const stream = createEventStream(options);
+  const appErrors: unknown[] = [];
+  const app = new Koa();
+  app.on('error', (error: unknown) => { if (!isClientDisconnect(error)) appErrors.push(error); });
+  app.use((ctx) => stream.attach(ctx, parseLastEventId(ctx.get('Last-Event-ID') || undefined)));
+  const server = http.createServer(app.callback());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const stop = async () => {
+    // Ending the streams lets every response finish; close() then drops the idle connections.
+    stream.close();
+    server.close();
+    await once(server, 'close');
+    assert.deepEqual(appErrors, []);
+  };
+  return { stream, port, stop };
+}
+
+/** An SSE client that parses frames as they arrive. */
+async function connect(port: number, headers: Record<string, string> = {}) {
+  const req = http.get({ host: '127.0.0.1', port, path: '/mesh/events', headers, agent: false });
+  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+  res.setEncoding('utf8');
+  const frames: Frame[] = [];
+  let buffer = '';
+  res.on('data', (chunk: string) => {
+    buffer += chunk;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      frames.push(parseFrame(buffer.slice(0, end)));
+      buffer = buffer.slice(end + 2);
+    }
+  });
+  const ended = once(res, 'end');
+  ended.catch(() => {}); // a client the test destroys on purpose never ends cleanly
+  return { res, frames, ended, destroy: () => req.destroy() };
+}
+
+function parseFrame(text: string): Frame {
+  const frame: Frame = {};
+  for (const line of text.split('\n')) {
+    if (line.startsWith(':')) frame.comment = line.slice(1).trim();
+    else {
+      const at = line.indexOf(': ');
+      (frame as Record<string, string>)[line.slice(0, at)] = line.slice(at + 2);
+    }
+  }
+  return frame;
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(check(), `timed out waiting for ${what}`);
+}
+
+function event(id: number): SseEvent {
+  const data = { type: 'backup_created', seq: id, at: 1000 + id, region_id: 'r1', backup_server_id: `s${id}` };
+  return { id, event: 'backup_created', data };
+}
+
+const eventsOf = (frames: Frame[]) => frames.filter((f) => f.id !== undefined);
+
+describe('server-sent events', () => {
+  test('a client gets the SSE headers, a retry hint, then every published event as it happens', async () => {
+    const { stream, port, stop } = await serve();
+    const client = await connect(port);
+    assert.equal(client.res.statusCode, 200);
+    assert.match(client.res.headers['content-type'] ?? '', /^text\/event-stream/);
+    assert.equal(client.res.headers['cache-control'], 'no-cache, no-transform');
+    await until(() => stream.clientCount === 1 && client.frames.length === 1, 'the retry frame');
+    assert.deepEqual(client.frames[0], { retry: '2000' });
+    stream.publish(event(1));
+    stream.publish(event(2));
+    await until(() => eventsOf(client.frames).length === 2, 'two events');
+    const [first] = eventsOf(client.frames);
+    assert.equal(first?.id, '1');
+    assert.equal(first?.event, 'backup_created');
+    const data = JSON.parse(first?.data ?? '') as unknown;
+    assert.deepEqual(data, event(1).data);
+    assert.ok(contract.validateSchema('MeshEvent', data).ok, 'event data follows the contract');
+    await stop();
+    await client.ended;
+  });
+
+  test('a reconnecting client gets the events after Last-Event-ID, then live ones', async () => {
+    const { stream, port, stop } = await serve();
+    for (let id = 1; id <= 5; id++) stream.publish(event(id));
+    const client = await connect(port, { 'Last-Event-ID': '2' });
+    await until(() => eventsOf(client.frames).length === 3, 'the replay');
+    stream.publish(event(6));
+    await until(() => eventsOf(client.frames).length === 4, 'the live event');
+    assert.deepEqual(eventsOf(client.frames).map((f) => f.id), ['3', '4', '5', '6']);
+    const fresh = await connect(port);
+    stream.publish(event(7));
+    await until(() => eventsOf(fresh.frames).length === 1, 'a fresh client');
+    assert.equal(eventsOf(fresh.frames)[0]?.id, '7', 'no replay without Last-Event-ID');
+    await stop();
+  });
+
+  test('the replay window is bounded', async () => {
+    const { stream, port, stop } = await serve({ replayLimit: 3 });
+    for (let id = 1; id <= 10; id++) stream.publish(event(id));
+    const client = await connect(port, { 'Last-Event-ID': '0' });
+    await until(() => eventsOf(client.frames).length === 3, 'the replay');
+    assert.deepEqual(eventsOf(client.frames).map((f) => f.id), ['8', '9', '10']);
+    await stop();
+  });
+
+  test('idle streams are pinged', async () => {
+    const { port, stop } = await serve({ pingIntervalMs: 10 });
+    const client = await connect(port);
+    await until(() => client.frames.some((f) => f.comment === 'ping'), 'a ping');
+    await stop();
+  });
+
+  test('a client that disconnects is forgotten; close() ends the others', async () => {
+    const { stream, port, stop } = await serve();
+    const leaving = await connect(port);
+    const staying = await connect(port);
+    await until(() => stream.clientCount === 2, 'two clients');
+    leaving.destroy();
+    await until(() => stream.clientCount === 1, 'the departure');
+    stream.publish(event(1));
+    stream.close();
+    await staying.ended;
+    assert.equal(eventsOf(staying.frames).length, 1);
+    assert.equal(stream.clientCount, 0);
+    await stop();
+  });
+
+  test('a client that stops reading is dropped instead of buffering without bound', async () => {
+    const { stream, port, stop } = await serve({ maxBufferedBytes: 256 * 1024 });
+    const slow = await connect(port);
+    await until(() => stream.clientCount === 1, 'the client');
+    slow.res.pause();
+    const blob = 'x'.repeat(64 * 1024);
+    for (let id = 1; id <= 400 && stream.clientCount > 0; id++) {
+      stream.publish({ id, event: 'bulk', data: blob });
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(stream.clientCount, 0);
+    slow.destroy();
+    await stop();
+  });
+
+  test('a client attaching after close() gets an ended stream', async () => {
+    const { stream, port, stop } = await serve();
+    stream.close();
+    const client = await connect(port);
+    await client.ended;
+    assert.equal(stream.clientCount, 0);
+    await stop();
+  });
+});
+
+describe('sse helpers', () => {
+  test('formatEvent writes one frame with the JSON on one line', () => {
+    const text = formatEvent({ id: 7, event: 'x', data: { note: 'two\nlines' } });
+    assert.equal(text, 'id: 7\nevent: x\ndata: {"note":"two\\nlines"}\n\n');
+    assert.throws(() => formatEvent({ id: 1, event: 'bad\nname', data: null }));
+  });
+
+  test('parseLastEventId accepts only non-negative safe integers', () => {
+    assert.equal(parseLastEventId('42'), 42);
+    assert.equal(parseLastEventId(' 0 '), 0);
+    for (const bad of [undefined, '', '-1', '1.5', 'abc', '99999999999999999']) assert.equal(parseLastEventId(bad), undefined, String(bad));
+  });
+
+  test('isPrematureClose and isClientDisconnect recognise client departures only', () => {
+    assert.equal(isPrematureClose(Object.assign(new Error('closed'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })), true);
+    assert.equal(isPrematureClose(new Error('other')), false);
+    assert.equal(isPrematureClose(null), false);
+    assert.equal(isClientDisconnect(Object.assign(new Error('reset'), { code: 'ECONNRESET' })), true);
+    assert.equal(isClientDisconnect(Object.assign(new Error('gone'), { code: 'ENOENT' })), false);
+  });
+
+  test('an event stream is a value, not a singleton', () => {
+    const a: EventStream = createEventStream();
+    const b: EventStream = createEventStream();
+    a.publish(event(1));
+    assert.equal(a.clientCount + b.clientCount, 0);
+    a.close();
+    b.close();
+  });
+});
