@@ -1,0 +1,54 @@
+/**
+ * Builds the real app over the real core for supertest: a RunningMesh on a manual clock and a
+ * MemoryStore (or a LowdbStore in a temp dir), plus a response checker that validates every body
+ * against openapi.yaml.
+ */
+import assert from 'node:assert/strict';
+import type { Response } from 'supertest';
+import { createApp } from '../../api/app.ts';
+import { loadContract, type Contract } from '../../api/openapi.ts';
+import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
+import { ManualClock } from '../../mesh/ports.ts';
+import type { CoreState } from '../../mesh/state.ts';
+import { createLogger } from '../../src/logger.ts';
+import { RunningMesh } from '../../src/mesh-host.ts';
+import { MemoryStore } from '../../src/store/memory-store.ts';
+import type { Store } from '../../src/store/store.ts';
+
+/** One contract for the whole test process (loading it costs a few hundred ms). */
+let sharedContract: Contract | undefined;
+export function contract(): Contract {
+  sharedContract ??= loadContract();
+  return sharedContract;
+}
+
+/** A test app and what it runs on. */
+export interface TestApp {
+  readonly app: ReturnType<typeof createApp>;
+  readonly host: RunningMesh;
+  readonly clock: ManualClock;
+  readonly store: Store<CoreState>;
+  /** Unexpected errors the app logged (a test may assert there were none). */
+  readonly errors: unknown[];
+}
+
+/** Builds the app; `adminToken` undefined means protected mode (supertest calls from loopback). */
+export async function testApp(options: { adminToken?: string; config?: Partial<MeshConfig>; store?: Store<CoreState>; startMs?: number } = {}): Promise<TestApp> {
+  const clock = new ManualClock(options.startMs ?? 0);
+  const store = options.store ?? new MemoryStore<CoreState>();
+  const errors: unknown[] = [];
+  const log = createLogger({ level: 'error', sink: { write: () => true } as never });
+  const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
+  const app = createApp({ host, adminToken: options.adminToken, logError: (error) => errors.push(error) });
+  return { app, host, clock, store, errors };
+}
+
+/** Asserts a response's status and that its body matches the documented schema; returns the body. */
+export function expectResponse(operationId: string, res: Response, status: number): any {
+  assert.equal(res.status, status, `${operationId}: expected ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
+  const body = res.body;
+  const checked = contract().validateResponse(operationId, res.status, body);
+  assert.ok(checked.ok, `${operationId} ${status} response does not match openapi.yaml: ${JSON.stringify(checked.ok ? [] : checked.errors)}\n${JSON.stringify(body).slice(0, 2000)}`);
+  if (status >= 400) assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+  return body;
+}
