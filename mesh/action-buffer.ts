@@ -45,6 +45,10 @@ export interface PlayerBufferJSON {
   readonly playerId: PlayerId;
   readonly highestAckedSeq: number | null;
   readonly lastAckedAtMs: number | null;
+  /** The most recently acknowledged seqs (at most {@link ackedSeqMemory} x the per-player bound). */
+  readonly ackedSeqs?: readonly number[];
+  /** Highest seq forgotten from `ackedSeqs`; a seq at or below it is treated as already replayed. */
+  readonly ackedFloor?: number | null;
   readonly actions: readonly { readonly seq: number; readonly payload: unknown; readonly acceptedAtMs: number }[];
 }
 
@@ -62,8 +66,19 @@ interface PlayerState {
   readonly pending: Map<number, Held>;
   highestAckedSeq: number | null;
   lastAckedAtMs: number | null;
+  /** Recently acknowledged seqs, in acknowledgement order. */
+  readonly acked: Set<number>;
+  ackedFloor: number | null;
   forgetQueued: boolean;
 }
+
+/**
+ * How many acknowledged seqs are remembered per player, as a multiple of the per-player bound.
+ * Remembering the exact set (not just the highest) keeps an action that arrives out of order (seq 3
+ * after seq 5 was replayed) from being mistaken for a duplicate and silently dropped; only an
+ * action more than this many acknowledgements late is treated as already replayed.
+ */
+export const ackedSeqMemory = 4;
 
 interface ForgetEntry { readonly dueMs: number; readonly regionId: RegionId; readonly playerId: PlayerId; readonly state: PlayerState }
 
@@ -98,7 +113,7 @@ export class ActionBuffer {
     invariant(Number.isFinite(nowMs), 'nowMs must be finite');
     const player = this.regions.get(regionId)?.get(action.playerId);
     const same = player?.pending.get(action.seq);
-    if (player && (same || (player.highestAckedSeq !== null && action.seq <= player.highestAckedSeq))) {
+    if (player && (same || player.acked.has(action.seq) || (player.ackedFloor !== null && action.seq <= player.ackedFloor))) {
       this.totals.duplicates++;
       const expiresAtMs = same ? same.acceptedAtMs + this.maxAgeMs : nowMs;
       return ok({ status: 'duplicate', pending: player.pending.size, expiresAtMs });
@@ -144,6 +159,7 @@ export class ActionBuffer {
       acknowledged++;
       state.highestAckedSeq = Math.max(state.highestAckedSeq ?? ack.seq, ack.seq);
       state.lastAckedAtMs = nowMs;
+      this.rememberAck(state, ack.seq);
       this.queueForget(regionId, ack.playerId, state, nowMs + this.ackMemoryMs());
     }
     this.totals.replayed += acknowledged;
@@ -221,11 +237,25 @@ export class ActionBuffer {
     const state = this.createPlayer(regionId, p.playerId);
     state.highestAckedSeq = p.highestAckedSeq;
     state.lastAckedAtMs = p.lastAckedAtMs;
+    // Older files kept only the highest seq: treat everything up to it as replayed, as they did.
+    state.ackedFloor = p.ackedSeqs === undefined ? p.highestAckedSeq : p.ackedFloor ?? null;
+    for (const seq of p.ackedSeqs ?? []) state.acked.add(seq);
     for (const a of p.actions) {
       invariant(Number.isSafeInteger(a.seq) && a.seq >= 0 && !state.pending.has(a.seq), `player ${p.playerId}: bad or repeated seq ${a.seq}`);
       this.hold(state, { regionId, playerId: p.playerId, seq: a.seq, payload: a.payload, acceptedAtMs: a.acceptedAtMs });
     }
     if (p.lastAckedAtMs !== null) this.queueForget(regionId, p.playerId, state, p.lastAckedAtMs + this.ackMemoryMs());
+  }
+
+  /** Adds an acknowledged seq to the player's memory, forgetting the oldest beyond the bound. */
+  private rememberAck(state: PlayerState, seq: number): void {
+    state.acked.add(seq);
+    const cap = ackedSeqMemory * this.maxPerPlayer;
+    for (const oldest of state.acked) {
+      if (state.acked.size <= cap) break;
+      state.acked.delete(oldest);
+      state.ackedFloor = Math.max(state.ackedFloor ?? oldest, oldest);
+    }
   }
 
   private ackMemoryMs(): number {
@@ -235,7 +265,9 @@ export class ActionBuffer {
   private createPlayer(regionId: RegionId, playerId: PlayerId): PlayerState {
     let region = this.regions.get(regionId);
     if (!region) this.regions.set(regionId, (region = new Map()));
-    const state: PlayerState = { pending: new Map(), highestAckedSeq: null, lastAckedAtMs: null, forgetQueued: false };
+    const state: PlayerState = {
+      pending: new Map(), highestAckedSeq: null, lastAckedAtMs: null, acked: new Set(), ackedFloor: null, forgetQueued: false,
+    };
     region.set(playerId, state);
     return state;
   }
@@ -298,7 +330,10 @@ export class ActionBuffer {
 function playerJSON(playerId: PlayerId, s: PlayerState): PlayerBufferJSON {
   const actions = [...s.pending.values()].sort((a, b) => a.seq - b.seq)
     .map((h) => ({ seq: h.seq, payload: h.payload, acceptedAtMs: h.acceptedAtMs }));
-  return { playerId, highestAckedSeq: s.highestAckedSeq, lastAckedAtMs: s.lastAckedAtMs, actions };
+  return {
+    playerId, highestAckedSeq: s.highestAckedSeq, lastAckedAtMs: s.lastAckedAtMs, ackedSeqs: [...s.acked],
+    ackedFloor: s.ackedFloor, actions,
+  };
 }
 
 const publicAction = (h: Held): BufferedAction =>

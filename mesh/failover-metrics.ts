@@ -120,15 +120,29 @@ function nearestRank(sorted: Float64Array, percent: number): number {
   return sorted[rank - 1] ?? 0;
 }
 
-/** Samples of one duration with their statistics cached until the next sample arrives. */
+/**
+ * How many of the most recent failovers the duration statistics cover. The state is persisted as
+ * one JSON document on every coalesced write, so the samples must be bounded: 10,000 per series is
+ * about 200 KB of JSON, and a percentile over the last 10,000 failovers is what an operator needs.
+ */
+export const statsSampleLimit = 10_000;
+
+/** The most recent samples of one duration, with statistics cached until the next sample. */
 class SampleSeries {
-  values: number[] = [];
+  private buffer: number[] = [];
   private cached: DurationStats | null = null;
 
   push(value: number): void {
     invariant(Number.isFinite(value) && value >= 0, `a duration must be finite and >= 0, got ${value}`);
-    this.values.push(value);
+    this.buffer.push(value);
+    // Trim in batches so that each push stays O(1) amortised.
+    if (this.buffer.length > 2 * statsSampleLimit) this.buffer = this.buffer.slice(-statsSampleLimit);
     this.cached = null;
+  }
+
+  /** The samples the statistics cover, oldest first. */
+  get values(): number[] {
+    return this.buffer.length > statsSampleLimit ? this.buffer.slice(-statsSampleLimit) : this.buffer;
   }
 
   stats(): DurationStats {
@@ -137,7 +151,7 @@ class SampleSeries {
   }
 }
 
-/** Failover records (bounded) and statistics over every failover (unbounded samples). */
+/** Failover records (bounded), counts of every failover, and statistics over the most recent ones. */
 export class FailoverMetrics {
   private readonly limit: number;
   /** Kept records by id; Map insertion order is start order. */
@@ -269,7 +283,7 @@ export class FailoverMetrics {
     this.falseFailovers = 0;
   }
 
-  /** Plain-data snapshot for persistence (samples included, so it grows with the history). */
+  /** Plain-data snapshot for persistence (at most {@link statsSampleLimit} samples per series). */
   toJSON(): FailoverMetricsJSON {
     return {
       nextId: this.nextId,

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { FailoverMetrics, summarize } from '../../mesh/failover-metrics.ts';
+import { statsSampleLimit } from '../../mesh/failover-metrics.ts';
 import type { DurationStats, FailoverMetricsJSON, FailoverStart } from '../../mesh/failover-metrics.ts';
 import { regionId, serverId } from '../../mesh/types.ts';
 
@@ -161,16 +162,21 @@ describe('FailoverMetrics history and summary', () => {
     assert.equal(metrics.summary().detection_ms.max, 30, 'callers cannot corrupt the cache');
   });
 
-  test('a million failovers: bounded history, exact statistics over all of them', () => {
+  test('many failovers: bounded history and samples, counts over all of them, statistics over the most recent', () => {
     const metrics = new FailoverMetrics(10);
-    // 7919 is coprime with 5000, so every detection time 0..4999 occurs exactly 200 times.
-    for (let i = 0; i < 1_000_000; i += 1) {
-      const { id } = metrics.start(startInput({ failedAtMs: 0, detectedAtMs: (i * 7919) % 5000 }));
-      metrics.complete(id, 6000);
+    // The first 15,000 detections take 9,999 ms and must fall out of the statistics window.
+    for (let i = 0; i < 15_000; i += 1) {
+      metrics.complete(metrics.start(startInput({ failedAtMs: 0, detectedAtMs: 9999 })).id, 12_000);
+    }
+    // 7919 is coprime with 5000, so each detection time 0..4999 occurs exactly twice in the window.
+    for (let i = 0; i < statsSampleLimit; i += 1) {
+      metrics.complete(metrics.start(startInput({ failedAtMs: 0, detectedAtMs: (i * 7919) % 5000 })).id, 6000);
     }
     const summary = metrics.summary();
-    assert.deepEqual(summary.detection_ms, { count: 1_000_000, min: 0, mean: 2499.5, p50: 2499, p95: 4749, p99: 4949, max: 4999 });
+    assert.equal(summary.failovers.total, 15_000 + statsSampleLimit);
+    assert.deepEqual(summary.detection_ms, { count: statsSampleLimit, min: 0, mean: 2499.5, p50: 2499, p95: 4749, p99: 4949, max: 4999 });
     assert.equal(metrics.toJSON().records.length, 10);
+    assert.equal(metrics.toJSON().detectionSamples.length, statsSampleLimit);
     assert.deepEqual(metrics.summary(), summary, 'a second summary without new samples is identical');
   });
 
