@@ -16,11 +16,20 @@ export interface LevelThresholds {
 export interface MeshConfig {
   /** How often every server sends a heartbeat (seed: 1 s). Drives phi-accrual's expected interval. */
   readonly heartbeatIntervalMs: number;
+  /**
+   * Interval a heartbeat reply asks for while the server has something pending: a promotion to
+   * acknowledge, a new backup to confirm, or a suspect or missing primary in one of its regions
+   * (whose silence it can confirm). Incidents then resolve in fractions of a second instead of
+   * waiting for the next regular heartbeat; in steady state the rate stays at one per interval.
+   */
+  readonly expeditedHeartbeatIntervalMs: number;
   /** How often `src/` calls `onTick`; bounds how late a decision can be taken after its evidence. */
   readonly tickIntervalMs: number;
   /**
-   * Phi at which a silent server becomes `suspect` (Hayashibara et al.; Akka and Cassandra use 8).
-   * Suspicion alone never moves a region: it only opens the door to confirmation.
+   * Phi at which a silent server becomes `suspect` (Hayashibara et al.). Akka and Cassandra act on
+   * phi 8 alone; here suspicion never moves a region by itself, it only opens the door to a second,
+   * independent signal (a replication peer confirming the silence), so a lower threshold is safe:
+   * phi 3 means a 1-in-1,000 chance that the heartbeat is merely late.
    */
   readonly phiSuspectThreshold: number;
   /** How many recent heartbeat inter-arrival intervals phi-accrual keeps per server. */
@@ -90,11 +99,12 @@ export interface MeshConfig {
 /** Production defaults: the seed's values where it gives one, tighter detection otherwise. */
 export const defaultMeshConfig: MeshConfig = Object.freeze({
   heartbeatIntervalMs: 1000,
+  expeditedHeartbeatIntervalMs: 200,
   tickIntervalMs: 100,
-  phiSuspectThreshold: 8,
+  phiSuspectThreshold: 3,
   phiWindowSize: 100,
   phiMinStdDeviationMs: 100,
-  phiAcceptablePauseMs: 200,
+  phiAcceptablePauseMs: 100,
   peerSilenceMs: 500,
   failureTimeoutMs: 5000,
   tiltThresholdMs: 2000,
@@ -129,7 +139,7 @@ export const testMeshConfig: MeshConfig = Object.freeze({
 export const degradedLevels: readonly DegradedLevel[] = ['NORMAL', 'LIGHT', 'MODERATE', 'SEVERE'];
 
 const positiveIntegers: readonly (keyof MeshConfig)[] = [
-  'heartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
+  'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
   'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
   'maxTransitionsPerServer', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
   'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit', 'resolvedAlertsLimit',
@@ -154,6 +164,9 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   if (!(config.phiSuspectThreshold > 0)) errors.push('phiSuspectThreshold must be > 0');
   if (config.failureTimeoutMs <= config.heartbeatIntervalMs) {
     errors.push('failureTimeoutMs must exceed heartbeatIntervalMs, or every late heartbeat is a failure');
+  }
+  if (config.expeditedHeartbeatIntervalMs > config.heartbeatIntervalMs) {
+    errors.push('expeditedHeartbeatIntervalMs must not exceed heartbeatIntervalMs');
   }
   if (config.tiltThresholdMs <= config.tickIntervalMs) {
     errors.push('tiltThresholdMs must exceed tickIntervalMs, or every tick is a stall');

@@ -119,8 +119,8 @@ export class Coordinator {
       this.delayed.push({ serverId: id, input, dueAtMs: nowMs + delay });
       return ok(buildReply(this.ctx, server, [], (r) => this.ctx.buffer.pending(r)));
     }
-    const demoted = applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, input, nowMs);
-    return ok(buildReply(this.ctx, server, demoted, (r) => this.ctx.buffer.pending(r)));
+    const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, input, nowMs);
+    return ok(buildReply(this.ctx, server, applied.demoted, (r) => this.ctx.buffer.pending(r), applied.reportedSilence));
   }
 
   // ---- time ----------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ export interface HeartbeatReply {
   readonly status: ServerStatus;
   readonly degradedLevel: DegradedLevel;
   readonly fidelity: number;
+  /** When to send the next heartbeat: the regular interval, or sooner while something is pending. */
   readonly heartbeatIntervalMs: number;
   readonly regions: readonly RegionAssignment[];
   /** Regions the server claimed as primary but no longer leads: it must stop serving them. */
@@ -69,7 +70,7 @@ export interface HeartbeatReply {
 
 /** Applies one heartbeat to the core's state. */
 export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership: Membership, faults: FaultRegistry,
-  server: ServerRecord, input: HeartbeatInput, nowMs: number): { regionId: RegionId; epoch: number }[] {
+  server: ServerRecord, input: HeartbeatInput, nowMs: number): { demoted: { regionId: RegionId; epoch: number }[]; reportedSilence: boolean } {
   restartCheck(ctx, membership, server, input, nowMs);
   ctx.detectors.get(server.id)?.heartbeat(nowMs);
   if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
@@ -77,8 +78,9 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   server.players = input.players;
   const demoted: { regionId: RegionId; epoch: number }[] = [];
   for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);
-  for (const peer of input.peers) applyPeer(ctx, faults, server.id, peer, nowMs);
-  return demoted;
+  let reportedSilence = false;
+  for (const peer of input.peers) reportedSilence = applyPeer(ctx, faults, server.id, peer, nowMs) || reportedSilence;
+  return { demoted, reportedSilence };
 }
 
 /** A live server that comes back with a new incarnation has restarted: its regions are lost now. */
@@ -120,28 +122,45 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
  * Records a peer's sighting. Only current peers count, and for a self-registered server under an
  * injected outage the sighting is replaced by silence, as if the server were really unreachable.
  */
-function applyPeer(ctx: CoreContext, faults: FaultRegistry, reporter: ServerId, peer: PeerSilence, nowMs: number): void {
+function applyPeer(ctx: CoreContext, faults: FaultRegistry, reporter: ServerId, peer: PeerSilence, nowMs: number): boolean {
   const detector = ctx.detectors.get(peer.serverId);
-  if (!detector || peer.serverId === reporter || !ctx.topology.arePeers(reporter, peer.serverId)) return;
+  if (!detector || peer.serverId === reporter || !ctx.topology.arePeers(reporter, peer.serverId)) return false;
   const target = ctx.topology.servers.get(peer.serverId);
   const down = target && !target.simulated ? faults.unreachableSince(peer.serverId, nowMs) : null;
   const silentForMs = down === null ? peer.silentForMs : Math.max(peer.silentForMs, nowMs - down);
   detector.peerReport(reporter, silentForMs, nowMs);
+  return silentForMs >= ctx.config.peerSilenceMs;
 }
 
 /** Builds the reply from the announced (durable) state of every region the server hosts. */
 export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { regionId: RegionId; epoch: number }[],
-  pendingActions: (regionId: RegionId) => number): HeartbeatReply {
+  pendingActions: (regionId: RegionId) => number, reportedSilence = false): HeartbeatReply {
   const level = ctx.degraded.level;
   const regions: RegionAssignment[] = [];
+  // A server that reports a silent peer is asked back soon: its next report may confirm a failure.
+  let expedite = reportedSilence;
   for (const regionId of ctx.topology.regionsOf(server.id)) {
     const region = ctx.topology.regions.get(regionId);
-    if (region) regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
+    if (!region) continue;
+    regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
+    expedite ||= hasPending(ctx, region, server.id);
   }
   return {
     serverId: server.id, status: server.status, degradedLevel: level, fidelity: fidelityFor(level, false),
-    heartbeatIntervalMs: ctx.config.heartbeatIntervalMs, regions, demoted,
+    heartbeatIntervalMs: expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs,
+    regions, demoted,
   };
+}
+
+/**
+ * True when the region waits on this server (a promotion to acknowledge, a backup to confirm) or
+ * on news about its primary (suspect or gone), which this server's next heartbeat may bring.
+ */
+function hasPending(ctx: CoreContext, region: RegionRecord, serverId: ServerId): boolean {
+  if (region.primary === null) return true;
+  if (region.primary === serverId) return !region.primaryAcked || region.announcedEpoch !== region.epoch;
+  if (region.syncing[serverId] !== undefined || region.announcedEpoch !== region.epoch) return true;
+  return ctx.topology.servers.get(region.primary)?.status !== 'alive';
 }
 
 function assignmentFor(ctx: CoreContext, region: RegionRecord, serverId: ServerId, level: DegradedLevel,

@@ -74,8 +74,9 @@ const serviceSpecs: readonly ServiceSpec[] = [
  */
 const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   heartbeatIntervalMs: 'How often every server sends a heartbeat; phi-accrual expects this interval.',
+  expeditedHeartbeatIntervalMs: 'Heartbeat interval asked of a server while a failover waits on it (promotion, confirmation).',
   tickIntervalMs: 'Ticker period: how late a decision can be taken after its evidence.',
-  phiSuspectThreshold: 'Phi at which a silent server becomes suspect (Akka and Cassandra use 8).',
+  phiSuspectThreshold: 'Phi at which a silent server becomes suspect; failure still needs peer confirmation or the timeout.',
   phiWindowSize: 'Heartbeat inter-arrival intervals phi-accrual keeps per server.',
   phiMinStdDeviationMs: 'Floor of the inter-arrival deviation, so regular heartbeats do not explode phi.',
   phiAcceptablePauseMs: 'Extra pause tolerated before phi starts to climb (GC, scheduling).',

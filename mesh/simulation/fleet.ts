@@ -173,7 +173,19 @@ export class SimulatedFleet {
     for (const assignment of reply.regions) {
       if (assignment.role === 'primary' && assignment.actionsPending > 0) this.replay(server, assignment.regionId, nowMs);
     }
-    if (changed) this.push(nowMs, { kind: 'send', serverId: server.id, scheduled: false });
+    if (changed) {
+      this.push(nowMs, { kind: 'send', serverId: server.id, scheduled: false });
+    } else if (reply.heartbeatIntervalMs < server.intervalMs) {
+      this.expedite(server, nowMs, nowMs + reply.heartbeatIntervalMs);
+    }
+  }
+
+  /** Honours a reply's request for an earlier heartbeat (at most one extra send pending). */
+  private expedite(server: SimServer, nowMs: number, atMs: number): void {
+    if (atMs >= server.nextHeartbeatAtMs) return;
+    if (server.expeditedAtMs > nowMs && server.expeditedAtMs <= atMs) return;
+    server.expeditedAtMs = atMs;
+    this.push(atMs, { kind: 'send', serverId: server.id, scheduled: false });
   }
 
   /** The new primary collects buffered actions, applies them (ledger) and acknowledges them. */

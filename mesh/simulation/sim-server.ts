@@ -38,6 +38,8 @@ export class SimServer {
   /** Replication peers as the last reply named them. */
   peers = new Set<ServerId>();
   heartbeatsSent = 0;
+  /** Time of the extra heartbeat a reply asked for, or -Infinity when none is pending. */
+  expeditedAtMs = -Infinity;
 
   constructor(readonly id: ServerId, readonly address: string, readonly random: SeededRandom, startMs: number,
     readonly intervalMs: number) {
