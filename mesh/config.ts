@@ -78,7 +78,7 @@ export interface MeshConfig {
   readonly failureCountThresholds: LevelThresholds;
   /** Share of servers failed that raises each level (seed: 30%). */
   readonly failedServerShareThresholds: LevelThresholds;
-  /** Share of regions under-replicated, failing over or unavailable that raises each level. */
+  /** Share of regions under-replicated or unavailable that raises each level. */
   readonly impairedRegionShareThresholds: LevelThresholds;
   /** Time the mesh must spend below its level before stepping down one level (hysteresis). */
   readonly degradedCooldownMs: number;

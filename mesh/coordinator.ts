@@ -179,7 +179,9 @@ export class Coordinator {
     const regions = this.ctx.topology.regions.size;
     const evaluation = this.ctx.degraded.evaluate({
       failedServerShare: servers === 0 ? 0 : statuses.failed / servers,
-      impairedRegionShare: regions === 0 ? 0 : (regions - phases.active) / regions,
+      // A region failing over recovers within seconds; the issue counts under-replicated and
+      // unavailable regions, which stay impaired until capacity or a replica returns.
+      impairedRegionShare: regions === 0 ? 0 : (phases.under_replicated + phases.unavailable) / regions,
     }, nowMs);
     const change = evaluation.changed;
     if (change === null) return;

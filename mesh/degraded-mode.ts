@@ -9,7 +9,7 @@
  * - failures in the sliding window: server failures recorded at most `failureWindowMs` ago
  *   (a failure exactly `failureWindowMs` old still counts; an older one is evicted);
  * - the share of servers that are failed;
- * - the share of regions that are impaired (failing over, under-replicated or unavailable).
+ * - the share of regions that are impaired (under-replicated or unavailable).
  * A metric reaches a level when it is greater than or equal to that level's threshold. The target
  * is the highest level that any metric reaches, NORMAL when none reaches LIGHT.
  *
