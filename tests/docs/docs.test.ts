@@ -1,0 +1,53 @@
+/**
+ * The docs must stay true to the code: every setting `--help` prints appears in the configuration
+ * reference of FAULT_TOLERANCE_DEPLOYMENT.md with the same flag, variable and default, and the
+ * README shows the two commands and the walkthrough's endpoints.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { helpText } from '../../src/settings.ts';
+
+const root = new URL('../../', import.meta.url);
+const read = (name: string) => readFileSync(new URL(name, root), 'utf8');
+
+/** Flag, variable and default of every setting line of `--help`. */
+function settingsFromHelp(): { flag: string; env: string; fallback: string }[] {
+  const settings: { flag: string; env: string; fallback: string }[] = [];
+  for (const line of helpText().split('\n')) {
+    const match = /^ {2}(--[a-z-]+) <[^>]+> {2}(MESH_[A-Z_]+) {2}default: (\S+)/.exec(line);
+    if (match) settings.push({ flag: match[1] as string, env: match[2] as string, fallback: match[3] as string });
+  }
+  return settings;
+}
+
+describe('FAULT_TOLERANCE_DEPLOYMENT.md', () => {
+  const guide = read('FAULT_TOLERANCE_DEPLOYMENT.md');
+
+  test('lists every setting with its flag, variable and default', () => {
+    const settings = settingsFromHelp();
+    assert.ok(settings.length >= 30, `expected every setting in --help, parsed ${settings.length}`);
+    const missing = settings.filter(({ flag, env, fallback }) => !guide.includes(`| \`${flag}\` | \`${env}\` | \`${fallback}\` |`));
+    assert.deepEqual(missing, [], 'settings missing from the configuration reference (or with another default)');
+  });
+
+  test('documents the admin token and protected mode', () => {
+    assert.match(guide, /MESH_ADMIN_TOKEN/);
+    assert.match(guide, /protected mode/i);
+  });
+});
+
+describe('README.md', () => {
+  const readme = read('README.md');
+
+  test('shows the two commands: install and start, and run every test', () => {
+    assert.match(readme, /npm ci && npm start/);
+    assert.match(readme, /npm test/);
+  });
+
+  test('walks through setup_test, simulate_failure and failover_metrics with curl', () => {
+    for (const path of ['/mesh/setup_test', '/mesh/simulate_failure', '/mesh/failover_metrics']) {
+      assert.match(readme, new RegExp(`curl[^\\n]*${path.replace('/', '\\/')}`), `README walkthrough lacks ${path}`);
+    }
+  });
+});
