@@ -1,0 +1,77 @@
+/**
+ * Player actions while a region has no serving primary: players submit, the coordinator buffers
+ * (durably: a 202 means on disk), and the region's announced primary collects them in per-player
+ * `seq` order and acknowledges what it applied.
+ */
+import { Router } from '@koa/router';
+import type { ActionAck, BufferedAction } from '../../mesh/action-buffer.ts';
+import { regionId as toRegionId, serverId as toServerId, type RegionId, type Rejection } from '../../mesh/types.ts';
+import type { Principal } from '../auth.ts';
+import { fromRejection, type HttpProblem } from '../problem.ts';
+import { ms, operation, reply, type RouteKit } from '../route-kit.ts';
+import { durably } from './durability.ts';
+
+/** `SubmitActionRequest` after validation. */
+interface SubmitActionBody { player_id: string; seq: number; payload: unknown }
+/** `CollectActionsRequest` after validation (default limit filled). */
+interface CollectActionsBody { limit: number }
+/** `AcknowledgeActionsRequest` after validation. */
+interface AcknowledgeActionsBody { acks: { player_id: string; seq: number }[] }
+
+/** The action routes: submitAction, collectActions, acknowledgeActions. */
+export function actionRoutes(kit: RouteKit): Router {
+  const router = new Router();
+  const { host } = kit;
+
+  operation<SubmitActionBody>(router, kit, 'submitAction', async (ctx, { path, body }) => {
+    const id = toRegionId(path.region_id);
+    const action = { playerId: body.player_id, seq: body.seq, payload: body.payload };
+    const result = host.coordinator.submitAction(id, action, host.now());
+    if (!result.ok) {
+      // A full buffer raises an alert: hand it on before refusing.
+      host.flush();
+      throw fromRejection(result);
+    }
+    await durably(host, `Action ${body.seq} of player ${body.player_id} may or may not be durable; ` +
+      'resubmit it with the same seq (a repeat is recognised and answered as a duplicate).', result.value.changeSeq);
+    reply(ctx, 202, { status: result.value.status, pending: result.value.pending, expires_at: ms(result.value.expiresAtMs) });
+  });
+
+  operation<CollectActionsBody>(router, kit, 'collectActions', (ctx, { path, body, principal }) => {
+    const id = toRegionId(path.region_id);
+    const result = host.coordinator.collectActions(id, callingServer(principal), host.now(), body.limit);
+    if (!result.ok) throw primaryProblem(kit, id, result);
+    reply(ctx, 200, { region_id: id, epoch: result.value.epoch, actions: result.value.actions.map(actionBody) });
+  });
+
+  operation<AcknowledgeActionsBody>(router, kit, 'acknowledgeActions', async (ctx, { path, body, principal }) => {
+    const id = toRegionId(path.region_id);
+    const acks: ActionAck[] = body.acks.map((a) => ({ playerId: a.player_id, seq: a.seq }));
+    const result = host.coordinator.acknowledgeActions(id, callingServer(principal), acks, host.now());
+    if (!result.ok) throw primaryProblem(kit, id, result);
+    await durably(host, 'The acknowledgements are applied in memory but may not survive a restart; acknowledge again ' +
+      '(a repeat counts as unknown and changes nothing).', result.value.changeSeq);
+    const { acknowledged, unknown, pending } = result.value;
+    reply(ctx, 200, { acknowledged, unknown, pending });
+  });
+
+  return router;
+}
+
+/** The server named by `X-Server-Id` and proven by its token (these operations admit servers only). */
+function callingServer(principal: Principal | undefined) {
+  if (principal?.kind !== 'server') throw new Error('collect and ack are server-only operations');
+  return toServerId(principal.serverId);
+}
+
+/** Problem for a refused collect or ack; `not_primary` also says who the primary is and at which epoch. */
+function primaryProblem(kit: RouteKit, id: RegionId, rejection: Rejection): HttpProblem {
+  const route = rejection.code === 'not_primary' ? kit.host.coordinator.route(id) : undefined;
+  if (route === undefined) return fromRejection(rejection);
+  return fromRejection({ ...rejection, data: { ...rejection.data, epoch: route.epoch, primary: route.primary } });
+}
+
+/** `BufferedAction` of the contract. */
+function actionBody(a: BufferedAction) {
+  return { player_id: a.playerId, seq: a.seq, payload: a.payload, accepted_at: ms(a.acceptedAtMs) };
+}
