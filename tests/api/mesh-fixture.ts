@@ -5,19 +5,14 @@
  * fail a region's primary over and to prove that a rejected request changed nothing.
  */
 import assert from 'node:assert/strict';
-import Koa from 'koa';
 import request from 'supertest';
 import { hashToken, issueServerToken } from '../../api/auth.ts';
-import { problemMiddleware } from '../../api/problem.ts';
-import { actionRoutes } from '../../api/routes/actions.ts';
-import { alertRoutes } from '../../api/routes/alerts.ts';
-import { snapshotRoutes } from '../../api/routes/snapshots.ts';
 import type { MeshConfig } from '../../mesh/config.ts';
 import type { HeartbeatInput } from '../../mesh/heartbeat.ts';
 import { regionId, serverId, type RegionId, type Role, type ServerId } from '../../mesh/types.ts';
 import type { CoreState } from '../../mesh/state.ts';
 import type { Store } from '../../src/store/store.ts';
-import { contract, testApp, type TestApp } from './harness.ts';
+import { testApp, type TestApp } from './harness.ts';
 
 /** What a fake server claims about one region in its heartbeats. */
 interface Claim { role: Role; epoch: number; appliedSeq: number }
@@ -41,7 +36,7 @@ export class MeshFixture {
 
   static async create(options: FixtureOptions = {}): Promise<MeshFixture> {
     const t = await testApp(options);
-    return new MeshFixture(t, await withRoutersNotYetMounted(t, options));
+    return new MeshFixture(t, t.app.callback());
   }
 
   get host(): TestApp['host'] {
@@ -187,20 +182,4 @@ export class MeshFixture {
   allDurable(): boolean {
     return this.t.store.durableSeq() >= this.host.coordinator.ctx.outbox.positions().changeSeq;
   }
-}
-
-/**
- * Until api/app.ts mounts the action, snapshot and alert routers (they are commented out there
- * while this is written), serves them in front of the app over the same host and contract. Once
- * app.ts mounts them, `GET /mesh/alerts` answers and the app is used as it is: delete this then.
- */
-async function withRoutersNotYetMounted(t: TestApp, options: FixtureOptions): Promise<ReturnType<TestApp['app']['callback']>> {
-  const full = t.app.callback();
-  if ((await request(full).get('/mesh/alerts')).status !== 404) return full;
-  const kit = { deps: { host: t.host, adminToken: options.adminToken, logError: (e: unknown) => t.errors.push(e) }, host: t.host, contract: contract() };
-  const app = new Koa();
-  app.use(problemMiddleware({ log: (e) => t.errors.push(e) }));
-  for (const router of [actionRoutes(kit), snapshotRoutes(kit), alertRoutes(kit)]) app.use(router.routes());
-  app.use((ctx) => { ctx.respond = false; full(ctx.req, ctx.res); });
-  return app.callback();
 }
