@@ -7,10 +7,10 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { adminAuth, serverAuth, principalOf, type Principal } from './auth.ts';
-import { jsonBody } from './body.ts';
+import { hasBody, jsonBody } from './body.ts';
 import type { AppDeps, MeshHost } from './deps.ts';
 import type { Contract } from './openapi.ts';
-import { fromRejection, validationFailed } from './problem.ts';
+import { badRequest, fromRejection, validationFailed } from './problem.ts';
 import type { Rejection } from '../mesh/types.ts';
 
 /** What every router needs. */
@@ -38,6 +38,7 @@ export function operation<B = any>(router: Router, kit: RouteKit, operationId: s
   if (!info) throw new Error(`operation ${operationId} is not in openapi.yaml`);
   // Authentication first, so that an unauthenticated body is never parsed.
   const auth = authFor(kit, info.security);
+  const bodyRequired = requiresBody(kit.contract, info.path, info.method);
   const stack: Middleware[] = auth ? [auth] : [];
   stack.push(jsonBody({ limitBytes: info.maxBodyBytes }));
   stack.push(async (ctx) => {
@@ -46,6 +47,9 @@ export function operation<B = any>(router: Router, kit: RouteKit, operationId: s
     });
     if (!params.ok) throw validationFailed(params.errors);
     let body: unknown = undefined;
+    if (bodyRequired && !hasBody(ctx)) {
+      throw badRequest(`${info.method} ${info.path} needs a JSON request body (see operation ${operationId} in openapi.yaml)`);
+    }
     if (['POST', 'PUT', 'PATCH'].includes(info.method)) {
       const checked = kit.contract.validateRequestBody(operationId, (ctx.request as { body?: unknown }).body ?? {});
       if (!checked.ok) throw validationFailed(checked.errors);
@@ -56,6 +60,12 @@ export function operation<B = any>(router: Router, kit: RouteKit, operationId: s
   });
   const method = info.method.toLowerCase() as 'get' | 'post' | 'put' | 'patch' | 'delete';
   router[method](operationId, info.routerPath, ...stack);
+}
+
+/** True when the operation declares `requestBody.required: true`. */
+function requiresBody(contract: Contract, path: string, method: string): boolean {
+  const operation = contract.document.paths[path]?.[method.toLowerCase()] as { requestBody?: { required?: boolean } } | undefined;
+  return operation?.requestBody?.required === true;
 }
 
 function authFor(kit: RouteKit, security: readonly (readonly string[])[]): Middleware | null {

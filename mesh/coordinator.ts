@@ -313,8 +313,10 @@ export class Coordinator {
   }
 
   acknowledgeAlert(id: string, nowMs: number, by?: string): Result<Alert, 'unknown_alert'> {
+    const firstTime = this.ctx.alerts.get(id)?.acknowledgedAtMs === null;
     const result = this.ctx.alerts.acknowledge(id, nowMs, by);
-    if (result.ok) this.ctx.outbox.changed();
+    // Acknowledging again keeps the first acknowledgement: nothing to persist.
+    if (result.ok && firstTime) this.ctx.outbox.changed();
     return result;
   }
 
