@@ -1,0 +1,121 @@
+/**
+ * The Koa app factory. `createApp(deps)` loads the contract once, builds one {@link RouteKit},
+ * mounts the problem middleware first and then every resource router, and never listens: the
+ * composition root (`src/main.ts`) or a test (`supertest`) drives `app.callback()`.
+ *
+ * Shutdown: open `GET /mesh/events` streams would keep an HTTP server alive forever, so the app
+ * carries `closeStreams()`, which ends every event stream and unsubscribes from the core's events.
+ * Call it before `server.close()`.
+ */
+import Koa, { type Context, type Middleware } from 'koa';
+import { Router } from '@koa/router';
+import type { AppDeps } from './deps.ts';
+import { loadContract } from './openapi.ts';
+import { HttpProblem, problemMiddleware } from './problem.ts';
+import type { RouteKit } from './route-kit.ts';
+import { createEventStream, isClientDisconnect, type EventStream } from './sse.ts';
+import { actionRoutes } from './routes/actions.ts';
+import { alertRoutes } from './routes/alerts.ts';
+import { eventRoutes, sseEventOf } from './routes/events.ts';
+import { regionRoutes } from './routes/regions.ts';
+import { serverRoutes } from './routes/servers.ts';
+import { snapshotRoutes } from './routes/snapshots.ts';
+import { statusRoutes } from './routes/status.ts';
+import { testMeshRoutes } from './routes/test-mesh.ts';
+
+/** The app `createApp` returns: a Koa application that can also end its event streams. */
+export interface MeshApp extends Koa {
+  /**
+   * Ends every open `GET /mesh/events` stream and stops publishing the core's events (shutdown).
+   * Streams attached afterwards end at once. Idempotent.
+   */
+  closeStreams(): void;
+}
+
+/** One router per resource, each built from the shared kit. */
+const routerFactories: readonly ((kit: RouteKit, events: EventStream) => Router)[] = [
+  (kit) => statusRoutes(kit),
+  (kit) => testMeshRoutes(kit),
+  (kit) => serverRoutes(kit),
+  (kit) => regionRoutes(kit),
+  (kit) => actionRoutes(kit),
+  (kit) => snapshotRoutes(kit),
+  (kit) => alertRoutes(kit),
+  (kit, events) => eventRoutes(kit, events),
+];
+
+/** Builds the app over a running mesh. */
+export function createApp(deps: AppDeps): MeshApp {
+  const contract = loadContract(deps.openapiPath);
+  const kit: RouteKit = { deps, host: deps.host, contract };
+  const events = createEventStream();
+  // Subscribed once for the app, not per client, so that the replay ring holds every event
+  // since start-up whether or not anyone was listening.
+  const unsubscribe = deps.host.subscribe((event) => events.publish(sseEventOf(event)));
+
+  const root = new Router();
+  for (const make of routerFactories) root.use(make(kit, events).routes());
+
+  const app = new Koa() as MeshApp;
+  app.use(problemMiddleware({ log: (error, request) => deps.logError(error, request) }));
+  app.use(methodProblems(root));
+  app.use(root.routes());
+  app.on('error', (error: unknown, ctx?: Context) => {
+    // A client leaving an event stream (or any streamed body) is the normal end of a connection.
+    if (isClientDisconnect(error)) return;
+    deps.logError(error, ctx ? { method: ctx.method, path: ctx.path } : {});
+  });
+  let closed = false;
+  app.closeStreams = () => {
+    if (closed) return;
+    closed = true;
+    unsubscribe();
+    events.close();
+  };
+  return app;
+}
+
+/** Thrown by `allowedMethods` and replaced, with the request at hand, by a problem document. */
+class MethodSignal extends Error {
+  constructor(readonly status: 405 | 501) {
+    super(status === 405 ? 'method not allowed' : 'not implemented');
+  }
+}
+
+/**
+ * 405 (with `Allow`) for a known path and a method it does not support, 501 for a method the
+ * router does not implement at all; a path nothing matches stays a 404 for the problem middleware.
+ */
+function methodProblems(root: Router): Middleware {
+  const allowed = root.allowedMethods({
+    throw: true,
+    methodNotAllowed: () => new MethodSignal(405),
+    notImplemented: () => new MethodSignal(501),
+  }) as Middleware;
+  return async function methods(ctx, next) {
+    try {
+      await allowed(ctx, next);
+    } catch (error) {
+      if (!(error instanceof MethodSignal)) throw error;
+      throw methodProblem(ctx, error.status);
+    }
+  };
+}
+
+function methodProblem(ctx: Context, status: 405 | 501): HttpProblem {
+  const allow = allowedMethodsOf(ctx);
+  const headers = allow.length > 0 ? { Allow: allow.join(', ') } : undefined;
+  if (status === 501) {
+    return new HttpProblem({ status, slug: 'not-implemented', detail: `The method ${ctx.method} is not implemented by this service.`, headers });
+  }
+  return new HttpProblem({
+    status, slug: 'method-not-allowed', headers,
+    detail: `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow.join(', ')}.`,
+  });
+}
+
+/** Methods of the routes that matched the path (set on the context by the router). */
+function allowedMethodsOf(ctx: Context): string[] {
+  const matched = (ctx as Context & { matched?: { methods: string[] }[] }).matched ?? [];
+  return [...new Set(matched.flatMap((layer) => layer.methods))];
+}

@@ -1,0 +1,104 @@
+/**
+ * Composition root: reads the settings, builds the real clock, store, core and HTTP server, starts
+ * the ticker and handles shutdown. The only place where real things are constructed.
+ */
+import { createServer, type Server } from 'node:http';
+import { createApp, type MeshApp } from '../api/app.ts';
+import { ManualClock, type Clock } from '../mesh/ports.ts';
+import type { CoreState } from '../mesh/state.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { RunningMesh } from './mesh-host.ts';
+import { helpText, parseSettings, type Settings } from './settings.ts';
+import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
+import { LowdbStore } from './store/lowdb-store.ts';
+import { MemoryStore } from './store/memory-store.ts';
+import type { Store } from './store/store.ts';
+import { startTicker, type Ticker } from './ticker.ts';
+
+const systemClock: Clock = { now: () => Date.now() };
+
+async function main(): Promise<void> {
+  const parsed = parseSettings(process.argv.slice(2), process.env);
+  if (!parsed.ok) {
+    process.stderr.write(`mesh-coordinator: invalid settings:\n${parsed.errors.map((e) => `  - ${e}`).join('\n')}\n` +
+      'Run with --help to list every setting.\n');
+    process.exit(2);
+  }
+  const { settings } = parsed;
+  if (settings.help) {
+    process.stdout.write(helpText());
+    return;
+  }
+  const log = createLogger({ level: settings.logLevel, fields: { service: 'mesh-coordinator' } });
+  for (const warning of parsed.warnings) log.warn(warning);
+  const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir) : null;
+  const store: Store<CoreState> = settings.store === 'lowdb'
+    ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: (error) => log.error('store write failed', { error }) })
+    : new MemoryStore<CoreState>();
+  const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
+  const host = await RunningMesh.open({
+    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : Date.now() >>> 0, log,
+  });
+  const app = createApp({
+    host, adminToken: settings.adminToken,
+    logError: (error, context) => log.error('request failed', { error, ...context }),
+  });
+  const server = createServer(app.callback());
+  await listen(server, settings);
+  const ticker = settings.clock === 'system'
+    ? startTicker(() => host.tick(), settings.tickMs, (error) => log.error('tick failed', { error })) : null;
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : settings.port;
+  const hostPart = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
+  log.info('mesh coordinator ready', {
+    url: `http://${hostPart}:${port}`, clock: settings.clock, store: settings.store,
+    dataDir: settings.store === 'lowdb' ? settings.dataDir : null, protectedMode: settings.adminToken === undefined,
+    servers: host.coordinator.ctx.topology.servers.size, regions: host.coordinator.ctx.topology.regions.size,
+  });
+  handleSignals({ server, app, ticker, host, lock, log });
+}
+
+function listen(server: Server, settings: Settings): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(settings.port, settings.host, () => resolve());
+  });
+}
+
+/**
+ * SIGTERM/SIGINT: stop the ticker, end the event streams (an open stream would keep its connection,
+ * and so the server, alive), stop accepting requests, flush the store, release the lock, exit 0.
+ */
+function handleSignals(parts: {
+  server: Server; app: MeshApp; ticker: Ticker | null; host: RunningMesh; lock: DataDirLock | null; log: Logger;
+}): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    parts.log.info('shutting down', { signal });
+    parts.ticker?.stop();
+    // Ended streams and idle keep-alive connections close cleanly; requests in flight get the time
+    // the final flush takes to finish, then whatever is left is cut.
+    parts.app.closeStreams();
+    parts.server.close();
+    parts.server.closeIdleConnections();
+    try {
+      await parts.host.close();
+      parts.server.closeAllConnections();
+      await parts.lock?.release();
+      parts.log.info('stopped; state flushed');
+      process.exit(0);
+    } catch (error) {
+      parts.log.error('shutdown failed to flush the state', { error });
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`mesh-coordinator: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

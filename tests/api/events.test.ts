@@ -1,0 +1,160 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { contract, expectResponse, testApp, type TestApp } from './harness.ts';
+import { handler, register } from './fixtures.ts';
+
+interface Frame { id?: string; event?: string; data?: string; retry?: string; comment?: string }
+
+/** The test app on a real listening socket, since an event stream never ends by itself. */
+async function listen(t: TestApp) {
+  const server = http.createServer(handler(t)).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const stop = async () => {
+    t.app.closeStreams();
+    server.close();
+    server.closeAllConnections();
+    await once(server, 'close');
+  };
+  return { port, stop };
+}
+
+async function connect(port: number, headers: Record<string, string> = {}) {
+  const req = http.get({ host: '127.0.0.1', port, path: '/mesh/events', headers, agent: false });
+  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+  res.setEncoding('utf8');
+  const frames: Frame[] = [];
+  let buffer = '';
+  res.on('data', (chunk: string) => {
+    buffer += chunk;
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const frame: Frame = {};
+      for (const line of buffer.slice(0, end).split('\n')) {
+        if (line.startsWith(':')) frame.comment = line.slice(1).trim();
+        else (frame as Record<string, string>)[line.slice(0, line.indexOf(': '))] = line.slice(line.indexOf(': ') + 2);
+      }
+      frames.push(frame);
+      buffer = buffer.slice(end + 2);
+    }
+  });
+  const ended = once(res, 'end');
+  ended.catch(() => {});
+  return { res, frames, ended, events: () => frames.filter((f) => f.id !== undefined) };
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(check(), `timed out waiting for ${what}`);
+}
+
+/** Checks one frame against the contract: id = seq, event = type, data a MeshEvent. */
+function checkFrame(frame: Frame): Record<string, any> {
+  const data = JSON.parse(frame.data ?? '') as Record<string, any>;
+  assert.equal(String(data.seq), frame.id);
+  assert.equal(data.type, frame.event);
+  const checked = contract().validateSchema('MeshEvent', data);
+  assert.ok(checked.ok, `${frame.event}: ${JSON.stringify(checked)} ${frame.data}`);
+  return data;
+}
+
+describe('GET /mesh/events', () => {
+  test('streams the core events as they happen, snake_case, validated against MeshEvent', async () => {
+    const t = await testApp();
+    const { port, stop } = await listen(t);
+    try {
+      const client = await connect(port);
+      assert.equal(client.res.statusCode, 200);
+      assert.match(String(client.res.headers['content-type']), /^text\/event-stream/);
+      assert.equal(client.res.headers['cache-control'], 'no-cache, no-transform');
+      const s = await register(t, { address: '10.0.0.1:7777', zone: 'a' });
+      await request(handler(t)).post(`/mesh/servers/${s.id}/leave`);
+      await until(() => client.events().length >= 1, 'the draining event');
+      const data = checkFrame(client.events()[0] as Frame);
+      assert.deepEqual({ type: data.type, server_id: data.server_id, from: data.from, to: data.to },
+        { type: 'server_status_changed', server_id: s.id, from: 'alive', to: 'draining' });
+      assert.equal(typeof data.at, 'number');
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a failover produces detection, promotion, completion and backup events, all in the contract', async () => {
+    const t = await testApp();
+    const { port, stop } = await listen(t);
+    try {
+      const client = await connect(port);
+      await request(handler(t)).post('/mesh/setup_test').send({ regions: 3, spare_servers: 3, heartbeat_loss: 0 });
+      await request(handler(t)).post('/mesh/test/advance_time').send({ ms: 2000 });
+      await request(handler(t)).post('/mesh/simulate_failure').send({ region_id: 'region-1', role: 'primary' });
+      await request(handler(t)).post('/mesh/test/advance_time').send({ ms: 8000 });
+      await until(() => client.events().some((f) => f.event === 'backup_created'), 'the backup event');
+      const types = new Set(client.events().map((f) => checkFrame(f).type));
+      for (const type of ['server_failure_detected', 'failover_initiated', 'failover_completed', 'backup_created', 'region_phase_changed']) {
+        assert.ok(types.has(type), `${type} in ${[...types].join(', ')}`);
+      }
+      const ids = client.events().map((f) => Number(f.id));
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'ids increase');
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a reconnecting client gets what it missed after Last-Event-ID, then live events', async () => {
+    const t = await testApp();
+    const { port, stop } = await listen(t);
+    try {
+      for (const address of ['10.0.0.1:7777', '10.0.0.2:7777', '10.0.0.3:7777']) {
+        const s = await register(t, { address, zone: 'a' });
+        await request(handler(t)).post(`/mesh/servers/${s.id}/leave`);
+      }
+      const first = await connect(port, { 'Last-Event-ID': '0' });
+      await until(() => first.events().length === 3, 'the replay of three events');
+      const seqs = first.events().map((f) => Number(f.id));
+      const resumed = await connect(port, { 'Last-Event-ID': String(seqs[0]) });
+      await until(() => resumed.events().length === 2, 'the replay after the first event');
+      assert.deepEqual(resumed.events().map((f) => Number(f.id)), seqs.slice(1));
+      const fresh = await connect(port);
+      const s = await register(t, { address: '10.0.0.4:7777', zone: 'a' });
+      await request(handler(t)).post(`/mesh/servers/${s.id}/leave`);
+      await until(() => fresh.events().length === 1 && resumed.events().length === 3, 'the live event');
+      assert.equal(fresh.events()[0]?.id, resumed.events()[2]?.id, 'no replay without Last-Event-ID');
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a malformed Last-Event-ID is a 400 problem', async () => {
+    const t = await testApp();
+    for (const bad of ['abc', '-1', '1.5']) {
+      const res = await request(handler(t)).get('/mesh/events').set('Last-Event-ID', bad);
+      expectResponse('streamEvents', res, 400);
+    }
+    t.app.closeStreams();
+  });
+
+  test('closeStreams ends open streams, and later clients get an ended stream', async () => {
+    const t = await testApp();
+    const { port, stop } = await listen(t);
+    try {
+      const a = await connect(port);
+      const b = await connect(port);
+      await until(() => a.frames.length > 0 && b.frames.length > 0, 'the retry frames');
+      t.app.closeStreams();
+      await a.ended;
+      await b.ended;
+      const late = await connect(port);
+      await late.ended;
+      assert.equal(late.res.statusCode, 200);
+      const s = await register(t, { address: '10.0.0.1:7777', zone: 'a' });
+      await request(handler(t)).post(`/mesh/servers/${s.id}/leave`);
+      assert.equal(a.events().length, 0, 'nothing is published after closeStreams');
+    } finally {
+      await stop();
+    }
+    assert.deepEqual(t.errors, []);
+  });
+});
