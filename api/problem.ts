@@ -166,6 +166,7 @@ export function snakeCaseKeys(value: unknown): unknown {
 }
 
 function toSnakeCase(key: string): string {
+  if (key === 'atMs') return 'at';
   return key.replace(/AtMs$/, 'At').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 

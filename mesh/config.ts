@@ -157,7 +157,10 @@ export function validateMeshConfig(config: MeshConfig): string[] {
       errors.push(`${key} must be a positive integer, got ${String(value)}`);
     }
   }
-  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs', 'backupsPerRegion'] as const;
+  if (!(Number.isInteger(config.backupsPerRegion) && config.backupsPerRegion >= 0)) {
+    errors.push(`backupsPerRegion must be a number >= 0 and whole (a count of backups), got ${String(config.backupsPerRegion)}`);
+  }
+  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs'] as const;
   for (const key of nonNegative) {
     if (!(Number.isFinite(config[key]) && config[key] >= 0)) errors.push(`${key} must be a number >= 0, got ${String(config[key])}`);
   }

@@ -13,6 +13,7 @@ import { Recovery } from './failover.ts';
 import { FailoverMetrics } from './failover-metrics.ts';
 import { FaultRegistry, resolveTargets, type FaultSpec, type InjectedFault } from './faults.ts';
 import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
+import { MinHeap } from './heap.ts';
 import { Membership } from './membership.ts';
 import { Outbox, type Effect } from './outbox.ts';
 import type { Random } from './ports.ts';
@@ -42,7 +43,10 @@ export class Coordinator {
   private readonly recovery: Recovery;
   private readonly membership: Membership;
   private readonly faults = new FaultRegistry();
-  private readonly delayed: { serverId: ServerId; input: HeartbeatInput; dueAtMs: number }[] = [];
+  /** Heartbeats of self-registered servers under a `slow` fault, applied when due. */
+  private readonly delayed = new MinHeap<{ serverId: ServerId; input: HeartbeatInput; dueAtMs: number; order: number }>(
+    (a, b) => (a.dueAtMs !== b.dueAtMs ? a.dueAtMs < b.dueAtMs : a.order < b.order));
+  private delayedOrder = 0;
   private lastTickMs: number | null = null;
   private tiltUntilMs: number;
   private nextServerNumber = 1;
@@ -84,7 +88,7 @@ export class Coordinator {
     const server: ServerRecord = {
       id, address: input.address, zone: input.zone, capacity: input.capacity, name: input.name ?? null,
       simulated: input.simulated ?? false, credentialHash: input.credentialHash ?? null, status: 'alive',
-      statusSinceMs: nowMs, registeredAtMs: nowMs, players: 0, incarnation: null,
+      statusSinceMs: nowMs, registeredAtMs: nowMs, players: 0, incarnation: null, lastSeq: null,
     };
     this.ctx.topology.addServer(server);
     this.ctx.counts.statuses.alive += 1;
@@ -116,7 +120,7 @@ export class Coordinator {
     }
     const delay = server.simulated ? 0 : this.faults.heartbeatDelay(id, nowMs);
     if (delay > 0) {
-      this.delayed.push({ serverId: id, input, dueAtMs: nowMs + delay });
+      this.delayed.push({ serverId: id, input, dueAtMs: nowMs + delay, order: this.delayedOrder++ });
       return ok(buildReply(this.ctx, server, [], (r) => this.ctx.buffer.pending(r)));
     }
     const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, input, nowMs);
@@ -144,7 +148,7 @@ export class Coordinator {
     this.applyDelayed(nowMs);
     this.membership.observe(nowMs, this.tilted(nowMs));
     this.expireActions(nowMs);
-    this.recovery.run(nowMs);
+    this.recovery.run(nowMs, this.tilted(nowMs));
     this.membership.finishDrains(nowMs);
     this.evaluateDegraded(nowMs);
   }
@@ -155,8 +159,8 @@ export class Coordinator {
   }
 
   private applyDelayed(nowMs: number): void {
-    while (this.delayed.length > 0 && (this.delayed[0]?.dueAtMs ?? Infinity) <= nowMs) {
-      const next = this.delayed.shift();
+    while ((this.delayed.peek()?.dueAtMs ?? Infinity) <= nowMs) {
+      const next = this.delayed.pop();
       const server = next && this.ctx.topology.servers.get(next.serverId);
       if (next && server && server.status !== 'left') {
         applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, next.input, nowMs);
@@ -205,8 +209,11 @@ export class Coordinator {
 
   /** Creates regions and places their replicas; refused as a whole when no server has room. */
   createRegions(inputs: readonly RegionInput[], nowMs: number): Result<RegionRecord[], 'duplicate_region' | 'no_capacity'> {
-    return createRegions(this.ctx, inputs, nowMs, () => this.nextId('region', () => this.nextRegionNumber++,
+    const created = createRegions(this.ctx, inputs, nowMs, () => this.nextId('region', () => this.nextRegionNumber++,
       (c) => this.ctx.topology.regions.has(toRegionId(c))));
+    // A region created short of backups waits for capacity like any other.
+    if (created.ok) for (const region of created.value) if (region.phase !== 'active') this.recovery.enqueue(region.id);
+    return created;
   }
 
   /** Changes a region's priority inputs. */
@@ -269,13 +276,14 @@ export class Coordinator {
     Result<{ acknowledged: number; unknown: number; pending: number; changeSeq: number }, 'unknown_region' | 'not_primary'> {
     const region = this.primaryOf(id, serverId);
     if (!region.ok) return region;
-    const outcome = this.ctx.buffer.acknowledge(id, acks, nowMs);
-    if (outcome.acknowledged > 0) {
-      for (const playerId of new Set(acks.map((a) => a.playerId))) {
-        this.ctx.outbox.emit({ type: 'player_reconnected', regionId: id, playerId, serverId }, nowMs);
-      }
-      resolveAlert(this.ctx, `buffer-full:${id}`, nowMs);
+    const outcome = { acknowledged: 0, unknown: 0 };
+    for (const [playerId, playerAcks] of groupBy(acks, (a) => a.playerId)) {
+      const result = this.ctx.buffer.acknowledge(id, playerAcks, nowMs);
+      outcome.acknowledged += result.acknowledged;
+      outcome.unknown += result.unknown;
+      if (result.acknowledged > 0) this.ctx.outbox.emit({ type: 'player_reconnected', regionId: id, playerId, serverId }, nowMs);
     }
+    if (outcome.acknowledged > 0) resolveAlert(this.ctx, `buffer-full:${id}`, nowMs);
     const changeSeq = outcome.acknowledged > 0 ? this.ctx.outbox.changed() : this.ctx.outbox.positions().changeSeq;
     return ok({ ...outcome, pending: this.ctx.buffer.pending(id), changeSeq });
   }
@@ -422,4 +430,16 @@ export class Coordinator {
       if (!taken(candidate)) return candidate;
     }
   }
+}
+
+/** Groups items by key, keeping first-seen key order and item order. */
+function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }

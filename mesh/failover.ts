@@ -120,9 +120,13 @@ export class Recovery {
     region.formerReplicas = [];
   }
 
-  /** One pass: expired deadlines first, then every region that needs work, most important first. */
-  run(nowMs: number): void {
-    this.expireDeadlines(nowMs);
+  /**
+   * One pass: expired deadlines first, then every region that needs work, most important first.
+   * While the coordinator is in TILT no deadline expires: an acknowledgement that could not be
+   * processed during its own stall is no reason to abort a promotion.
+   */
+  run(nowMs: number, tilted = false): void {
+    if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
       for (const id of this.starved) this.work.add(id);
       this.starved.clear();

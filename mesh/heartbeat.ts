@@ -33,6 +33,12 @@ export interface PeerSilence {
 export interface HeartbeatInput {
   /** Boot identifier; a new value means the process restarted and lost its state. */
   readonly incarnation: string;
+  /**
+   * Increases with every heartbeat of one incarnation. When given, a heartbeat that arrives after
+   * a later one of the same incarnation (reordered on the network) is answered but not applied,
+   * so stale claims never overwrite fresh ones.
+   */
+  readonly seq?: number;
   readonly players: number;
   readonly regions: readonly RegionClaim[];
   readonly peers: readonly PeerSilence[];
@@ -71,7 +77,9 @@ export interface HeartbeatReply {
 /** Applies one heartbeat to the core's state. */
 export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership: Membership, faults: FaultRegistry,
   server: ServerRecord, input: HeartbeatInput, nowMs: number): { demoted: { regionId: RegionId; epoch: number }[]; reportedSilence: boolean } {
+  if (isReordered(server, input)) return { demoted: [], reportedSilence: false };
   restartCheck(ctx, membership, server, input, nowMs);
+  if (input.seq !== undefined) server.lastSeq = input.seq;
   ctx.detectors.get(server.id)?.heartbeat(nowMs);
   if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
   server.incarnation = input.incarnation;
@@ -81,6 +89,12 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   let reportedSilence = false;
   for (const peer of input.peers) reportedSilence = applyPeer(ctx, faults, server.id, peer, nowMs) || reportedSilence;
   return { demoted, reportedSilence };
+}
+
+/** True for a heartbeat older than one already applied from the same incarnation. */
+function isReordered(server: ServerRecord, input: HeartbeatInput): boolean {
+  return input.seq !== undefined && server.lastSeq !== null && server.incarnation === input.incarnation &&
+    input.seq <= server.lastSeq;
 }
 
 /** A live server that comes back with a new incarnation has restarted: its regions are lost now. */

@@ -54,24 +54,26 @@ export class PlacementPlanner {
   }
 
   private bestIn(hosting: Set<ServerId>, zoneAllowed: (zone: string) => boolean): ServerId | null {
-    let best: { zone: string; candidate: Candidate } | null = null;
+    let best: { heap: MinHeap<Candidate>; candidate: Candidate } | null = null;
+    const setAside: { heap: MinHeap<Candidate>; candidate: Candidate }[] = [];
     for (const [zone, heap] of this.zones) {
       if (!zoneAllowed(zone)) continue;
-      const top = this.validTop(heap, hosting);
-      if (top && (best === null || lessLoaded(top, best.candidate))) best = { zone, candidate: top };
+      const top = this.validTop(heap, hosting, (candidate) => setAside.push({ heap, candidate }));
+      if (top && (best === null || lessLoaded(top, best.candidate))) best = { heap, candidate: top };
     }
-    if (best === null) return null;
-    this.zones.get(best.zone)?.pop();
-    return best.candidate.id;
+    // The chosen candidate is the top of its heap until the set-aside entries go back.
+    best?.heap.pop();
+    for (const { heap, candidate } of setAside) heap.push(candidate);
+    return best === null ? null : best.candidate.id;
   }
 
   /**
    * Top of a zone's heap that is still current and does not host the region. Stale entries (load
    * changed since they were pushed, or no room left) are discarded; entries hosting the region are
-   * set aside and pushed back, since they remain good candidates for other regions.
+   * popped and handed to `setAside`: the caller pushes them back once it has taken its pick, since
+   * they remain good candidates for other regions.
    */
-  private validTop(heap: MinHeap<Candidate>, hosting: Set<ServerId>): Candidate | undefined {
-    const setAside: Candidate[] = [];
+  private validTop(heap: MinHeap<Candidate>, hosting: Set<ServerId>, setAside: (c: Candidate) => void): Candidate | undefined {
     let found: Candidate | undefined;
     for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
       const server = this.topology.servers.get(top.id);
@@ -81,14 +83,13 @@ export class PlacementPlanner {
         heap.pop();
         heap.push(this.candidate(server));
       } else if (hosting.has(top.id)) {
-        setAside.push(top);
+        setAside(top);
         heap.pop();
       } else {
         found = top;
         break;
       }
     }
-    for (const c of setAside) heap.push(c);
     return found;
   }
 

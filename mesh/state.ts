@@ -51,7 +51,7 @@ export function importState(ctx: CoreContext, state: CoreState, nowMs: number): 
     throw new Error(`persisted core state has version ${state.version}; this build reads version ${coreStateVersion}`);
   }
   for (const saved of state.servers) {
-    const server: ServerRecord = { ...saved, status: saved.status === 'suspect' ? 'alive' : saved.status };
+    const server: ServerRecord = { ...saved, status: saved.status === 'suspect' ? 'alive' : saved.status, lastSeq: saved.lastSeq ?? null };
     ctx.topology.addServer(server);
     ctx.counts.statuses[server.status] += 1;
   }

@@ -24,6 +24,8 @@ export interface ServerRecord {
   players: number;
   /** Boot identifier last reported; a new one means the process restarted. */
   incarnation: string | null;
+  /** Sequence number of the last applied heartbeat of this incarnation, if the server sends one. */
+  lastSeq: number | null;
 }
 
 /** Replication state of one region. */

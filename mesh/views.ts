@@ -98,7 +98,8 @@ export function serverView(ctx: CoreContext, server: ServerRecord): ServerView {
   return {
     serverId: server.id, address: server.address, zone: server.zone, capacity: server.capacity, name: server.name,
     simulated: server.simulated, status: server.status, statusSinceMs: server.statusSinceMs,
-    registeredAtMs: server.registeredAtMs, lastHeartbeatAtMs: ctx.detectors.get(server.id)?.lastHeartbeatAtMs ?? null,
+    registeredAtMs: server.registeredAtMs,
+    lastHeartbeatAtMs: server.incarnation === null ? null : ctx.detectors.get(server.id)?.lastHeartbeatAtMs ?? null,
     players: server.players, primaries, backups: ctx.topology.hostedCount(server.id) - primaries,
   };
 }

@@ -99,10 +99,11 @@ function heartbeatDropped(detail: string, intervalMs: number): HttpProblem {
   });
 }
 
-/** The snake_case body mapped to the core's input; `seq` is accepted but not used by the core. */
+/** The snake_case body mapped to the core's input. */
 export function toHeartbeatInput(body: HeartbeatBody): HeartbeatInput {
   return {
     incarnation: body.incarnation,
+    ...(body.seq === undefined ? {} : { seq: body.seq }),
     players: body.players,
     regions: body.regions.map((r) => ({ regionId: regionId(r.region_id), role: r.role, epoch: r.epoch, appliedSeq: r.applied_seq })),
     peers: (body.peers ?? []).map((p) => ({ serverId: serverId(p.server_id), silentForMs: p.silent_for_ms })),

@@ -20,8 +20,8 @@ export const standardNetwork: NetworkModel = Object.freeze({
   lossProbability: 0.01,
 });
 
-/** Draws one delivery: the delay in ms, or null when the message is lost. */
+/** Draws one delivery: the delay in whole ms, or null when the message is lost. */
 export function deliver(model: NetworkModel, random: SeededRandom): number | null {
   if (random.chance(model.lossProbability)) return null;
-  return Math.min(model.maxDelayMs, model.baseDelayMs + random.exponential(model.meanExtraDelayMs));
+  return Math.round(Math.min(model.maxDelayMs, model.baseDelayMs + random.exponential(model.meanExtraDelayMs)));
 }

@@ -43,7 +43,7 @@ export class SimServer {
 
   constructor(readonly id: ServerId, readonly address: string, readonly random: SeededRandom, startMs: number,
     readonly intervalMs: number) {
-    this.nextHeartbeatAtMs = startMs + random.next() * intervalMs;
+    this.nextHeartbeatAtMs = startMs + Math.floor(random.next() * intervalMs);
   }
 
   get incarnation(): string {
@@ -114,6 +114,6 @@ export class SimServer {
     this.up = true;
     this.unreachableSince = null;
     this.incarnationNumber++;
-    this.nextHeartbeatAtMs = nowMs + this.random.next() * this.intervalMs;
+    this.nextHeartbeatAtMs = nowMs + Math.floor(this.random.next() * this.intervalMs);
   }
 }

@@ -22,7 +22,7 @@ describe('POST /mesh/servers', () => {
     const view = expectResponse('getServer', await get(t, res.headers.location), 200);
     assert.deepEqual(view, {
       server_id: body.server_id, name: 'godot-eu-1', address: A.address, zone: A.zone, capacity: 8, status: 'alive',
-      status_changed_at: 5000, simulated: false, registered_at: 5000, last_heartbeat_at: 5000, players: 0, primaries: 0, backups: 0,
+      status_changed_at: 5000, simulated: false, registered_at: 5000, last_heartbeat_at: null, players: 0, primaries: 0, backups: 0,
     });
     const saved = await t.store.load();
     assert.ok(saved?.servers.some((s) => s.id === body.server_id), 'the registration is durable before the 201');
@@ -134,7 +134,7 @@ describe('POST /mesh/servers/{server_id}/heartbeat', () => {
       const res = await unchanged(t, () => sendBeat(t, a, body));
       expectResponse('sendHeartbeat', res, 400);
     }
-    assert.equal(t.host.coordinator.server(a.id as never)?.lastHeartbeatAtMs, 0, 'no rejected heartbeat was applied');
+    assert.equal(t.host.coordinator.server(a.id as never)?.lastHeartbeatAtMs, null, 'no rejected heartbeat was applied');
   });
 
   test('claims about unknown regions and non-peers are ignored, not errors', async () => {
