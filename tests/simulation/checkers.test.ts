@@ -1,0 +1,41 @@
+/**
+ * The checkers must be able to fail: synthetic cases for the critical-first ordering checker (the
+ * simulator's core always orders correctly, so the property alone would never show it failing).
+ * The other checkers were shown to fail by mutating the core at run time (see the test report).
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import type { FailoverRecord } from '../../mesh/failover-metrics.ts';
+import { criticalOrderingProblems } from '../../mesh/simulation/checkers.ts';
+import type { RegionId, ServerId } from '../../mesh/types.ts';
+
+const record = (regionId: string, critical: boolean, detectedAtMs: number, recoveryMs: number): FailoverRecord => ({
+  id: `fo-${regionId}`, regionId: regionId as RegionId, failedServerId: 'a' as ServerId, newPrimaryId: 'b' as ServerId, critical,
+  players: 0, epoch: 2, failedAtMs: detectedAtMs - 1000, detectedAtMs, promotedAtMs: detectedAtMs, completedAtMs: detectedAtMs - 1000 + recoveryMs,
+  detectionMs: 1000, recoveryMs, outcome: 'completed',
+});
+
+describe('criticalOrderingProblems', () => {
+  test('accepts critical regions promoted first and recovered no later', () => {
+    const records = [record('c', true, 1000, 2000), record('n', false, 1000, 2500)];
+    assert.deepEqual(criticalOrderingProblems(records, new Map([['c' as RegionId, 1000], ['n' as RegionId, 1100]])), []);
+  });
+
+  test('flags a critical region promoted after a non-critical one detected in the same tick', () => {
+    const records = [record('c', true, 1000, 2000), record('n', false, 1000, 2500)];
+    const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 1200], ['n' as RegionId, 1100]]));
+    assert.equal(problems.length, 1);
+    assert.match(problems[0] ?? '', /critical c .* promoted after non-critical n/);
+  });
+
+  test('accepts a critical region detected later than a non-critical one and promoted later', () => {
+    const records = [record('c', true, 1500, 2000), record('n', false, 1000, 2500)];
+    assert.deepEqual(criticalOrderingProblems(records, new Map([['c' as RegionId, 1500], ['n' as RegionId, 1000]])), []);
+  });
+
+  test('flags a slowest critical recovery above the slowest non-critical one', () => {
+    const records = [record('c', true, 1000, 3000), record('n', false, 1000, 2500)];
+    const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 1000], ['n' as RegionId, 1000]]));
+    assert.match(problems[0] ?? '', /slowest critical recovery 3000 ms exceeds slowest non-critical 2500 ms/);
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Shared helpers of the simulation properties: a run with the safety checker wired in, the
+ * fast-check parameters (seed from SIM_SEED to replay, numRuns scaled by SIM_RUNS_FACTOR), and
+ * percentile summaries printed next to the targets.
+ */
+import fc from 'fast-check';
+import type { FaultSpec } from '../../mesh/faults.ts';
+import type { RegionId, ServerId } from '../../mesh/types.ts';
+import { SafetyChecker } from '../../mesh/simulation/checkers.ts';
+import { SimRun, type ScenarioSpec } from '../../mesh/simulation/scenario.ts';
+import { summarize, type DurationStats } from '../../mesh/failover-metrics.ts';
+
+/** A run whose safety is checked after every tick and on every heartbeat. */
+export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChecker } {
+  let run: SimRun | undefined;
+  const safety = new SafetyChecker(() => (run as SimRun).coordinator, () => (run as SimRun).fleet);
+  run = new SimRun(spec, safety.observer());
+  run.onTick((nowMs) => safety.afterStep(nowMs));
+  return { run, safety };
+}
+
+/**
+ * fast-check parameters: `numRuns` (times SIM_RUNS_FACTOR, at least 1) and, when SIM_SEED is set,
+ * that seed, so that a failure printed by CI is replayed with `SIM_SEED=<seed>` (add `path` from the
+ * report to jump straight to the shrunk case).
+ */
+export function fcParams(numRuns: number): { numRuns: number; seed?: number; path?: string; endOnFailure?: boolean } {
+  const factor = Number(process.env.SIM_RUNS_FACTOR ?? 1);
+  const params: { numRuns: number; seed?: number; path?: string; endOnFailure?: boolean } = {
+    numRuns: Math.max(1, Math.round(numRuns * factor)),
+  };
+  if (process.env.SIM_SEED !== undefined) params.seed = Number(process.env.SIM_SEED);
+  if (process.env.SIM_PATH !== undefined) params.path = process.env.SIM_PATH;
+  return params;
+}
+
+/** One line of statistics for the test log. */
+export function describeStats(name: string, values: readonly number[]): { stats: DurationStats; line: string } {
+  const stats = summarize(values);
+  const f = (n: number) => n.toFixed(0);
+  return { stats, line: `${name}: n=${stats.count} p50=${f(stats.p50)} p99=${f(stats.p99)} max=${f(stats.max)} ms` };
+}
+
+/** The spec as one line, for assertion messages. */
+export const show = (spec: unknown): string => JSON.stringify(spec);
+
+// ---- random fault schedules ------------------------------------------------------------------
+
+
+/** One planned fault: when (after the warm-up), what, and for how long. */
+export interface FaultPlan {
+  readonly atMs: number;
+  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary';
+  readonly durationMs: number;
+  /** For `zone` and `fraction`: crash (lose state, restart empty) or partition (keep state). */
+  readonly zoneMode: 'crash' | 'partition';
+  /** For `fraction`: the share of live servers hit, in percent. */
+  readonly percent: number;
+  /** For `slow`: the extra heartbeat delay. */
+  readonly delayMs: number;
+}
+
+/** Fault plans over a window of `windowMs` after the warm-up; every fault ends (heals or restarts). */
+export const faultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 20_000): fc.Arbitrary<FaultPlan[]> =>
+  fc.array(fc.record({
+    atMs: fc.integer({ min: 0, max: windowMs }),
+    kind: fc.constantFrom('crash', 'partition', 'slow', 'flap', 'zone', 'fraction', 'primary'),
+    durationMs: fc.integer({ min: 500, max: maxDurationMs }),
+    zoneMode: fc.constantFrom('crash', 'partition'),
+    percent: fc.integer({ min: 5, max: 30 }),
+    delayMs: fc.integer({ min: 200, max: 4000 }),
+  }), { minLength: 1, maxLength: maxFaults }).map((plans) => [...plans].sort((a, b) => a.atMs - b.atMs));
+
+/** Turns a plan into a fault spec at injection time (targets drawn from the run's workload stream). */
+export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
+  const live = [...run.coordinator.ctx.topology.servers.values()]
+    .filter((s) => s.status === 'alive' || s.status === 'suspect').map((s) => s.id).sort();
+  const duration = { durationMs: plan.durationMs };
+  switch (plan.kind) {
+    case 'crash':
+    case 'partition':
+    case 'flap':
+      return live.length === 0 ? null : { target: { serverId: run.pick(live) as ServerId }, mode: plan.kind, ...duration };
+    case 'slow':
+      return live.length === 0 ? null : { target: { serverId: run.pick(live) as ServerId }, mode: 'slow', delayMs: plan.delayMs, ...duration };
+    case 'zone': {
+      const zones = [...new Set([...run.coordinator.ctx.topology.servers.values()].map((s) => s.zone))].sort();
+      return { target: { zone: run.pick(zones) }, mode: plan.zoneMode, ...duration };
+    }
+    case 'fraction':
+      return { target: { fraction: plan.percent / 100 }, mode: plan.zoneMode, ...duration };
+    case 'primary': {
+      const led = [...run.coordinator.ctx.topology.regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
+      return led.length === 0 ? null : { target: { regionId: run.pick(led) as RegionId, role: 'primary' }, mode: 'crash', ...duration };
+    }
+  }
+}
+
+/**
+ * Injects every planned fault at `startMs + plan.atMs` and returns when the last one ends (every
+ * partition healed, every crashed server restarted): the heal time.
+ */
+export function applyFaultPlans(run: SimRun, plans: readonly FaultPlan[], startMs: number): number {
+  let healAt = startMs;
+  for (const plan of plans) {
+    const at = startMs + plan.atMs;
+    run.advanceTo(at);
+    const spec = faultSpecOf(run, plan);
+    if (spec === null) continue;
+    const injected = run.inject(spec, at);
+    if (injected.ok) healAt = Math.max(healAt, injected.value.untilMs ?? Infinity);
+  }
+  return healAt;
+}

@@ -1,0 +1,141 @@
+/**
+ * Property 8, regression seeds: every scenario that ever failed while the properties were written,
+ * plus a few that cover interesting ground, replayed exactly on every CI run. Simulator scenarios
+ * are stored as their full spec (stable as long as the simulator's random streams are); model-based
+ * failures as the shrunk command sequence and the model's seed.
+ *
+ * An entry tied to a known, unfixed core bug (known-bugs.ts) checks everything else as usual and
+ * checks the bug itself in a `todo` test, which runs and prints but does not fail the suite.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Coordinator } from '../../mesh/coordinator.ts';
+import { testMeshConfig } from '../../mesh/config.ts';
+import { SafetyChecker, type KnownKind } from '../../mesh/simulation/checkers.ts';
+import { SeededRandom } from '../../mesh/simulation/random.ts';
+import { observeCore } from '../../mesh/simulation/scenario.ts';
+import type { CoreState } from '../../mesh/state.ts';
+import type { RegionId, ServerId } from '../../mesh/types.ts';
+import { knownBugs } from './known-bugs.ts';
+import { make, runModel, type Cmd } from './model.ts';
+import { runFaultsThenHeal, runMultiFailure, runReplication, runSingleFailure, type Findings } from './runs.ts';
+
+interface SimEntry {
+  readonly name: string;
+  readonly run: () => Findings & { revived?: string[] };
+  /** The known bug this scenario reproduces, if any. */
+  readonly bug?: keyof typeof knownBugs;
+}
+
+const simulations: SimEntry[] = [
+  {
+    name: 'mass failure revives regions that lost every replica (first failing seed of property 2)',
+    run: () => runMultiFailure({ seed: 1283310854, zones: 3, criticalRegions: 10, warmupMs: 20_000, crashOffsetMs: 1 }),
+    bug: 'revivedWithoutState',
+  },
+  {
+    name: 'all three replicas crash for 0.5 s and restart empty; one is re-used as a backup and promoted (shrunk, property 5)',
+    run: () => runFaultsThenHeal({
+      seed: 2147483637, regions: 20, zones: 2, serverCapacity: 3, spareServers: 1, players: 0, actionsPerSecond: 1,
+      bufferPerPlayer: 2, bufferAgeMs: 1000, faults: [
+        { atMs: 0, kind: 'fraction', durationMs: 500, zoneMode: 'crash', percent: 8, delayMs: 200 },
+        { atMs: 0, kind: 'zone', durationMs: 500, zoneMode: 'crash', percent: 5, delayMs: 200 },
+      ],
+    }),
+    bug: 'revivedWithoutState',
+  },
+  {
+    name: 'servers crash one by one on tight capacity; a region is revived without its state (shrunk, property 3)',
+    run: () => runReplication({ seed: 336387846, regions: 35, zones: 2, serverCapacity: 3, spareServers: 0, crashPercent: 42 }),
+    bug: 'revivedWithoutState',
+  },
+  {
+    name: 'single failure 3 s after start-up, the slowest detection seen (2.9 s)',
+    run: () => runSingleFailure({ seed: 624082455, regions: 46, zones: 5, criticalPercent: 1, spareServers: 2, warmupMs: 3008, crashOffsetMs: 53 }),
+  },
+  {
+    name: 'partition, crash, primary partition, flap and slow heartbeats with players hitting a 6-action buffer',
+    run: () => runFaultsThenHeal({
+      seed: 2147483638, regions: 15, zones: 4, serverCapacity: 5, spareServers: 0, players: 2, actionsPerSecond: 8,
+      bufferPerPlayer: 6, bufferAgeMs: 1513, faults: [
+        { atMs: 41, kind: 'partition', durationMs: 7405, zoneMode: 'partition', percent: 10, delayMs: 2723 },
+        { atMs: 3881, kind: 'crash', durationMs: 9771, zoneMode: 'crash', percent: 6, delayMs: 2381 },
+        { atMs: 9090, kind: 'primary', durationMs: 9883, zoneMode: 'partition', percent: 29, delayMs: 3996 },
+        { atMs: 12301, kind: 'flap', durationMs: 10351, zoneMode: 'crash', percent: 8, delayMs: 205 },
+        { atMs: 17807, kind: 'slow', durationMs: 3292, zoneMode: 'crash', percent: 8, delayMs: 1563 },
+      ],
+    }),
+  },
+];
+
+/** Model-based failures as fast-check shrank them: the model's seed and the command sequence. */
+const models: { name: string; seed: number; commands: () => Cmd[]; bug: keyof typeof knownBugs }[] = [
+  {
+    name: 'stale phase: a region re-adopted on a heartbeat right after a stall stays unavailable while it has a pending primary',
+    seed: 1, bug: 'stalePhaseAfterReadopt',
+    commands: () => [make.addServer(0, 2), make.crash(0), make.addRegions(1, false), make.addServer(0, 2), make.advance(1001),
+      make.advance(2504), make.advance(1595), make.stall(2500)],
+  },
+  {
+    name: 'above capacity: a draining server\'s region re-adopted by a server that has no room',
+    seed: 1, bug: 'overCapacityReadopt',
+    commands: () => [make.addServer(0, 2), make.addServer(0, 3), make.addRegions(3, false), make.leave(15), make.advance(1113), make.advance(2987)],
+  },
+];
+
+describe('regression seeds', () => {
+  for (const entry of simulations) {
+    const found: { value: (Findings & { revived?: string[] }) | null } = { value: null };
+    test(`${entry.name}: safety and the property's guarantees`, () => {
+      found.value = entry.run();
+      assert.deepEqual(found.value.safety, []);
+      assert.deepEqual(found.value.problems, []);
+    });
+    const bug = entry.bug;
+    if (bug !== undefined) {
+      test(`${entry.name}: no region served again without its state`, { todo: knownBugs[bug] }, () => {
+        assert.ok(found.value, 'the scenario did not run');
+        assert.deepEqual([...found.value.lostState, ...(found.value.revived ?? [])].slice(0, 5), []);
+      });
+    } else {
+      test(`${entry.name}: no region served again without its state`, () => assert.deepEqual(found.value?.lostState, []));
+    }
+  }
+
+  for (const entry of models) {
+    test(`model: ${entry.name}`, { todo: knownBugs[entry.bug] }, () => {
+      const kinds: KnownKind[] = entry.bug === 'stalePhaseAfterReadopt' ? ['over-capacity'] : ['stale-phase'];
+      runModel(entry.seed, entry.commands(), kinds);
+    });
+  }
+
+  test('a region created but not persisted is forgotten by a restart; its id and epoch are not given to another region',
+    { todo: knownBugs.regionIdReuse }, () => {
+      const config = testMeshConfig;
+      const checker: SafetyChecker = new SafetyChecker(() => core);
+      let core = new Coordinator(config, new SeededRandom(1), 0);
+      observeCore(core, checker.observer());
+      const a = core.registerServer({ address: 'a', zone: 'z1', capacity: 4 }, 0);
+      assert.ok(a.ok);
+      const persisted: CoreState = core.exportState(0);
+      core.markDurable(core.ctx.outbox.positions().changeSeq);
+      checker.persisted();
+      const first = core.createRegions([{}], 10);
+      assert.ok(first.ok);
+      const told = core.heartbeat(a.value.serverId, { incarnation: 'a#1', players: 0, regions: [], peers: [] }, 20);
+      assert.ok(told.ok);
+      const beliefs = told.value.regions.map((r) => ({ serverId: a.value.serverId, regionId: r.regionId, role: r.role, epoch: r.epoch }));
+      core = new Coordinator(config, new SeededRandom(2), 100, persisted);
+      observeCore(core, checker.observer());
+      checker.coordinatorRestarted(100);
+      const b = core.registerServer({ id: 'b', address: 'b', zone: 'z2', capacity: 4 }, 100);
+      assert.ok(b.ok);
+      const second = core.createRegions([{}], 110);
+      assert.ok(second.ok);
+      const toldB = core.heartbeat('b' as ServerId, { incarnation: 'b#1', players: 0, regions: [], peers: [] }, 120);
+      assert.ok(toldB.ok);
+      beliefs.push(...toldB.value.regions.map((r) => ({ serverId: 'b' as ServerId, regionId: r.regionId as RegionId, role: r.role, epoch: r.epoch })));
+      checker.checkBeliefs(beliefs, 120);
+      assert.deepEqual(checker.violations, [], `server ${a.value.serverId} was told it leads ${first.value[0]?.id} and so was b`);
+    });
+});
