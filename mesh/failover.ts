@@ -59,6 +59,7 @@ export class Recovery {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
         }
         this.dropPrimary(region);
+        this.dropSyncingBackups(region);
       } else {
         topology.removeBackup(region, server.id);
       }
@@ -118,6 +119,7 @@ export class Recovery {
   readopt(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     this.promote(region, serverId, nowMs, new Map());
     region.formerReplicas = [];
+    refreshPhase(this.ctx, region, nowMs);
   }
 
   /**
@@ -150,8 +152,9 @@ export class Recovery {
     if (primary === undefined || primary.status === 'draining') {
       this.replacePrimary(region, nowMs, transitions, primary ?? null);
     }
-    // Replacement backups are assigned at once, even before the new primary acknowledges.
-    if (region.primary !== null) this.fillBackups(region, nowMs, transitions, plannerOf());
+    // A new backup copies the state from the primary, so it is assigned only once there is an
+    // acknowledged primary to copy from (the acknowledgement re-queues the region at once).
+    if (region.primary !== null && region.primaryAcked) this.fillBackups(region, nowMs, transitions, plannerOf());
     refreshPhase(this.ctx, region, nowMs);
   }
 
@@ -220,9 +223,16 @@ export class Recovery {
       region.lastFailoverId = this.ctx.metrics.fail(record.id, nowMs).id;
     }
     region.lostPrimary = null;
-    // Backups still syncing hold no complete state and have no primary to sync from any more.
-    for (const backup of Object.keys(region.syncing)) this.ctx.topology.removeBackup(region, backup as ServerId);
+    this.dropSyncingBackups(region);
     this.ctx.outbox.changed();
+  }
+
+  /**
+   * Backups still syncing hold no complete state and have lost the primary they copied from: they
+   * can never be promoted, so they are released (the region gets new ones after its failover).
+   */
+  private dropSyncingBackups(region: RegionRecord): void {
+    for (const backup of Object.keys(region.syncing)) this.ctx.topology.removeBackup(region, backup as ServerId);
   }
 
   /** Assigns replacement backups until the region has its full count or capacity runs out. */
@@ -276,6 +286,7 @@ export class Recovery {
       subject: { regionId: region.id, serverId },
     }, nowMs);
     this.dropPrimary(region);
+    this.dropSyncingBackups(region);
     region.deadlineMs = null;
     this.noteLoss(region, serverId);
     this.work.add(region.id);

@@ -89,6 +89,8 @@ export class IntervalWindow {
 /** Detection state of one server. Mutated only through its methods. */
 export class ServerDetector {
   private lastHeartbeatAt: number;
+  /** False until the first heartbeat: the time before it is not an inter-arrival interval. */
+  private heard = false;
   private readonly intervals: IntervalWindow;
   private readonly peerReports = new Map<ServerId, PeerReport>();
 
@@ -102,11 +104,16 @@ export class ServerDetector {
     this.bootstrap();
   }
 
-  /** Akka's bootstrap: two samples one quarter-interval either side of the expected interval. */
+  /**
+   * Bootstrap, as Akka does, with two samples either side of the expected interval; their spread is
+   * the configured minimum deviation, the jitter a LAN shows, so that a server is judged from its
+   * first heartbeat on as the window will judge it once it has learnt the server's rhythm.
+   */
   private bootstrap(): void {
     const expected = this.config.heartbeatIntervalMs;
-    this.intervals.add(expected - expected / 4);
-    this.intervals.add(expected + expected / 4);
+    const spread = Math.min(this.config.phiMinStdDeviationMs, expected / 4);
+    this.intervals.add(expected - spread);
+    this.intervals.add(expected + spread);
   }
 
   /** Time of the last heartbeat the coordinator received. */
@@ -120,7 +127,8 @@ export class ServerDetector {
    */
   heartbeat(nowMs: number): void {
     const interval = nowMs - this.lastHeartbeatAt;
-    if (interval > 0 && interval < this.config.failureTimeoutMs) this.intervals.add(interval);
+    if (this.heard && interval > 0 && interval < this.config.failureTimeoutMs) this.intervals.add(interval);
+    this.heard = true;
     this.lastHeartbeatAt = Math.max(this.lastHeartbeatAt, nowMs);
     this.peerReports.clear();
   }
@@ -138,6 +146,7 @@ export class ServerDetector {
   /** Restarts observation from `nowMs` (coordinator restart or the server's return). */
   restart(nowMs: number): void {
     this.lastHeartbeatAt = nowMs;
+    this.heard = false;
     this.peerReports.clear();
   }
 

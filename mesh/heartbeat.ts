@@ -112,7 +112,8 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   if (!region) return;
   const role = ctx.topology.roleOf(region, server.id);
   if (role === null) {
-    if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive') {
+    if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&
+      ctx.topology.hostedCount(server.id) < server.capacity) {
       region.appliedSeq[server.id] = claim.appliedSeq;
       recovery.readopt(region, server.id, nowMs);
     } else if (claim.role === 'primary') {
@@ -156,6 +157,11 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
   for (const regionId of ctx.topology.regionsOf(server.id)) {
     const region = ctx.topology.regions.get(regionId);
     if (!region) continue;
+    // A region not yet durable does not exist for servers (epoch 0 is never announced).
+    if (region.announcedEpoch === 0) {
+      expedite = true;
+      continue;
+    }
     regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
     expedite ||= hasPending(ctx, region, server.id);
   }

@@ -52,6 +52,9 @@ export function createRegions(ctx: CoreContext, inputs: readonly RegionInput[], 
       planner.placed(chosen);
     }
     refreshPhase(ctx, region, nowMs);
+    // Like a promotion, a new region is announced to servers only once it is on disk: a restart
+    // that lost it must not find servers serving a region id it will hand out again.
+    ctx.outbox.holdAnnouncement(region.id, region.epoch);
     created.push(region);
   }
   ctx.outbox.changed();
@@ -69,7 +72,7 @@ function freeSlots(ctx: CoreContext): number {
 function emptyRegion(id: RegionId, input: RegionInput, nowMs: number, backupTarget: number): RegionRecord {
   return {
     id, simulated: input.simulated ?? false, backupTarget, critical: input.critical ?? false, players: input.players ?? 0,
-    epoch: 1, announcedEpoch: 1, phase: 'unavailable', phaseSinceMs: nowMs, primary: null, primaryAcked: true,
+    epoch: 1, announcedEpoch: 0, phase: 'unavailable', phaseSinceMs: nowMs, primary: null, primaryAcked: true,
     deadlineMs: null, backups: [], syncing: {}, appliedSeq: {}, failoverId: null, lastFailoverId: null,
     lostPrimary: null, formerReplicas: [], createdAtMs: nowMs,
   };

@@ -68,7 +68,8 @@ export class SimulatedFleet {
         const region = topology.regions.get(regionId);
         if (!region) continue;
         const role = region.primary === server.id ? 'primary' : 'backup';
-        server.regions.set(regionId, { role, epoch: region.announcedEpoch, syncedToMs: nowMs });
+        // The initial placement of a brand-new region; the servers start holding it at once.
+        server.regions.set(regionId, { role, epoch: region.epoch, syncedToMs: nowMs });
       }
       server.peers = topology.peersOf(server.id);
     }

@@ -10,7 +10,7 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * be dead as well, such a backup is promoted, and a region that lost every replica comes back
    * empty instead of unavailable. Replay: regression-seeds.test.ts, "mass failure revives".
    */
-  revivedWithoutState: 'known core bug: a region that lost every replica is revived on a backup that never held its state',
+  revivedWithoutState: false,
   /**
    * A heartbeat that re-adopts an unavailable region (a former replica came back) promotes the
    * server but does not refresh the region's phase: the region stays `unavailable` (and counted so)
@@ -18,18 +18,18 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * (deadlines are not expired then) is up to `tiltRecoveryMs` later; no region_phase_changed
    * event is emitted meanwhile. Replay: regression-seeds.test.ts, "stale phase".
    */
-  stalePhaseAfterReadopt: 'known core bug: readopting a region on a heartbeat leaves its phase stale until the next tick',
+  stalePhaseAfterReadopt: false,
   /**
    * Re-adopting an unavailable region (a former replica heartbeats claiming it) adds it to that
    * server without looking at its capacity: a server that filled the freed slot meanwhile ends up
    * above its declared capacity. Replay: regression-seeds.test.ts, "above capacity".
    */
-  overCapacityReadopt: 'known core bug: re-adopting a region ignores the server capacity',
+  overCapacityReadopt: false,
   /**
    * A region created but not yet persisted is announced at once (epoch 1 in heartbeat replies); a
    * coordinator restart from the last persisted state forgets it and reuses its generated id for
    * the next region, placed elsewhere at epoch 1: two servers are told they lead the same region id
    * at the same epoch. Replay: regression-seeds.test.ts, "a region created but not persisted".
    */
-  regionIdReuse: 'known core bug: a region id (and epoch 1) is reused after a restart that lost its creation',
+  regionIdReuse: false,
 };
