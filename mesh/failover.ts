@@ -54,6 +54,8 @@ export class Recovery {
     for (const regionId of [...topology.regionsOf(server.id)]) {
       const region = topology.regions.get(regionId);
       if (!region) continue;
+      // Only a replica that held the state may bring the region back; a syncing backup did not.
+      const heldState = region.primary === server.id || region.syncing[server.id] === undefined;
       if (region.primary === server.id) {
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
@@ -64,7 +66,7 @@ export class Recovery {
         topology.removeBackup(region, server.id);
       }
       delete region.appliedSeq[server.id];
-      this.noteLoss(region, server.id);
+      if (heldState) this.noteLoss(region, server.id);
       this.work.add(region.id);
       refreshPhase(this.ctx, region, nowMs);
     }
@@ -107,6 +109,7 @@ export class Recovery {
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     delete region.syncing[serverId];
+    if (region.syncTarget) delete region.syncTarget[serverId];
     this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId }, nowMs);
     this.ctx.outbox.changed();
     refreshPhase(this.ctx, region, nowMs);
@@ -245,7 +248,8 @@ export class Recovery {
         this.starved.add(region.id);
         return;
       }
-      topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs);
+      const primarySeq = region.primary === null ? 0 : region.appliedSeq[region.primary] ?? 0;
+      topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs, primarySeq);
       transitions.set(chosen, (transitions.get(chosen) ?? 0) + 1);
       planner.placed(chosen);
       this.timed.add(region.id);

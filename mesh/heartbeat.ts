@@ -126,7 +126,7 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
     region.announcedEpoch === region.epoch) {
     recovery.primaryAcknowledged(region, nowMs);
   } else if (role === 'backup' && region.syncing[server.id] !== undefined && claim.role === 'backup' &&
-    claim.epoch === region.announcedEpoch) {
+    claim.epoch === region.announcedEpoch && claim.appliedSeq >= (region.syncTarget?.[server.id] ?? 0)) {
     recovery.backupConfirmed(region, server.id, nowMs);
   } else if (claim.role === 'primary' && role === 'backup') {
     demoted.push({ regionId: region.id, epoch: region.announcedEpoch });

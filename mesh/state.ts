@@ -34,7 +34,7 @@ export function exportState(ctx: CoreContext, nowMs: number, numbers: CoreState[
     version: coreStateVersion, savedAtMs: nowMs, positions: { eventSeq, changeSeq }, numbers,
     servers: [...ctx.topology.servers.values()].map((s) => ({ ...s })),
     regions: [...ctx.topology.regions.values()].map((r) => ({
-      ...r, backups: [...r.backups], syncing: { ...r.syncing }, appliedSeq: { ...r.appliedSeq },
+      ...r, backups: [...r.backups], syncing: { ...r.syncing }, syncTarget: { ...r.syncTarget }, appliedSeq: { ...r.appliedSeq },
       formerReplicas: [...r.formerReplicas], lostPrimary: r.lostPrimary && { ...r.lostPrimary },
     })),
     alerts: ctx.alerts.toJSON(), metrics: ctx.metrics.toJSON(), buffer: ctx.buffer.toJSON(), degraded: ctx.degraded.toJSON(),

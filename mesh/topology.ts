@@ -52,6 +52,12 @@ export interface RegionRecord {
   backups: ServerId[];
   /** Backup id -> deadline by which it must confirm it holds the region. */
   syncing: Record<string, number>;
+  /**
+   * Backup id -> the primary's `applied_seq` when the backup was assigned. A new backup is
+   * confirmed only once it reports at least that much state: its role alone proves nothing, and a
+   * backup whose primary died before it finished copying must never be promoted.
+   */
+  syncTarget?: Record<string, number>;
   /** Replicated progress per replica, as reported by heartbeats. */
   appliedSeq: Record<string, number>;
   /** Failover in progress, if any (id in the failover history). */
@@ -111,15 +117,19 @@ export class Topology {
     if (id !== null) this.hostedSet(id).add(region.id);
   }
 
-  addBackup(region: RegionRecord, id: ServerId, syncDeadlineMs: number | null): void {
+  addBackup(region: RegionRecord, id: ServerId, syncDeadlineMs: number | null, syncTarget = 0): void {
     region.backups.push(id);
-    if (syncDeadlineMs !== null) region.syncing[id] = syncDeadlineMs;
+    if (syncDeadlineMs !== null) {
+      region.syncing[id] = syncDeadlineMs;
+      (region.syncTarget ??= {})[id] = syncTarget;
+    }
     this.hostedSet(id).add(region.id);
   }
 
   removeBackup(region: RegionRecord, id: ServerId): void {
     region.backups = region.backups.filter((b) => b !== id);
     delete region.syncing[id];
+    if (region.syncTarget) delete region.syncTarget[id];
     if (region.primary !== id) this.hosted.get(id)?.delete(region.id);
   }
 

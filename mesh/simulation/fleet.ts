@@ -69,7 +69,7 @@ export class SimulatedFleet {
         if (!region) continue;
         const role = region.primary === server.id ? 'primary' : 'backup';
         // The initial placement of a brand-new region; the servers start holding it at once.
-        server.regions.set(regionId, { role, epoch: region.epoch, syncedToMs: nowMs });
+        server.regions.set(regionId, { role, epoch: region.epoch, syncedToMs: nowMs, primaryId: region.primary });
       }
       server.peers = topology.peersOf(server.id);
     }
@@ -152,7 +152,7 @@ export class SimulatedFleet {
       server.nextHeartbeatAtMs = nowMs + server.intervalMs;
       this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: server.id, scheduled: true });
     }
-    server.advanceState(nowMs);
+    server.advanceState(nowMs, this.canReach);
     const input = server.heartbeat(nowMs, (peer) => this.silentFor(server, peer, nowMs), this.playersOf(server));
     if (!server.reachable) return;
     const delay = deliver(this.network, server.random);
@@ -170,7 +170,7 @@ export class SimulatedFleet {
 
   private receiveReply(server: SimServer, incarnation: string, reply: HeartbeatReply, nowMs: number): void {
     if (!server.reachable || server.incarnation !== incarnation) return;
-    const changed = server.applyReply(reply, nowMs);
+    const changed = server.applyReply(reply, nowMs, this.canReach);
     for (const assignment of reply.regions) {
       if (assignment.role === 'primary' && assignment.actionsPending > 0) this.replay(server, assignment.regionId, nowMs);
     }
@@ -235,6 +235,9 @@ export class SimulatedFleet {
     }
     return players;
   }
+
+  /** True when a simulated server is up and reachable (replication to it flows). */
+  private readonly canReach = (id: ServerId): boolean => this.servers.get(id)?.reachable ?? false;
 
   private push(atMs: number, message: Message): void {
     this.queue.push({ atMs, order: this.order++, message });

@@ -14,6 +14,8 @@ export interface SimRegion {
   epoch: number;
   /** The virtual time up to which its replicated state is complete. */
   syncedToMs: number;
+  /** The primary it replicates from (backups), as the last reply named it. */
+  primaryId: ServerId | null;
 }
 
 /**
@@ -70,21 +72,26 @@ export class SimServer {
    * Applies a reply. Returns true when a role changed (a promotion or a new assignment), which
    * makes the server heartbeat again at once.
    */
-  applyReply(reply: HeartbeatReply, nowMs: number): boolean {
+  applyReply(reply: HeartbeatReply, nowMs: number, canReach: (id: ServerId) => boolean): boolean {
     let changed = false;
     const given = new Set<RegionId>();
     const peers = new Set<ServerId>();
     for (const a of reply.regions) {
       given.add(a.regionId);
       const held = this.regions.get(a.regionId);
+      const primaryId = a.primary?.serverId ?? null;
       if (!held) {
-        // A new backup copies the primary's state; modelled as complete from now on.
-        this.regions.set(a.regionId, { role: a.role, epoch: a.epoch, syncedToMs: nowMs });
+        // A new backup copies the primary's state, which needs the primary to be reachable.
+        const copied = a.role === 'primary' || (primaryId !== null && primaryId !== this.id && canReach(primaryId));
+        this.regions.set(a.regionId, { role: a.role, epoch: a.epoch, syncedToMs: copied ? nowMs : 0, primaryId });
         changed = true;
       } else if (held.role !== a.role || held.epoch !== a.epoch) {
         held.role = a.role;
         held.epoch = a.epoch;
+        held.primaryId = primaryId;
         changed = true;
+      } else {
+        held.primaryId = primaryId;
       }
       for (const e of [a.primary, ...a.backups]) if (e && e.serverId !== this.id) peers.add(e.serverId);
     }
@@ -93,10 +100,15 @@ export class SimServer {
     return changed;
   }
 
-  /** State keeps flowing while the server is reachable (primaries play, backups replicate). */
-  advanceState(nowMs: number): void {
+  /**
+   * State keeps flowing while the server is reachable: primaries play, backups replicate from a
+   * primary they can reach (a backup of a dead primary holds what it had).
+   */
+  advanceState(nowMs: number, canReach: (id: ServerId) => boolean): void {
     if (!this.reachable) return;
     for (const region of this.regions.values()) {
+      // A backup catches up (state transfer, then the stream) whenever its primary is reachable.
+      if (region.role !== 'primary' && (region.primaryId === null || !canReach(region.primaryId))) continue;
       const lag = region.role === 'primary' ? 0 : this.random.next() * replicationIntervalMs;
       region.syncedToMs = Math.max(region.syncedToMs, nowMs - lag);
     }
