@@ -9,7 +9,7 @@
  */
 import { refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
-import { comparePriority, isUsable, type RegionRecord, type ServerRecord } from './topology.ts';
+import { comparePriority, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { RegionId, ServerId } from './types.ts';
 
 /** Drives every region back to a primary and its backups. */
@@ -320,9 +320,4 @@ export class Recovery {
     }
     return counts;
   }
-}
-
-/** True when a server may serve as a replica right now. */
-export function canServe(server: ServerRecord | undefined): boolean {
-  return server !== undefined && isUsable(server.status);
 }

@@ -8,7 +8,6 @@ import type { Recovery } from './failover.ts';
 import type { FaultRegistry } from './faults.ts';
 import { ServerDetector } from './failure-detector.ts';
 import type { ServerRecord } from './topology.ts';
-import type { ServerId } from './types.ts';
 
 /** Server life-cycle transitions driven by the failure detector. */
 export class Membership {
@@ -86,8 +85,4 @@ export class Membership {
     }
   }
 
-  /** Ids of servers currently failed (for views). */
-  failedIds(): ServerId[] {
-    return [...this.ctx.topology.servers.values()].filter((s) => s.status === 'failed').map((s) => s.id);
-  }
 }

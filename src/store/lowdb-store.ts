@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { DurableFileAdapter, type DurableFileOptions } from './durable-file-adapter.ts';
-import { GroupCommit, type Store } from './store.ts';
+import { GroupCommit, GroupCommittedStore } from './store.ts';
 
 /** The only envelope format this build reads and writes. */
 export const FORMAT_VERSION = 1;
@@ -52,15 +52,16 @@ export class DataFormatError extends Error {
 }
 
 /** A {@link Store} that keeps the document in `<dataDir>/mesh.json`, written crash-safely. */
-export class LowdbStore<T> implements Store<T> {
+export class LowdbStore<T> extends GroupCommittedStore<T> {
   /** Absolute path of the data file. */
   readonly file: string;
   private readonly adapter: DurableFileAdapter<Envelope<T> | null>;
-  private readonly commit: GroupCommit<T>;
+  protected readonly commit: GroupCommit<T>;
   private readonly wallClockMs: () => number;
 
   /** Opens nothing yet: the directory is created and the file read on first use. */
   constructor(options: LowdbStoreOptions) {
+    super();
     this.file = path.resolve(options.dataDir, DATA_FILE_NAME);
     this.adapter = new DurableFileAdapter(this.file, options.adapter);
     this.wallClockMs = options.wallClockMs ?? Date.now;
@@ -80,30 +81,6 @@ export class LowdbStore<T> implements Store<T> {
     return envelope.state;
   }
 
-  /** See {@link Store.save}. */
-  save(doc: () => T, seq: number): Promise<void> {
-    return this.commit.save(doc, seq);
-  }
-
-  /** See {@link Store.durableSeq}. */
-  durableSeq(): number {
-    return this.commit.durableSeq();
-  }
-
-  /** See {@link Store.writes}. */
-  writes(): number {
-    return this.commit.writes();
-  }
-
-  /** See {@link Store.flush}. */
-  flush(): Promise<void> {
-    return this.commit.flush();
-  }
-
-  /** See {@link Store.close}. Each write closes its own files, so there is nothing else to release. */
-  close(): Promise<void> {
-    return this.commit.close();
-  }
 
   private async writeOnce(state: T, seq: number): Promise<void> {
     await this.open({ formatVersion: FORMAT_VERSION, savedAtMs: this.wallClockMs(), seq, state }).write();

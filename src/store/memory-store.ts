@@ -3,7 +3,7 @@
  * `--store memory`, by API tests that do not care about restarts, and by the contract suite to
  * show that both implementations behave alike.
  */
-import { GroupCommit, type Store } from './store.ts';
+import { GroupCommit, GroupCommittedStore } from './store.ts';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions<T> {
@@ -19,13 +19,14 @@ export interface MemoryStoreOptions<T> {
 }
 
 /** A {@link Store} that keeps a deep copy of the last written document in memory. */
-export class MemoryStore<T> implements Store<T> {
+export class MemoryStore<T> extends GroupCommittedStore<T> {
   private saved: T | undefined;
-  private readonly commit: GroupCommit<T>;
+  protected readonly commit: GroupCommit<T>;
   private readonly beforeWrite: ((seq: number) => Promise<void> | void) | undefined;
 
   /** Creates an empty store, or one seeded with `options.initial`. */
   constructor(options: MemoryStoreOptions<T> = {}) {
+    super();
     this.beforeWrite = options.beforeWrite;
     this.saved = options.initial ? structuredClone(options.initial.doc) : undefined;
     this.commit = new GroupCommit<T>((doc, seq) => this.writeOnce(doc, seq), options.initial?.seq ?? 0, options.onError);
@@ -36,30 +37,6 @@ export class MemoryStore<T> implements Store<T> {
     return this.saved === undefined ? undefined : structuredClone(this.saved);
   }
 
-  /** See {@link Store.save}. */
-  save(doc: () => T, seq: number): Promise<void> {
-    return this.commit.save(doc, seq);
-  }
-
-  /** See {@link Store.durableSeq}. */
-  durableSeq(): number {
-    return this.commit.durableSeq();
-  }
-
-  /** See {@link Store.writes}. */
-  writes(): number {
-    return this.commit.writes();
-  }
-
-  /** See {@link Store.flush}. */
-  flush(): Promise<void> {
-    return this.commit.flush();
-  }
-
-  /** See {@link Store.close}. */
-  close(): Promise<void> {
-    return this.commit.close();
-  }
 
   private async writeOnce(doc: T, seq: number): Promise<void> {
     // Copy before the hook awaits: the file store serialises at write start, and the copy must

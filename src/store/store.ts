@@ -170,3 +170,34 @@ export class GroupCommit<T> {
     }
   }
 }
+
+/**
+ * What every store shares: all of {@link Store} but `load` goes through one {@link GroupCommit},
+ * so the implementations differ only in how they read and write one document.
+ */
+export abstract class GroupCommittedStore<T> implements Store<T> {
+  protected abstract readonly commit: GroupCommit<T>;
+
+  abstract load(): Promise<T | undefined>;
+
+  save(doc: () => T, seq: number): Promise<void> {
+    return this.commit.save(doc, seq);
+  }
+
+  durableSeq(): number {
+    return this.commit.durableSeq();
+  }
+
+  writes(): number {
+    return this.commit.writes();
+  }
+
+  flush(): Promise<void> {
+    return this.commit.flush();
+  }
+
+  /** Flushes what is owed and refuses later saves; each write closes its own files. */
+  close(): Promise<void> {
+    return this.commit.close();
+  }
+}
