@@ -63,7 +63,14 @@ export function setServerStatus(ctx: CoreContext, server: ServerRecord, to: Serv
   server.status = to;
   server.statusSinceMs = nowMs;
   ctx.outbox.emit({ type: 'server_status_changed', serverId: server.id, from, to }, nowMs);
-  ctx.outbox.changed();
+  // Suspicion is judged afresh after a restart, so alive <-> suspect needs no write: with phi 3 a
+  // single lost heartbeat makes a server suspect, and persisting that would rewrite the state
+  // almost every tick in a large mesh.
+  if (!isTransient(from, to)) ctx.outbox.changed();
+}
+
+function isTransient(from: ServerStatus, to: ServerStatus): boolean {
+  return (from === 'alive' || from === 'suspect') && (to === 'alive' || to === 'suspect');
 }
 
 /** The phase a region's replicas put it in. */
@@ -82,7 +89,8 @@ export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: numb
   const to = phaseOf(region);
   const from = region.phase;
   if (from === to) {
-    phaseAlerts(ctx, region, nowMs);
+    // Same phase: only a change in assigned backups can raise or resolve the under-replication alert.
+    if (to === 'under_replicated' || to === 'active') phaseAlerts(ctx, region, nowMs);
     return;
   }
   ctx.counts.phases[from] -= 1;

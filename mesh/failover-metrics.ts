@@ -327,11 +327,19 @@ export class FailoverMetrics {
   }
 
   /** Drops the oldest finished records until the history fits, skipping those in progress. */
+  /**
+   * Drops the oldest finished records beyond the limit. Records are visited in start order, but
+   * only finished ones can go: a cursor remembers how far the scan got, so thousands of failovers
+   * in progress at once (a mass failure) do not make every start walk them all again.
+   */
   private dropOldFinished(): void {
     if (this.records.size <= this.limit) return;
-    for (const [id, record] of this.records) {
-      if (this.records.size <= this.limit) return;
+    const iterator = this.records.entries();
+    let skipped = 0;
+    for (let entry = iterator.next(); !entry.done && this.records.size > this.limit; entry = iterator.next()) {
+      const [id, record] = entry.value;
       if (record.outcome !== 'in_progress') this.records.delete(id);
+      else if (++skipped > this.limit) return;
     }
   }
 }

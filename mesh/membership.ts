@@ -78,6 +78,7 @@ export class Membership {
 
   /** Draining servers that host nothing any more have left. */
   finishDrains(nowMs: number): void {
+    if (this.ctx.counts.statuses.draining === 0) return;
     for (const server of this.ctx.topology.servers.values()) {
       if (server.status === 'draining' && this.ctx.topology.hostedCount(server.id) === 0) {
         setServerStatus(this.ctx, server, 'left', nowMs);

@@ -66,10 +66,14 @@ export class Outbox {
   markDurable(seq: number): { regionId: RegionId; epoch: number }[] {
     this.durableSeq = Math.max(this.durableSeq, Math.min(seq, this.changeSeq));
     const released: { regionId: RegionId; epoch: number }[] = [];
-    while (this.pending.length > 0 && (this.pending[0]?.seq ?? Infinity) <= this.durableSeq) {
-      const next = this.pending.shift();
-      if (next) released.push({ regionId: next.regionId, epoch: next.epoch });
+    let taken = 0;
+    for (const next of this.pending) {
+      if (next.seq > this.durableSeq) break;
+      released.push({ regionId: next.regionId, epoch: next.epoch });
+      taken++;
     }
+    // One splice instead of a shift per entry: a mass failure holds thousands of announcements.
+    if (taken > 0) this.pending.splice(0, taken);
     return released;
   }
 
