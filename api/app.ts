@@ -46,7 +46,7 @@ const routerFactories: readonly ((kit: RouteKit, events: EventStream) => Router)
 
 /** Builds the app over a running mesh. */
 export function createApp(deps: AppDeps): MeshApp {
-  const contract = loadContract(deps.openapiPath);
+  const contract = deps.contract ?? loadContract(deps.openapiPath);
   const kit: RouteKit = { deps, host: deps.host, contract };
   const events = createEventStream();
   // Subscribed once for the app, not per client, so that the replay ring holds every event

@@ -8,6 +8,7 @@ import type { MeshEvent } from '../mesh/events.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults.ts';
 import type { TestMeshSpec } from '../mesh/simulation/setup.ts';
 import type { RegionId, Result, ServerId } from '../mesh/types.ts';
+import type { Contract } from './openapi.ts';
 
 /** The running mesh as the HTTP layer drives it. */
 export interface MeshHost {
@@ -44,4 +45,9 @@ export interface AppDeps {
   readonly logError: (error: unknown, context?: Record<string, unknown>) => void;
   /** Path of openapi.yaml; defaults to the one at the repository root. */
   readonly openapiPath?: string;
+  /**
+   * The contract, already loaded. Compiling it takes most of a second; `src/main.ts` loads it before
+   * restoring the mesh so that the restart's detection window is not spent compiling validators.
+   */
+  readonly contract?: Contract;
 }

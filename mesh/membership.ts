@@ -36,6 +36,8 @@ export class Membership {
       if (!detector) continue;
       const verdict = detector.assess(nowMs, (peer) => topology.arePeers(peer, server.id));
       if (verdict.state === 'alive') {
+        // A suspect server cleared of suspicion is usable again: regions waiting for room retry.
+        if (server.status === 'suspect') this.recovery.capacityChanged();
         setServerStatus(this.ctx, server, 'alive', nowMs);
       } else if (verdict.state === 'suspect' || tilted) {
         setServerStatus(this.ctx, server, 'suspect', nowMs);

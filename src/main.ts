@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { createApp, type MeshApp } from '../api/app.ts';
+import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/ports.ts';
 import type { CoreState } from '../mesh/state.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -31,6 +32,9 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: settings.logLevel, fields: { service: 'mesh-coordinator' } });
   for (const warning of parsed.warnings) log.warn(warning);
+  // Everything slow comes before the mesh is restored: a restored mesh starts every server's
+  // detection window (and every pending deadline) at once, and the listener must be up by then.
+  const contract = loadContract();
   const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir) : null;
   const store: Store<CoreState> = settings.store === 'lowdb'
     ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: (error) => log.error('store write failed', { error }) })
@@ -40,7 +44,7 @@ async function main(): Promise<void> {
     config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : Date.now() >>> 0, log,
   });
   const app = createApp({
-    host, adminToken: settings.adminToken,
+    host, adminToken: settings.adminToken, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
   });
   const server = createServer(app.callback());

@@ -132,7 +132,7 @@ const recoveries: number[] = [];
  * some other capacity event. While this is `true`, exactly that situation is tolerated and counted;
  * set it to `false` once the core retries starved regions when a suspect server recovers.
  */
-const knownBugStarvedAfterSuspicion = true;
+const knownBugStarvedAfterSuspicion = false;
 let starvedAfterSuspicion = 0;
 
 async function runScenario(app: ReturnType<typeof createApp>, host: SwappableHost, s: Scenario): Promise<void> {

@@ -250,15 +250,11 @@ describe('end to end: the real process', { concurrency: false }, () => {
     assert.equal(statSync(join(dir, 'mesh.json')).mode & 0o077, 0, 'the data file is private to its owner');
   });
 
-  // Known bug, reported: the restored detection windows and deadlines start when the core is
-  // constructed (RunningMesh.open), before createApp compiles the contract and the listener binds,
-  // which takes 0.7-2.5 s here; a promoted backup loses that much of its acknowledgement window
-  // (and every server that much of its detection window) although nobody could reach the service.
-  // Marked todo: it runs and reports, without failing the suite, until the window starts at the
-  // first tick after the service listens.
+  // Regression: the restored detection windows and deadlines used to start before the contract was
+  // compiled and the listener bound (0.7-2.5 s here), eating into a promoted backup's window.
+  // src/main.ts now loads the contract first and restores the mesh just before it listens.
   test('after a restart, a promoted backup gets its whole remaining acknowledgement window', {
     timeout: 60_000,
-    todo: 'known bug: the window after a restart is counted from the core\'s construction, not from when the service listens',
   }, async () => {
     const dir = await freshDir();
     let service: ServiceProcess = await startService(['--port', '0', '--data-dir', dir]);
