@@ -126,6 +126,17 @@ export class Recovery {
   }
 
   /**
+   * A server no longer holds what it held of a region as a replica (it was told to drop the region,
+   * or given it afresh as a syncing backup): it may no longer bring the region back. The change is
+   * persisted like any topology change, so that a restart does not bring the old entry back.
+   */
+  forgetFormerReplica(region: RegionRecord, serverId: ServerId): void {
+    if (!region.formerReplicas.includes(serverId)) return;
+    region.formerReplicas = region.formerReplicas.filter((id) => id !== serverId);
+    this.ctx.outbox.changed();
+  }
+
+  /**
    * One pass: expired deadlines first, then every region that needs work, most important first.
    * While the coordinator is in TILT no deadline expires: an acknowledgement that could not be
    * processed during its own stall is no reason to abort a promotion.
@@ -250,6 +261,10 @@ export class Recovery {
       }
       const primarySeq = region.primary === null ? 0 : region.appliedSeq[region.primary] ?? 0;
       topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs, primarySeq);
+      // A former replica given the region again starts over as a syncing backup: what it once held
+      // is gone (it restarted, or dropped the region when it was taken from it), so its claim of the
+      // region now proves nothing. It counts as a former replica again only if lost once confirmed.
+      this.forgetFormerReplica(region, chosen);
       transitions.set(chosen, (transitions.get(chosen) ?? 0) + 1);
       planner.placed(chosen);
       this.timed.add(region.id);

@@ -116,9 +116,13 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
       ctx.topology.hostedCount(server.id) < server.capacity) {
       region.appliedSeq[server.id] = claim.appliedSeq;
       recovery.readopt(region, server.id, nowMs);
-    } else if (claim.role === 'primary') {
-      demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
+      return;
     }
+    // The reply will not list the region, so the server drops what it holds of it: it can no
+    // longer bring the region back. A claim sent before it dropped the region and delivered later
+    // (heartbeats are in flight for up to the network delay, longer when slow) must not re-adopt it.
+    recovery.forgetFormerReplica(region, server.id);
+    if (claim.role === 'primary') demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
     return;
   }
   region.appliedSeq[server.id] = Math.max(region.appliedSeq[server.id] ?? 0, claim.appliedSeq);

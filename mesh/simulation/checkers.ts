@@ -318,30 +318,39 @@ function* fleetBeliefs(fleet: SimulatedFleet): Iterable<Belief> {
 
 /**
  * Who really holds each region's state, from the servers' side (the simulation's ground truth):
- * the first replicas (a new region has no state yet), then any server holding the region while a
- * reachable holder leads it (a primary streams its state to its backups). A crash loses the state;
- * dropping the region does too. A region none of whose holders survives must never be served again
- * by a live server: it can only come back with a former replica that still holds its state.
+ * the first replicas (a new region has no state yet), then every server whose holding of the region
+ * received its state from a holding that had it (`SimRegion.copiedFrom`: a copy at assignment, a
+ * catch-up or the stream). A crash loses the state; dropping the region does too. A region none of
+ * whose holders survives must never be served again by a live server: it can only come back with a
+ * former replica that still holds its state.
+ *
+ * The checker runs after each tick, but the simulator moves state when messages arrive, between
+ * ticks: a new backup may copy from its primary a few ms before that primary crashes. Sampling who
+ * holds what at ticks alone (as this checker once did) then misses a real copy, and the backup that
+ * rightly holds the state is taken for one promoted without it. So the simulator records where each
+ * holding's state came from, and the checker follows that link: copies are credited first, against
+ * the holdings known at the previous step (even one lost since), and only then are losses applied.
+ * A holding is credited only through a recorded transfer from a holding that had the state, never
+ * for its role or its `applied_seq`: a backup that copied nothing, copied from a server that
+ * restarted empty, or a primary that started the region from nothing, is never a holder.
  */
 class Lineage {
-  private readonly holders = new Map<RegionId, Set<ServerId>>();
-  private readonly heldBy = new Map<ServerId, Set<RegionId>>();
+  /** region -> server -> the holding (`SimRegion.holding`) through which it holds the state. */
+  private readonly holders = new Map<RegionId, Map<ServerId, string>>();
   private readonly reported = new Set<RegionId>();
 
   update(core: Coordinator, fleet: SimulatedFleet, nowMs: number): string[] {
     const { topology } = core.ctx;
-    for (const region of topology.regions.values()) {
-      if (!this.holders.has(region.id)) for (const id of replicasOf(region)) this.add(region.id, id);
-    }
-    for (const [serverId, regions] of this.heldBy) {
-      const sim = fleet.servers.get(serverId);
-      for (const regionId of [...regions]) if (!sim || !sim.up || !sim.regions.has(regionId)) this.remove(regionId, serverId);
-    }
-    for (const sim of fleet.servers.values()) {
-      if (!sim.reachable) continue;
-      for (const regionId of sim.regions.keys()) {
-        const set = this.holders.get(regionId);
-        if (set && !set.has(sim.id) && this.hasLeadingSource(set, regionId, fleet)) this.add(regionId, sim.id);
+    for (const region of topology.regions.values()) if (!this.holders.has(region.id)) this.seed(region, fleet);
+    // Every holding known to carry the state at the last step stays a valid source for this step's
+    // copies, even if it was lost or replaced since. Repeated in case one copy was made from another.
+    const sources = new Map<RegionId, Set<string>>();
+    for (const [regionId, set] of this.holders) sources.set(regionId, new Set(set.values()));
+    while (this.creditCopies(fleet, sources)) { /* again */ }
+    for (const [regionId, set] of this.holders) {
+      for (const [serverId, holding] of set) {
+        const sim = fleet.servers.get(serverId);
+        if (!sim?.up || sim.regions.get(regionId)?.holding !== holding) set.delete(serverId);
       }
     }
     const problems: string[] = [];
@@ -358,26 +367,30 @@ class Lineage {
     return problems;
   }
 
-  private hasLeadingSource(set: ReadonlySet<ServerId>, regionId: RegionId, fleet: SimulatedFleet): boolean {
-    for (const id of set) {
-      const sim = fleet.servers.get(id);
-      if (sim !== undefined && sim.reachable && sim.regions.get(regionId)?.role === 'primary') return true;
+  /** A region seen for the first time: its replicas that already hold it start its lineage. */
+  private seed(region: RegionRecord, fleet: SimulatedFleet): void {
+    const set = new Map<ServerId, string>();
+    for (const id of replicasOf(region)) {
+      const held = fleet.servers.get(id)?.regions.get(region.id);
+      if (held !== undefined) set.set(id, held.holding);
     }
-    return false;
+    if (set.size > 0) this.holders.set(region.id, set);
   }
 
-  private add(regionId: RegionId, serverId: ServerId): void {
-    let set = this.holders.get(regionId);
-    if (!set) this.holders.set(regionId, (set = new Set()));
-    set.add(serverId);
-    let regions = this.heldBy.get(serverId);
-    if (!regions) this.heldBy.set(serverId, (regions = new Set()));
-    regions.add(regionId);
-  }
-
-  private remove(regionId: RegionId, serverId: ServerId): void {
-    this.holders.get(regionId)?.delete(serverId);
-    this.heldBy.get(serverId)?.delete(regionId);
+  /** Credits every holding whose state came from one of `sources`; true when one was new. */
+  private creditCopies(fleet: SimulatedFleet, sources: Map<RegionId, Set<string>>): boolean {
+    let credited = false;
+    for (const sim of fleet.servers.values()) {
+      if (!sim.up) continue;
+      for (const [regionId, held] of sim.regions) {
+        const known = sources.get(regionId);
+        if (known === undefined || held.copiedFrom === null || known.has(held.holding) || !known.has(held.copiedFrom)) continue;
+        this.holders.get(regionId)?.set(sim.id, held.holding);
+        known.add(held.holding);
+        credited = true;
+      }
+    }
+    return credited;
   }
 }
 

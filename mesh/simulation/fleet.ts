@@ -12,7 +12,7 @@ import { MinHeap } from '../heap.ts';
 import type { RegionId, ServerId } from '../types.ts';
 import { deliver, standardNetwork, type NetworkModel } from './network.ts';
 import type { SeededRandom } from './random.ts';
-import { replicationIntervalMs, SimServer } from './sim-server.ts';
+import { replicationIntervalMs, SimServer, type SimRegion } from './sim-server.ts';
 import { ActionLedger } from './ledger.ts';
 
 type Message =
@@ -69,7 +69,7 @@ export class SimulatedFleet {
         if (!region) continue;
         const role = region.primary === server.id ? 'primary' : 'backup';
         // The initial placement of a brand-new region; the servers start holding it at once.
-        server.regions.set(regionId, { role, epoch: region.epoch, syncedToMs: nowMs, primaryId: region.primary });
+        server.hold(regionId, { role, epoch: region.epoch, syncedToMs: nowMs, primaryId: region.primary, copiedFrom: null });
       }
       server.peers = topology.peersOf(server.id);
     }
@@ -152,7 +152,7 @@ export class SimulatedFleet {
       server.nextHeartbeatAtMs = nowMs + server.intervalMs;
       this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: server.id, scheduled: true });
     }
-    server.advanceState(nowMs, this.canReach);
+    server.advanceState(nowMs, this.sourceOf);
     const input = server.heartbeat(nowMs, (peer) => this.silentFor(server, peer, nowMs), this.playersOf(server));
     if (!server.reachable) return;
     const delay = deliver(this.network, server.random);
@@ -170,7 +170,7 @@ export class SimulatedFleet {
 
   private receiveReply(server: SimServer, incarnation: string, reply: HeartbeatReply, nowMs: number): void {
     if (!server.reachable || server.incarnation !== incarnation) return;
-    const changed = server.applyReply(reply, nowMs, this.canReach);
+    const changed = server.applyReply(reply, nowMs, this.sourceOf);
     for (const assignment of reply.regions) {
       if (assignment.role === 'primary' && assignment.actionsPending > 0) this.replay(server, assignment.regionId, nowMs);
     }
@@ -236,8 +236,16 @@ export class SimulatedFleet {
     return players;
   }
 
-  /** True when a simulated server is up and reachable (replication to it flows). */
-  private readonly canReach = (id: ServerId): boolean => this.servers.get(id)?.reachable ?? false;
+  /**
+   * The holding a server can copy a region's state from: its own, if it is up and reachable (so
+   * that replication flows) and holds the region at all. A server that restarted empty or dropped
+   * the region has nothing to give. Whether the holding itself carries the region's real state is
+   * for the lineage checker to judge (it follows `copiedFrom`), not for the network.
+   */
+  private readonly sourceOf = (id: ServerId, regionId: RegionId): SimRegion | null => {
+    const server = this.servers.get(id);
+    return (server?.reachable ? server.regions.get(regionId) : undefined) ?? null;
+  };
 
   private push(atMs: number, message: Message): void {
     this.queue.push({ atMs, order: this.order++, message });

@@ -16,7 +16,26 @@ export interface SimRegion {
   syncedToMs: number;
   /** The primary it replicates from (backups), as the last reply named it. */
   primaryId: ServerId | null;
+  /**
+   * Identity of this holding: a new one each time the server starts holding the region (initial
+   * placement, a new assignment), so that a region dropped and given back again, or lost in a crash,
+   * is never mistaken for the one held before.
+   */
+  readonly holding: string;
+  /**
+   * The holding its state was last transferred from (a copy at assignment, a catch-up or the
+   * stream from its primary), or null when it never received state from another server (initial
+   * placement, or a primary that started the region from what it had). The lineage checker follows
+   * these links to tell a copy of the region's real state from an empty or made-up one.
+   */
+  copiedFrom: string | null;
 }
+
+/**
+ * Looks up the holding a server could copy a region's state from right now: the server must be
+ * reachable and hold the region; otherwise null.
+ */
+export type StateSource = (serverId: ServerId, regionId: RegionId) => SimRegion | null;
 
 /**
  * How often a primary streams replicated state to its backups; a peer seen within this interval
@@ -42,6 +61,8 @@ export class SimServer {
   heartbeatsSent = 0;
   /** Time of the extra heartbeat a reply asked for, or -Infinity when none is pending. */
   expeditedAtMs = -Infinity;
+  /** Holdings started so far (names each holding uniquely). */
+  private holdings = 0;
 
   constructor(readonly id: ServerId, readonly address: string, readonly random: SeededRandom, startMs: number,
     readonly intervalMs: number) {
@@ -54,6 +75,13 @@ export class SimServer {
 
   get reachable(): boolean {
     return this.up && this.unreachableSince === null;
+  }
+
+  /** Starts holding a region under a fresh holding identity. */
+  hold(regionId: RegionId, region: Omit<SimRegion, 'holding'>): SimRegion {
+    const held: SimRegion = { ...region, holding: `${this.incarnation}/${regionId}/${++this.holdings}` };
+    this.regions.set(regionId, held);
+    return held;
   }
 
   /** Builds the heartbeat it would send at `nowMs`. */
@@ -72,7 +100,7 @@ export class SimServer {
    * Applies a reply. Returns true when a role changed (a promotion or a new assignment), which
    * makes the server heartbeat again at once.
    */
-  applyReply(reply: HeartbeatReply, nowMs: number, canReach: (id: ServerId) => boolean): boolean {
+  applyReply(reply: HeartbeatReply, nowMs: number, sourceOf: StateSource): boolean {
     let changed = false;
     const given = new Set<RegionId>();
     const peers = new Set<ServerId>();
@@ -81,9 +109,12 @@ export class SimServer {
       const held = this.regions.get(a.regionId);
       const primaryId = a.primary?.serverId ?? null;
       if (!held) {
-        // A new backup copies the primary's state, which needs the primary to be reachable.
-        const copied = a.role === 'primary' || (primaryId !== null && primaryId !== this.id && canReach(primaryId));
-        this.regions.set(a.regionId, { role: a.role, epoch: a.epoch, syncedToMs: copied ? nowMs : 0, primaryId });
+        // A new backup copies the primary's state, which needs the primary to be reachable and to
+        // hold that state (a primary that restarted empty has nothing to give). A server told it is
+        // the primary of a region it does not hold starts it from nothing.
+        const source = a.role === 'primary' || primaryId === null || primaryId === this.id ? null : sourceOf(primaryId, a.regionId);
+        const copied = a.role === 'primary' || source !== null;
+        this.hold(a.regionId, { role: a.role, epoch: a.epoch, syncedToMs: copied ? nowMs : 0, primaryId, copiedFrom: source?.holding ?? null });
         changed = true;
       } else if (held.role !== a.role || held.epoch !== a.epoch) {
         held.role = a.role;
@@ -102,15 +133,21 @@ export class SimServer {
 
   /**
    * State keeps flowing while the server is reachable: primaries play, backups replicate from a
-   * primary they can reach (a backup of a dead primary holds what it had).
+   * primary they can reach that holds the region (a backup of a dead primary holds what it had).
    */
-  advanceState(nowMs: number, canReach: (id: ServerId) => boolean): void {
+  advanceState(nowMs: number, sourceOf: StateSource): void {
     if (!this.reachable) return;
-    for (const region of this.regions.values()) {
-      // A backup catches up (state transfer, then the stream) whenever its primary is reachable.
-      if (region.role !== 'primary' && (region.primaryId === null || !canReach(region.primaryId))) continue;
-      const lag = region.role === 'primary' ? 0 : this.random.next() * replicationIntervalMs;
+    for (const [regionId, region] of this.regions) {
+      if (region.role === 'primary') {
+        region.syncedToMs = Math.max(region.syncedToMs, nowMs);
+        continue;
+      }
+      // A backup catches up (state transfer, then the stream) whenever its primary can give it.
+      const source = region.primaryId === null || region.primaryId === this.id ? null : sourceOf(region.primaryId, regionId);
+      if (source === null) continue;
+      const lag = this.random.next() * replicationIntervalMs;
       region.syncedToMs = Math.max(region.syncedToMs, nowMs - lag);
+      region.copiedFrom = source.holding;
     }
   }
 

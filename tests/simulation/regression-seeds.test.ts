@@ -50,6 +50,52 @@ const simulations: SimEntry[] = [
     bug: 'revivedWithoutState',
   },
   {
+    name: 'a new backup copies from its primary a few ms before the primary crashes, between two ticks, and is promoted later ' +
+      '(re-replication; the lineage checker once missed the copy)',
+    run: () => runReplication({ seed: 2147483646, regions: 115, zones: 2, serverCapacity: 9, spareServers: 2, crashPercent: 9 }),
+  },
+  {
+    name: 'a backup that crashed and restarted empty is given its region again as a syncing backup; the primary dies, the ' +
+      'region is unavailable and its claim of the empty region re-adopted it (property 5)',
+    run: () => runFaultsThenHeal({
+      seed: 1119917865, regions: 8, zones: 2, serverCapacity: 9, spareServers: 0, players: 0, actionsPerSecond: 5,
+      bufferPerPlayer: 21, bufferAgeMs: 1010, faults: [
+        { atMs: 8397, kind: 'zone', durationMs: 3539, zoneMode: 'crash', percent: 14, delayMs: 1396 },
+        { atMs: 9730, kind: 'zone', durationMs: 6910, zoneMode: 'partition', percent: 30, delayMs: 765 },
+        { atMs: 11933, kind: 'zone', durationMs: 4421, zoneMode: 'crash', percent: 9, delayMs: 3580 },
+      ],
+    }),
+  },
+  {
+    name: 'every replica crashes for 0.5 s; a restarted backup is given the region again and "copies" it from the primary, ' +
+      'which restarted empty and was not yet known to (property 5)',
+    run: () => runFaultsThenHeal({
+      seed: 1198675213, regions: 97, zones: 5, serverCapacity: 8, spareServers: 0, players: 0, actionsPerSecond: 2,
+      bufferPerPlayer: 23, bufferAgeMs: 1384, faults: [
+        { atMs: 3, kind: 'flap', durationMs: 507, zoneMode: 'partition', percent: 20, delayMs: 210 },
+        { atMs: 9, kind: 'fraction', durationMs: 508, zoneMode: 'crash', percent: 27, delayMs: 3612 },
+        { atMs: 12, kind: 'zone', durationMs: 506, zoneMode: 'crash', percent: 13, delayMs: 2573 },
+      ],
+    }),
+  },
+  {
+    name: 'a slow former replica is told to drop its unavailable region while suspect; a claim it sent before arrives ' +
+      'once it is alive again and re-adopted the region it no longer held (property 5)',
+    run: () => runFaultsThenHeal({
+      seed: 1006913099, regions: 70, zones: 3, serverCapacity: 6, spareServers: 2, players: 0, actionsPerSecond: 3,
+      bufferPerPlayer: 24, bufferAgeMs: 2229, faults: [
+        { atMs: 6390, kind: 'partition', durationMs: 11650, zoneMode: 'partition', percent: 7, delayMs: 2930 },
+        { atMs: 9162, kind: 'zone', durationMs: 5765, zoneMode: 'partition', percent: 9, delayMs: 1935 },
+        { atMs: 10628, kind: 'slow', durationMs: 7511, zoneMode: 'partition', percent: 13, delayMs: 3998 },
+        { atMs: 11937, kind: 'partition', durationMs: 10134, zoneMode: 'crash', percent: 29, delayMs: 632 },
+        { atMs: 12006, kind: 'zone', durationMs: 18318, zoneMode: 'partition', percent: 27, delayMs: 2687 },
+        { atMs: 12133, kind: 'flap', durationMs: 5802, zoneMode: 'crash', percent: 12, delayMs: 2112 },
+        { atMs: 17743, kind: 'partition', durationMs: 16036, zoneMode: 'crash', percent: 10, delayMs: 255 },
+        { atMs: 18254, kind: 'slow', durationMs: 11176, zoneMode: 'partition', percent: 12, delayMs: 2198 },
+      ],
+    }),
+  },
+  {
     name: 'single failure 3 s after start-up, the slowest detection seen (2.9 s)',
     run: () => runSingleFailure({ seed: 624082455, regions: 46, zones: 5, criticalPercent: 1, spareServers: 2, warmupMs: 3008, crashOffsetMs: 53 }),
   },
