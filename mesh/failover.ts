@@ -280,15 +280,23 @@ export class Recovery {
         this.timed.delete(id);
         continue;
       }
-      if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked) this.abortPromotion(region, nowMs);
-      for (const [backup, deadline] of Object.entries(region.syncing)) {
-        if (deadline <= nowMs) {
+      let expired = false;
+      if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked) {
+        this.abortPromotion(region, nowMs);
+        expired = true;
+      }
+      let syncing = false;
+      for (const backup in region.syncing) {
+        if ((region.syncing[backup] ?? Infinity) <= nowMs) {
           this.ctx.topology.removeBackup(region, backup as ServerId);
           this.work.add(region.id);
+          expired = true;
+        } else {
+          syncing = true;
         }
       }
-      if (region.deadlineMs === null && Object.keys(region.syncing).length === 0) this.timed.delete(id);
-      refreshPhase(this.ctx, region, nowMs);
+      if (region.deadlineMs === null && !syncing) this.timed.delete(id);
+      if (expired) refreshPhase(this.ctx, region, nowMs);
     }
   }
 
