@@ -103,7 +103,6 @@ export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: numb
 }
 
 function phaseAlerts(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
-  const underKey = `region-under-replicated:${region.id}`;
   const unavailableKey = `region-unavailable:${region.id}`;
   if (region.phase === 'unavailable') {
     if (ctx.alerts.isOpen(unavailableKey)) return;
@@ -116,16 +115,21 @@ function phaseAlerts(ctx: CoreContext, region: RegionRecord, nowMs: number): voi
     return;
   }
   resolveAlert(ctx, unavailableKey, nowMs);
-  // A backup that is still syncing is on its way; only a missing assignment (no capacity) alerts.
-  if (region.phase === 'under_replicated' && region.backups.length < region.backupTarget) {
-    if (ctx.alerts.isOpen(underKey)) return;
-    raiseAlert(ctx, {
-      dedupKey: underKey, severity: 'warning', title: `Region ${region.id} is under-replicated`,
-      message: `Region ${region.id} has ${confirmedBackups(region).length} of ${region.backupTarget} ` +
-        'backups; it is re-replicated as soon as a server with spare capacity is available.',
-      subject: { regionId: region.id },
-    }, nowMs);
-  } else if (region.backups.length >= region.backupTarget) {
-    resolveAlert(ctx, underKey, nowMs);
-  }
+  if (region.backups.length >= region.backupTarget) resolveAlert(ctx, `region-under-replicated:${region.id}`, nowMs);
+}
+
+/**
+ * Raised by recovery when no server has room for a missing backup. A region between a failover's
+ * acknowledgement and its next backup assignment is short of backups for a tick; that is not
+ * worth an operator's attention, so only a failed placement alerts.
+ */
+export function alertNoCapacity(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
+  const key = `region-under-replicated:${region.id}`;
+  if (ctx.alerts.isOpen(key)) return;
+  raiseAlert(ctx, {
+    dedupKey: key, severity: 'warning', title: `Region ${region.id} is under-replicated`,
+    message: `Region ${region.id} has ${confirmedBackups(region).length} of ${region.backupTarget} ` +
+      'backups and no server has room for another; it is re-replicated as soon as one does.',
+    subject: { regionId: region.id },
+  }, nowMs);
 }

@@ -7,7 +7,7 @@
  * (Apache Helix): a server takes at most `maxTransitionsPerServer` pending promotions and backup
  * syncs at once; the rest wait for a later tick.
  */
-import { refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
+import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
 import { comparePriority, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { RegionId, ServerId } from './types.ts';
@@ -257,6 +257,7 @@ export class Recovery {
       const chosen = planner.pick(region);
       if (chosen === null) {
         this.starved.add(region.id);
+        alertNoCapacity(this.ctx, region, nowMs);
         return;
       }
       const primarySeq = region.primary === null ? 0 : region.appliedSeq[region.primary] ?? 0;

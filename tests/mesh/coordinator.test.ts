@@ -113,6 +113,8 @@ describe('Coordinator: registration and region creation', () => {
     const view = mesh.c.replication(rid('region-1'));
     assert.equal(view?.state, 'under_replicated');
     assert.equal(view?.backups.length, 1);
+    // Recovery looks for room at the next tick and alerts only when it finds none.
+    mesh.c.tick(mesh.now);
     const alert = mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'region-under-replicated:region-1');
     assert.equal(alert?.severity, 'warning');
   });
