@@ -1,7 +1,8 @@
 /**
  * The Koa app factory. `createApp(deps)` loads the contract once, builds one {@link RouteKit},
  * mounts the problem middleware first and then every resource router, and never listens: the
- * composition root (`src/main.ts`) or a test (`supertest`) drives `app.callback()`.
+ * composition root (`src/main.ts`) or a test (`supertest`) drives `app.callback()`, which tries the
+ * heartbeat fast path (api/heartbeat-fast-path.ts) before Koa.
  *
  * Shutdown: open `GET /mesh/events` streams would keep an HTTP server alive forever, so the app
  * carries `closeStreams()`, which ends every event stream and unsubscribes from the core's events.
@@ -9,7 +10,9 @@
  */
 import Koa, { type Context, type Middleware } from 'koa';
 import { Router } from '@koa/router';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './deps.ts';
+import { heartbeatFastPath } from './heartbeat-fast-path.ts';
 import { loadContract } from './openapi.ts';
 import { HttpProblem, problemMiddleware } from './problem.ts';
 import type { RouteKit } from './route-kit.ts';
@@ -65,6 +68,18 @@ export function createApp(deps: AppDeps): MeshApp {
     if (isClientDisconnect(error)) return;
     deps.logError(error, ctx ? { method: ctx.method, path: ctx.path } : {});
   });
+  // Heartbeats first: `callback()` (what src/main.ts, the bench and every supertest use) tries the
+  // heartbeat fast path, which answers exactly as the Koa route would or leaves the request to Koa
+  // untouched (see api/heartbeat-fast-path.ts).
+  const fastPath = heartbeatFastPath(kit);
+  const koaCallback = app.callback.bind(app);
+  app.callback = () => {
+    const handleWithKoa = koaCallback();
+    return (req, res) => {
+      if (req instanceof IncomingMessage && res instanceof ServerResponse && fastPath(req, res)) return Promise.resolve();
+      return handleWithKoa(req, res);
+    };
+  };
   let closed = false;
   app.closeStreams = () => {
     if (closed) return;

@@ -47,7 +47,13 @@ export function tokenMatchesHash(token: string, storedHash: string): boolean {
 
 /** The bearer token of a request, or undefined when there is no `Authorization: Bearer` header. */
 export function bearerToken(ctx: Context): string | undefined {
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(ctx.get('Authorization'));
+  return bearerTokenOf(ctx.get('Authorization'));
+}
+
+/** The bearer token of an `Authorization` header value (what {@link bearerToken} reads). */
+export function bearerTokenOf(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
   return match?.[1];
 }
 

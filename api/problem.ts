@@ -190,7 +190,7 @@ export function problemMiddleware(options: ProblemMiddlewareOptions): Middleware
         options.log(error, { method: ctx.method, path: ctx.path });
         return;
       }
-      send(ctx, toProblem(error, ctx, options), true);
+      send(ctx, problemOf(error, { method: ctx.method, path: ctx.path }, options), true);
       return;
     }
     if (ctx.status >= 400 && ctx.body == null && !ctx.headerSent) send(ctx, emptyStatusProblem(ctx), false);
@@ -201,14 +201,26 @@ function send(ctx: Context, problem: HttpProblem, clearHeaders: boolean): void {
   // Headers set by a handler that then failed (Location, ETag) must not leak into the error,
   // as Koa's own error handler also ensures.
   if (clearHeaders) for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
-  ctx.set({ ...problem.headers });
-  if (problem.status === 429 && !ctx.response.get('Retry-After')) {
-    const ms = problem.extra.retry_after_ms;
-    ctx.set('Retry-After', retryAfterSeconds(typeof ms === 'number' ? ms : 1000));
-  }
+  const headers = problemHeaders(problem);
+  // A Retry-After already on the response (a handler's, when headers are kept) wins over the default.
+  if (!('Retry-After' in problem.headers) && ctx.response.get('Retry-After')) delete headers['Retry-After'];
+  ctx.set(headers);
   ctx.status = problem.status;
   ctx.type = PROBLEM_CONTENT_TYPE;
   ctx.body = problem.toDocument(ctx.path);
+}
+
+/**
+ * The headers a problem is answered with (besides `Content-Type`): its own, plus a `Retry-After`
+ * on a 429 that lacks one. Shared by the middleware and the heartbeat fast path.
+ */
+export function problemHeaders(problem: HttpProblem): Record<string, string> {
+  const headers: Record<string, string> = { ...problem.headers };
+  if (problem.status === 429 && !Object.keys(headers).some((name) => name.toLowerCase() === 'retry-after')) {
+    const ms = problem.extra.retry_after_ms;
+    headers['Retry-After'] = retryAfterSeconds(typeof ms === 'number' ? ms : 1000);
+  }
+  return headers;
 }
 
 function emptyStatusProblem(ctx: Context): HttpProblem {
@@ -227,7 +239,12 @@ function pickHeader(ctx: Context, name: string): Record<string, string> {
 /** Error properties set by raw-body, co-body and http-errors. */
 interface ErrorFacts { status?: unknown; type?: unknown; expose?: unknown; limit?: unknown; message?: unknown; headers?: unknown }
 
-function toProblem(error: unknown, ctx: Context, options: ProblemMiddlewareOptions): HttpProblem {
+/**
+ * The problem answered for a thrown error (the middleware's one mapping, also used by the heartbeat
+ * fast path): problems as they are, body-parser errors translated, exposed 4xx kept, anything else
+ * logged and answered 500 without its message.
+ */
+export function problemOf(error: unknown, request: { method: string; path: string }, options: ProblemMiddlewareOptions): HttpProblem {
   if (error instanceof HttpProblem) return error;
   const facts = (typeof error === 'object' && error !== null ? error : {}) as ErrorFacts;
   const fromParser = bodyParserProblem(error, facts);
@@ -237,7 +254,7 @@ function toProblem(error: unknown, ctx: Context, options: ProblemMiddlewareOptio
     const headers = typeof facts.headers === 'object' && facts.headers !== null ? facts.headers as Record<string, string> : {};
     return new HttpProblem({ status, detail: String(facts.message), slug: slugOf(status), headers });
   }
-  options.log(error, { method: ctx.method, path: ctx.path });
+  options.log(error, request);
   const safeStatus = status >= 500 && status < 600 && STATUS_CODES[status] ? status : 500;
   return new HttpProblem({ status: safeStatus, detail: 'An unexpected error occurred; it has been logged.' });
 }

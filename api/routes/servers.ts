@@ -25,7 +25,7 @@ interface RegisterBody {
 }
 
 /** Body of `sendHeartbeat` after validation. */
-interface HeartbeatBody {
+export interface HeartbeatBody {
   incarnation: string;
   seq?: number;
   players: number;
@@ -68,11 +68,7 @@ export function serverRoutes(kit: RouteKit): Router {
   });
 
   operation<HeartbeatBody>(router, kit, 'sendHeartbeat', (ctx, { path, body }) => {
-    const id = serverId(path.server_id as string);
-    const result = host.coordinator.heartbeat(id, toHeartbeatInput(body), host.now());
-    host.flush();
-    if (!result.ok && result.code === 'heartbeat_dropped') throw heartbeatDropped(result.detail, host.coordinator.ctx.config.heartbeatIntervalMs);
-    reply(ctx, 200, heartbeatReplyJson(unwrap(result)));
+    reply(ctx, 200, applyHeartbeat(host, path.server_id as string, body));
   });
 
   operation(router, kit, 'leaveServer', async (ctx, { path }) => {
@@ -86,6 +82,20 @@ export function serverRoutes(kit: RouteKit): Router {
   });
 
   return router;
+}
+
+/**
+ * The `sendHeartbeat` operation after authentication and validation, shared by the Koa route and
+ * the heartbeat fast path (api/heartbeat-fast-path.ts): applies the heartbeat, hands the effects
+ * on, and returns the 200 body or throws the problem (503 `heartbeat-dropped` with `Retry-After`,
+ * other rejections through the rejection table).
+ */
+export function applyHeartbeat(host: RouteKit['host'], serverIdParam: string, body: HeartbeatBody): Record<string, unknown> {
+  const id = serverId(serverIdParam);
+  const result = host.coordinator.heartbeat(id, toHeartbeatInput(body), host.now());
+  host.flush();
+  if (!result.ok && result.code === 'heartbeat_dropped') throw heartbeatDropped(result.detail, host.coordinator.ctx.config.heartbeatIntervalMs);
+  return heartbeatReplyJson(unwrap(result));
 }
 
 /**

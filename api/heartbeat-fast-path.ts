@@ -1,0 +1,147 @@
+/**
+ * Heartbeats in front of Koa. `POST /mesh/servers/{server_id}/heartbeat` is the hot path (every
+ * server, every interval), and Koa's context, router and body parser cost more than the core does.
+ * `heartbeatFastPath(kit)` returns a `(req, res) => boolean` that the app's `callback()` tries
+ * first; it answers only the requests it is sure to answer exactly as the Koa route would, and
+ * returns false for everything else, BEFORE reading a byte of the body, so that Koa sees the
+ * request untouched.
+ *
+ * Taken only when, from the request line and headers alone: the method is `POST`, the raw URL is
+ * exactly `/mesh/servers/{server_id}/heartbeat` (no query, no trailing slash, no percent-encoding,
+ * the path case Koa's router documents), `Content-Type` is `application/json` (optionally with
+ * `charset=utf-8`), `Content-Length` is a plain number between 1 and the operation's
+ * `x-max-body-bytes`, there is no `Transfer-Encoding` or `Content-Encoding`, the path parameters
+ * pass the contract's validator, and the bearer token is valid for that server (the same lookup
+ * and `tokenMatchesHash` as `authenticateServer`; any 401/403/404 is left to Koa).
+ *
+ * Then the body is read (never past the limit), parsed as @koa/bodyparser does (strict JSON through
+ * the same @hapi/bourne parser co-body uses), validated by the contract's compiled validator for
+ * `sendHeartbeat`, and handed to `applyHeartbeat` (api/routes/servers.ts), the function the Koa
+ * route calls. Errors after that point (malformed JSON, schema failures, core rejections, the
+ * injected-drop 503, unexpected errors) go through `problemOf`/`problemHeaders`/`toDocument`, the
+ * problem middleware's own mapping: one error path.
+ */
+import { createRequire } from 'node:module';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bearerTokenOf, tokenMatchesHash } from './auth.ts';
+import { PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
+import type { RouteKit } from './route-kit.ts';
+import { applyHeartbeat, type HeartbeatBody } from './routes/servers.ts';
+
+/** Answers the request and returns true, or returns false without touching it. */
+export type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+const OPERATION_ID = 'sendHeartbeat';
+const PATH = /^\/mesh\/servers\/([A-Za-z0-9._~-]+)\/heartbeat$/;
+const JSON_TYPE = /^application\/json[ \t]*(?:;[ \t]*charset=(?:utf-8|"utf-8")[ \t]*)?$/i;
+const DIGITS = /^[0-9]{1,9}$/;
+/** co-body's strict mode: the body must start (after RFC 7159 whitespace) with an object or array. */
+const STRICT_JSON = /^[\x20\x09\x0a\x0d]*(\[|\{)/;
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/** The JSON parser co-body (under @koa/bodyparser) uses, resolved through the same packages. */
+const bourne = loadBourne();
+
+function loadBourne(): { parse(text: string, options: { protoAction: 'error' }): unknown } {
+  const fromHere = createRequire(import.meta.url);
+  const fromBodyParser = createRequire(fromHere.resolve('@koa/bodyparser'));
+  const fromCoBody = createRequire(fromBodyParser.resolve('co-body'));
+  return fromCoBody('@hapi/bourne') as { parse(text: string, options: { protoAction: 'error' }): unknown };
+}
+
+/** Builds the fast path over the same kit the routers use. */
+export function heartbeatFastPath(kit: RouteKit): FastPath {
+  const { contract, host, deps } = kit;
+  const info = contract.operations.get(OPERATION_ID);
+  const securedByServerTokenOnly = info !== undefined && info.security.length === 1 &&
+    info.security[0]!.length === 1 && info.security[0]![0] === 'serverBearer';
+  // Anything but the documented shape (a server-token-only POST on this path) stays with Koa.
+  if (!info || info.method !== 'POST' || info.path !== '/mesh/servers/{server_id}/heartbeat' || !securedByServerTokenOnly) {
+    return () => false;
+  }
+  const limit = info.maxBodyBytes;
+  const log = { log: (error: unknown, request: { method: string; path: string }) => deps.logError(error, request) };
+
+  return function fastHeartbeat(req, res) {
+    if (req.method !== 'POST') return false;
+    const url = req.url;
+    if (url === undefined) return false;
+    const match = PATH.exec(url);
+    if (!match) return false;
+    const headers = req.headers;
+    const type = headers['content-type'];
+    if (type === undefined || !JSON_TYPE.test(type)) return false;
+    if (headers['transfer-encoding'] !== undefined || headers['content-encoding'] !== undefined) return false;
+    const lengthHeader = headers['content-length'];
+    if (lengthHeader === undefined || !DIGITS.test(lengthHeader)) return false;
+    const length = Number(lengthHeader);
+    if (length < 1 || length > limit) return false;
+    const token = bearerTokenOf(headers.authorization);
+    if (token === undefined) return false;
+    const serverIdParam = match[1]!;
+    const stored = host.coordinator.serverRecord(serverIdParam as never)?.credentialHash ?? undefined;
+    if (stored === undefined || !tokenMatchesHash(token, stored)) return false;
+    const params = contract.validateParams(OPERATION_ID, { path: { server_id: serverIdParam }, query: {}, headers });
+    if (!params.ok) return false;
+
+    // Taken: from here on this request is answered here.
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      received += chunk.length;
+      if (received > limit) {
+        // Cannot happen with a Content-Length the parser enforces; kept as the limit's guard.
+        failed = true;
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', () => { failed = true; });
+    req.on('end', () => {
+      if (failed) return;
+      const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+      answer(req, res, url, params.value.path.server_id as string, raw);
+    });
+    return true;
+  };
+
+  function answer(req: IncomingMessage, res: ServerResponse, path: string, serverIdParam: string, raw: Buffer): void {
+    let status = 200;
+    let payload: string;
+    let contentType = JSON_CONTENT_TYPE;
+    let extraHeaders: Record<string, string> | undefined;
+    try {
+      const body = parseJson(raw);
+      const checked = contract.validateRequestBody(OPERATION_ID, body);
+      if (!checked.ok) throw validationFailed(checked.errors);
+      payload = JSON.stringify(applyHeartbeat(host, serverIdParam, checked.value as HeartbeatBody));
+    } catch (error) {
+      const problem = problemOf(error, { method: req.method ?? 'POST', path }, log);
+      status = problem.status;
+      contentType = PROBLEM_CONTENT_TYPE;
+      extraHeaders = problemHeaders(problem);
+      payload = JSON.stringify(problem.toDocument(path));
+    }
+    if (res.writableEnded || res.destroyed) return;
+    res.writeHead(status, { ...extraHeaders, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) });
+    res.end(payload);
+  }
+}
+
+/** Parses a body as @koa/bodyparser (co-body, strict, utf-8) does; errors carry its marks (status 400). */
+function parseJson(raw: Buffer): unknown {
+  let text = raw.toString('utf8');
+  // raw-body decodes through iconv-lite, which drops a byte-order mark.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  try {
+    if (!text) return {};
+    if (!STRICT_JSON.test(text)) throw new SyntaxError('invalid JSON, only supports object and array');
+    return bourne.parse(text, { protoAction: 'error' });
+  } catch (error) {
+    (error as { status?: number }).status = 400;
+    throw error;
+  }
+}
