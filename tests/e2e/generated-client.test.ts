@@ -87,6 +87,15 @@ describe('client generated from openapi.yaml', () => {
 
     const stream = await mesh.events();
     const seen: MeshEvent[] = [];
+    // Read the stream from the start, as a real client does, while the scenario runs; the loop
+    // stops at the target's failover_completed (or when the stream is closed by the deadline).
+    let target = '';
+    const reading = (async () => {
+      for await (const event of stream) {
+        seen.push(event);
+        if (event.type === 'failover_completed' && target !== '' && event.region_id === target) return;
+      }
+    })();
 
     const setup = ok(await mesh.api.POST('/mesh/setup_test', {
       body: { regions: 8, zones: 3, critical_regions: 2, spare_servers: 2, players_per_region: 25 },
@@ -95,8 +104,8 @@ describe('client generated from openapi.yaml', () => {
     assert.equal(setup.regions.length, 8);
     ok(await mesh.api.POST('/mesh/test/advance_time', { body: { ms: 5000 } }));
 
-    const target = setup.regions[0];
-    assert.ok(target !== undefined);
+    target = setup.regions[0] ?? '';
+    assert.ok(target !== '');
     const before = ok(await mesh.api.GET('/mesh/replication/{region_id}', { params: { path: { region_id: target } } }));
     assert.equal(before.state, 'active');
     assert.ok(before.primary !== null);
@@ -144,10 +153,7 @@ describe('client generated from openapi.yaml', () => {
 
     // The events, read while all this happened.
     const deadline = setTimeout(() => stream.close(), 10_000);
-    for await (const event of stream) {
-      seen.push(event);
-      if (event.type === 'failover_completed' && event.region_id === target) break;
-    }
+    if (!seen.some((e) => e.type === 'failover_completed' && e.region_id === target)) await reading;
     clearTimeout(deadline);
     stream.close();
     const completed = seen.find((e): e is Schemas['FailoverCompletedEvent'] => e.type === 'failover_completed' && e.region_id === target);
