@@ -10,12 +10,7 @@ const ADMIN = 'alerts-admin-token';
 
 /** Three servers and a region; a backup then dies, which raises real alerts. */
 async function meshWithFailedBackup(options: FixtureOptions = {}) {
-  const f = await MeshFixture.create(options);
-  f.register(['s1', 's2', 's3']);
-  const auth = options.adminToken ? { Authorization: `Bearer ${options.adminToken}` } : {};
-  expectResponse('createRegion', await f.http.post('/mesh/regions').set(auth).send({ region_id: 'castle' }), 201);
-  f.adopt('castle');
-  await f.run(2000);
+  const f = await MeshFixture.withRegion(options);
   const backup = f.replicas('castle').backups[0] ?? '';
   f.silence(backup);
   await f.run(10_000, () => f.host.coordinator.server(backup as never)?.status === 'failed');

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import request from 'supertest';
+import { expectResponse } from './harness.ts';
 import { hashToken, issueServerToken } from '../../api/auth.ts';
 import type { MeshConfig } from '../../mesh/config.ts';
 import type { HeartbeatInput } from '../../mesh/heartbeat.ts';
@@ -37,6 +38,17 @@ export class MeshFixture {
   static async create(options: FixtureOptions = {}): Promise<MeshFixture> {
     const t = await testApp(options);
     return new MeshFixture(t, t.app.callback());
+  }
+
+  /** Three servers s1-s3 and one region created over HTTP, adopted by them, heartbeating for 2 s. */
+  static async withRegion(options: FixtureOptions = {}, regionId = 'castle'): Promise<MeshFixture> {
+    const f = await MeshFixture.create(options);
+    f.register(['s1', 's2', 's3']);
+    const auth = options.adminToken ? { Authorization: `Bearer ${options.adminToken}` } : {};
+    expectResponse('createRegion', await f.http.post('/mesh/regions').set(auth).send({ region_id: regionId }), 201);
+    f.adopt(regionId);
+    await f.run(2000);
+    return f;
   }
 
   get host(): TestApp['host'] {

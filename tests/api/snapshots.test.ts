@@ -9,12 +9,7 @@ const SNAPSHOT = '/mesh/regions/castle/players/player-8812/snapshot';
 
 /** Three servers, region `castle` on them, everyone heartbeating; returns who holds what. */
 async function mesh(options: FixtureOptions = {}) {
-  const f = await MeshFixture.create(options);
-  f.register(['s1', 's2', 's3']);
-  const auth = options.adminToken ? { Authorization: `Bearer ${options.adminToken}` } : {};
-  expectResponse('createRegion', await f.http.post('/mesh/regions').set(auth).send({ region_id: 'castle' }), 201);
-  f.adopt('castle');
-  await f.run(2000);
+  const f = await MeshFixture.withRegion(options);
   const { primary, backups } = f.replicas('castle');
   assert.ok(primary);
   return { f, primary, backup: backups[0] ?? '' };
