@@ -6,14 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { expectResponse } from './harness.ts';
 import { hashToken, issueServerToken } from '../../api/auth.ts';
 import type { MeshConfig } from '../../mesh/config.ts';
 import type { HeartbeatInput } from '../../mesh/heartbeat.ts';
 import { regionId, serverId, type RegionId, type Role, type ServerId } from '../../mesh/types.ts';
 import type { CoreState } from '../../mesh/state.ts';
 import type { Store } from '../../src/store/store.ts';
-import { testApp, type TestApp } from './harness.ts';
+import { expectResponse, testApp, type TestApp } from './harness.ts';
 
 /** What a fake server claims about one region in its heartbeats. */
 interface Claim { role: Role; epoch: number; appliedSeq: number }
