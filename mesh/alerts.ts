@@ -265,9 +265,18 @@ function repeat(alert: MutableAlert, input: AlertInput, nowMs: number): void {
 }
 
 /** A deep copy, so that nothing a caller holds can change the book. */
+/**
+ * A copy written field by field: alerts are copied for every event a mass failure emits, and an
+ * object-rest copy takes V8's generic slow path.
+ */
 function copyAlert(alert: Alert): Alert {
-  const { subject, ...rest } = alert;
-  return subject === undefined ? { ...rest } : { ...rest, subject: { ...subject } };
+  const copy: MutableAlert = {
+    id: alert.id, dedupKey: alert.dedupKey, severity: alert.severity, title: alert.title, message: alert.message,
+    raisedAtMs: alert.raisedAtMs, lastRaisedAtMs: alert.lastRaisedAtMs, count: alert.count,
+    resolvedAtMs: alert.resolvedAtMs, acknowledgedAtMs: alert.acknowledgedAtMs, acknowledgedBy: alert.acknowledgedBy,
+  };
+  if (alert.subject !== undefined) copy.subject = { ...alert.subject };
+  return copy;
 }
 
 function invariant(condition: unknown, message: string): asserts condition {
