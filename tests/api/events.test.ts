@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { contract, expectResponse, testApp, type TestApp } from './harness.ts';
 import { handler, register } from './fixtures.ts';
+import { connect, until, type Frame } from './sse-client.ts';
 
-interface Frame { id?: string; event?: string; data?: string; retry?: string; comment?: string }
 
 /** The test app on a real listening socket, since an event stream never ends by itself. */
 async function listen(t: TestApp) {
@@ -21,34 +21,6 @@ async function listen(t: TestApp) {
     await once(server, 'close');
   };
   return { port, stop };
-}
-
-async function connect(port: number, headers: Record<string, string> = {}) {
-  const req = http.get({ host: '127.0.0.1', port, path: '/mesh/events', headers, agent: false });
-  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-  res.setEncoding('utf8');
-  const frames: Frame[] = [];
-  let buffer = '';
-  res.on('data', (chunk: string) => {
-    buffer += chunk;
-    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-      const frame: Frame = {};
-      for (const line of buffer.slice(0, end).split('\n')) {
-        if (line.startsWith(':')) frame.comment = line.slice(1).trim();
-        else (frame as Record<string, string>)[line.slice(0, line.indexOf(': '))] = line.slice(line.indexOf(': ') + 2);
-      }
-      frames.push(frame);
-      buffer = buffer.slice(end + 2);
-    }
-  });
-  const ended = once(res, 'end');
-  ended.catch(() => {});
-  return { res, frames, ended, events: () => frames.filter((f) => f.id !== undefined) };
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(check(), `timed out waiting for ${what}`);
 }
 
 /** Checks one frame against the contract: id = seq, event = type, data a MeshEvent. */

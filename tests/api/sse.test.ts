@@ -8,10 +8,10 @@ import { loadContract } from '../../api/openapi.ts';
 import {
   createEventStream, formatEvent, isClientDisconnect, isPrematureClose, parseLastEventId, type EventStream, type EventStreamOptions, type SseEvent,
 } from '../../api/sse.ts';
+import { connect, until, type Frame } from './sse-client.ts';
 
 const contract = loadContract();
 
-interface Frame { id?: string; event?: string; data?: string; comment?: string; retry?: string }
 
 /** A real listening server whose only route streams events. */
 async function serve(options: EventStreamOptions = {}) {
@@ -34,43 +34,6 @@ async function serve(options: EventStreamOptions = {}) {
   return { stream, port, stop };
 }
 
-/** An SSE client that parses frames as they arrive. */
-async function connect(port: number, headers: Record<string, string> = {}) {
-  const req = http.get({ host: '127.0.0.1', port, path: '/mesh/events', headers, agent: false });
-  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-  res.setEncoding('utf8');
-  const frames: Frame[] = [];
-  let buffer = '';
-  res.on('data', (chunk: string) => {
-    buffer += chunk;
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      frames.push(parseFrame(buffer.slice(0, end)));
-      buffer = buffer.slice(end + 2);
-    }
-  });
-  const ended = once(res, 'end');
-  ended.catch(() => {}); // a client the test destroys on purpose never ends cleanly
-  return { res, frames, ended, destroy: () => req.destroy() };
-}
-
-function parseFrame(text: string): Frame {
-  const frame: Frame = {};
-  for (const line of text.split('\n')) {
-    if (line.startsWith(':')) frame.comment = line.slice(1).trim();
-    else {
-      const at = line.indexOf(': ');
-      (frame as Record<string, string>)[line.slice(0, at)] = line.slice(at + 2);
-    }
-  }
-  return frame;
-}
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(check(), `timed out waiting for ${what}`);
-}
-
 function event(id: number): SseEvent {
   const data = { type: 'backup_created', seq: id, at: 1000 + id, region_id: 'r1', backup_server_id: `s${id}` };
   return { id, event: 'backup_created', data };
@@ -85,11 +48,11 @@ describe('server-sent events', () => {
     assert.equal(client.res.statusCode, 200);
     assert.match(client.res.headers['content-type'] ?? '', /^text\/event-stream/);
     assert.equal(client.res.headers['cache-control'], 'no-cache, no-transform');
-    await until(() => stream.clientCount === 1 && client.frames.length === 1, 'the retry frame');
+    await until(() => stream.clientCount === 1 && client.frames.length === 1, 'the retry frame', 200);
     assert.deepEqual(client.frames[0], { retry: '2000' });
     stream.publish(event(1));
     stream.publish(event(2));
-    await until(() => eventsOf(client.frames).length === 2, 'two events');
+    await until(() => eventsOf(client.frames).length === 2, 'two events', 200);
     const [first] = eventsOf(client.frames);
     assert.equal(first?.id, '1');
     assert.equal(first?.event, 'backup_created');
@@ -104,13 +67,13 @@ describe('server-sent events', () => {
     const { stream, port, stop } = await serve();
     for (let id = 1; id <= 5; id++) stream.publish(event(id));
     const client = await connect(port, { 'Last-Event-ID': '2' });
-    await until(() => eventsOf(client.frames).length === 3, 'the replay');
+    await until(() => eventsOf(client.frames).length === 3, 'the replay', 200);
     stream.publish(event(6));
-    await until(() => eventsOf(client.frames).length === 4, 'the live event');
+    await until(() => eventsOf(client.frames).length === 4, 'the live event', 200);
     assert.deepEqual(eventsOf(client.frames).map((f) => f.id), ['3', '4', '5', '6']);
     const fresh = await connect(port);
     stream.publish(event(7));
-    await until(() => eventsOf(fresh.frames).length === 1, 'a fresh client');
+    await until(() => eventsOf(fresh.frames).length === 1, 'a fresh client', 200);
     assert.equal(eventsOf(fresh.frames)[0]?.id, '7', 'no replay without Last-Event-ID');
     await stop();
   });
@@ -119,7 +82,7 @@ describe('server-sent events', () => {
     const { stream, port, stop } = await serve({ replayLimit: 3 });
     for (let id = 1; id <= 10; id++) stream.publish(event(id));
     const client = await connect(port, { 'Last-Event-ID': '0' });
-    await until(() => eventsOf(client.frames).length === 3, 'the replay');
+    await until(() => eventsOf(client.frames).length === 3, 'the replay', 200);
     assert.deepEqual(eventsOf(client.frames).map((f) => f.id), ['8', '9', '10']);
     await stop();
   });
@@ -127,7 +90,7 @@ describe('server-sent events', () => {
   test('idle streams are pinged', async () => {
     const { port, stop } = await serve({ pingIntervalMs: 10 });
     const client = await connect(port);
-    await until(() => client.frames.some((f) => f.comment === 'ping'), 'a ping');
+    await until(() => client.frames.some((f) => f.comment === 'ping'), 'a ping', 200);
     await stop();
   });
 
@@ -135,9 +98,9 @@ describe('server-sent events', () => {
     const { stream, port, stop } = await serve();
     const leaving = await connect(port);
     const staying = await connect(port);
-    await until(() => stream.clientCount === 2, 'two clients');
+    await until(() => stream.clientCount === 2, 'two clients', 200);
     leaving.destroy();
-    await until(() => stream.clientCount === 1, 'the departure');
+    await until(() => stream.clientCount === 1, 'the departure', 200);
     stream.publish(event(1));
     stream.close();
     await staying.ended;
@@ -149,7 +112,7 @@ describe('server-sent events', () => {
   test('a client that stops reading is dropped instead of buffering without bound', async () => {
     const { stream, port, stop } = await serve({ maxBufferedBytes: 256 * 1024 });
     const slow = await connect(port);
-    await until(() => stream.clientCount === 1, 'the client');
+    await until(() => stream.clientCount === 1, 'the client', 200);
     slow.res.pause();
     const blob = 'x'.repeat(64 * 1024);
     for (let id = 1; id <= 400 && stream.clientCount > 0; id++) {
