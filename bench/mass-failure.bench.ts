@@ -169,7 +169,7 @@ function oneTickMassFailure(seed: number, regions: number, capacity: number, war
 /** Backups assigned and not yet confirmed, over every region. */
 function countSyncing(coordinator: Coordinator): number {
   let n = 0;
-  for (const region of coordinator.ctx.topology.regions.values()) n += Object.keys(region.syncing).length;
+  for (const region of coordinator.ctx.topology.regions.values()) n += region.syncing.size;
   return n;
 }
 

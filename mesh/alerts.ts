@@ -82,6 +82,8 @@ export class AlertBook {
   /** Every kept alert by id; Map insertion order is creation order. */
   private readonly alerts = new Map<string, MutableAlert>();
   private readonly openIdByKey = new Map<string, string>();
+  /** Number of open alerts per subject region (regions without one are absent). */
+  private readonly openPerRegion = new Map<string, number>();
   private resolvedOrder: string[] = [];
   private nextId = 1;
 
@@ -117,6 +119,7 @@ export class AlertBook {
     if (id === undefined || alert === undefined) return undefined;
     alert.resolvedAtMs = nowMs;
     this.openIdByKey.delete(dedupKey);
+    this.countAboutRegion(alert, -1);
     this.resolvedOrder.push(id);
     this.dropOldResolved();
     // The alert object outlives its removal from the map, so a limit of 0 still returns it.
@@ -179,6 +182,14 @@ export class AlertBook {
     return this.openIdByKey.has(dedupKey);
   }
 
+  /**
+   * Whether any open alert has this region as its subject: a cheap check that lets the core skip
+   * building dedup keys for the many regions that have none.
+   */
+  hasOpenAboutRegion(regionId: string): boolean {
+    return this.openPerRegion.has(regionId);
+  }
+
   /** Plain-data snapshot for persistence. */
   toJSON(): AlertBookJSON {
     return {
@@ -226,7 +237,16 @@ export class AlertBook {
     this.nextId += 1;
     this.alerts.set(alert.id, alert);
     this.openIdByKey.set(alert.dedupKey, alert.id);
+    this.countAboutRegion(alert, 1);
     return alert;
+  }
+
+  private countAboutRegion(alert: Alert, delta: 1 | -1): void {
+    const regionId = alert.subject?.regionId;
+    if (regionId === undefined) return;
+    const count = (this.openPerRegion.get(regionId) ?? 0) + delta;
+    if (count > 0) this.openPerRegion.set(regionId, count);
+    else this.openPerRegion.delete(regionId);
   }
 
   private restore(saved: Alert): void {
@@ -237,6 +257,7 @@ export class AlertBook {
     if (alert.resolvedAtMs !== null) return;
     invariant(!this.openIdByKey.has(alert.dedupKey), `two open alerts share dedupKey ${alert.dedupKey}`);
     this.openIdByKey.set(alert.dedupKey, alert.id);
+    this.countAboutRegion(alert, 1);
   }
 
   private dropOldResolved(): void {
@@ -264,9 +285,8 @@ function repeat(alert: MutableAlert, input: AlertInput, nowMs: number): void {
   }
 }
 
-/** A deep copy, so that nothing a caller holds can change the book. */
 /**
- * A copy written field by field: alerts are copied for every event a mass failure emits, and an
+ * A deep copy, so that nothing a caller holds can change the book, written field by field: alerts are copied for every event a mass failure emits, and an
  * object-rest copy takes V8's generic slow path.
  */
 function copyAlert(alert: Alert): Alert {

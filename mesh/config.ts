@@ -72,6 +72,13 @@ export interface MeshConfig {
    * wait, in priority order (Apache Helix's throttling). Keeps a mass failure from swamping a server.
    */
   readonly maxTransitionsPerServer: number;
+  /**
+   * Most replacement backups assigned in one tick, mesh-wide; the rest wait, in priority order, for
+   * the next ticks (as HDFS bounds the re-replication work of each pass). Promotions are never
+   * held back by it. Each assignment starts a copy of a region's state, so this bounds both the
+   * re-replication storm after a mass failure and the coordinator's work per tick.
+   */
+  readonly maxBackupAssignmentsPerTick: number;
   /** Sliding window over which failures are counted for the degraded mode (seed: 60 s). */
   readonly failureWindowMs: number;
   /** Failures within the window that raise each level (seed: 3 per minute). */
@@ -113,6 +120,7 @@ export const defaultMeshConfig: MeshConfig = Object.freeze({
   promotionAckTimeoutMs: 3000,
   backupSyncTimeoutMs: 10_000,
   maxTransitionsPerServer: 32,
+  maxBackupAssignmentsPerTick: 500,
   failureWindowMs: 60_000,
   failureCountThresholds: Object.freeze({ LIGHT: 3, MODERATE: 6, SEVERE: 12 }),
   failedServerShareThresholds: Object.freeze({ LIGHT: 0.1, MODERATE: 0.2, SEVERE: 0.3 }),
@@ -141,7 +149,7 @@ export const degradedLevels: readonly DegradedLevel[] = ['NORMAL', 'LIGHT', 'MOD
 const positiveIntegers: readonly (keyof MeshConfig)[] = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
   'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
-  'maxTransitionsPerServer', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
+  'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
   'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit', 'resolvedAlertsLimit',
 ];
 

@@ -11,7 +11,7 @@ import type { ServerDetector } from './failure-detector.ts';
 import type { Outbox } from './outbox.ts';
 import type { Random } from './ports.ts';
 import type { SnapshotStore } from './snapshots.ts';
-import { confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
+import { confirmedBackupCount, confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
 import type { RegionPhase, ServerId, ServerStatus } from './types.ts';
 
 /** Everything one coordinator owns. */
@@ -75,9 +75,9 @@ function isTransient(from: ServerStatus, to: ServerStatus): boolean {
 
 /** The phase a region's replicas put it in. */
 export function phaseOf(region: RegionRecord): RegionPhase {
-  if (region.primary === null) return confirmedBackups(region).length > 0 ? 'failing_over' : 'unavailable';
+  if (region.primary === null) return confirmedBackupCount(region) > 0 ? 'failing_over' : 'unavailable';
   if (!region.primaryAcked) return 'failing_over';
-  return confirmedBackups(region).length >= region.backupTarget ? 'active' : 'under_replicated';
+  return confirmedBackupCount(region) >= region.backupTarget ? 'active' : 'under_replicated';
 }
 
 /**
@@ -103,6 +103,8 @@ export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: numb
 }
 
 function phaseAlerts(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
+  // Most calls are for regions with nothing to resolve; their keys are not even built.
+  if (region.phase !== 'unavailable' && !ctx.alerts.hasOpenAboutRegion(region.id)) return;
   const unavailableKey = `region-unavailable:${region.id}`;
   if (region.phase === 'unavailable') {
     if (ctx.alerts.isOpen(unavailableKey)) return;

@@ -9,6 +9,7 @@
  * persisted size stay flat. Records still in progress are never dropped: the coordinator still
  * drives them by id.
  */
+import { MinHeap } from './heap.ts';
 import type { RegionId, ServerId } from './types.ts';
 
 /** One failover of one region. Times are coordinator milliseconds. */
@@ -156,6 +157,11 @@ export class FailoverMetrics {
   private readonly limit: number;
   /** Kept records by id; Map insertion order is start order. */
   private records = new Map<string, MutableRecord>();
+  /** Start position of every kept record (counts up; survives no restart, only orders). */
+  private startOrder = new Map<string, number>();
+  private nextStartOrder = 0;
+  /** Finished kept records, oldest started first: the ones the history drops when it is full. */
+  private finished = new MinHeap<FinishedEntry>(byStartOrder);
   private detection = new SampleSeries();
   private recovery = new SampleSeries();
   private nextId = 1;
@@ -193,7 +199,7 @@ export class FailoverMetrics {
     };
     this.nextId += 1;
     this.total += 1;
-    this.records.set(record.id, record);
+    this.keep(record);
     this.detection.push(record.detectionMs);
     this.dropOldFinished();
     return { ...record };
@@ -219,7 +225,7 @@ export class FailoverMetrics {
     record.outcome = 'completed';
     this.completed += 1;
     this.recovery.push(record.recoveryMs);
-    this.dropOldFinished();
+    this.finish(record);
     return { ...record };
   }
 
@@ -229,7 +235,7 @@ export class FailoverMetrics {
     record.completedAtMs = nowMs;
     record.outcome = 'failed';
     this.failed += 1;
-    this.dropOldFinished();
+    this.finish(record);
     return { ...record };
   }
 
@@ -274,7 +280,10 @@ export class FailoverMetrics {
    */
   reset(): void {
     const running = [...this.records.values()].filter((r) => r.outcome === 'in_progress');
-    this.records = new Map(running.map((r) => [r.id, r]));
+    this.records = new Map();
+    this.startOrder = new Map();
+    this.finished = new MinHeap(byStartOrder);
+    for (const record of running) this.keep(record);
     this.detection = new SampleSeries();
     this.recovery = new SampleSeries();
     this.total = running.length;
@@ -305,7 +314,9 @@ export class FailoverMetrics {
     metrics.nextId = data.nextId;
     for (const saved of data.records) {
       invariant(!metrics.records.has(saved.id), `duplicate failover id ${saved.id}`);
-      metrics.records.set(saved.id, { ...saved });
+      const record = { ...saved };
+      metrics.keep(record);
+      if (record.outcome !== 'in_progress') metrics.finish(record);
     }
     const running = metrics.inProgress().length;
     invariant(running === data.total - data.completed - data.failed, 'in-progress records do not match the counts');
@@ -326,22 +337,42 @@ export class FailoverMetrics {
     return record;
   }
 
-  /** Drops the oldest finished records until the history fits, skipping those in progress. */
+  /** Adds a record to the history, after every record started before it. */
+  private keep(record: MutableRecord): void {
+    this.records.set(record.id, record);
+    this.startOrder.set(record.id, this.nextStartOrder);
+    this.nextStartOrder += 1;
+  }
+
+  /** A kept record has ended: it may now be dropped when the history is full. */
+  private finish(record: MutableRecord): void {
+    this.finished.push({ order: this.startOrder.get(record.id) ?? 0, id: record.id });
+    this.dropOldFinished();
+  }
+
   /**
-   * Drops the oldest finished records beyond the limit. Records are visited in start order, but
-   * only finished ones can go: a cursor remembers how far the scan got, so thousands of failovers
-   * in progress at once (a mass failure) do not make every start walk them all again.
+   * Drops the oldest started finished records while the history is over its limit. Records in
+   * progress are never dropped, so the history may exceed the limit while they run; finished
+   * records wait in a heap by start order, which keeps each drop O(log n) even when thousands of
+   * failovers are in progress at once (a mass failure).
    */
   private dropOldFinished(): void {
-    if (this.records.size <= this.limit) return;
-    const iterator = this.records.entries();
-    let skipped = 0;
-    for (let entry = iterator.next(); !entry.done && this.records.size > this.limit; entry = iterator.next()) {
-      const [id, record] = entry.value;
-      if (record.outcome !== 'in_progress') this.records.delete(id);
-      else if (++skipped > this.limit) return;
+    while (this.records.size > this.limit) {
+      const oldest = this.finished.pop();
+      if (oldest === undefined) return;
+      this.records.delete(oldest.id);
+      this.startOrder.delete(oldest.id);
     }
   }
+}
+
+interface FinishedEntry {
+  readonly order: number;
+  readonly id: string;
+}
+
+function byStartOrder(a: FinishedEntry, b: FinishedEntry): boolean {
+  return a.order < b.order;
 }
 
 function invariant(condition: unknown, message: string): asserts condition {

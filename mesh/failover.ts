@@ -5,12 +5,26 @@
  *
  * Work is done in priority order (critical regions, then by players) and throttled per server
  * (Apache Helix): a server takes at most `maxTransitionsPerServer` pending promotions and backup
- * syncs at once; the rest wait for a later tick.
+ * syncs at once; the rest wait for a later tick. Mesh-wide, one run assigns at most
+ * `maxBackupAssignmentsPerTick` replacement backups (HDFS bounds each re-replication pass the same
+ * way); promotions are never held back.
  */
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
 import { comparePriority, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { RegionId, ServerId } from './types.ts';
+
+/** What one run carries from region to region. */
+interface Pass {
+  readonly nowMs: number;
+  /** Pending promotions and backup syncs per server, including those of this run. */
+  readonly transitions: Map<ServerId, number>;
+  planner: PlacementPlanner | null;
+  /** The placement planner, built on first use (most runs place nothing). */
+  readonly plannerOf: () => PlacementPlanner;
+  /** Replacement backups this run may still assign. */
+  assignmentsLeft: number;
+}
 
 /** Drives every region back to a primary and its backups. */
 export class Recovery {
@@ -36,7 +50,7 @@ export class Recovery {
 
   /** Rebuilds the deadline index after a restart. */
   track(region: RegionRecord): void {
-    if (region.deadlineMs !== null || Object.keys(region.syncing).length > 0) this.timed.add(region.id);
+    if (region.deadlineMs !== null || region.syncing.size > 0) this.timed.add(region.id);
     if (region.phase !== 'active') this.work.add(region.id);
   }
 
@@ -55,7 +69,7 @@ export class Recovery {
       const region = topology.regions.get(regionId);
       if (!region) continue;
       // Only a replica that held the state may bring the region back; a syncing backup did not.
-      const heldState = region.primary === server.id || region.syncing[server.id] === undefined;
+      const heldState = region.primary === server.id || !region.syncing.has(server.id);
       if (region.primary === server.id) {
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
@@ -65,7 +79,7 @@ export class Recovery {
       } else {
         topology.removeBackup(region, server.id);
       }
-      delete region.appliedSeq[server.id];
+      region.appliedSeq.delete(server.id);
       if (heldState) this.noteLoss(region, server.id);
       this.work.add(region.id);
       refreshPhase(this.ctx, region, nowMs);
@@ -108,8 +122,8 @@ export class Recovery {
 
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
-    delete region.syncing[serverId];
-    if (region.syncTarget) delete region.syncTarget[serverId];
+    region.syncing.delete(serverId);
+    region.syncTarget.delete(serverId);
     this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId }, nowMs);
     this.ctx.outbox.changed();
     refreshPhase(this.ctx, region, nowMs);
@@ -154,22 +168,23 @@ export class Recovery {
     this.work.clear();
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
-    let planner: PlacementPlanner | null = null;
-    const plannerOf = () => (planner ??= new PlacementPlanner(this.ctx.topology, canTake));
-    for (const region of regions) this.step(region, nowMs, transitions, plannerOf);
+    const pass: Pass = { nowMs, transitions, planner: null, assignmentsLeft: this.ctx.config.maxBackupAssignmentsPerTick,
+      plannerOf: () => (pass.planner ??= new PlacementPlanner(this.ctx.topology, canTake)) };
+    for (const region of regions) this.step(region, pass);
   }
 
   /** The dispatcher: one case per situation of the region. */
-  private step(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
-    plannerOf: () => PlacementPlanner): void {
+  private step(region: RegionRecord, pass: Pass): void {
     const primary = region.primary === null ? undefined : this.ctx.topology.servers.get(region.primary);
     if (primary === undefined || primary.status === 'draining') {
-      this.replacePrimary(region, nowMs, transitions, primary ?? null);
+      this.replacePrimary(region, pass.nowMs, pass.transitions, primary ?? null);
     }
     // A new backup copies the state from the primary, so it is assigned only once there is an
     // acknowledged primary to copy from (the acknowledgement re-queues the region at once).
-    if (region.primary !== null && region.primaryAcked) this.fillBackups(region, nowMs, transitions, plannerOf());
-    refreshPhase(this.ctx, region, nowMs);
+    if (region.primary !== null && region.primaryAcked && region.backups.length < region.backupTarget) {
+      this.fillBackups(region, pass);
+    }
+    refreshPhase(this.ctx, region, pass.nowMs);
   }
 
   /** Promotes the best backup, waits for one, or declares the region unavailable. */
@@ -192,7 +207,7 @@ export class Recovery {
   private hasPromotableLater(region: RegionRecord): boolean {
     return region.backups.some((id) => {
       const server = this.ctx.topology.servers.get(id);
-      return server !== undefined && server.status === 'suspect' && region.syncing[id] === undefined;
+      return server !== undefined && server.status === 'suspect' && !region.syncing.has(id);
     });
   }
 
@@ -246,27 +261,36 @@ export class Recovery {
    * can never be promoted, so they are released (the region gets new ones after its failover).
    */
   private dropSyncingBackups(region: RegionRecord): void {
-    for (const backup of Object.keys(region.syncing)) this.ctx.topology.removeBackup(region, backup as ServerId);
+    for (const backup of [...region.syncing.keys()]) this.ctx.topology.removeBackup(region, backup);
   }
 
-  /** Assigns replacement backups until the region has its full count or capacity runs out. */
-  private fillBackups(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
-    planner: PlacementPlanner): void {
+  /**
+   * Assigns replacement backups until the region has its full count, capacity runs out (the region
+   * waits for capacity) or this run's assignment budget does (it waits for the next run).
+   */
+  private fillBackups(region: RegionRecord, pass: Pass): void {
     const { topology, config } = this.ctx;
+    const { nowMs, transitions } = pass;
     while (region.backups.length < region.backupTarget) {
+      if (pass.assignmentsLeft === 0) {
+        this.work.add(region.id);
+        return;
+      }
+      const planner = pass.plannerOf();
       const chosen = planner.pick(region);
       if (chosen === null) {
         this.starved.add(region.id);
         alertNoCapacity(this.ctx, region, nowMs);
         return;
       }
-      const primarySeq = region.primary === null ? 0 : region.appliedSeq[region.primary] ?? 0;
+      const primarySeq = region.primary === null ? 0 : region.appliedSeq.get(region.primary) ?? 0;
       topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs, primarySeq);
       // A former replica given the region again starts over as a syncing backup: what it once held
       // is gone (it restarted, or dropped the region when it was taken from it), so its claim of the
       // region now proves nothing. It counts as a former replica again only if lost once confirmed.
       this.forgetFormerReplica(region, chosen);
       transitions.set(chosen, (transitions.get(chosen) ?? 0) + 1);
+      pass.assignmentsLeft -= 1;
       planner.placed(chosen);
       this.timed.add(region.id);
       this.ctx.outbox.changed();
@@ -287,9 +311,9 @@ export class Recovery {
         expired = true;
       }
       let syncing = false;
-      for (const backup in region.syncing) {
-        if ((region.syncing[backup] ?? Infinity) <= nowMs) {
-          this.ctx.topology.removeBackup(region, backup as ServerId);
+      for (const [backup, deadlineMs] of [...region.syncing]) {
+        if (deadlineMs <= nowMs) {
+          this.ctx.topology.removeBackup(region, backup);
           this.work.add(region.id);
           expired = true;
         } else {
@@ -338,8 +362,8 @@ export class Recovery {
       const region = this.ctx.topology.regions.get(id);
       if (!region) continue;
       if (region.primary !== null && !region.primaryAcked) counts.set(region.primary, (counts.get(region.primary) ?? 0) + 1);
-      for (const backup of Object.keys(region.syncing)) {
-        counts.set(backup as ServerId, (counts.get(backup as ServerId) ?? 0) + 1);
+      for (const backup of region.syncing.keys()) {
+        counts.set(backup, (counts.get(backup) ?? 0) + 1);
       }
     }
     return counts;

@@ -165,26 +165,19 @@ export class ServerDetector {
     if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return { state: 'alive' };
     const currentPhi = this.phi(nowMs);
     if (currentPhi < this.config.phiSuspectThreshold) return { state: 'alive' };
-    const lastSeen = this.lastSeen(isPeer);
-    if (this.peerConfirms(lastSeen, isPeer)) return { state: 'failed', reason: 'peer_confirmed' };
+    // One pass over the current peers' reports: the latest instant anyone (the coordinator or a
+    // current peer) saw the server, and the latest report of a current peer. A peer confirms the
+    // failure when it reported a full silence window after that last sighting without hearing the
+    // server; the latest report is the one that can, so comparing it alone is the same test.
+    let lastSeen = this.lastHeartbeatAt;
+    let latestReport = -Infinity;
+    for (const [peer, report] of this.peerReports) {
+      if (!isPeer(peer)) continue;
+      if (report.heardAtMs > lastSeen) lastSeen = report.heardAtMs;
+      if (report.receivedAtMs > latestReport) latestReport = report.receivedAtMs;
+    }
+    if (latestReport - lastSeen >= this.config.peerSilenceMs) return { state: 'failed', reason: 'peer_confirmed' };
     if (nowMs - lastSeen >= this.config.failureTimeoutMs) return { state: 'failed', reason: 'timeout' };
     return { state: 'suspect', phi: currentPhi };
-  }
-
-  /** Latest instant anyone saw the server: the coordinator, or a current peer. */
-  private lastSeen(isPeer: (peer: ServerId) => boolean): number {
-    let seen = this.lastHeartbeatAt;
-    for (const [peer, report] of this.peerReports) {
-      if (isPeer(peer) && report.heardAtMs > seen) seen = report.heardAtMs;
-    }
-    return seen;
-  }
-
-  /** A current peer spent a full silence window after the last sighting without hearing it. */
-  private peerConfirms(lastSeen: number, isPeer: (peer: ServerId) => boolean): boolean {
-    for (const [peer, report] of this.peerReports) {
-      if (isPeer(peer) && report.receivedAtMs - lastSeen >= this.config.peerSilenceMs) return true;
-    }
-    return false;
   }
 }

@@ -114,7 +114,7 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   if (role === null) {
     if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&
       ctx.topology.hostedCount(server.id) < server.capacity) {
-      region.appliedSeq[server.id] = claim.appliedSeq;
+      region.appliedSeq.set(server.id, claim.appliedSeq);
       recovery.readopt(region, server.id, nowMs);
       return;
     }
@@ -125,12 +125,12 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
     if (claim.role === 'primary') demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
     return;
   }
-  region.appliedSeq[server.id] = Math.max(region.appliedSeq[server.id] ?? 0, claim.appliedSeq);
+  region.appliedSeq.set(server.id, Math.max(region.appliedSeq.get(server.id) ?? 0, claim.appliedSeq));
   if (role === 'primary' && claim.role === 'primary' && !region.primaryAcked && claim.epoch === region.epoch &&
     region.announcedEpoch === region.epoch) {
     recovery.primaryAcknowledged(region, nowMs);
-  } else if (role === 'backup' && region.syncing[server.id] !== undefined && claim.role === 'backup' &&
-    claim.epoch === region.announcedEpoch && claim.appliedSeq >= (region.syncTarget?.[server.id] ?? 0)) {
+  } else if (role === 'backup' && region.syncing.has(server.id) && claim.role === 'backup' &&
+    claim.epoch === region.announcedEpoch && claim.appliedSeq >= (region.syncTarget.get(server.id) ?? 0)) {
     recovery.backupConfirmed(region, server.id, nowMs);
   } else if (claim.role === 'primary' && role === 'backup') {
     demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
@@ -183,7 +183,7 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
 function hasPending(ctx: CoreContext, region: RegionRecord, serverId: ServerId): boolean {
   if (region.primary === null) return true;
   if (region.primary === serverId) return !region.primaryAcked || region.announcedEpoch !== region.epoch;
-  if (region.syncing[serverId] !== undefined || region.announcedEpoch !== region.epoch) return true;
+  if (region.syncing.has(serverId) || region.announcedEpoch !== region.epoch) return true;
   return ctx.topology.servers.get(region.primary)?.status !== 'alive';
 }
 

@@ -8,7 +8,7 @@
  * of replicas after a mass failure costs O(zones x log servers) each instead of a scan of the fleet.
  */
 import { MinHeap } from './heap.ts';
-import { confirmedBackups, isUsable, replicasOf, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
+import { isUsable, replicasOf, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
 import type { ServerId } from './types.ts';
 
 interface Candidate {
@@ -28,9 +28,15 @@ export class PlacementPlanner {
     private readonly topology: Topology,
     private readonly canTakeTransition: (id: ServerId) => boolean,
   ) {
+    const byZone = new Map<string, Candidate[]>();
     for (const server of topology.servers.values()) {
-      if (this.hasRoom(server)) this.heapOf(server.zone).push(this.candidate(server));
+      const candidate = this.candidateWithRoom(server);
+      if (candidate === null) continue;
+      const list = byZone.get(server.zone);
+      if (list === undefined) byZone.set(server.zone, [candidate]);
+      else list.push(candidate);
     }
+    for (const [zone, list] of byZone) this.zones.set(zone, new MinHeap(lessLoaded, list));
   }
 
   /**
@@ -38,26 +44,28 @@ export class PlacementPlanner {
    * the assignment in the topology and then calls `placed` so the server's new load is seen.
    */
   pick(region: RegionRecord): ServerId | null {
-    const hosting = new Set(replicasOf(region));
-    const usedZones = new Set<string>();
+    const hosting = replicasOf(region);
+    const usedZones: string[] = [];
     for (const id of hosting) {
       const zone = this.topology.servers.get(id)?.zone;
-      if (zone !== undefined) usedZones.add(zone);
+      if (zone !== undefined) usedZones.push(zone);
     }
-    return this.bestIn(hosting, (zone) => !usedZones.has(zone)) ?? this.bestIn(hosting, () => true);
+    return this.bestIn(hosting, usedZones) ?? this.bestIn(hosting, null);
   }
 
   /** Re-queues a server after it took a replica, with its new load. */
   placed(id: ServerId): void {
     const server = this.topology.servers.get(id);
-    if (server && this.hasRoom(server)) this.heapOf(server.zone).push(this.candidate(server));
+    const candidate = server === undefined ? null : this.candidateWithRoom(server);
+    if (server !== undefined && candidate !== null) this.heapOf(server.zone).push(candidate);
   }
 
-  private bestIn(hosting: Set<ServerId>, zoneAllowed: (zone: string) => boolean): ServerId | null {
+  /** Best candidate not hosting the region, outside `avoidZones` unless that is null. */
+  private bestIn(hosting: readonly ServerId[], avoidZones: readonly string[] | null): ServerId | null {
     let best: { heap: MinHeap<Candidate>; candidate: Candidate } | null = null;
     const setAside: { heap: MinHeap<Candidate>; candidate: Candidate }[] = [];
     for (const [zone, heap] of this.zones) {
-      if (!zoneAllowed(zone)) continue;
+      if (avoidZones !== null && avoidZones.includes(zone)) continue;
       const top = this.validTop(heap, hosting, (candidate) => setAside.push({ heap, candidate }));
       if (top && (best === null || lessLoaded(top, best.candidate))) best = { heap, candidate: top };
     }
@@ -73,16 +81,17 @@ export class PlacementPlanner {
    * popped and handed to `setAside`: the caller pushes them back once it has taken its pick, since
    * they remain good candidates for other regions.
    */
-  private validTop(heap: MinHeap<Candidate>, hosting: Set<ServerId>, setAside: (c: Candidate) => void): Candidate | undefined {
+  private validTop(heap: MinHeap<Candidate>, hosting: readonly ServerId[], setAside: (c: Candidate) => void): Candidate | undefined {
     let found: Candidate | undefined;
     for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
       const server = this.topology.servers.get(top.id);
-      if (!server || !this.hasRoom(server)) {
+      const current = server === undefined ? null : this.candidateWithRoom(server);
+      if (current === null) {
         heap.pop();
-      } else if (this.candidate(server).load !== top.load) {
+      } else if (current.load !== top.load) {
         heap.pop();
-        heap.push(this.candidate(server));
-      } else if (hosting.has(top.id)) {
+        heap.push(current);
+      } else if (hosting.includes(top.id)) {
         setAside(top);
         heap.pop();
       } else {
@@ -93,13 +102,12 @@ export class PlacementPlanner {
     return found;
   }
 
-  private hasRoom(server: ServerRecord): boolean {
-    return isUsable(server.status) && this.topology.hostedCount(server.id) < server.capacity &&
-      this.canTakeTransition(server.id);
-  }
-
-  private candidate(server: ServerRecord): Candidate {
-    return { id: server.id, load: this.topology.hostedCount(server.id) / server.capacity, players: server.players };
+  /** The server as a candidate with its current load, or null when it cannot take a replica now. */
+  private candidateWithRoom(server: ServerRecord): Candidate | null {
+    if (!isUsable(server.status)) return null;
+    const hosted = this.topology.hostedCount(server.id);
+    if (hosted >= server.capacity || !this.canTakeTransition(server.id)) return null;
+    return { id: server.id, load: hosted / server.capacity, players: server.players };
   }
 
   private heapOf(zone: string): MinHeap<Candidate> {
@@ -117,25 +125,36 @@ export class PlacementPlanner {
  * then to a zone no other surviving replica uses, then to the lower id.
  */
 export function chooseCandidate(topology: Topology, region: RegionRecord): ServerId | null {
-  const options = confirmedBackups(region).filter((id) => {
-    const server = topology.servers.get(id);
-    return server !== undefined && isUsable(server.status);
-  });
-  const zoneCount = new Map<string, number>();
+  // One pass, no intermediate arrays: this runs for every region that lost its primary, thousands
+  // of times in a mass failure's tick. A region has a handful of backups, so the zone count is a
+  // scan of them.
+  let best: ServerId | null = null;
+  let bestSeq = 0;
+  let bestLoad = 0;
+  let bestShared = 0;
   for (const id of region.backups) {
-    const zone = topology.servers.get(id)?.zone ?? '';
-    zoneCount.set(zone, (zoneCount.get(zone) ?? 0) + 1);
+    if (region.syncing.has(id)) continue;
+    const server = topology.servers.get(id);
+    if (server === undefined || !isUsable(server.status)) continue;
+    const seq = region.appliedSeq.get(id) ?? 0;
+    const load = topology.hostedCount(id) / server.capacity;
+    const shared = sharesZone(topology, region, id, server.zone) ? 1 : 0;
+    const better = best === null || seq > bestSeq || (seq === bestSeq && (load < bestLoad ||
+      (load === bestLoad && (shared < bestShared || (shared === bestShared && id < best)))));
+    if (better) {
+      best = id;
+      bestSeq = seq;
+      bestLoad = load;
+      bestShared = shared;
+    }
   }
-  const rank = (id: ServerId) => {
-    const server = topology.servers.get(id) as ServerRecord;
-    return {
-      id,
-      seq: region.appliedSeq[id] ?? 0,
-      load: topology.hostedCount(id) / server.capacity,
-      shared: (zoneCount.get(server.zone) ?? 0) > 1 ? 1 : 0,
-    };
-  };
-  const ranked = options.map(rank).sort((a, b) =>
-    b.seq - a.seq || a.load - b.load || a.shared - b.shared || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return ranked[0]?.id ?? null;
+  return best;
+}
+
+/** True when another backup of the region is in `zone`. */
+function sharesZone(topology: Topology, region: RegionRecord, id: ServerId, zone: string): boolean {
+  for (const other of region.backups) {
+    if (other !== id && (topology.servers.get(other)?.zone ?? '') === zone) return true;
+  }
+  return false;
 }

@@ -73,7 +73,7 @@ function emptyRegion(id: RegionId, input: RegionInput, nowMs: number, backupTarg
   return {
     id, simulated: input.simulated ?? false, backupTarget, critical: input.critical ?? false, players: input.players ?? 0,
     epoch: 1, announcedEpoch: 0, phase: 'unavailable', phaseSinceMs: nowMs, primary: null, primaryAcked: true,
-    deadlineMs: null, backups: [], syncing: {}, appliedSeq: {}, failoverId: null, lastFailoverId: null,
+    deadlineMs: null, backups: [], syncing: new Map(), syncTarget: new Map(), appliedSeq: new Map(), failoverId: null, lastFailoverId: null,
     lostPrimary: null, formerReplicas: [], createdAtMs: nowMs,
   };
 }

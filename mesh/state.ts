@@ -9,9 +9,18 @@ import type { CoreContext } from './context.ts';
 import type { DegradedModeJSON } from './degraded-mode.ts';
 import type { FailoverMetricsJSON } from './failover-metrics.ts';
 import type { RegionRecord, ServerRecord } from './topology.ts';
+import type { ServerId } from './types.ts';
 
 /** Version of the persisted core state; bumped on incompatible changes. */
 export const coreStateVersion = 1;
+
+/** A region as persisted: its per-replica maps are plain objects keyed by server id. */
+export type PersistedRegion = Omit<RegionRecord, 'syncing' | 'syncTarget' | 'appliedSeq'> & {
+  readonly syncing: Readonly<Record<string, number>>;
+  /** Absent in states written before backups recorded their sync target (treated as 0). */
+  readonly syncTarget?: Readonly<Record<string, number>>;
+  readonly appliedSeq: Readonly<Record<string, number>>;
+};
 
 /** Everything the core persists. */
 export interface CoreState {
@@ -20,7 +29,7 @@ export interface CoreState {
   readonly positions: { eventSeq: number; changeSeq: number };
   readonly numbers: { nextServerNumber: number; nextRegionNumber: number };
   readonly servers: readonly ServerRecord[];
-  readonly regions: readonly RegionRecord[];
+  readonly regions: readonly PersistedRegion[];
   readonly alerts: AlertBookJSON;
   readonly metrics: FailoverMetricsJSON;
   readonly buffer: ActionBufferJSON;
@@ -34,7 +43,8 @@ export function exportState(ctx: CoreContext, nowMs: number, numbers: CoreState[
     version: coreStateVersion, savedAtMs: nowMs, positions: { eventSeq, changeSeq }, numbers,
     servers: [...ctx.topology.servers.values()].map((s) => ({ ...s })),
     regions: [...ctx.topology.regions.values()].map((r) => ({
-      ...r, backups: [...r.backups], syncing: { ...r.syncing }, syncTarget: { ...r.syncTarget }, appliedSeq: { ...r.appliedSeq },
+      ...r, backups: [...r.backups], syncing: Object.fromEntries(r.syncing), syncTarget: Object.fromEntries(r.syncTarget),
+      appliedSeq: Object.fromEntries(r.appliedSeq),
       formerReplicas: [...r.formerReplicas], lostPrimary: r.lostPrimary && { ...r.lostPrimary },
     })),
     alerts: ctx.alerts.toJSON(), metrics: ctx.metrics.toJSON(), buffer: ctx.buffer.toJSON(), degraded: ctx.degraded.toJSON(),
@@ -57,13 +67,19 @@ export function importState(ctx: CoreContext, state: CoreState, nowMs: number): 
   }
   for (const saved of state.regions) {
     const region: RegionRecord = {
-      ...saved, backups: [...saved.backups], appliedSeq: { ...saved.appliedSeq }, formerReplicas: [...saved.formerReplicas],
+      ...saved, backups: [...saved.backups], formerReplicas: [...saved.formerReplicas],
       announcedEpoch: saved.epoch,
       deadlineMs: saved.deadlineMs === null ? null : nowMs + Math.max(0, saved.deadlineMs - state.savedAtMs),
-      syncing: Object.fromEntries(Object.entries(saved.syncing).map(([id, d]) => [id, nowMs + Math.max(0, d - state.savedAtMs)])),
+      syncing: new Map(Object.entries(saved.syncing).map(([id, d]) => [id as ServerId, nowMs + Math.max(0, d - state.savedAtMs)])),
+      syncTarget: replicaMap(saved.syncTarget ?? {}),
+      appliedSeq: replicaMap(saved.appliedSeq),
     };
     ctx.topology.addRegion(region);
     ctx.counts.phases[region.phase] += 1;
   }
   return state.numbers;
+}
+
+function replicaMap(saved: Readonly<Record<string, number>>): Map<ServerId, number> {
+  return new Map(Object.entries(saved) as [ServerId, number][]);
 }

@@ -51,15 +51,15 @@ export interface RegionRecord {
   /** Backups in assignment order; `syncing` ones have not confirmed yet. */
   backups: ServerId[];
   /** Backup id -> deadline by which it must confirm it holds the region. */
-  syncing: Record<string, number>;
+  readonly syncing: Map<ServerId, number>;
   /**
    * Backup id -> the primary's `applied_seq` when the backup was assigned. A new backup is
    * confirmed only once it reports at least that much state: its role alone proves nothing, and a
    * backup whose primary died before it finished copying must never be promoted.
    */
-  syncTarget?: Record<string, number>;
+  readonly syncTarget: Map<ServerId, number>;
   /** Replicated progress per replica, as reported by heartbeats. */
-  appliedSeq: Record<string, number>;
+  readonly appliedSeq: Map<ServerId, number>;
   /** Failover in progress, if any (id in the failover history). */
   failoverId: string | null;
   lastFailoverId: string | null;
@@ -120,16 +120,17 @@ export class Topology {
   addBackup(region: RegionRecord, id: ServerId, syncDeadlineMs: number | null, syncTarget = 0): void {
     region.backups.push(id);
     if (syncDeadlineMs !== null) {
-      region.syncing[id] = syncDeadlineMs;
-      (region.syncTarget ??= {})[id] = syncTarget;
+      region.syncing.set(id, syncDeadlineMs);
+      region.syncTarget.set(id, syncTarget);
     }
     this.hostedSet(id).add(region.id);
   }
 
   removeBackup(region: RegionRecord, id: ServerId): void {
-    region.backups = region.backups.filter((b) => b !== id);
-    delete region.syncing[id];
-    if (region.syncTarget) delete region.syncTarget[id];
+    const at = region.backups.indexOf(id);
+    if (at !== -1) region.backups.splice(at, 1);
+    region.syncing.delete(id);
+    region.syncTarget.delete(id);
     if (region.primary !== id) this.hosted.get(id)?.delete(region.id);
   }
 
@@ -146,11 +147,11 @@ export class Topology {
 
   /** True when `a` and `b` replicate together in some region. */
   arePeers(a: ServerId, b: ServerId): boolean {
-    const small = this.hostedCount(a) <= this.hostedCount(b) ? a : b;
-    const other = small === a ? b : a;
-    for (const regionId of this.regionsOf(small)) {
-      if (this.hosted.get(other)?.has(regionId)) return true;
-    }
+    const ofA = this.hosted.get(a);
+    const ofB = this.hosted.get(b);
+    if (ofA === undefined || ofB === undefined) return false;
+    const [small, large] = ofA.size <= ofB.size ? [ofA, ofB] : [ofB, ofA];
+    for (const regionId of small) if (large.has(regionId)) return true;
     return false;
   }
 
@@ -171,7 +172,14 @@ export function replicasOf(region: RegionRecord): ServerId[] {
 
 /** Backups that have confirmed they hold the region. */
 export function confirmedBackups(region: RegionRecord): ServerId[] {
-  return region.backups.filter((b) => region.syncing[b] === undefined);
+  return region.backups.filter((b) => !region.syncing.has(b));
+}
+
+/** Number of backups that have confirmed they hold the region (no array built). */
+export function confirmedBackupCount(region: RegionRecord): number {
+  let count = 0;
+  for (const b of region.backups) if (!region.syncing.has(b)) count += 1;
+  return count;
 }
 
 /** Recovery priority: critical regions first, then by players, then by id for determinism. */

@@ -106,16 +106,16 @@ export function serverView(ctx: CoreContext, server: ServerRecord): ServerView {
 
 export function replicationView(ctx: CoreContext, region: RegionRecord): ReplicationView {
   const replica = (id: ServerId): ReplicaView => ({
-    serverId: id, status: ctx.topology.servers.get(id)?.status ?? 'left', appliedSeq: region.appliedSeq[id] ?? 0,
+    serverId: id, status: ctx.topology.servers.get(id)?.status ?? 'left', appliedSeq: region.appliedSeq.get(id) ?? 0,
   });
-  const primarySeq = region.primary === null ? 0 : region.appliedSeq[region.primary] ?? 0;
+  const primarySeq = region.primary === null ? 0 : region.appliedSeq.get(region.primary) ?? 0;
   const last = region.failoverId ?? region.lastFailoverId;
   return {
     regionId: region.id, epoch: region.epoch, state: region.phase, critical: region.critical, players: region.players,
     priority: priorityScore(region),
     primary: region.primary === null ? null : { ...replica(region.primary), acknowledged: region.primaryAcked },
     backups: region.backups.map((id) => ({
-      ...replica(id), lag: Math.max(0, primarySeq - (region.appliedSeq[id] ?? 0)), syncing: region.syncing[id] !== undefined,
+      ...replica(id), lag: Math.max(0, primarySeq - (region.appliedSeq.get(id) ?? 0)), syncing: region.syncing.has(id),
     })),
     lastFailover: last === null ? null : ctx.metrics.get(last) ?? null,
   };

@@ -177,6 +177,24 @@ describe('AlertBook queries', () => {
     });
   }
 
+  test('open alerts about a region are tracked through raise, repeat, resolve and a restart', () => {
+    const book = new AlertBook(10);
+    const about = (regionId: string, key: string) => ({ ...input(key), subject: { regionId } });
+    assert.equal(book.hasOpenAboutRegion('r1'), false);
+    book.raise(about('r1', 'unavailable:r1'), 100);
+    book.raise(about('r1', 'under:r1'), 100);
+    book.raise(about('r1', 'under:r1'), 150);
+    book.raise({ ...input('server:s1'), subject: { serverId: 's1' } }, 100);
+    assert.equal(book.hasOpenAboutRegion('r1'), true);
+    assert.equal(book.hasOpenAboutRegion('s1'), false, 'a server subject is not a region');
+    book.resolve('unavailable:r1', 200);
+    assert.equal(book.hasOpenAboutRegion('r1'), true, 'one of two is still open (the repeat did not count twice)');
+    assert.equal(roundTrip(book, 10).hasOpenAboutRegion('r1'), true);
+    book.resolve('under:r1', 300);
+    assert.equal(book.hasOpenAboutRegion('r1'), false);
+    assert.equal(roundTrip(book, 10).hasOpenAboutRegion('r1'), false);
+  });
+
   test('counts of open alerts', () => {
     const book = build();
     assert.equal(book.openCount(), 3);

@@ -46,7 +46,7 @@ describe('validateMeshConfig: the shipped configurations', () => {
 const positiveIntegerFields = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
   'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
-  'maxTransitionsPerServer', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
+  'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
   'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit', 'resolvedAlertsLimit',
 ] as const;
 

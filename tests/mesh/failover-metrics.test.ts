@@ -226,6 +226,18 @@ describe('FailoverMetrics JSON', () => {
     assert.equal(restored.complete('fo-6', 8000).recoveryMs, 7000);
   });
 
+  test('after a restore, the oldest started finished records are still the first dropped', () => {
+    const metrics = new FailoverMetrics(3);
+    const ids = [0, 1, 2].map(() => metrics.start(startInput()).id);
+    metrics.complete(ids[2] as string, 2000);
+    metrics.complete(ids[0] as string, 2100);
+    const restored = FailoverMetrics.fromJSON(JSON.parse(JSON.stringify(metrics.toJSON())) as FailoverMetricsJSON, 3);
+    restored.start(startInput());
+    assert.deepEqual(restored.toJSON().records.map((r) => r.id), ['fo-2', 'fo-3', 'fo-4'], 'fo-1 started first, so it goes first');
+    restored.start(startInput());
+    assert.deepEqual(restored.toJSON().records.map((r) => r.id), ['fo-2', 'fo-4', 'fo-5']);
+  });
+
   test('inconsistent data is rejected loudly', () => {
     const data = build().toJSON();
     assert.throws(() => FailoverMetrics.fromJSON({ ...data, failed: data.failed + 1 }, 3), /in-progress records/);

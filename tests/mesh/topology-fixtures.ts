@@ -20,14 +20,13 @@ export function region(id: string, options: {
   primary?: string | null; backups?: string[]; syncing?: string[]; appliedSeq?: Record<string, number>;
   backupTarget?: number; critical?: boolean; players?: number;
 } = {}): RegionRecord {
-  const syncing: Record<string, number> = {};
-  for (const b of options.syncing ?? []) syncing[b] = 1_000_000;
+  const syncing = new Map((options.syncing ?? []).map((b) => [serverId(b), 1_000_000]));
   return {
     id: regionId(id), simulated: false, backupTarget: options.backupTarget ?? 2, critical: options.critical ?? false,
     players: options.players ?? 0, epoch: 1, announcedEpoch: 1, phase: 'active', phaseSinceMs: 0,
     primary: options.primary === undefined || options.primary === null ? null : serverId(options.primary),
     primaryAcked: true, deadlineMs: null, backups: (options.backups ?? []).map(serverId), syncing,
-    appliedSeq: { ...options.appliedSeq }, failoverId: null, lastFailoverId: null, lostPrimary: null,
+    syncTarget: new Map(), appliedSeq: new Map(Object.entries(options.appliedSeq ?? {}).map(([id, seq]) => [serverId(id), seq])), failoverId: null, lastFailoverId: null, lostPrimary: null,
     formerReplicas: [], createdAtMs: 0,
   };
 }
