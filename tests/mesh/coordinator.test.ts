@@ -815,6 +815,24 @@ describe('Coordinator: priority and throttling', () => {
     const second = mesh.ofType('failover_initiated')[1];
     assert.deepEqual([second?.regionId, second?.newPrimaryId, second?.atMs], ['region-1', 'b1', 12_000]);
   });
+  test('with maxBackupAssignmentsPerTick = 1 promotions all happen at once, replacement backups one per tick by priority', () => {
+    const mesh = sharedPrimary([{ players: 5 }, { critical: true, players: 1 }, { players: 50 }],
+      { ...testMeshConfig, maxBackupAssignmentsPerTick: 1 });
+    mesh.silence('a1');
+    mesh.run(detectedAt);
+    assert.equal(mesh.ofType('failover_initiated').filter((e) => e.atMs === detectedAt).length, 3, 'promotions are not budgeted');
+    const assignedAt = new Map<string, number>();
+    for (let t = detectedAt + 100; t <= detectedAt + 2000 && assignedAt.size < 3; t += 100) {
+      mesh.run(t);
+      for (const id of ['region-1', 'region-2', 'region-3']) {
+        const view = mesh.c.replication(rid(id));
+        if (!assignedAt.has(id) && view !== null && view.backups.length === 2) assignedAt.set(id, t);
+      }
+    }
+    const order = [...assignedAt].sort((a, b) => a[1] - b[1]);
+    assert.deepEqual(order.map(([id]) => id), ['region-2', 'region-3', 'region-1'], 'critical, then by players');
+    assert.deepEqual(order.map(([, t]) => t - (order[0]?.[1] ?? 0)), [0, 100, 200], 'one assignment per tick');
+  });
 });
 
 describe('Coordinator: degraded mode', () => {
