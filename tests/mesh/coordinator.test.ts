@@ -826,7 +826,7 @@ describe('Coordinator: priority and throttling', () => {
       mesh.run(t);
       for (const id of ['region-1', 'region-2', 'region-3']) {
         const view = mesh.c.replication(rid(id));
-        if (!assignedAt.has(id) && view !== null && view.backups.length === 2) assignedAt.set(id, t);
+        if (!assignedAt.has(id) && view?.backups.length === 2) assignedAt.set(id, t);
       }
     }
     const order = [...assignedAt].sort((a, b) => a[1] - b[1]);
