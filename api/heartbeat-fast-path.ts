@@ -12,7 +12,8 @@
  * `charset=utf-8`), `Content-Length` is a plain number between 1 and the operation's
  * `x-max-body-bytes`, there is no `Transfer-Encoding` or `Content-Encoding`, the path parameters
  * pass the contract's validator, and the bearer token is valid for that server (the same lookup
- * and `tokenMatchesHash` as `authenticateServer`; any 401/403/404 is left to Koa).
+ * as `authenticateServer`, and the same answer as its `tokenMatchesHash`, remembered per stored
+ * hash by `VerifiedTokens`; any 401/403/404 is left to Koa).
  *
  * Then the body is read (never past the limit), parsed as @koa/bodyparser does (strict JSON through
  * the same @hapi/bourne parser co-body uses), validated by the contract's compiled validator for
@@ -23,8 +24,9 @@
  */
 import { createRequire } from 'node:module';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { bearerTokenOf, tokenMatchesHash } from './auth.ts';
+import { bearerTokenOf, VerifiedTokens } from './auth.ts';
 import { PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
+import type { OpenApiDocument } from './openapi.ts';
 import type { RouteKit } from './route-kit.ts';
 import { applyHeartbeat, type HeartbeatBody } from './routes/servers.ts';
 
@@ -60,6 +62,11 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     return () => false;
   }
   const limit = info.maxBodyBytes;
+  const tokens = new VerifiedTokens();
+  // When the path's server_id is the operation's only parameter, the parameter check depends on
+  // the id alone: an id that passed it passes again, so it is checked once per server. (Bounded
+  // like the tokens; ids get here only with a valid token, so they are registered servers.)
+  const checkedIds = onlyServerIdParameter(contract.document, info.path) ? new Map<string, string>() : null;
   const log = { log: (error: unknown, request: { method: string; path: string }) => deps.logError(error, request) };
 
   return function fastHeartbeat(req, res) {
@@ -80,9 +87,18 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     if (token === undefined) return false;
     const serverIdParam = match[1]!;
     const stored = host.coordinator.serverRecord(serverIdParam as never)?.credentialHash ?? undefined;
-    if (stored === undefined || !tokenMatchesHash(token, stored)) return false;
-    const params = contract.validateParams(OPERATION_ID, { path: { server_id: serverIdParam }, query: {}, headers });
-    if (!params.ok) return false;
+    if (stored === undefined || !tokens.matches(token, stored)) return false;
+    let serverId = checkedIds?.get(serverIdParam);
+    if (serverId === undefined) {
+      const params = contract.validateParams(OPERATION_ID, { path: { server_id: serverIdParam }, query: {}, headers });
+      if (!params.ok) return false;
+      serverId = params.value.path.server_id as string;
+      if (checkedIds !== null) {
+        if (checkedIds.size >= 100_000) checkedIds.clear();
+        checkedIds.set(serverIdParam, serverId);
+      }
+    }
+    const checkedServerId = serverId;
 
     // Taken: from here on this request is answered here.
     const chunks: Buffer[] = [];
@@ -103,7 +119,7 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     req.on('end', () => {
       if (failed) return;
       const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      answer(req, res, url, params.value.path.server_id as string, raw);
+      answer(req, res, url, checkedServerId, raw);
     });
     return true;
   };
@@ -129,6 +145,23 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     res.writeHead(status, { ...extraHeaders, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) });
     res.end(payload);
   }
+}
+
+/**
+ * True when the operation at `path` (POST) has exactly one parameter, the path's `server_id`
+ * (inline or through a `$ref` to `#/components/parameters/...`).
+ */
+export function onlyServerIdParameter(document: OpenApiDocument, path: string): boolean {
+  const pathItem = document.paths[path] as { parameters?: unknown[]; post?: { parameters?: unknown[] } } | undefined;
+  const parameters = [...(pathItem?.parameters ?? []), ...(pathItem?.post?.parameters ?? [])];
+  if (parameters.length !== 1) return false;
+  let parameter = parameters[0] as { $ref?: string; in?: string; name?: string };
+  const prefix = '#/components/parameters/';
+  if (parameter.$ref !== undefined) {
+    if (!parameter.$ref.startsWith(prefix)) return false;
+    parameter = (document.components?.parameters?.[parameter.$ref.slice(prefix.length)] ?? {}) as typeof parameter;
+  }
+  return parameter.in === 'path' && parameter.name === 'server_id';
 }
 
 /** Parses a body as @koa/bodyparser (co-body, strict, utf-8) does; errors carry its marks (status 400). */

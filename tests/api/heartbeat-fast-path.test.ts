@@ -11,6 +11,8 @@ import Koa from 'koa';
 import request from 'supertest';
 import { testApp, type TestApp } from './harness.ts';
 import { beat, handler, register, type Registered } from './fixtures.ts';
+import { onlyServerIdParameter } from '../../api/heartbeat-fast-path.ts';
+import { loadContract } from '../../api/openapi.ts';
 
 const A = { address: '10.0.0.1:7777', zone: 'zone-a' };
 const COMPARED_HEADERS = ['content-type', 'content-length', 'retry-after', 'www-authenticate', 'allow', 'location'] as const;
@@ -79,6 +81,13 @@ describe('heartbeat fast path', () => {
       assert.equal(r.status, 200);
       assert.equal(r.viaKoa, false, 'the fast path answered');
       assert.equal(JSON.parse(r.text).server_id, s.server.id);
+    }
+    // The token and the server id are now remembered: a wrong token is still left to Koa (403).
+    const other = await register(s.t, { address: '10.0.0.2:7777', zone: 'zone-b' });
+    for (const [label, token] of [['wrong token', `${s.server.token}x`], ["another server's token", other.token]] as const) {
+      const r = await same(s, { token, body: JSON.stringify(beat({ seq: 4 })) }, `${label} after valid ones`);
+      assert.equal(r.status, 403, `${label}: ${r.text}`);
+      assert.equal(r.viaKoa, true, `${label}: left to Koa`);
     }
     // With a charset and a byte-order mark, as the body parser accepts them.
     const bom = await same(s, { headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: `\uFEFF${JSON.stringify(beat())}` }, 'bom');
@@ -151,5 +160,28 @@ describe('heartbeat fast path', () => {
     assert.equal(r.status, 409);
     assert.equal(r.viaKoa, false);
     assert.equal(JSON.parse(r.text).type, 'https://mesh-coordinator.dev/problems/server-left');
+  });
+});
+
+describe('onlyServerIdParameter (when the fast path may remember checked server ids)', () => {
+  const path = '/mesh/servers/{server_id}/heartbeat';
+  test('holds for the contract as written', () => {
+    assert.equal(onlyServerIdParameter(loadContract().document, path), true);
+  });
+
+  test('does not hold when the operation has any other parameter', () => {
+    const { document } = loadContract();
+    const withExtra = (where: 'path' | 'post', parameter: object) => {
+      const copy = structuredClone(document);
+      const item = copy.paths[path] as { parameters?: object[]; post: { parameters?: object[] } };
+      if (where === 'path') item.parameters = [...(item.parameters ?? []), parameter];
+      else item.post.parameters = [...(item.post.parameters ?? []), parameter];
+      return copy;
+    };
+    assert.equal(onlyServerIdParameter(withExtra('post', { in: 'header', name: 'X-Trace', schema: { type: 'string' } }), path), false);
+    assert.equal(onlyServerIdParameter(withExtra('path', { in: 'query', name: 'v', schema: { type: 'string' } }), path), false);
+    const replaced = structuredClone(document);
+    (replaced.paths[path] as { parameters: object[] }).parameters = [{ in: 'query', name: 'server_id', schema: { type: 'string' } }];
+    assert.equal(onlyServerIdParameter(replaced, path), false, 'server_id, but not in the path');
   });
 });
