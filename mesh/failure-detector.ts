@@ -31,10 +31,14 @@ export type DetectorConfig = Pick<
   'phiAcceptablePauseMs' | 'peerSilenceMs' | 'failureTimeoutMs'
 >;
 
-/** What one peer last said about the server: when its report arrived and when it last heard it. */
+/**
+ * What one peer last said about the server: when its report arrived and when it last heard it.
+ * Only reports of the current `generation` (since the server's last heartbeat) count.
+ */
 interface PeerReport {
   receivedAtMs: number;
   heardAtMs: number;
+  generation: number;
 }
 
 /**
@@ -92,7 +96,14 @@ export class ServerDetector {
   /** False until the first heartbeat: the time before it is not an inter-arrival interval. */
   private heard = false;
   private readonly intervals: IntervalWindow;
+  /**
+   * Latest report per peer. A heartbeat makes every report stale by starting a new generation
+   * instead of clearing the map, and a new report updates its peer's record in place: the
+   * heartbeat path (every server, every second, with a large long-lived heap) then allocates
+   * nothing here, which keeps young-generation collections cheap.
+   */
   private readonly peerReports = new Map<ServerId, PeerReport>();
+  private generation = 0;
 
   /**
    * @param startMs when observation starts; the server is treated as heard at this instant, which
@@ -130,12 +141,20 @@ export class ServerDetector {
     if (this.heard && interval > 0 && interval < this.config.failureTimeoutMs) this.intervals.add(interval);
     this.heard = true;
     this.lastHeartbeatAt = Math.max(this.lastHeartbeatAt, nowMs);
-    this.peerReports.clear();
+    this.generation += 1;
   }
 
   /** Records what a replication peer said: it last heard this server `silentForMs` ago. */
   peerReport(peer: ServerId, silentForMs: number, nowMs: number): void {
-    this.peerReports.set(peer, { receivedAtMs: nowMs, heardAtMs: nowMs - Math.max(0, silentForMs) });
+    const heardAtMs = nowMs - Math.max(0, silentForMs);
+    const report = this.peerReports.get(peer);
+    if (report === undefined) {
+      this.peerReports.set(peer, { receivedAtMs: nowMs, heardAtMs, generation: this.generation });
+    } else {
+      report.receivedAtMs = nowMs;
+      report.heardAtMs = heardAtMs;
+      report.generation = this.generation;
+    }
   }
 
   /** Forgets a peer that no longer replicates with this server. */
@@ -147,7 +166,7 @@ export class ServerDetector {
   restart(nowMs: number): void {
     this.lastHeartbeatAt = nowMs;
     this.heard = false;
-    this.peerReports.clear();
+    this.generation += 1;
   }
 
   /** Current phi of the coordinator's own heartbeat stream. */
@@ -172,7 +191,7 @@ export class ServerDetector {
     let lastSeen = this.lastHeartbeatAt;
     let latestReport = -Infinity;
     for (const [peer, report] of this.peerReports) {
-      if (!isPeer(peer)) continue;
+      if (report.generation !== this.generation || !isPeer(peer)) continue;
       if (report.heardAtMs > lastSeen) lastSeen = report.heardAtMs;
       if (report.receivedAtMs > latestReport) latestReport = report.receivedAtMs;
     }

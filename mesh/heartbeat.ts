@@ -82,7 +82,8 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   if (input.seq !== undefined) server.lastSeq = input.seq;
   ctx.detectors.get(server.id)?.heartbeat(nowMs);
   if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
-  server.incarnation = input.incarnation;
+  // Assigned only when changed: the record is long-lived and the string is new with every request.
+  if (server.incarnation !== input.incarnation) server.incarnation = input.incarnation;
   server.players = input.players;
   const demoted: { regionId: RegionId; epoch: number }[] = [];
   for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);
