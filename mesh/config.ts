@@ -47,8 +47,9 @@ export interface MeshConfig {
    */
   readonly peerSilenceMs: number;
   /**
-   * Failure is declared after this much silence even without any peer evidence (seed: 5 s). This is
-   * the bound for servers that report no replication peers; with peers, confirmation is far faster.
+   * Failure is declared after at most this much silence even without any peer evidence (seed: 5 s):
+   * at the last tick before the silence reaches it, so the bound holds with ticks 100 ms apart. This
+   * is the bound for servers that report no replication peers; with peers, confirmation is far faster.
    */
   readonly failureTimeoutMs: number;
   /**

@@ -179,8 +179,11 @@ export class ServerDetector {
   /**
    * Judges the server. `isPeer` says whether a reporter still replicates with this server; reports
    * from former peers are ignored because they no longer watch its replication stream.
+   * `timeoutLeadMs` is how long until the caller judges again (its tick interval): a silence that
+   * would reach `failureTimeoutMs` before then is declared now, so that the timeout is never
+   * overshot by up to a tick.
    */
-  assess(nowMs: number, isPeer: (peer: ServerId) => boolean): Verdict {
+  assess(nowMs: number, isPeer: (peer: ServerId) => boolean, timeoutLeadMs = 0): Verdict {
     if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return { state: 'alive' };
     const currentPhi = this.phi(nowMs);
     if (currentPhi < this.config.phiSuspectThreshold) return { state: 'alive' };
@@ -196,7 +199,7 @@ export class ServerDetector {
       if (report.receivedAtMs > latestReport) latestReport = report.receivedAtMs;
     }
     if (latestReport - lastSeen >= this.config.peerSilenceMs) return { state: 'failed', reason: 'peer_confirmed' };
-    if (nowMs - lastSeen >= this.config.failureTimeoutMs) return { state: 'failed', reason: 'timeout' };
+    if (nowMs + timeoutLeadMs - lastSeen >= this.config.failureTimeoutMs) return { state: 'failed', reason: 'timeout' };
     return { state: 'suspect', phi: currentPhi };
   }
 }

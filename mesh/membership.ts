@@ -34,7 +34,8 @@ export class Membership {
       if (server.status !== 'alive' && server.status !== 'suspect') continue;
       const detector = detectors.get(server.id);
       if (!detector) continue;
-      const verdict = detector.assess(nowMs, (peer) => topology.arePeers(peer, server.id));
+      // Judged again at the next tick: a timeout that would expire before then is declared now.
+      const verdict = detector.assess(nowMs, (peer) => topology.arePeers(peer, server.id), this.ctx.config.tickIntervalMs);
       if (verdict.state === 'alive') {
         // A suspect server cleared of suspicion is usable again: regions waiting for room retry.
         if (server.status === 'suspect') this.recovery.capacityChanged();

@@ -81,7 +81,7 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   phiMinStdDeviationMs: 'Floor of the inter-arrival deviation, so regular heartbeats do not explode phi.',
   phiAcceptablePauseMs: 'Extra pause tolerated before phi starts to climb (GC, scheduling).',
   peerSilenceMs: 'Silence after which a replication peer reports a server silent.',
-  failureTimeoutMs: 'Silence after which failure is declared even without peer evidence.',
+  failureTimeoutMs: 'Longest silence before failure is declared without peer evidence (at the last tick before it).',
   tiltThresholdMs: 'Tick gap that means the coordinator itself stalled (enters TILT).',
   tiltRecoveryMs: 'How long TILT lasts after a stall: no failures are declared meanwhile.',
   backupsPerRegion: 'Backups every region should have.',

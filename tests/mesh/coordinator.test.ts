@@ -360,10 +360,11 @@ describe('Coordinator: losing every replica', () => {
   test('unavailable with a critical alert; a former replica heartbeating its claim brings the region back', () => {
     const mesh = crashReady();
     for (const id of ['a1', 'b1', 'c1']) mesh.silence(id);
-    // No surviving peer reports on them: they are failed by the timeout, 5000 ms after 10 000.
-    mesh.run(14_900);
+    // No surviving peer reports on them: they are failed by the timeout, at the last tick before
+    // 5000 ms of silence after 10 000 (the tick at 15 000 would be too late by nothing, so 14 900).
+    mesh.run(14_800);
     assert.deepEqual(mesh.ofType('server_failure_detected'), []);
-    mesh.run(15_000);
+    mesh.run(14_900);
     assert.deepEqual(mesh.ofType('server_failure_detected').map((e) => [e.serverId, e.reason]),
       [['a1', 'timeout'], ['b1', 'timeout'], ['c1', 'timeout']]);
     const view = mesh.c.replication(rid('region-1'));
@@ -577,9 +578,11 @@ describe('Coordinator: restart from exportState', () => {
   test('every server gets a full detection window from the restart: nothing failed for failureTimeoutMs without heartbeats', () => {
     const { mesh: before, state } = midFailover();
     const mesh = Mesh.restartedFrom(before, state, restartAt);
-    mesh.run(restartAt + testMeshConfig.failureTimeoutMs - 100, { heartbeats: false });
+    // Declared at the last tick before failureTimeoutMs of silence counted from the restart.
+    const tick = testMeshConfig.tickIntervalMs;
+    mesh.run(restartAt + testMeshConfig.failureTimeoutMs - 2 * tick, { heartbeats: false });
     assert.deepEqual(mesh.ofType('server_failure_detected'), []);
-    mesh.run(restartAt + testMeshConfig.failureTimeoutMs, { heartbeats: false });
+    mesh.run(restartAt + testMeshConfig.failureTimeoutMs - tick, { heartbeats: false });
     const failed = mesh.ofType('server_failure_detected').map((e) => e.serverId).sort();
     assert.deepEqual(failed, ['a2', 'b1', 'b2', 'c1', 'c2'], 'a1 was already failed');
     for (const e of mesh.ofType('server_failure_detected')) assert.equal(e.lastHeartbeatAtMs, restartAt);
@@ -841,17 +844,18 @@ describe('Coordinator: degraded mode', () => {
     // 40 servers and no region: one failed server is 2.5% of the fleet, far below the share thresholds.
     for (let i = 1; i <= 40; i++) mesh.register(`s${String(i).padStart(2, '0')}`, `z${i % 4}`);
     mesh.run(warmUntil);
-    // s01 falls silent at 10 000, s02 at 11 000, ...: each is failed by the timeout 5 s later.
+    // s01 falls silent at 10 000, s02 at 11 000, ...: each is failed by the timeout, at the last
+    // tick before 5 s of silence (14 900, 15 900, ...).
     for (let k = 1; k <= 6; k++) {
       mesh.silence(`s0${k}`);
       mesh.run(warmUntil + k * 1000);
     }
-    mesh.run(16_900);
+    mesh.run(16_800);
     assert.equal(mesh.ofType('server_failure_detected').length, 2);
     assert.deepEqual(mesh.ofType('degraded_mode_activated'), []);
-    mesh.run(17_000);
+    mesh.run(16_900);
     const [light] = mesh.ofType('degraded_mode_activated');
-    assert.deepEqual([light?.level, light?.previous, light?.atMs], ['LIGHT', 'NORMAL', 17_000]);
+    assert.deepEqual([light?.level, light?.previous, light?.atMs], ['LIGHT', 'NORMAL', 16_900]);
     assert.match(light?.reason ?? '', /3 failures/);
     assert.equal(mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'degraded-mode')?.severity, 'info');
     mesh.run(18_000);
@@ -859,7 +863,7 @@ describe('Coordinator: degraded mode', () => {
     assert.equal(mesh.server('s10').lastReply?.fidelity, 0.75);
     mesh.run(20_000);
     const moderate = mesh.ofType('degraded_mode_activated')[1];
-    assert.deepEqual([moderate?.level, moderate?.previous, moderate?.atMs], ['MODERATE', 'LIGHT', 20_000]);
+    assert.deepEqual([moderate?.level, moderate?.previous, moderate?.atMs], ['MODERATE', 'LIGHT', 19_900]);
     assert.equal(mesh.c.status(20_000).degradedLevel, 'MODERATE');
     assert.equal(mesh.c.status(20_000).fidelity, 0.5);
     assert.equal(mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'degraded-mode')?.severity, 'warning');

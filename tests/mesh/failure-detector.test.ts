@@ -237,6 +237,14 @@ describe('ServerDetector.assess without peer reports (default config)', () => {
     });
   }
 
+  test('with a lead of one tick, a timeout that would expire before the next judgement is declared now', () => {
+    const lead = 100;
+    const verdictAt = (silence: number) => stateOf(warm().assess(warmLast + silence, noPeers, lead));
+    assert.equal(verdictAt(config.failureTimeoutMs - lead - 1), 'suspect');
+    assert.equal(verdictAt(config.failureTimeoutMs - lead), 'failed:timeout');
+    assert.equal(verdictAt(config.failureTimeoutMs), 'failed:timeout');
+  });
+
   test('a suspect verdict carries the phi that made it suspect', () => {
     const detector = warm();
     const verdict = detector.assess(warmLast + 2000, noPeers);

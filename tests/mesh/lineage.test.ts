@@ -98,8 +98,8 @@ describe('Lineage: a former replica that lost the state cannot re-adopt the regi
 /**
  * b1, a backup of region-1, is cut off at 10 000 and declared failed while a1 (primary) and c1 keep
  * the region: b1 is a former replica and still holds the state. a1 and c1 crash at 12 000 and are
- * declared failed by the timeout at 17 000, which leaves the region unavailable. With `dropFirst`,
- * b1 is heard again at 17 000 just before that tick, while the region still has a primary: it is
+ * declared failed by the timeout at 16 900 (the last tick before 5 s of silence), which leaves the
+ * region unavailable. With `dropFirst`, b1 is heard again just before that tick, while the region still has a primary: it is
  * told to drop the region (the reply does not list it). `staleClaim` is the heartbeat b1 built just
  * before, still claiming region-1 with its state.
  */
@@ -117,13 +117,17 @@ function droppedThenUnavailable(options: { dropFirst: boolean }): { mesh: Mesh; 
   assert.deepEqual(record(mesh).formerReplicas, ['b1']);
   crash(mesh, 'a1');
   crash(mesh, 'c1');
-  mesh.run(16_900);
+  mesh.run(16_800);
   assert.notEqual(record(mesh).phase, 'unavailable');
   const staleClaim = mesh.input(mesh.server('b1'));
   assert.deepEqual(staleClaim.regions.map((c) => [c.regionId, c.role, c.appliedSeq]), [[region, 'backup', 100]]);
-  if (options.dropFirst) mesh.resume('b1');
-  mesh.run(17_000);
-  assert.equal(record(mesh).phase, 'unavailable', 'a1 and c1 failed at 17 000');
+  if (options.dropFirst) {
+    mesh.resume('b1');
+    mesh.at(16_850);
+    mesh.hb('b1');
+  }
+  mesh.run(16_900);
+  assert.equal(record(mesh).phase, 'unavailable', 'a1 and c1 failed at 16 900');
   if (options.dropFirst) {
     assert.equal(mesh.server('b1').held.has(region), false, 'b1 dropped region-1 as its reply told it');
     assert.deepEqual(record(mesh).formerReplicas.toSorted(), ['a1', 'c1']);
