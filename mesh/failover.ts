@@ -19,7 +19,6 @@ interface Pass {
   readonly nowMs: number;
   /** Pending promotions and backup syncs per server, including those of this run. */
   readonly transitions: Map<ServerId, number>;
-  planner: PlacementPlanner | null;
   /** The placement planner, built on first use (most runs place nothing). */
   readonly plannerOf: () => PlacementPlanner;
   /** Replacement backups this run may still assign. */
@@ -168,8 +167,9 @@ export class Recovery {
     this.work.clear();
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
-    const pass: Pass = { nowMs, transitions, planner: null, assignmentsLeft: this.ctx.config.maxBackupAssignmentsPerTick,
-      plannerOf: () => (pass.planner ??= new PlacementPlanner(this.ctx.topology, canTake)) };
+    let planner: PlacementPlanner | null = null;
+    const pass: Pass = { nowMs, transitions, assignmentsLeft: this.ctx.config.maxBackupAssignmentsPerTick,
+      plannerOf: () => (planner ??= new PlacementPlanner(this.ctx.topology, canTake)) };
     for (const region of regions) this.step(region, pass);
   }
 

@@ -100,10 +100,14 @@ export class ServerDetector {
    * Latest report per peer. A heartbeat makes every report stale by starting a new generation
    * instead of clearing the map, and a new report updates its peer's record in place: the
    * heartbeat path (every server, every second, with a large long-lived heap) then allocates
-   * nothing here, which keeps young-generation collections cheap.
+   * nothing here, which keeps young-generation collections cheap. Reports of peers that stopped
+   * reporting (replicas move) are swept out when they outnumber the fresh ones, so the map stays
+   * about the size of the server's current peer set.
    */
   private readonly peerReports = new Map<ServerId, PeerReport>();
   private generation = 0;
+  /** Peers that reported in the current generation. */
+  private freshReports = 0;
 
   /**
    * @param startMs when observation starts; the server is treated as heard at this instant, which
@@ -141,13 +145,14 @@ export class ServerDetector {
     if (this.heard && interval > 0 && interval < this.config.failureTimeoutMs) this.intervals.add(interval);
     this.heard = true;
     this.lastHeartbeatAt = Math.max(this.lastHeartbeatAt, nowMs);
-    this.generation += 1;
+    this.nextGeneration();
   }
 
   /** Records what a replication peer said: it last heard this server `silentForMs` ago. */
   peerReport(peer: ServerId, silentForMs: number, nowMs: number): void {
     const heardAtMs = nowMs - Math.max(0, silentForMs);
     const report = this.peerReports.get(peer);
+    if (report === undefined || report.generation !== this.generation) this.freshReports += 1;
     if (report === undefined) {
       this.peerReports.set(peer, { receivedAtMs: nowMs, heardAtMs, generation: this.generation });
     } else {
@@ -166,7 +171,23 @@ export class ServerDetector {
   restart(nowMs: number): void {
     this.lastHeartbeatAt = nowMs;
     this.heard = false;
+    this.nextGeneration();
+  }
+
+  /** Number of peer reports held, stale ones included (for tests). */
+  get peerReportCount(): number {
+    return this.peerReports.size;
+  }
+
+  /** Makes every report stale; first sweeps out those already stale if they outnumber the fresh. */
+  private nextGeneration(): void {
+    if (this.peerReports.size > 2 * this.freshReports + 8) {
+      for (const [peer, report] of this.peerReports) {
+        if (report.generation !== this.generation) this.peerReports.delete(peer);
+      }
+    }
     this.generation += 1;
+    this.freshReports = 0;
   }
 
   /** Current phi of the coordinator's own heartbeat stream. */

@@ -56,8 +56,9 @@ export class PlacementPlanner {
   /** Re-queues a server after it took a replica, with its new load. */
   placed(id: ServerId): void {
     const server = this.topology.servers.get(id);
-    const candidate = server === undefined ? null : this.candidateWithRoom(server);
-    if (server !== undefined && candidate !== null) this.heapOf(server.zone).push(candidate);
+    if (server === undefined) return;
+    const candidate = this.candidateWithRoom(server);
+    if (candidate !== null) this.heapOf(server.zone).push(candidate);
   }
 
   /** Best candidate not hosting the region, outside `avoidZones` unless that is null. */

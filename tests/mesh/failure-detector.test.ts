@@ -340,6 +340,32 @@ describe(`ServerDetector.assess with peer reports (default config, peerSilenceMs
     assert.equal(stateOf(detector.assess(L + 800 + 2000, peersAre(p1))), 'suspect');
   });
 
+  test('a report from before a heartbeat does not count after it, and a fresh one from the same peer does', () => {
+    const detector = warm();
+    detector.peerReport(p1, 600, L + 600);
+    detector.heartbeat(L + 800);
+    detector.peerReport(p1, 600, L + 800 + 1400);
+    assert.equal(stateOf(detector.assess(L + 800 + 2000, peersAre(p1))), 'failed:peer_confirmed');
+  });
+
+  test('reports of peers that stopped reporting are swept out: the held reports stay about the current peer set', () => {
+    const detector = warm();
+    // Two peers at a time, and a new pair every heartbeat (replicas moving on), for 200 heartbeats.
+    let t = L;
+    for (let round = 0; round < 200; round++) {
+      t += 1000;
+      detector.heartbeat(t);
+      detector.peerReport(serverId(`moving-${round}-a`), 20, t + 500);
+      detector.peerReport(serverId(`moving-${round}-b`), 20, t + 500);
+    }
+    assert.ok(detector.peerReportCount <= 2 * 2 + 8 + 2, `${detector.peerReportCount} reports held`);
+    // The latest pair still counts.
+    const latest = [serverId('moving-199-a'), serverId('moving-199-b')];
+    assert.equal(stateOf(detector.assess(t + 500 + 1200, peersAre(...latest))), 'suspect');
+    detector.peerReport(latest[0] as ServerId, 700, t + 500 + 1200);
+    assert.equal(stateOf(detector.assess(t + 500 + 1200, peersAre(...latest))), 'failed:peer_confirmed');
+  });
+
   test('a newer report from the same peer replaces its older one', () => {
     const detector = warm();
     detector.peerReport(p1, 600, L + 600); // would confirm
