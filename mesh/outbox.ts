@@ -57,6 +57,8 @@ export class Outbox {
 
   /** Takes the queued effects: one `persist` (if anything changed) and the events, in order. */
   drain(): Effect[] {
+    // Most calls (one per heartbeat) find nothing: no allocation then.
+    if (!this.persistRequested && this.events.length === 0) return [];
     const effects: Effect[] = [];
     if (this.persistRequested) effects.push({ type: 'persist', seq: this.changeSeq });
     for (const event of this.events) effects.push({ type: 'emit', event });
