@@ -324,7 +324,7 @@ async function main(): Promise<number> {
   }
   const portOf = (s: Server) => (s.address() as AddressInfo).port;
 
-  const loadgen: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--loadgen'], {
+  const loadgen: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--loadgen'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const reply = <T>(): Promise<T> => new Promise((resolve, reject) => {

@@ -1,7 +1,10 @@
 /**
- * `npm run bench`: runs every bench script (`bench/*.bench.ts`), each in its own child process
- * (`node --expose-gc --import tsx bench/<name>.bench.ts`) so that memory readings and JIT state
- * are isolated, and prints their markdown tables to stdout with the machine they ran on.
+ * `npm run bench`: runs every bench script (`bench/*.bench.ts`), each in its own child process so
+ * that memory readings and JIT state are isolated, and prints their markdown tables to stdout with
+ * the machine they ran on. Each bench is first bundled to `dist/<name>.bench.mjs` as `npm run
+ * build` bundles the service, and runs as `node --expose-gc dist/<name>.bench.mjs`: plain
+ * JavaScript with no TypeScript loader in the process, like the service after `npm start` (the
+ * loader alone adds about 40 MiB of RSS).
  *
  *   npm run bench                      every bench, in name order
  *   npm run bench -- detection         only benches whose name contains "detection"
@@ -17,6 +20,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundle } from './lib/bundle.ts';
 import { table } from './lib/report.ts';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -45,7 +49,9 @@ function source(): string {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: benchDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     const commit = git('log', '-1', '--format=%h %s');
-    const dirty = git('status', '--porcelain', '--', '../mesh', '.').split('\n').filter((l) => l !== '');
+    // Not trimmed: each porcelain line starts with two status columns and a space.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../mesh', '.'], { cwd: benchDir, encoding: 'utf8' })
+      .split('\n').filter((l) => l.trim() !== '');
     return `${commit.length > 90 ? `${commit.slice(0, 90)}...` : commit}; ` +
       (dirty.length === 0 ? 'mesh/ and bench/ as committed' : `uncommitted: ${dirty.map((l) => l.slice(3)).join(', ')}`);
   } catch {
@@ -65,9 +71,11 @@ function machine(): string {
 }
 
 function runBench(name: string, flags: readonly string[]): Promise<{ code: number; wallMs: number }> {
-  const file = join(benchDir, `${name}${suffix}`);
-  const args = ['--expose-gc', '--import', 'tsx', file, ...flags];
-  console.log(`\n## ${name}\n\nCommand: \`node ${args.map((a) => (a === file ? relative(process.cwd(), file) : a)).join(' ')}\`  `);
+  const source = join(benchDir, `${name}${suffix}`);
+  const file = bundle(source);
+  const args = ['--expose-gc', file, ...flags];
+  console.log(`\n## ${name}\n\nCommand: \`node ${args.map((a) => (a === file ? relative(process.cwd(), file) : a)).join(' ')}\` ` +
+    `(bundled from ${relative(process.cwd(), source)})  `);
   console.log(`Load average before: ${load()}`);
   const started = process.hrtime.bigint();
   return new Promise((resolve) => {

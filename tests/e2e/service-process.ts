@@ -1,5 +1,6 @@
 /**
- * The real service as a child process: `node --import tsx src/main.ts`, with its ready line parsed
+ * The real service as a child process: `node --import tsx src/main.ts` (the sources; `entry`
+ * selects another, such as the `npm start` bundle), with its ready line parsed
  * for the URL, its output kept for diagnostics, and every process it started killed by the test's
  * `after` hook. Also a response check for `fetch` answers against openapi.yaml.
  */
@@ -35,11 +36,14 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** How the service is started from the repository root: the sources through tsx by default. */
+const SOURCES: readonly string[] = ['--import', 'tsx', 'src/main.ts'];
+
 /** Spawns the service without waiting for anything. */
-export function spawnService(args: readonly string[], env: Record<string, string> = {}): {
+export function spawnService(args: readonly string[], env: Record<string, string> = {}, entry: readonly string[] = SOURCES): {
   child: ChildProcess; output: () => string; exited: ServiceProcess['exited'];
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+  const child = spawn(process.execPath, [...entry, ...args], {
     cwd: repoRoot, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);
@@ -59,8 +63,9 @@ export function spawnService(args: readonly string[], env: Record<string, string
  * Starts the service and resolves once it logged its ready line (JSON with `url`). Rejects with the
  * output so far if it exits first or is not ready within `timeoutMs`.
  */
-export async function startService(args: readonly string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServiceProcess> {
-  const { child, output, exited } = spawnService(args, options.env);
+export async function startService(args: readonly string[],
+  options: { env?: Record<string, string>; timeoutMs?: number; entry?: readonly string[] } = {}): Promise<ServiceProcess> {
+  const { child, output, exited } = spawnService(args, options.env, options.entry);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => finish(new Error(`service not ready within ${timeoutMs} ms:\n${output()}`)), timeoutMs);
