@@ -101,8 +101,8 @@ export class AlertBook {
    */
   raise(input: AlertInput, nowMs: number): { alert: Alert; isNew: boolean } {
     invariant(input.dedupKey.length > 0, 'an alert needs a non-empty dedupKey');
-    invariant(input.severity in severityRank, `unknown alert severity ${String(input.severity)}`);
-    invariant(Number.isFinite(nowMs), `nowMs must be finite, got ${nowMs}`);
+    invariant(input.severity in severityRank, () => `unknown alert severity ${String(input.severity)}`);
+    invariant(Number.isFinite(nowMs), () => `nowMs must be finite, got ${nowMs}`);
     const openId = this.openIdByKey.get(input.dedupKey);
     const existing = openId === undefined ? undefined : this.alerts.get(openId);
     if (existing !== undefined) {
@@ -299,6 +299,7 @@ function copyAlert(alert: Alert): Alert {
   return copy;
 }
 
-function invariant(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(`alerts invariant violated: ${message}`);
+/** Throws when `condition` is false; a function message is built only then (hot paths pass one). */
+function invariant(condition: unknown, message: string | (() => string)): asserts condition {
+  if (!condition) throw new Error(`alerts invariant violated: ${typeof message === 'function' ? message() : message}`);
 }

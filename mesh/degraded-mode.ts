@@ -189,9 +189,9 @@ export class DegradedMode {
 
   /** Counts one server failure at `nowMs`; times must not go backwards. */
   recordFailure(nowMs: number): void {
-    invariant(Number.isFinite(nowMs), `nowMs must be finite, got ${nowMs}`);
+    invariant(Number.isFinite(nowMs), () => `nowMs must be finite, got ${nowMs}`);
     const last = this.failures[this.failures.length - 1];
-    invariant(last === undefined || nowMs >= last, `failure at ${nowMs} recorded after one at ${last}`);
+    invariant(last === undefined || nowMs >= last, () => `failure at ${nowMs} recorded after one at ${last}`);
     this.failures.push(nowMs);
   }
 
@@ -297,6 +297,7 @@ function formatNumber(value: number): string {
   return String(Number(value.toFixed(1)));
 }
 
-function invariant(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(`degraded-mode invariant violated: ${message}`);
+/** Throws when `condition` is false; a function message is built only then (hot paths pass one). */
+function invariant(condition: unknown, message: string | (() => string)): asserts condition {
+  if (!condition) throw new Error(`degraded-mode invariant violated: ${typeof message === 'function' ? message() : message}`);
 }

@@ -134,7 +134,7 @@ class SampleSeries {
   private cached: DurationStats | null = null;
 
   push(value: number): void {
-    invariant(Number.isFinite(value) && value >= 0, `a duration must be finite and >= 0, got ${value}`);
+    invariant(Number.isFinite(value) && value >= 0, () => `a duration must be finite and >= 0, got ${value}`);
     this.buffer.push(value);
     // Trim in batches so that each push stays O(1) amortised.
     if (this.buffer.length > 2 * statsSampleLimit) this.buffer = this.buffer.slice(-statsSampleLimit);
@@ -208,7 +208,7 @@ export class FailoverMetrics {
   /** Moves a failover to the next candidate after the previous one failed to acknowledge. */
   repromote(id: string, newPrimaryId: ServerId, epoch: number, nowMs: number): FailoverRecord {
     const record = this.inProgressRecord(id);
-    invariant(epoch > record.epoch, `repromotion of ${id} must raise the epoch above ${record.epoch}, got ${epoch}`);
+    invariant(epoch > record.epoch, () => `repromotion of ${id} must raise the epoch above ${record.epoch}, got ${epoch}`);
     record.newPrimaryId = newPrimaryId;
     record.epoch = epoch;
     record.promotedAtMs = nowMs;
@@ -218,8 +218,8 @@ export class FailoverMetrics {
   /** Marks a failover done (the new primary acknowledged) and samples its recovery time. */
   complete(id: string, nowMs: number): FailoverRecord {
     const record = this.inProgressRecord(id);
-    invariant(record.newPrimaryId !== null, `${id} cannot complete without a promoted primary`);
-    invariant(nowMs >= record.failedAtMs, `${id} cannot complete before its failure`);
+    invariant(record.newPrimaryId !== null, () => `${id} cannot complete without a promoted primary`);
+    invariant(nowMs >= record.failedAtMs, () => `${id} cannot complete before its failure`);
     record.completedAtMs = nowMs;
     record.recoveryMs = nowMs - record.failedAtMs;
     record.outcome = 'completed';
@@ -332,8 +332,8 @@ export class FailoverMetrics {
 
   private inProgressRecord(id: string): MutableRecord {
     const record = this.records.get(id);
-    invariant(record !== undefined, `unknown failover ${id}`);
-    invariant(record.outcome === 'in_progress', `failover ${id} already ended as ${record.outcome}`);
+    invariant(record !== undefined, () => `unknown failover ${id}`);
+    invariant(record.outcome === 'in_progress', () => `failover ${id} already ended as ${record.outcome}`);
     return record;
   }
 
@@ -375,6 +375,7 @@ function byStartOrder(a: FinishedEntry, b: FinishedEntry): boolean {
   return a.order < b.order;
 }
 
-function invariant(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(`failover-metrics invariant violated: ${message}`);
+/** Throws when `condition` is false; a function message is built only then (hot paths pass one). */
+function invariant(condition: unknown, message: string | (() => string)): asserts condition {
+  if (!condition) throw new Error(`failover-metrics invariant violated: ${typeof message === 'function' ? message() : message}`);
 }
