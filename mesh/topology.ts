@@ -150,9 +150,9 @@ export class Topology {
     const ofA = this.hosted.get(a);
     const ofB = this.hosted.get(b);
     if (ofA === undefined || ofB === undefined) return false;
-    const [small, large] = ofA.size <= ofB.size ? [ofA, ofB] : [ofB, ofA];
-    for (const regionId of small) if (large.has(regionId)) return true;
-    return false;
+    // The smaller set is walked; no array is built for the swap (this runs per peer report).
+    if (ofA.size > ofB.size) return sharesAny(ofB, ofA);
+    return sharesAny(ofA, ofB);
   }
 
   private hostedSet(id: ServerId): Set<RegionId> {
@@ -163,6 +163,12 @@ export class Topology {
     }
     return set;
   }
+}
+
+/** True when some element of `small` is in `large`. */
+function sharesAny(small: ReadonlySet<RegionId>, large: ReadonlySet<RegionId>): boolean {
+  for (const regionId of small) if (large.has(regionId)) return true;
+  return false;
 }
 
 /** Primary (if any) followed by the backups of a region. */
