@@ -109,6 +109,8 @@ describe('heartbeat fast path', () => {
       ['schema failure', JSON.stringify(beat({ players: -1 }))],
       ['extra property', JSON.stringify(beat({ colour: 'red' }))],
       ['prototype poisoning', '{"incarnation":"b","players":0,"regions":[],"__proto__":{"x":1}}'],
+      ['prototype poisoning, escaped', '{"incarnation":"b","players":0,"regions":[],"\\u005f_proto__":{"x":1}}'],
+      ['prototype poisoning, escaped letters', '{"incarnation":"b","players":0,"regions":[],"__\\u0070roto__":{"x":1}}'],
     ];
     for (const [label, body] of cases) {
       const r = await same(s, { body }, label);
