@@ -23,6 +23,10 @@ export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChe
  * fast-check parameters: `numRuns` (times SIM_RUNS_FACTOR, at least 1) and, when SIM_SEED is set,
  * that seed, so that a failure printed by CI is replayed with `SIM_SEED=<seed>` (add `path` from the
  * report to jump straight to the shrunk case).
+ *
+ * Under CI (`CI=true`) a failure is reported as found, without shrinking: shrinking a simulated
+ * scenario runs it thousands of times, which once took a failing liveness property past CI's time
+ * limit. The report still carries the seed and path; replay them locally to shrink.
  */
 export function fcParams(numRuns: number): { numRuns: number; seed?: number; path?: string; endOnFailure?: boolean } {
   const factor = Number(process.env.SIM_RUNS_FACTOR ?? 1);
@@ -31,6 +35,7 @@ export function fcParams(numRuns: number): { numRuns: number; seed?: number; pat
   };
   if (process.env.SIM_SEED !== undefined) params.seed = Number(process.env.SIM_SEED);
   if (process.env.SIM_PATH !== undefined) params.path = process.env.SIM_PATH;
+  if (process.env.CI === 'true') params.endOnFailure = true;
   return params;
 }
 
