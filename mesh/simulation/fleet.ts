@@ -119,6 +119,12 @@ export class SimulatedFleet {
 
   private startFault(server: SimServer, fault: InjectedFault, nowMs: number): void {
     const until = fault.untilMs;
+    // The newest fault on a server replaces the one before, as in the coordinator's FaultRegistry
+    // (only the latest fault per server counts, and only its end is honoured below): whatever the
+    // earlier fault did to the link ends now. Without this, a slow link outlived a later fault's
+    // end for good, and the server's heartbeats stayed seconds late after every fault had ended.
+    server.extraDelayMs = 0;
+    server.unreachableSince = null;
     const restore = (atMs: number, action: 'heal' | 'restart' | 'flap_down' | 'flap_up') =>
       this.push(atMs, { kind: 'restore', serverId: server.id, faultId: fault.id, action });
     if (fault.mode === 'crash') {

@@ -3,7 +3,7 @@
  * `todo` with the text below: it still runs and prints its failure, without failing the suite.
  * Set an entry to `false` once the bug is fixed, so that the test guards the fix from then on.
  */
-export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'lateAckReadoptLoop']: string | false } = {
+export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse']: string | false } = {
   /**
    * Replacement backups are assigned while a promotion is still unacknowledged and are confirmed on
    * role and epoch alone (no evidence they copied the state). When the promoted backup turns out to
@@ -32,17 +32,4 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * at the same epoch. Replay: regression-seeds.test.ts, "a region created but not persisted".
    */
   regionIdReuse: false,
-  /**
-   * Found by CI on 2026-11-21 (property 5, seed 530653219; about 1 run in 4,000 fails). After the
-   * faults end, sim-17 is the only server holding region-45. It is promoted, but the claims in its
-   * heartbeats lag what it holds by more than a second: it took primary@7 at +319 ms after the last
-   * fault's end and still claimed primary@6 at +572 and +1,554 ms. It does not acknowledge within
-   * `promotionAckTimeoutMs` (3 s), so the promotion is aborted and the region becomes unavailable.
-   * sim-17 re-adopts it at the next epoch, and the cycle repeats for about 20 s before an
-   * acknowledgement lands in time: "not healed within 10000 ms". The same scenario fails on the code
-   * at the start of that day (`7c6a94f`), so it is older than that day's changes. Why the claims lag
-   * (the simulated server's heartbeat building, or its network delay after the faults) is not known
-   * yet. Replay: regression-seeds.test.ts, "late acknowledgements".
-   */
-  lateAckReadoptLoop: 'a lone holder whose heartbeats lag is promoted and aborted in a loop (known bug, see known-bugs.ts)',
 };
