@@ -300,30 +300,30 @@ function parent(): void {
   const cold = results.map((r) => r.cold.tickMs);
   const warmResults = results.map((r) => r.warm);
   const warm = warmResults.map((r) => r.tickMs);
+  const unbudgeted = results.map((r) => r.unbudgeted.tickMs);
   const all = results.flatMap((r) => [r.cold, r.warm]);
+  /** Median, min and max of `values`, formatted. */
+  const spread = (values: number[], format: (v: number) => string = ms) =>
+    [format(median(values)), format(Math.min(...values)), format(Math.max(...values))];
+  /** A tick-time row against the target (verdict on the median). */
+  const tickRow = (label: string, values: number[]) =>
+    [label, ...spread(values), `<= ${tickTargetMs} ms`, verdict(median(values) <= tickTargetMs)];
+  /** A row of one quantity over every mesh, without a target. */
+  const meshRow = (label: string, of: (r: TickResult) => number, format: (v: number) => string = ms) =>
+    [label, ...spread(all.map(of), format), '', ''];
   console.log('');
   console.log(table(['quantity', 'median', 'min', 'max', 'target', 'verdict (median)'], [
-    ['mass-failure tick, cold JIT', ms(median(cold)), ms(Math.min(...cold)), ms(Math.max(...cold)), `<= ${tickTargetMs} ms`,
-      verdict(median(cold) <= tickTargetMs)],
-    ['mass-failure tick, warm JIT', ms(median(warm)), ms(Math.min(...warm)), ms(Math.max(...warm)), `<= ${tickTargetMs} ms`,
-      verdict(median(warm) <= tickTargetMs)],
-    ['same warm mesh, backup budget unlimited (every replacement backup in this tick)', ms(median(results.map((r) => r.unbudgeted.tickMs))),
-      ms(Math.min(...results.map((r) => r.unbudgeted.tickMs))), ms(Math.max(...results.map((r) => r.unbudgeted.tickMs))),
-      `<= ${tickTargetMs} ms`, verdict(median(results.map((r) => r.unbudgeted.tickMs)) <= tickTargetMs)],
+    tickRow('mass-failure tick, cold JIT', cold),
+    tickRow('mass-failure tick, warm JIT', warm),
+    tickRow('same warm mesh, backup budget unlimited (every replacement backup in this tick)', unbudgeted),
     ['  backups assigned in that tick, budgeted / unlimited (medians)', `${num(median(warmResults.map((r) => r.backupsAssignedInTick)))} / ` +
       `${num(median(results.map((r) => r.unbudgeted.backupsAssignedInTick)))}`, '', '', '', ''],
-    ['healthy tick just before (median of last 100)', ms(median(all.map((r) => r.healthyTickMedianMs))),
-      ms(Math.min(...all.map((r) => r.healthyTickMedianMs))), ms(Math.max(...all.map((r) => r.healthyTickMedianMs))), '', ''],
-    ['slowest of the 60 ticks after the measured one', ms(median(all.map((r) => r.followingTickMaxMs))),
-      ms(Math.min(...all.map((r) => r.followingTickMaxMs))), ms(Math.max(...all.map((r) => r.followingTickMaxMs))), '', ''],
-    ['ticks over 100 ms among those 60', num(median(all.map((r) => r.followingTicksOver100Ms))),
-      num(Math.min(...all.map((r) => r.followingTicksOver100Ms))), num(Math.max(...all.map((r) => r.followingTicksOver100Ms))), '', ''],
-    ['tick time summed over those 60 (6 s)', ms(median(all.map((r) => r.followingTicksTotalMs))),
-      ms(Math.min(...all.map((r) => r.followingTicksTotalMs))), ms(Math.max(...all.map((r) => r.followingTicksTotalMs))), '', ''],
-    ['last failover completed, after the measured tick', ms(median(all.map((r) => r.lastCompletionAfterTickMs))),
-      ms(Math.min(...all.map((r) => r.lastCompletionAfterTickMs))), ms(Math.max(...all.map((r) => r.lastCompletionAfterTickMs))), '', ''],
-    ['recovery max (from last heartbeat; includes the deliberate tick gap)', ms(median(all.map((r) => r.recoveryMaxMs))),
-      ms(Math.min(...all.map((r) => r.recoveryMaxMs))), ms(Math.max(...all.map((r) => r.recoveryMaxMs))), '', ''],
+    meshRow('healthy tick just before (median of last 100)', (r) => r.healthyTickMedianMs),
+    meshRow('slowest of the 60 ticks after the measured one', (r) => r.followingTickMaxMs),
+    meshRow('ticks over 100 ms among those 60', (r) => r.followingTicksOver100Ms, num),
+    meshRow('tick time summed over those 60 (6 s)', (r) => r.followingTicksTotalMs),
+    meshRow('last failover completed, after the measured tick', (r) => r.lastCompletionAfterTickMs),
+    meshRow('recovery max (from last heartbeat; includes the deliberate tick gap)', (r) => r.recoveryMaxMs),
   ]));
   console.log(`\nFailovers 6 s after the tick (all ${all.length} meshes): completed ${all.map((r) => r.failoversCompleted).join(', ')}; ` +
     `failed (no replica left) ${all.map((r) => r.failoversFailed).join(', ')}; in progress ${all.map((r) => r.failoversInProgress).join(', ')}.`);
