@@ -69,6 +69,20 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
   const checkedIds = onlyServerIdParameter(contract.document, info.path) ? new Map<string, string>() : null;
   const log = { log: (error: unknown, request: { method: string; path: string }) => deps.logError(error, request) };
 
+  /** The path parameter as the contract's validator gives it back, or undefined when it fails. */
+  function checkServerId(serverIdParam: string, headers: IncomingMessage['headers']): string | undefined {
+    const known = checkedIds?.get(serverIdParam);
+    if (known !== undefined) return known;
+    const params = contract.validateParams(OPERATION_ID, { path: { server_id: serverIdParam }, query: {}, headers });
+    if (!params.ok) return undefined;
+    const serverId = params.value.path.server_id as string;
+    if (checkedIds !== null) {
+      if (checkedIds.size >= 100_000) checkedIds.clear();
+      checkedIds.set(serverIdParam, serverId);
+    }
+    return serverId;
+  }
+
   return function fastHeartbeat(req, res) {
     if (req.method !== 'POST') return false;
     const url = req.url;
@@ -88,17 +102,8 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     const serverIdParam = match[1]!;
     const stored = host.coordinator.serverRecord(serverIdParam as never)?.credentialHash ?? undefined;
     if (stored === undefined || !tokens.matches(token, stored)) return false;
-    let serverId = checkedIds?.get(serverIdParam);
-    if (serverId === undefined) {
-      const params = contract.validateParams(OPERATION_ID, { path: { server_id: serverIdParam }, query: {}, headers });
-      if (!params.ok) return false;
-      serverId = params.value.path.server_id as string;
-      if (checkedIds !== null) {
-        if (checkedIds.size >= 100_000) checkedIds.clear();
-        checkedIds.set(serverIdParam, serverId);
-      }
-    }
-    const checkedServerId = serverId;
+    const checkedServerId = checkServerId(serverIdParam, headers);
+    if (checkedServerId === undefined) return false;
 
     // Taken: from here on this request is answered here.
     const chunks: Buffer[] = [];
