@@ -17,7 +17,10 @@
  * The bare server: `node:http` on 127.0.0.1 in the same process that reads the same body,
  * `JSON.parse`s it and answers a JSON reply of the same shape and a similar size (no routing, no
  * auth, no validation, no core). For reference, a third server splits the gap: Koa with
- * @koa/bodyparser and one middleware giving the same answer (the framework without the service).
+ * @koa/bodyparser and one middleware giving the same answer (the framework without the service), and
+ * a fourth is the bare server writing its answers as the service does, in one batch per event-loop
+ * iteration (`ReplyBatch`, api/heartbeat-fast-path.ts): how much of the service's throughput that
+ * batching buys, shown next to the target's ratio, which is against the plain bare server.
  *
  * The load: a separate process (this file with `--loadgen`) with a minimal HTTP/1.1 client on raw
  * keep-alive sockets (so that the client is cheaper than either server on this 2-core machine), a
@@ -46,6 +49,7 @@ import { cpus, tmpdir } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ReplyBatch } from '../api/heartbeat-fast-path.ts';
 
 const loadgenMode = process.argv.includes('--loadgen');
 
@@ -264,6 +268,7 @@ async function main(): Promise<number> {
   const { LowdbStore, DATA_FILE_NAME } = await import('../src/store/lowdb-store.ts');
   const { createLogger } = await import('../src/logger.ts');
   const { createApp } = await import('../api/app.ts');
+  const { ReplyBatch } = await import('../api/heartbeat-fast-path.ts');
   const { hashToken, issueServerToken } = await import('../api/auth.ts');
   const { defaultMeshConfig } = await import('../mesh/config.ts');
 
@@ -315,9 +320,11 @@ async function main(): Promise<number> {
   const errors: unknown[] = [];
   const app = createApp({ host, adminToken: undefined, logError: (error) => errors.push(error) });
   const service = createServer(app.callback());
-  const bare = createServer(bareHandler);
+  const bare = createServer(bareHandler());
   const koa = createServer(await minimalKoa());
-  for (const s of [service, bare, koa]) {
+  const bareBatched = createServer(bareHandler(new ReplyBatch()));
+  const servers: Record<Label, Server> = { service, bare, 'bare-batched': bareBatched, koa };
+  for (const s of Object.values(servers)) {
     s.keepAliveTimeout = 60_000;
     s.listen(0, '127.0.0.1');
     await once(s, 'listening');
@@ -352,7 +359,7 @@ async function main(): Promise<number> {
       loop.enable();
       const cpu0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
-      const port = portOf(label === 'service' ? service : label === 'bare' ? bare : koa);
+      const port = portOf(servers[label]);
       loadgen.send((ratePerSec === undefined
         ? { type: 'round', label, port, durationMs, connections }
         : { type: 'round', label, port, durationMs, connections: pacedConnections, ratePerSec }) satisfies RoundRequest);
@@ -374,7 +381,8 @@ async function main(): Promise<number> {
 
     const measured: Awaited<ReturnType<typeof runRound>>[] = [];
     for (let i = 0; i < rounds; i++) {
-      const order: Label[] = i % 2 === 0 ? ['service', 'bare', 'koa'] : ['koa', 'bare', 'service'];
+      const order: Label[] = ['service', 'bare', 'bare-batched', 'koa'];
+      if (i % 2 === 1) order.reverse();
       for (const label of order) measured.push(await runRound(label, roundMs));
     }
     const paced: Awaited<ReturnType<typeof runRound>>[] = [];
@@ -401,6 +409,7 @@ async function main(): Promise<number> {
     const svcRate = median(svc.map(rate));
     const bareRate = median(bar.map(rate));
     const koaRate = median(of('koa').map(rate));
+    const batchedRate = median(of('bare-batched').map(rate));
     const ratio = svcRate / bareRate;
     const svcP50 = median(svc.map((r) => r.p50Us)) / 1000;
     const svcP99 = median(svc.map((r) => r.p99Us)) / 1000;
@@ -428,7 +437,7 @@ async function main(): Promise<number> {
 
     heading('Rounds');
     const roundName = (i: number) => i < warmups.length ? 'warm-up'
-      : i < warmups.length + measured.length ? `closed ${Math.floor((i - warmups.length) / 3) + 1}`
+      : i < warmups.length + measured.length ? `closed ${Math.floor((i - warmups.length) / LABELS) + 1}`
         : `open ${Math.floor((i - warmups.length - measured.length) / 2) + 1}`;
     console.log(table(['round', 'server', 'requests', 'requests/s', 'p50', 'p99', 'max', 'loop delay p99 / max', 'server CPU', 'client CPU', 'non-200'],
       all.map((r, i) => [roundName(i), r.label,
@@ -442,6 +451,8 @@ async function main(): Promise<number> {
       ['service heartbeats/s, saturated (POST /mesh/servers/{id}/heartbeat)', num(svcRate), '', ''],
       ['bare node:http requests/s, saturated (same body, JSON.parse, similar reply)', num(bareRate), '', ''],
       ['for reference: Koa + @koa/bodyparser, one middleware, same reply (requests/s)', `${num(koaRate)} (${num(koaRate / bareRate, 2)} of bare)`, '', ''],
+      ['for reference: bare node:http writing its answers in batches, as the service does (requests/s)',
+        `${num(batchedRate)} (${num(batchedRate / bareRate, 2)} of bare; service / it: ${num(svcRate / batchedRate, 2)})`, '', ''],
       ['throughput ratio service / bare', num(ratio, 2), '>= 0.75', verdict(ratio >= 0.75)],
       [`service latency p50 / p99, saturated (${connections} in flight)`, `${ms(svcP50)} / ${ms(svcP99)}`, 'p99 < 5 ms', verdict(svcP99 < 5)],
       [`bare latency p50 / p99, saturated (${connections} in flight)`, `${ms(bareP50)} / ${ms(bareP99)}`, '', ''],
@@ -476,7 +487,7 @@ async function main(): Promise<number> {
     await exited;
     clearTimeout(timer);
     app.closeStreams();
-    for (const s of [service, bare, koa]) {
+    for (const s of Object.values(servers)) {
       s.closeAllConnections();
       s.close();
     }
@@ -487,7 +498,9 @@ async function main(): Promise<number> {
 }
 
 /** The servers measured: the service, the bare node:http server, and Koa with nothing but a body parser. */
-type Label = 'service' | 'bare' | 'koa';
+type Label = 'service' | 'bare' | 'bare-batched' | 'koa';
+/** Servers measured in each closed-loop round. */
+const LABELS = 4;
 
 /**
  * For reference, to split the gap between the service and the bare server into what the framework
@@ -532,17 +545,26 @@ function fileState(file: string): { ino: number; size: number; mtimeNs: bigint; 
 
 /**
  * The bare server: reads the body, parses the JSON and answers a reply of the shape and size of
- * a `HeartbeatResponse`, built from what the body claimed.
+ * a `HeartbeatResponse`, built from what the body claimed. With a `ReplyBatch`, the answer is
+ * queued and written with the others of the same event-loop iteration, as the service writes its
+ * heartbeat answers; without, it is written at once.
  */
-function bareHandler(req: IncomingMessage, res: ServerResponse): void {
-  const chunks: Buffer[] = [];
-  req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  req.on('end', () => {
-    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as HeartbeatBody;
-    const text = JSON.stringify(replyFor((req.url ?? '').split('/')[3] ?? '', body));
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-    res.end(text);
-  });
+function bareHandler(batch?: ReplyBatch): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as HeartbeatBody;
+      const text = JSON.stringify(replyFor((req.url ?? '').split('/')[3] ?? '', body));
+      const headers = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) };
+      if (batch !== undefined) {
+        batch.add(res, 200, headers, text);
+        return;
+      }
+      res.writeHead(200, headers);
+      res.end(text);
+    });
+  };
 }
 
 // ---- output helpers (kept here so that this file depends on nothing else in bench/) -------------

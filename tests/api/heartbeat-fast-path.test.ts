@@ -9,6 +9,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import Koa from 'koa';
 import request from 'supertest';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { testApp, type TestApp } from './harness.ts';
 import { beat, handler, register, type Registered } from './fixtures.ts';
 import { onlyServerIdParameter } from '../../api/heartbeat-fast-path.ts';
@@ -94,6 +97,30 @@ describe('heartbeat fast path', () => {
     assert.equal(bom.status, 200);
     assert.equal(bom.viaKoa, false);
     assert.deepEqual(s.t.errors, []);
+  });
+
+  test('heartbeats from many servers at once each get their own reply (answers are written in batches)', async () => {
+    const t = await testApp();
+    const servers: Registered[] = [];
+    for (let i = 0; i < 12; i++) servers.push(await register(t, { address: `10.0.1.${i}:7777`, zone: `zone-${i % 3}` }));
+    const listener = createServer(handler(t));
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    const port = (listener.address() as AddressInfo).port;
+    try {
+      const answers = await Promise.all(servers.map((server, i) => fetch(`http://127.0.0.1:${port}/mesh/servers/${server.id}/heartbeat`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${server.token}` },
+        body: JSON.stringify(beat({ seq: 1, players: i })),
+      }).then(async (res) => ({ status: res.status, body: await res.json() as { server_id: string } }))));
+      answers.forEach((a, i) => {
+        assert.equal(a.status, 200);
+        assert.equal(a.body.server_id, servers[i]!.id);
+        assert.equal(t.host.coordinator.server(servers[i]!.id as never)?.players, i, 'applied');
+      });
+      assert.deepEqual(t.errors, []);
+    } finally {
+      listener.close();
+    }
   });
 
   test('bodies read by the fast path that are not valid are the same 400 problems', async () => {
