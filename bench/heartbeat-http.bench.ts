@@ -308,11 +308,9 @@ async function main(): Promise<number> {
   const topology = host.coordinator.ctx.topology;
   const targets: Target[] = [...tokens].map(([id, token]) => ({
     id, token,
-    regions: [...topology.regionsOf(id as never)].map((regionId) => {
-      const region = topology.regions.get(regionId);
-      if (!region) throw new Error(`no region ${regionId}`);
-      return { region_id: regionId, role: region.primary === id ? 'primary' as const : 'backup' as const, epoch: region.announcedEpoch };
-    }),
+    regions: [...topology.regionsOf(id as never)].map((region) => ({
+      region_id: region.id, role: region.primary === id ? 'primary' as const : 'backup' as const, epoch: region.announcedEpoch,
+    })),
     peers: [...topology.peersOf(id as never)],
   }));
   const setupMs = Date.now() - setupStart;

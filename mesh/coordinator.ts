@@ -212,7 +212,7 @@ export class Coordinator {
     const created = createRegions(this.ctx, inputs, nowMs, () => this.nextId('region', () => this.nextRegionNumber++,
       (c) => this.ctx.topology.regions.has(toRegionId(c))));
     // A region created short of backups waits for capacity like any other.
-    if (created.ok) for (const region of created.value) if (region.phase !== 'active') this.recovery.enqueue(region.id);
+    if (created.ok) for (const region of created.value) if (region.phase !== 'active') this.recovery.enqueue(region);
     return created;
   }
 
@@ -401,6 +401,7 @@ export class Coordinator {
       if (!region.simulated) continue;
       this.ctx.counts.phases[region.phase] -= 1;
       topology.removeRegion(region.id);
+      this.recovery.forget(region);
       this.ctx.buffer.dropRegion(region.id);
       this.ctx.snapshots.dropRegion(region.id);
       regions++;

@@ -12,7 +12,7 @@
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
 import { comparePriority, type RegionRecord, type ServerRecord } from './topology.ts';
-import type { RegionId, ServerId } from './types.ts';
+import type { ServerId } from './types.ts';
 
 /** What one run carries from region to region. */
 interface Pass {
@@ -27,19 +27,28 @@ interface Pass {
 
 /** Drives every region back to a primary and its backups. */
 export class Recovery {
+  // The region records themselves, not their ids: a mass failure puts thousands of regions here,
+  // and each run would otherwise look every one of them up again. A removed region is forgotten.
   /** Regions that need a decision at the next run. */
-  private readonly work = new Set<RegionId>();
+  private readonly work = new Set<RegionRecord>();
   /** Regions with a pending deadline (unacknowledged primary or syncing backups). */
-  private readonly timed = new Set<RegionId>();
+  private readonly timed = new Set<RegionRecord>();
   /** Regions short of backups for lack of capacity; retried when capacity appears. */
-  private readonly starved = new Set<RegionId>();
+  private readonly starved = new Set<RegionRecord>();
   private capacityAppeared = false;
 
   constructor(private readonly ctx: CoreContext) {}
 
   /** Asks for a decision about a region at the next run. */
-  enqueue(id: RegionId): void {
-    this.work.add(id);
+  enqueue(region: RegionRecord): void {
+    this.work.add(region);
+  }
+
+  /** A region removed from the topology needs no decision any more. */
+  forget(region: RegionRecord): void {
+    this.work.delete(region);
+    this.timed.delete(region);
+    this.starved.delete(region);
   }
 
   /** A server joined, returned or freed room: regions short of backups are retried. */
@@ -49,8 +58,8 @@ export class Recovery {
 
   /** Rebuilds the deadline index after a restart. */
   track(region: RegionRecord): void {
-    if (region.deadlineMs !== null || region.syncing.size > 0) this.timed.add(region.id);
-    if (region.phase !== 'active') this.work.add(region.id);
+    if (region.deadlineMs !== null || region.syncing.size > 0) this.timed.add(region);
+    if (region.phase !== 'active') this.work.add(region);
   }
 
   /** Number of regions waiting for a decision (for tests and metrics). */
@@ -64,9 +73,7 @@ export class Recovery {
    */
   serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number): void {
     const { topology } = this.ctx;
-    for (const regionId of [...topology.regionsOf(server.id)]) {
-      const region = topology.regions.get(regionId);
-      if (!region) continue;
+    for (const region of [...topology.regionsOf(server.id)]) {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
       const heldState = region.primary === server.id || !region.syncing.has(server.id);
       if (region.primary === server.id) {
@@ -80,7 +87,7 @@ export class Recovery {
       }
       region.appliedSeq.delete(server.id);
       if (heldState) this.noteLoss(region, server.id);
-      this.work.add(region.id);
+      this.work.add(region);
       refreshPhase(this.ctx, region, nowMs);
     }
   }
@@ -88,14 +95,12 @@ export class Recovery {
   /** Starts a graceful hand-off: backups are replaced, primaries handed over without a failure. */
   serverDraining(server: ServerRecord, nowMs: number): void {
     const { topology } = this.ctx;
-    for (const regionId of [...topology.regionsOf(server.id)]) {
-      const region = topology.regions.get(regionId);
-      if (!region) continue;
+    for (const region of [...topology.regionsOf(server.id)]) {
       if (region.primary !== server.id) {
         topology.removeBackup(region, server.id);
         refreshPhase(this.ctx, region, nowMs);
       }
-      this.work.add(region.id);
+      this.work.add(region);
     }
   }
 
@@ -115,7 +120,7 @@ export class Recovery {
     const newPrimaryId = region.primary as ServerId;
     this.ctx.outbox.emit({ type: 'failover_completed', regionId: region.id, newPrimaryId, epoch: region.epoch, recoveryMs }, nowMs);
     this.ctx.outbox.changed();
-    this.work.add(region.id);
+    this.work.add(region);
     refreshPhase(this.ctx, region, nowMs);
   }
 
@@ -157,13 +162,12 @@ export class Recovery {
   run(nowMs: number, tilted = false): void {
     if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
-      for (const id of this.starved) this.work.add(id);
+      for (const region of this.starved) this.work.add(region);
       this.starved.clear();
       this.capacityAppeared = false;
     }
     if (this.work.size === 0) return;
-    const regions = [...this.work].map((id) => this.ctx.topology.regions.get(id))
-      .filter((r): r is RegionRecord => r !== undefined).sort(comparePriority);
+    const regions = [...this.work].sort(comparePriority);
     this.work.clear();
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
@@ -197,7 +201,7 @@ export class Recovery {
       if (handingOff !== null) this.dropPrimary(region);
       this.promote(region, candidate, nowMs, transitions);
     } else if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
-      this.work.add(region.id);
+      this.work.add(region);
     } else {
       this.giveUp(region, nowMs);
     }
@@ -218,7 +222,7 @@ export class Recovery {
     topology.setPrimary(region, candidate);
     region.primaryAcked = false;
     region.deadlineMs = nowMs + config.promotionAckTimeoutMs;
-    this.timed.add(region.id);
+    this.timed.add(region);
     transitions.set(candidate, (transitions.get(candidate) ?? 0) + 1);
     const lost = region.lostPrimary;
     if (region.failoverId !== null) {
@@ -273,13 +277,13 @@ export class Recovery {
     const { nowMs, transitions } = pass;
     while (region.backups.length < region.backupTarget) {
       if (pass.assignmentsLeft === 0) {
-        this.work.add(region.id);
+        this.work.add(region);
         return;
       }
       const planner = pass.plannerOf();
       const chosen = planner.pick(region);
       if (chosen === null) {
-        this.starved.add(region.id);
+        this.starved.add(region);
         alertNoCapacity(this.ctx, region, nowMs);
         return;
       }
@@ -292,19 +296,14 @@ export class Recovery {
       transitions.set(chosen, (transitions.get(chosen) ?? 0) + 1);
       pass.assignmentsLeft -= 1;
       planner.placed(chosen);
-      this.timed.add(region.id);
+      this.timed.add(region);
       this.ctx.outbox.changed();
     }
   }
 
   /** Promotions not acknowledged and backups not confirmed in time are aborted and retried. */
   private expireDeadlines(nowMs: number): void {
-    for (const id of this.timed) {
-      const region = this.ctx.topology.regions.get(id);
-      if (!region) {
-        this.timed.delete(id);
-        continue;
-      }
+    for (const region of this.timed) {
       let expired = false;
       if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked) {
         this.abortPromotion(region, nowMs);
@@ -314,13 +313,13 @@ export class Recovery {
       for (const [backup, deadlineMs] of [...region.syncing]) {
         if (deadlineMs <= nowMs) {
           this.ctx.topology.removeBackup(region, backup);
-          this.work.add(region.id);
+          this.work.add(region);
           expired = true;
         } else {
           syncing = true;
         }
       }
-      if (region.deadlineMs === null && !syncing) this.timed.delete(id);
+      if (region.deadlineMs === null && !syncing) this.timed.delete(region);
       if (expired) refreshPhase(this.ctx, region, nowMs);
     }
   }
@@ -341,7 +340,7 @@ export class Recovery {
     this.dropSyncingBackups(region);
     region.deadlineMs = null;
     this.noteLoss(region, serverId);
-    this.work.add(region.id);
+    this.work.add(region);
   }
 
   private dropPrimary(region: RegionRecord): void {
@@ -358,9 +357,7 @@ export class Recovery {
   /** Pending promotions and backup syncs per server, from the regions with deadlines. */
   private pendingTransitions(): Map<ServerId, number> {
     const counts = new Map<ServerId, number>();
-    for (const id of this.timed) {
-      const region = this.ctx.topology.regions.get(id);
-      if (!region) continue;
+    for (const region of this.timed) {
       if (region.primary !== null && !region.primaryAcked) counts.set(region.primary, (counts.get(region.primary) ?? 0) + 1);
       for (const backup of region.syncing.keys()) {
         counts.set(backup, (counts.get(backup) ?? 0) + 1);

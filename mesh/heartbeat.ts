@@ -159,9 +159,7 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
   const regions: RegionAssignment[] = [];
   // A server that reports a silent peer is asked back soon: its next report may confirm a failure.
   let expedite = reportedSilence;
-  for (const regionId of ctx.topology.regionsOf(server.id)) {
-    const region = ctx.topology.regions.get(regionId);
-    if (!region) continue;
+  for (const region of ctx.topology.regionsOf(server.id)) {
     // A region not yet durable does not exist for servers (epoch 0 is never announced).
     if (region.announcedEpoch === 0) {
       expedite = true;

@@ -70,11 +70,15 @@ export interface RegionRecord {
   readonly createdAtMs: number;
 }
 
-/** The mesh's servers and regions with a hosted-regions index. */
+/**
+ * The mesh's servers and regions with a hosted-regions index. The index holds the region records
+ * themselves, so that walking a server's regions (every heartbeat reply, every failed server)
+ * needs no lookup by id.
+ */
 export class Topology {
   readonly servers = new Map<ServerId, ServerRecord>();
   readonly regions = new Map<RegionId, RegionRecord>();
-  private readonly hosted = new Map<ServerId, Set<RegionId>>();
+  private readonly hosted = new Map<ServerId, Set<RegionRecord>>();
 
   addServer(server: ServerRecord): void {
     this.servers.set(server.id, server);
@@ -83,18 +87,18 @@ export class Topology {
 
   addRegion(region: RegionRecord): void {
     this.regions.set(region.id, region);
-    for (const id of replicasOf(region)) this.hostedSet(id).add(region.id);
+    for (const id of replicasOf(region)) this.hostedSet(id).add(region);
   }
 
   removeRegion(id: RegionId): void {
     const region = this.regions.get(id);
     if (!region) return;
-    for (const server of replicasOf(region)) this.hosted.get(server)?.delete(id);
+    for (const server of replicasOf(region)) this.hosted.get(server)?.delete(region);
     this.regions.delete(id);
   }
 
   /** Regions a server hosts in any role. */
-  regionsOf(id: ServerId): ReadonlySet<RegionId> {
+  regionsOf(id: ServerId): ReadonlySet<RegionRecord> {
     return this.hosted.get(id) ?? new Set();
   }
 
@@ -111,10 +115,10 @@ export class Topology {
 
   setPrimary(region: RegionRecord, id: ServerId | null): void {
     if (region.primary !== null && !region.backups.includes(region.primary)) {
-      this.hosted.get(region.primary)?.delete(region.id);
+      this.hosted.get(region.primary)?.delete(region);
     }
     region.primary = id;
-    if (id !== null) this.hostedSet(id).add(region.id);
+    if (id !== null) this.hostedSet(id).add(region);
   }
 
   addBackup(region: RegionRecord, id: ServerId, syncDeadlineMs: number | null, syncTarget = 0): void {
@@ -123,7 +127,7 @@ export class Topology {
       region.syncing.set(id, syncDeadlineMs);
       region.syncTarget.set(id, syncTarget);
     }
-    this.hostedSet(id).add(region.id);
+    this.hostedSet(id).add(region);
   }
 
   removeBackup(region: RegionRecord, id: ServerId): void {
@@ -131,15 +135,13 @@ export class Topology {
     if (at !== -1) region.backups.splice(at, 1);
     region.syncing.delete(id);
     region.syncTarget.delete(id);
-    if (region.primary !== id) this.hosted.get(id)?.delete(region.id);
+    if (region.primary !== id) this.hosted.get(id)?.delete(region);
   }
 
   /** Servers that replicate with `id`: its regions' primaries and backups, without itself. */
   peersOf(id: ServerId): Set<ServerId> {
     const peers = new Set<ServerId>();
-    for (const regionId of this.regionsOf(id)) {
-      const region = this.regions.get(regionId);
-      if (!region) continue;
+    for (const region of this.regionsOf(id)) {
       for (const other of replicasOf(region)) if (other !== id) peers.add(other);
     }
     return peers;
@@ -155,7 +157,7 @@ export class Topology {
     return sharesAny(ofA, ofB);
   }
 
-  private hostedSet(id: ServerId): Set<RegionId> {
+  private hostedSet(id: ServerId): Set<RegionRecord> {
     let set = this.hosted.get(id);
     if (!set) {
       set = new Set();
@@ -166,8 +168,8 @@ export class Topology {
 }
 
 /** True when some element of `small` is in `large`. */
-function sharesAny(small: ReadonlySet<RegionId>, large: ReadonlySet<RegionId>): boolean {
-  for (const regionId of small) if (large.has(regionId)) return true;
+function sharesAny(small: ReadonlySet<RegionRecord>, large: ReadonlySet<RegionRecord>): boolean {
+  for (const region of small) if (large.has(region)) return true;
   return false;
 }
 

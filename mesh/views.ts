@@ -94,7 +94,7 @@ export function meshStatus(ctx: CoreContext, tilt: boolean): MeshStatus {
 
 export function serverView(ctx: CoreContext, server: ServerRecord): ServerView {
   let primaries = 0;
-  for (const id of ctx.topology.regionsOf(server.id)) if (ctx.topology.regions.get(id)?.primary === server.id) primaries++;
+  for (const region of ctx.topology.regionsOf(server.id)) if (region.primary === server.id) primaries++;
   return {
     serverId: server.id, address: server.address, zone: server.zone, capacity: server.capacity, name: server.name,
     simulated: server.simulated, status: server.status, statusSinceMs: server.statusSinceMs,

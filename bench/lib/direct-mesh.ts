@@ -50,10 +50,8 @@ export function buildDirectMesh(spec: DirectMeshSpec): DirectMesh {
 export function heartbeatInput(coordinator: Coordinator, id: ServerId, nowMs: number): HeartbeatInput {
   const { topology } = coordinator.ctx;
   const regions: RegionClaim[] = [];
-  for (const regionId of topology.regionsOf(id)) {
-    const region = topology.regions.get(regionId);
-    if (region === undefined) continue;
-    regions.push({ regionId, role: region.primary === id ? 'primary' : 'backup', epoch: region.announcedEpoch,
+  for (const region of topology.regionsOf(id)) {
+    regions.push({ regionId: region.id, role: region.primary === id ? 'primary' : 'backup', epoch: region.announcedEpoch,
       appliedSeq: Math.floor(nowMs / 10) });
   }
   const peers: PeerSilence[] = [...topology.peersOf(id)].map((serverId) => ({ serverId, silentForMs: 20 }));

@@ -171,9 +171,9 @@ export class SafetyChecker {
       const backup = backups[i] as ServerId;
       if (backup === primary) this.fail(nowMs, `${primary} is both primary and backup of ${id}`);
       if (backups.indexOf(backup, i + 1) >= 0) this.fail(nowMs, `${id} lists backup ${backup} twice`);
-      if (!topology.regionsOf(backup).has(id)) this.fail(nowMs, `hosted index misses ${id} on its backup ${backup}`);
+      if (!topology.regionsOf(backup).has(region)) this.fail(nowMs, `hosted index misses ${id} on its backup ${backup}`);
     }
-    if (primary !== null && !topology.regionsOf(primary).has(id)) this.fail(nowMs, `hosted index misses ${id} on its primary ${primary}`);
+    if (primary !== null && !topology.regionsOf(primary).has(region)) this.fail(nowMs, `hosted index misses ${id} on its primary ${primary}`);
     const phase = phaseOf(region);
     if (phase !== region.phase) this.fail(nowMs, `${id} is in phase ${region.phase} but its replicas say ${phase}`, 'stale-phase');
   }

@@ -64,12 +64,10 @@ export class SimulatedFleet {
   adoptAssignments(nowMs: number): void {
     const { topology } = this.coordinator.ctx;
     for (const server of this.servers.values()) {
-      for (const regionId of topology.regionsOf(server.id)) {
-        const region = topology.regions.get(regionId);
-        if (!region) continue;
+      for (const region of topology.regionsOf(server.id)) {
         const role = region.primary === server.id ? 'primary' : 'backup';
         // The initial placement of a brand-new region; the servers start holding it at once.
-        server.hold(regionId, { role, epoch: region.epoch, syncedToMs: nowMs, primaryId: region.primary, copiedFrom: null });
+        server.hold(region.id, { role, epoch: region.epoch, syncedToMs: nowMs, primaryId: region.primary, copiedFrom: null });
       }
       server.peers = topology.peersOf(server.id);
     }

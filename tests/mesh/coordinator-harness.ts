@@ -110,10 +110,9 @@ export class Mesh {
   adopt(): void {
     const { topology } = this.c.ctx;
     for (const fake of this.servers.values()) {
-      for (const id of topology.regionsOf(fake.id)) {
-        const region = topology.regions.get(id);
-        if (!region || fake.held.has(id)) continue;
-        fake.held.set(id, { role: region.primary === fake.id ? 'primary' : 'backup', epoch: region.announcedEpoch, appliedSeq: 0 });
+      for (const region of topology.regionsOf(fake.id)) {
+        if (fake.held.has(region.id)) continue;
+        fake.held.set(region.id, { role: region.primary === fake.id ? 'primary' : 'backup', epoch: region.announcedEpoch, appliedSeq: 0 });
       }
       fake.peers = topology.peersOf(fake.id);
     }

@@ -5,6 +5,8 @@ import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
 import { defaultRealCrashMs } from '../../mesh/faults.ts';
 import type { CoreState } from '../../mesh/state.ts';
 import { SeededRandom } from '../../mesh/simulation/random.ts';
+import { immediateDurability, MeshRuntime } from '../../mesh/simulation/runtime.ts';
+import { setupTestMesh } from '../../mesh/simulation/setup.ts';
 import { Mesh, expectedDetection, rid, sid, standardMesh } from './coordinator-harness.ts';
 
 /*
@@ -1010,5 +1012,38 @@ describe('Coordinator: fault injection', () => {
     assert.ok(mesh.c.injectFailure({ target: { serverId: sid('b1') }, mode: 'slow', durationMs: 20_000, delayMs: 100 }, warmUntil).ok, 'injectFailure accepted');
     mesh.run(11_100); // a1 heartbeats first at 11 000 (due 16 000), then b1 (due 11 100)
     assert.equal(mesh.c.server(sid('b1'))?.lastHeartbeatAtMs, 11_100);
+  });
+});
+
+describe('Coordinator: resetting the test mesh while its regions wait for recovery', () => {
+  test('the removed regions are forgotten: a server that joins afterwards is given none of them', () => {
+    // One backup assignment per tick, and a mesh with no room left for the backups a crash takes:
+    // the regions wait for capacity, then for the budget, when the test mesh is reset.
+    const config: MeshConfig = { ...testMeshConfig, maxBackupAssignmentsPerTick: 1 };
+    const random = new SeededRandom(11);
+    const coordinator = new Coordinator(config, random.fork(), 0);
+    const runtime = new MeshRuntime(coordinator, 0, immediateDurability());
+    const mesh = setupTestMesh(coordinator, random.fork(), { regions: 6, spareServers: 0, heartbeatLoss: 0 }, 0);
+    assert.ok(mesh.ok, 'test mesh created');
+    runtime.fleet = mesh.value.fleet;
+    runtime.advanceTo(3000);
+    assert.ok(runtime.injectFailure({ target: { serverId: mesh.value.servers[0]! }, mode: 'crash' }, 3000).ok);
+    runtime.advanceTo(7000);
+    assert.equal(coordinator.status(7000).regions.under_replicated, 6, 'every region waits for room');
+
+    const late = coordinator.registerServer({ id: 'late-1', address: '10.0.0.9:7777', zone: 'zone-1', capacity: 10 }, 7000);
+    assert.ok(late.ok, 'registered');
+    runtime.advanceTo(7100);
+    assert.equal(coordinator.server(sid('late-1'))?.backups, 1, 'the budget placed one backup; five regions wait');
+
+    coordinator.resetTestMesh(7100);
+    runtime.fleet = null;
+    runtime.advanceTo(7600);
+    const status = coordinator.status(7600);
+    assert.equal(coordinator.server(sid('late-1'))?.backups, 0, 'no removed region was placed on the new server');
+    assert.equal(status.regions.total, 0);
+    for (const [phase, count] of Object.entries(status.regions)) assert.equal(count, 0, `regions ${phase}`);
+    assert.equal(coordinator.listAlerts({ state: 'open' }).filter((a) => a.subject?.regionId !== undefined).length, 0,
+      'no alert about a removed region');
   });
 });
