@@ -169,14 +169,21 @@ export class ReplyBatch {
     this.queued.push({ res, status, headers, body });
   }
 
-  /** Writes every queued answer, in the order they were queued; a closed connection is skipped. */
+  /**
+   * Writes every queued answer, in the order they were queued. A closed connection is skipped; an
+   * answer that cannot be written closes its connection and does not hold up the others.
+   */
   writeAll(): void {
     const batch = this.queued;
     this.queued = [];
     for (const { res, status, headers, body } of batch) {
       if (res.writableEnded || res.destroyed) continue;
-      res.writeHead(status, headers);
-      res.end(body);
+      try {
+        res.writeHead(status, headers);
+        res.end(body);
+      } catch (error) {
+        res.destroy(error as Error);
+      }
     }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * ReplyBatch (api/heartbeat-fast-path.ts) over a real node:http server on loopback: answers queued
- * in one event-loop iteration are written together, each to its own request, and an answer whose
- * connection closed before the write is skipped without disturbing the others.
+ * in one event-loop iteration are written together, each to its own request; an answer whose
+ * connection closed before the write is skipped, and one that cannot be written closes its own
+ * connection, without disturbing the others.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +82,30 @@ describe('ReplyBatch', () => {
       assert.equal(gone, 'socket hang up');
       assert.deepEqual(await get(port, '/ok'), { status: 200, body: 'ok' });
       assert.equal(goneRes!.headersSent, false, 'nothing was written to the closed connection');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('an answer that cannot be written closes its own connection; the rest of the batch is written', async () => {
+    const batch = new ReplyBatch();
+    const held: import('node:http').ServerResponse[] = [];
+    const server = createServer((_req, res) => {
+      held.push(res);
+      if (held.length < 2) return;
+      const [bad, good] = held.splice(0) as [import('node:http').ServerResponse, import('node:http').ServerResponse];
+      // A header value with a line break is refused by node:http when written.
+      batch.add(bad, 200, { 'X-Bad': 'line\nbreak', 'Content-Length': 3 }, 'bad');
+      batch.add(good, 200, { 'Content-Length': 4 }, 'good');
+    });
+    const port = await listen(server);
+    try {
+      const [bad, good] = await Promise.all([
+        get(port, '/bad').then((a) => `answered ${a.status}`, (error: Error) => error.message),
+        get(port, '/good'),
+      ]);
+      assert.equal(bad, 'socket hang up');
+      assert.deepEqual(good, { status: 200, body: 'good' });
     } finally {
       server.close();
     }
