@@ -64,7 +64,7 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
   }
   const limit = info.maxBodyBytes;
   const tokens = new VerifiedTokens();
-  const replies = new ReplyBatch();
+  const replies = new ReplyBatch((error) => deps.logError(error, { method: 'POST', path: info.path }));
   // When the path's server_id is the operation's only parameter, the parameter check depends on
   // the id alone: an id that passed it passes again, so it is checked once per server. (Bounded
   // like the tokens; ids get here only with a valid token, so they are registered servers.)
@@ -163,6 +163,9 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
 export class ReplyBatch {
   private queued: { res: ServerResponse; status: number; headers: OutgoingHttpHeaders; body: string }[] = [];
 
+  /** @param onError told about an answer that could not be written (a bug: the answers are ours). */
+  constructor(private readonly onError: (error: unknown) => void = () => {}) {}
+
   /** Queues an answer; the first one queued in an iteration schedules the write of all of them. */
   add(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string): void {
     if (this.queued.length === 0) setImmediate(() => this.writeAll());
@@ -182,7 +185,8 @@ export class ReplyBatch {
         res.writeHead(status, headers);
         res.end(body);
       } catch (error) {
-        res.destroy(error as Error);
+        res.destroy();
+        this.onError(error);
       }
     }
   }

@@ -87,8 +87,9 @@ describe('ReplyBatch', () => {
     }
   });
 
-  test('an answer that cannot be written closes its own connection; the rest of the batch is written', async () => {
-    const batch = new ReplyBatch();
+  test('an answer that cannot be written closes its own connection and is reported; the rest of the batch is written', async () => {
+    const errors: unknown[] = [];
+    const batch = new ReplyBatch((error) => errors.push(error));
     const held: import('node:http').ServerResponse[] = [];
     const server = createServer((_req, res) => {
       held.push(res);
@@ -106,6 +107,8 @@ describe('ReplyBatch', () => {
       ]);
       assert.equal(bad, 'socket hang up');
       assert.deepEqual(good, { status: 200, body: 'good' });
+      assert.equal(errors.length, 1);
+      assert.equal((errors[0] as { code?: string }).code, 'ERR_INVALID_CHAR');
     } finally {
       server.close();
     }
