@@ -46,12 +46,11 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 /** The commit measured and whether the core or the benches differ from it. */
 function source(): string {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: benchDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: benchDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    const commit = git('log', '-1', '--format=%h %s');
+    const commit = git('log', '-1', '--format=%h %s').trim();
     // Not trimmed: each porcelain line starts with two status columns and a space.
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../mesh', '.'], { cwd: benchDir, encoding: 'utf8' })
-      .split('\n').filter((l) => l.trim() !== '');
+    const dirty = git('status', '--porcelain', '--', '../mesh', '.').split('\n').filter((l) => l.trim() !== '');
     return `${commit.length > 90 ? `${commit.slice(0, 90)}...` : commit}; ` +
       (dirty.length === 0 ? 'mesh/ and bench/ as committed' : `uncommitted: ${dirty.map((l) => l.slice(3)).join(', ')}`);
   } catch {

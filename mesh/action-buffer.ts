@@ -4,7 +4,10 @@
  * so every accepted action ends exactly one way and nothing is dropped silently.
  */
 import type { MeshConfig } from './config.ts';
+import { invariantFor, type Invariant } from './invariant.ts';
 import { ok, reject, type PlayerId, type RegionId, type Result } from './types.ts';
+
+const invariant: Invariant = invariantFor('action-buffer invariant');
 
 /** The two limits the buffer needs; a whole `MeshConfig` satisfies it. */
 export type ActionBufferLimits = Pick<MeshConfig, 'actionBufferMaxPerPlayer' | 'actionBufferMaxAgeMs'>;
@@ -401,9 +404,4 @@ class MinHeap<T> {
   private swap(i: number, j: number): void {
     [this.items[i], this.items[j]] = [this.items[j] as T, this.items[i] as T];
   }
-}
-
-/** Throws on a programmer error; expected failures are typed results instead. */
-function invariant(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`action-buffer invariant: ${msg}`);
 }

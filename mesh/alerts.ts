@@ -10,8 +10,11 @@
  * Ids are `alert-1`, `alert-2`, ... from a counter that is persisted with the book, so ids are
  * never reused across restarts and events that name an alert stay unambiguous.
  */
+import { invariantFor, type Invariant } from './invariant.ts';
 import { ok, reject } from './types.ts';
 import type { AlertSeverity, Result } from './types.ts';
+
+const invariant: Invariant = invariantFor('alerts invariant violated');
 
 /** What an alert is about, when it is about one server or one region. */
 export interface AlertSubject {
@@ -286,8 +289,9 @@ function repeat(alert: MutableAlert, input: AlertInput, nowMs: number): void {
 }
 
 /**
- * A deep copy, so that nothing a caller holds can change the book, written field by field: alerts are copied for every event a mass failure emits, and an
- * object-rest copy takes V8's generic slow path.
+ * A deep copy, so that nothing a caller holds can change the book. Written field by field: alerts
+ * are copied for every event a mass failure emits, and an object-rest copy takes V8's generic slow
+ * path.
  */
 function copyAlert(alert: Alert): Alert {
   const copy: MutableAlert = {
@@ -297,9 +301,4 @@ function copyAlert(alert: Alert): Alert {
   };
   if (alert.subject !== undefined) copy.subject = { ...alert.subject };
   return copy;
-}
-
-/** Throws when `condition` is false; a function message is built only then (hot paths pass one). */
-function invariant(condition: unknown, message: string | (() => string)): asserts condition {
-  if (!condition) throw new Error(`alerts invariant violated: ${typeof message === 'function' ? message() : message}`);
 }

@@ -32,7 +32,10 @@
  */
 import { degradedLevels } from './config.ts';
 import type { LevelThresholds, MeshConfig } from './config.ts';
+import { invariantFor, type Invariant } from './invariant.ts';
 import type { DegradedLevel } from './types.ts';
+
+const invariant: Invariant = invariantFor('degraded-mode invariant violated');
 
 /** The configuration fields the degraded mode reads; a full `MeshConfig` fits. */
 export type DegradedModeConfig = Pick<MeshConfig,
@@ -295,9 +298,4 @@ function percent(share: number): string {
 /** At most one decimal, without trailing zeros; also hides binary noise such as 15.000000000000002. */
 function formatNumber(value: number): string {
   return String(Number(value.toFixed(1)));
-}
-
-/** Throws when `condition` is false; a function message is built only then (hot paths pass one). */
-function invariant(condition: unknown, message: string | (() => string)): asserts condition {
-  if (!condition) throw new Error(`degraded-mode invariant violated: ${typeof message === 'function' ? message() : message}`);
 }

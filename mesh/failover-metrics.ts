@@ -10,7 +10,10 @@
  * drives them by id.
  */
 import { MinHeap } from './heap.ts';
+import { invariantFor, type Invariant } from './invariant.ts';
 import type { RegionId, ServerId } from './types.ts';
+
+const invariant: Invariant = invariantFor('failover-metrics invariant violated');
 
 /** One failover of one region. Times are coordinator milliseconds. */
 export interface FailoverRecord {
@@ -373,9 +376,4 @@ interface FinishedEntry {
 
 function byStartOrder(a: FinishedEntry, b: FinishedEntry): boolean {
   return a.order < b.order;
-}
-
-/** Throws when `condition` is false; a function message is built only then (hot paths pass one). */
-function invariant(condition: unknown, message: string | (() => string)): asserts condition {
-  if (!condition) throw new Error(`failover-metrics invariant violated: ${typeof message === 'function' ? message() : message}`);
 }

@@ -3,7 +3,10 @@
  * without having received a player's replicated state, the new primary restores the player from here.
  */
 import type { MeshConfig } from './config.ts';
+import { invariantFor, type Invariant } from './invariant.ts';
 import { ok, reject, type PlayerId, type RegionId, type Result, type ServerId } from './types.ts';
+
+const invariant: Invariant = invariantFor('snapshots invariant');
 
 /** The two limits the store needs; a whole `MeshConfig` satisfies it. */
 export type SnapshotLimits = Pick<MeshConfig, 'snapshotMaxBytes' | 'snapshotsMaxPerRegion'>;
@@ -153,9 +156,4 @@ export class SnapshotStore {
 /** Code-unit order: deterministic on every platform, unlike `localeCompare`. */
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Throws on a programmer error; expected failures are typed results instead. */
-function invariant(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`snapshots invariant: ${msg}`);
 }
