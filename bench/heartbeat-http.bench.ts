@@ -394,7 +394,7 @@ async function main(): Promise<number> {
     // Every server's heartbeats reached the core.
     let reached = 0;
     for (const id of tokens.keys()) {
-      const last = host.coordinator.ctx.detectors.get(id as never)?.lastHeartbeatAtMs ?? 0;
+      const last = host.coordinator.ctx.topology.servers.get(id as never)?.detector.lastHeartbeatAtMs ?? 0;
       if (last >= heartbeatsFrom) reached++;
     }
 

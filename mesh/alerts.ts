@@ -100,19 +100,19 @@ export class AlertBook {
   /**
    * Reports a condition. If an alert with the same key is open, it is updated in place (count,
    * last time, latest title and message, severity escalated but never lowered) and `isNew` is
-   * false; otherwise a new alert is opened.
+   * false; otherwise a new alert is opened. `escalated` says that an open alert's severity rose.
    */
-  raise(input: AlertInput, nowMs: number): { alert: Alert; isNew: boolean } {
+  raise(input: AlertInput, nowMs: number): { alert: Alert; isNew: boolean; escalated: boolean } {
     invariant(input.dedupKey.length > 0, 'an alert needs a non-empty dedupKey');
     invariant(input.severity in severityRank, () => `unknown alert severity ${String(input.severity)}`);
     invariant(Number.isFinite(nowMs), () => `nowMs must be finite, got ${nowMs}`);
     const openId = this.openIdByKey.get(input.dedupKey);
     const existing = openId === undefined ? undefined : this.alerts.get(openId);
     if (existing !== undefined) {
-      repeat(existing, input, nowMs);
-      return { alert: copyAlert(existing), isNew: false };
+      const escalated = repeat(existing, input, nowMs);
+      return { alert: copyAlert(existing), isNew: false, escalated };
     }
-    return { alert: copyAlert(this.open(input, nowMs)), isNew: true };
+    return { alert: copyAlert(this.open(input, nowMs)), isNew: true, escalated: false };
   }
 
   /** Closes the open alert with this key; returns it, or undefined when none is open. */
@@ -274,18 +274,18 @@ export class AlertBook {
 /**
  * Folds a repeated report into an open alert. The latest title and message win because they
  * carry the latest values. An escalation clears the acknowledgement: the operator acknowledged
- * a lesser problem and must be told about the worse one.
+ * a lesser problem and must be told about the worse one. Returns whether it escalated.
  */
-function repeat(alert: MutableAlert, input: AlertInput, nowMs: number): void {
+function repeat(alert: MutableAlert, input: AlertInput, nowMs: number): boolean {
   alert.count += 1;
   alert.lastRaisedAtMs = Math.max(alert.lastRaisedAtMs, nowMs);
   alert.title = input.title;
   alert.message = input.message;
-  if (severityRank[input.severity] > severityRank[alert.severity]) {
-    alert.severity = input.severity;
-    alert.acknowledgedAtMs = null;
-    alert.acknowledgedBy = null;
-  }
+  if (severityRank[input.severity] <= severityRank[alert.severity]) return false;
+  alert.severity = input.severity;
+  alert.acknowledgedAtMs = null;
+  alert.acknowledgedBy = null;
+  return true;
 }
 
 /**

@@ -7,7 +7,6 @@ import type { AlertBook, AlertInput } from './alerts.ts';
 import type { MeshConfig } from './config.ts';
 import type { DegradedMode } from './degraded-mode.ts';
 import type { FailoverMetrics } from './failover-metrics.ts';
-import type { ServerDetector } from './failure-detector.ts';
 import type { Outbox } from './outbox.ts';
 import type { Random } from './ports.ts';
 import type { SnapshotStore } from './snapshots.ts';
@@ -19,7 +18,6 @@ export interface CoreContext {
   readonly config: MeshConfig;
   readonly random: Random;
   readonly topology: Topology;
-  readonly detectors: Map<ServerId, ServerDetector>;
   readonly outbox: Outbox;
   readonly alerts: AlertBook;
   readonly metrics: FailoverMetrics;
@@ -38,11 +36,13 @@ export function emptyCounts(): CoreContext['counts'] {
   };
 }
 
-/** Raises (or re-raises) an alert; a new or escalated alert is published and persisted. */
+/**
+ * Raises (or re-raises) an alert; a new or escalated alert is published, and every report is
+ * persisted (a repeat changes the alert's count and latest message).
+ */
 export function raiseAlert(ctx: CoreContext, input: AlertInput, nowMs: number): void {
-  const before = ctx.alerts.isOpen(input.dedupKey);
-  const { alert, isNew } = ctx.alerts.raise(input, nowMs);
-  if (isNew || !before) ctx.outbox.emit({ type: 'administrator_alert', alert }, nowMs);
+  const { alert, isNew, escalated } = ctx.alerts.raise(input, nowMs);
+  if (isNew || escalated) ctx.outbox.emit({ type: 'administrator_alert', alert }, nowMs);
   ctx.outbox.changed();
 }
 

@@ -11,6 +11,7 @@ import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, t
 import { DegradedMode } from './degraded-mode.ts';
 import { Recovery } from './failover.ts';
 import { FailoverMetrics } from './failover-metrics.ts';
+import { ServerDetector } from './failure-detector.ts';
 import { FaultRegistry, resolveTargets, type FaultSpec, type InjectedFault } from './faults.ts';
 import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
 import { MinHeap } from './heap.ts';
@@ -58,7 +59,7 @@ export class Coordinator {
    */
   constructor(config: MeshConfig, random: Random, nowMs: number, state?: CoreState) {
     this.ctx = {
-      config, random, topology: new Topology(), detectors: new Map(),
+      config, random, topology: new Topology(),
       outbox: new Outbox(state?.positions), alerts: state ? AlertBook.fromJSON(state.alerts, config.resolvedAlertsLimit)
         : new AlertBook(config.resolvedAlertsLimit),
       metrics: state ? FailoverMetrics.fromJSON(state.metrics, config.failoverHistoryLimit) : new FailoverMetrics(config.failoverHistoryLimit),
@@ -74,7 +75,6 @@ export class Coordinator {
       const numbers = importState(this.ctx, state, nowMs);
       this.nextServerNumber = numbers.nextServerNumber;
       this.nextRegionNumber = numbers.nextRegionNumber;
-      for (const server of this.ctx.topology.servers.values()) this.membership.watch(server, nowMs);
       for (const region of this.ctx.topology.regions.values()) this.recovery.track(region);
     }
   }
@@ -88,11 +88,11 @@ export class Coordinator {
     const server: ServerRecord = {
       id, address: input.address, zone: input.zone, capacity: input.capacity, name: input.name ?? null,
       simulated: input.simulated ?? false, credentialHash: input.credentialHash ?? null, status: 'alive',
-      statusSinceMs: nowMs, registeredAtMs: nowMs, players: 0, incarnation: null, lastSeq: null,
+      statusSinceMs: nowMs, registeredAtMs: nowMs, players: 0, incarnation: null, lastSeq: null, hosted: new Set(),
+      detector: new ServerDetector(this.ctx.config, nowMs),
     };
     this.ctx.topology.addServer(server);
     this.ctx.counts.statuses.alive += 1;
-    this.membership.watch(server, nowMs);
     this.recovery.capacityChanged();
     this.ctx.outbox.changed();
     return ok(serverView(this.ctx, server));
@@ -408,10 +408,9 @@ export class Coordinator {
     }
     const simulated = [...topology.servers.values()].filter((s) => s.simulated);
     for (const server of simulated) {
-      if (topology.hostedCount(server.id) > 0) this.membership.declareFailed(server, 'timeout', nowMs);
+      if (server.hosted.size > 0) this.membership.declareFailed(server, 'timeout', nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
       topology.servers.delete(server.id);
-      this.ctx.detectors.delete(server.id);
       resolveAlert(this.ctx, `server-failed:${server.id}`, nowMs);
     }
     for (const alert of this.ctx.alerts.list({ state: 'open' })) {

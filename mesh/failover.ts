@@ -11,7 +11,7 @@
  */
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
-import { comparePriority, type RegionRecord, type ServerRecord } from './topology.ts';
+import { byPriority, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { ServerId } from './types.ts';
 
 /** What one run carries from region to region. */
@@ -73,7 +73,7 @@ export class Recovery {
    */
   serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number): void {
     const { topology } = this.ctx;
-    for (const region of [...topology.regionsOf(server.id)]) {
+    for (const region of [...server.hosted]) {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
       const heldState = region.primary === server.id || !region.syncing.has(server.id);
       if (region.primary === server.id) {
@@ -95,7 +95,7 @@ export class Recovery {
   /** Starts a graceful hand-off: backups are replaced, primaries handed over without a failure. */
   serverDraining(server: ServerRecord, nowMs: number): void {
     const { topology } = this.ctx;
-    for (const region of [...topology.regionsOf(server.id)]) {
+    for (const region of [...server.hosted]) {
       if (region.primary !== server.id) {
         topology.removeBackup(region, server.id);
         refreshPhase(this.ctx, region, nowMs);
@@ -167,7 +167,7 @@ export class Recovery {
       this.capacityAppeared = false;
     }
     if (this.work.size === 0) return;
-    const regions = [...this.work].sort(comparePriority);
+    const regions = byPriority(this.work);
     this.work.clear();
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;

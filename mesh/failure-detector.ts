@@ -32,16 +32,6 @@ export type DetectorConfig = Pick<
 >;
 
 /**
- * What one peer last said about the server: when its report arrived and when it last heard it.
- * Only reports of the current `generation` (since the server's last heartbeat) count.
- */
-interface PeerReport {
-  receivedAtMs: number;
-  heardAtMs: number;
-  generation: number;
-}
-
-/**
  * Phi of a silence given the mean and standard deviation of past inter-arrival times, using the
  * logistic approximation of the normal CDF that Akka uses (accurate to 1e-3, no erf needed).
  */
@@ -97,14 +87,21 @@ export class ServerDetector {
   private heard = false;
   private readonly intervals: IntervalWindow;
   /**
-   * Latest report per peer. A heartbeat makes every report stale by starting a new generation
-   * instead of clearing the map, and a new report updates its peer's record in place: the
-   * heartbeat path (every server, every second, with a large long-lived heap) then allocates
-   * nothing here, which keeps young-generation collections cheap. Reports of peers that stopped
-   * reporting (replicas move) are swept out when they outnumber the fresh ones, so the map stays
-   * about the size of the server's current peer set.
+   * Latest report per peer: who reported, when the report arrived, when the peer last heard the
+   * server, and the generation it belongs to (only reports since the server's last heartbeat
+   * count), one entry per index of four parallel arrays. A server has a handful of peers, so a
+   * linear scan finds one; the arrays are what a mass failure's tick walks for thousands of servers
+   * at once, and they are three small blocks instead of a hash table and an object per peer.
+   * A heartbeat makes every report stale by starting a new generation instead of clearing them,
+   * and a new report updates its peer's entry in place: the heartbeat path (every server, every
+   * second, with a large long-lived heap) then allocates nothing here, which keeps young-generation
+   * collections cheap. Entries of peers that stopped reporting (replicas move) are swept out when
+   * they outnumber the fresh ones, so the arrays stay about the size of the current peer set.
    */
-  private readonly peerReports = new Map<ServerId, PeerReport>();
+  private readonly reporters: ServerId[] = [];
+  private readonly receivedAtMs: number[] = [];
+  private readonly heardAtMs: number[] = [];
+  private readonly reportGeneration: number[] = [];
   private generation = 0;
   /** Peers that reported in the current generation. */
   private freshReports = 0;
@@ -150,21 +147,38 @@ export class ServerDetector {
 
   /** Records what a replication peer said: it last heard this server `silentForMs` ago. */
   peerReport(peer: ServerId, silentForMs: number, nowMs: number): void {
-    const heardAtMs = nowMs - Math.max(0, silentForMs);
-    const report = this.peerReports.get(peer);
-    if (report === undefined || report.generation !== this.generation) this.freshReports += 1;
-    if (report === undefined) {
-      this.peerReports.set(peer, { receivedAtMs: nowMs, heardAtMs, generation: this.generation });
-    } else {
-      report.receivedAtMs = nowMs;
-      report.heardAtMs = heardAtMs;
-      report.generation = this.generation;
+    let at = this.reporters.indexOf(peer);
+    if (at === -1) {
+      at = this.reporters.length;
+      this.reporters.push(peer);
+      this.freshReports += 1;
+    } else if (this.reportGeneration[at] !== this.generation) {
+      this.freshReports += 1;
     }
+    this.receivedAtMs[at] = nowMs;
+    this.heardAtMs[at] = nowMs - Math.max(0, silentForMs);
+    this.reportGeneration[at] = this.generation;
   }
 
   /** Forgets a peer that no longer replicates with this server. */
   forgetPeer(peer: ServerId): void {
-    this.peerReports.delete(peer);
+    const at = this.reporters.indexOf(peer);
+    if (at === -1) return;
+    if (this.reportGeneration[at] === this.generation) this.freshReports -= 1;
+    this.removeReport(at);
+  }
+
+  /** Removes the entry at `at` by moving the last entry into its place. */
+  private removeReport(at: number): void {
+    const last = this.reporters.length - 1;
+    this.reporters[at] = this.reporters[last] as ServerId;
+    this.receivedAtMs[at] = this.receivedAtMs[last] as number;
+    this.heardAtMs[at] = this.heardAtMs[last] as number;
+    this.reportGeneration[at] = this.reportGeneration[last] as number;
+    this.reporters.pop();
+    this.receivedAtMs.pop();
+    this.heardAtMs.pop();
+    this.reportGeneration.pop();
   }
 
   /** Restarts observation from `nowMs` (coordinator restart or the server's return). */
@@ -176,14 +190,14 @@ export class ServerDetector {
 
   /** Number of peer reports held, stale ones included (for tests). */
   get peerReportCount(): number {
-    return this.peerReports.size;
+    return this.reporters.length;
   }
 
   /** Makes every report stale; first sweeps out those already stale if they outnumber the fresh. */
   private nextGeneration(): void {
-    if (this.peerReports.size > 2 * this.freshReports + 8) {
-      for (const [peer, report] of this.peerReports) {
-        if (report.generation !== this.generation) this.peerReports.delete(peer);
+    if (this.reporters.length > 2 * this.freshReports + 8) {
+      for (let at = this.reporters.length - 1; at >= 0; at--) {
+        if (this.reportGeneration[at] !== this.generation) this.removeReport(at);
       }
     }
     this.generation += 1;
@@ -214,10 +228,12 @@ export class ServerDetector {
     // server; the latest report is the one that can, so comparing it alone is the same test.
     let lastSeen = this.lastHeartbeatAt;
     let latestReport = -Infinity;
-    for (const [peer, report] of this.peerReports) {
-      if (report.generation !== this.generation || !isPeer(peer)) continue;
-      if (report.heardAtMs > lastSeen) lastSeen = report.heardAtMs;
-      if (report.receivedAtMs > latestReport) latestReport = report.receivedAtMs;
+    for (let at = 0; at < this.reporters.length; at++) {
+      if (this.reportGeneration[at] !== this.generation || !isPeer(this.reporters[at] as ServerId)) continue;
+      const heardAtMs = this.heardAtMs[at] as number;
+      const receivedAtMs = this.receivedAtMs[at] as number;
+      if (heardAtMs > lastSeen) lastSeen = heardAtMs;
+      if (receivedAtMs > latestReport) latestReport = receivedAtMs;
     }
     if (latestReport - lastSeen >= this.config.peerSilenceMs) return { state: 'failed', reason: 'peer_confirmed' };
     if (nowMs + timeoutLeadMs - lastSeen >= this.config.failureTimeoutMs) return { state: 'failed', reason: 'timeout' };

@@ -11,7 +11,7 @@ import type { CoreContext } from './context.ts';
 import type { Recovery } from './failover.ts';
 import type { FaultRegistry } from './faults.ts';
 import type { Membership } from './membership.ts';
-import type { RegionRecord, ServerRecord } from './topology.ts';
+import { replicatesWith, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { DegradedLevel, RegionId, Role, ServerId, ServerStatus } from './types.ts';
 
 /** What a server believes about one region it hosts. */
@@ -80,7 +80,7 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   if (isReordered(server, input)) return { demoted: [], reportedSilence: false };
   restartCheck(ctx, membership, server, input, nowMs);
   if (input.seq !== undefined) server.lastSeq = input.seq;
-  ctx.detectors.get(server.id)?.heartbeat(nowMs);
+  server.detector.heartbeat(nowMs);
   if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
   // Assigned only when changed: the record is long-lived and the string is new with every request.
   if (server.incarnation !== input.incarnation) server.incarnation = input.incarnation;
@@ -88,7 +88,7 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   const demoted: { regionId: RegionId; epoch: number }[] = [];
   for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);
   let reportedSilence = false;
-  for (const peer of input.peers) reportedSilence = applyPeer(ctx, faults, server.id, peer, nowMs) || reportedSilence;
+  for (const peer of input.peers) reportedSilence = applyPeer(ctx, faults, server, peer, nowMs) || reportedSilence;
   return { demoted, reportedSilence };
 }
 
@@ -102,7 +102,7 @@ function isReordered(server: ServerRecord, input: HeartbeatInput): boolean {
 function restartCheck(ctx: CoreContext, membership: Membership, server: ServerRecord, input: HeartbeatInput,
   nowMs: number): void {
   const restarted = server.incarnation !== null && server.incarnation !== input.incarnation;
-  if (restarted && (server.status === 'alive' || server.status === 'suspect') && ctx.topology.hostedCount(server.id) > 0) {
+  if (restarted && (server.status === 'alive' || server.status === 'suspect') && server.hosted.size > 0) {
     membership.declareFailed(server, 'restarted', nowMs);
   }
 }
@@ -114,7 +114,7 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   const role = ctx.topology.roleOf(region, server.id);
   if (role === null) {
     if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&
-      ctx.topology.hostedCount(server.id) < server.capacity) {
+      server.hosted.size < server.capacity) {
       region.appliedSeq.set(server.id, claim.appliedSeq);
       recovery.readopt(region, server.id, nowMs);
       return;
@@ -142,13 +142,12 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
  * Records a peer's sighting. Only current peers count, and for a self-registered server under an
  * injected outage the sighting is replaced by silence, as if the server were really unreachable.
  */
-function applyPeer(ctx: CoreContext, faults: FaultRegistry, reporter: ServerId, peer: PeerSilence, nowMs: number): boolean {
-  const detector = ctx.detectors.get(peer.serverId);
-  if (!detector || peer.serverId === reporter || !ctx.topology.arePeers(reporter, peer.serverId)) return false;
+function applyPeer(ctx: CoreContext, faults: FaultRegistry, reporter: ServerRecord, peer: PeerSilence, nowMs: number): boolean {
   const target = ctx.topology.servers.get(peer.serverId);
-  const down = target && !target.simulated ? faults.unreachableSince(peer.serverId, nowMs) : null;
+  if (target === undefined || !replicatesWith(reporter, peer.serverId)) return false;
+  const down = target.simulated ? null : faults.unreachableSince(peer.serverId, nowMs);
   const silentForMs = down === null ? peer.silentForMs : Math.max(peer.silentForMs, nowMs - down);
-  detector.peerReport(reporter, silentForMs, nowMs);
+  target.detector.peerReport(reporter.id, silentForMs, nowMs);
   return silentForMs >= ctx.config.peerSilenceMs;
 }
 
@@ -159,7 +158,7 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
   const regions: RegionAssignment[] = [];
   // A server that reports a silent peer is asked back soon: its next report may confirm a failure.
   let expedite = reportedSilence;
-  for (const region of ctx.topology.regionsOf(server.id)) {
+  for (const region of server.hosted) {
     // A region not yet durable does not exist for servers (epoch 0 is never announced).
     if (region.announcedEpoch === 0) {
       expedite = true;

@@ -6,8 +6,7 @@ import { raiseAlert, resolveAlert, setServerStatus, type CoreContext } from './c
 import type { FailureReason } from './events.ts';
 import type { Recovery } from './failover.ts';
 import type { FaultRegistry } from './faults.ts';
-import { ServerDetector } from './failure-detector.ts';
-import type { ServerRecord } from './topology.ts';
+import { replicatesWith, type ServerRecord } from './topology.ts';
 
 /** Server life-cycle transitions driven by the failure detector. */
 export class Membership {
@@ -17,25 +16,15 @@ export class Membership {
     private readonly faults: FaultRegistry,
   ) {}
 
-  /** Starts watching a server from `nowMs` (registration or coordinator restart). */
-  watch(server: ServerRecord, nowMs: number): ServerDetector {
-    const detector = new ServerDetector(this.ctx.config, nowMs);
-    this.ctx.detectors.set(server.id, detector);
-    return detector;
-  }
-
   /**
    * Judges every watched server. While the coordinator is in TILT (it stalled itself), a server that
    * would be failed is only marked suspect: the silence may be the coordinator's own.
    */
   observe(nowMs: number, tilted: boolean): void {
-    const { topology, detectors } = this.ctx;
-    for (const server of topology.servers.values()) {
+    for (const server of this.ctx.topology.servers.values()) {
       if (server.status !== 'alive' && server.status !== 'suspect') continue;
-      const detector = detectors.get(server.id);
-      if (!detector) continue;
       // Judged again at the next tick: a timeout that would expire before then is declared now.
-      const verdict = detector.assess(nowMs, (peer) => topology.arePeers(peer, server.id), this.ctx.config.tickIntervalMs);
+      const verdict = server.detector.assess(nowMs, (peer) => replicatesWith(server, peer), this.ctx.config.tickIntervalMs);
       if (verdict.state === 'alive') {
         // A suspect server cleared of suspicion is usable again: regions waiting for room retry.
         if (server.status === 'suspect') this.recovery.capacityChanged();
@@ -50,7 +39,7 @@ export class Membership {
 
   /** Declares a server failed and hands its regions to recovery. */
   declareFailed(server: ServerRecord, reason: FailureReason, nowMs: number): void {
-    const lastHeartbeatAtMs = this.ctx.detectors.get(server.id)?.lastHeartbeatAtMs ?? nowMs;
+    const lastHeartbeatAtMs = server.detector.lastHeartbeatAtMs;
     setServerStatus(this.ctx, server, 'failed', nowMs);
     this.ctx.degraded.recordFailure(nowMs);
     this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason }, nowMs);
@@ -73,7 +62,7 @@ export class Membership {
     if (sameProcess && !this.faults.injectedSince(server.id, server.statusSinceMs - this.ctx.config.failureTimeoutMs)) {
       this.ctx.metrics.recordFalseFailover();
     }
-    this.ctx.detectors.get(server.id)?.restart(nowMs);
+    server.detector.restart(nowMs);
     setServerStatus(this.ctx, server, 'alive', nowMs);
     resolveAlert(this.ctx, `server-failed:${server.id}`, nowMs);
     this.recovery.capacityChanged();
@@ -83,7 +72,7 @@ export class Membership {
   finishDrains(nowMs: number): void {
     if (this.ctx.counts.statuses.draining === 0) return;
     for (const server of this.ctx.topology.servers.values()) {
-      if (server.status === 'draining' && this.ctx.topology.hostedCount(server.id) === 0) {
+      if (server.status === 'draining' && server.hosted.size === 0) {
         setServerStatus(this.ctx, server, 'left', nowMs);
       }
     }

@@ -106,7 +106,7 @@ export class PlacementPlanner {
   /** The server as a candidate with its current load, or null when it cannot take a replica now. */
   private candidateWithRoom(server: ServerRecord): Candidate | null {
     if (!isUsable(server.status)) return null;
-    const hosted = this.topology.hostedCount(server.id);
+    const hosted = server.hosted.size;
     if (hosted >= server.capacity || !this.canTakeTransition(server.id)) return null;
     return { id: server.id, load: hosted / server.capacity, players: server.players };
   }
@@ -138,7 +138,7 @@ export function chooseCandidate(topology: Topology, region: RegionRecord): Serve
     const server = topology.servers.get(id);
     if (server === undefined || !isUsable(server.status)) continue;
     const seq = region.appliedSeq.get(id) ?? 0;
-    const load = topology.hostedCount(id) / server.capacity;
+    const load = server.hosted.size / server.capacity;
     const shared = sharesZone(topology, region, id, server.zone) ? 1 : 0;
     const better = best === null || seq > bestSeq || (seq === bestSeq && (load < bestLoad ||
       (load === bestLoad && (shared < bestShared || (shared === bestShared && id < best)))));

@@ -64,7 +64,7 @@ export function createRegions(ctx: CoreContext, inputs: readonly RegionInput[], 
 function freeSlots(ctx: CoreContext): number {
   let free = 0;
   for (const server of ctx.topology.servers.values()) {
-    if (isUsable(server.status)) free += Math.max(0, server.capacity - ctx.topology.hostedCount(server.id));
+    if (isUsable(server.status)) free += Math.max(0, server.capacity - server.hosted.size);
   }
   return free;
 }

@@ -8,6 +8,7 @@ import type { AlertBookJSON } from './alerts.ts';
 import type { CoreContext } from './context.ts';
 import type { DegradedModeJSON } from './degraded-mode.ts';
 import type { FailoverMetricsJSON } from './failover-metrics.ts';
+import { ServerDetector } from './failure-detector.ts';
 import type { RegionRecord, ServerRecord } from './topology.ts';
 import type { ServerId } from './types.ts';
 
@@ -22,13 +23,19 @@ export type PersistedRegion = Omit<RegionRecord, 'syncing' | 'syncTarget' | 'app
   readonly appliedSeq: Readonly<Record<string, number>>;
 };
 
+/**
+ * A server as persisted: without its hosted-regions index, which is rebuilt from the regions, and
+ * without its failure detector, which starts afresh.
+ */
+export type PersistedServer = Omit<ServerRecord, 'hosted' | 'detector'>;
+
 /** Everything the core persists. */
 export interface CoreState {
   readonly version: number;
   readonly savedAtMs: number;
   readonly positions: { eventSeq: number; changeSeq: number };
   readonly numbers: { nextServerNumber: number; nextRegionNumber: number };
-  readonly servers: readonly ServerRecord[];
+  readonly servers: readonly PersistedServer[];
   readonly regions: readonly PersistedRegion[];
   readonly alerts: AlertBookJSON;
   readonly metrics: FailoverMetricsJSON;
@@ -41,7 +48,7 @@ export function exportState(ctx: CoreContext, nowMs: number, numbers: CoreState[
   const { eventSeq, changeSeq } = ctx.outbox.positions();
   return {
     version: coreStateVersion, savedAtMs: nowMs, positions: { eventSeq, changeSeq }, numbers,
-    servers: [...ctx.topology.servers.values()].map((s) => ({ ...s })),
+    servers: [...ctx.topology.servers.values()].map(({ hosted: _index, detector: _detector, ...s }) => s),
     regions: [...ctx.topology.regions.values()].map((r) => ({
       ...r, backups: [...r.backups], syncing: Object.fromEntries(r.syncing), syncTarget: Object.fromEntries(r.syncTarget),
       appliedSeq: Object.fromEntries(r.appliedSeq),
@@ -61,7 +68,10 @@ export function importState(ctx: CoreContext, state: CoreState, nowMs: number): 
     throw new Error(`persisted core state has version ${state.version}; this build reads version ${coreStateVersion}`);
   }
   for (const saved of state.servers) {
-    const server: ServerRecord = { ...saved, status: saved.status === 'suspect' ? 'alive' : saved.status, lastSeq: saved.lastSeq ?? null };
+    const server: ServerRecord = {
+      ...saved, status: saved.status === 'suspect' ? 'alive' : saved.status, lastSeq: saved.lastSeq ?? null, hosted: new Set(),
+      detector: new ServerDetector(ctx.config, nowMs),
+    };
     ctx.topology.addServer(server);
     ctx.counts.statuses[server.status] += 1;
   }

@@ -3,6 +3,7 @@
  * owned by the coordinator, plus the small queries everyone needs. Derived indexes (which regions a
  * server hosts) are rebuilt from the records, never persisted.
  */
+import type { ServerDetector } from './failure-detector.ts';
 import type { RegionId, RegionPhase, Role, ServerId, ServerStatus } from './types.ts';
 
 /** Everything the coordinator knows about one server. */
@@ -26,6 +27,18 @@ export interface ServerRecord {
   incarnation: string | null;
   /** Sequence number of the last applied heartbeat of this incarnation, if the server sends one. */
   lastSeq: number | null;
+  /**
+   * Regions this server hosts in any role: the topology's index, kept by {@link Topology} and never
+   * persisted. It sits on the record so that the hot paths holding a server (every heartbeat reply,
+   * every failed server, every placement) reach its regions without a lookup by id.
+   */
+  readonly hosted: Set<RegionRecord>;
+  /**
+   * Failure detection for this server (never persisted: after a restart every server is watched
+   * afresh for one full detection window). Held here so that every tick's judgement of every
+   * server reaches it without a lookup.
+   */
+  readonly detector: ServerDetector;
 }
 
 /** Replication state of one region. */
@@ -72,8 +85,9 @@ export interface RegionRecord {
 
 /**
  * The mesh's servers and regions with a hosted-regions index. The index holds the region records
- * themselves, so that walking a server's regions (every heartbeat reply, every failed server)
- * needs no lookup by id.
+ * themselves, so that walking a server's regions needs no lookup by id; a registered server's set
+ * is its record's `hosted`. A region may name a server that is not registered (yet); its set is
+ * kept here and taken over by the record when the server registers.
  */
 export class Topology {
   readonly servers = new Map<ServerId, ServerRecord>();
@@ -82,7 +96,9 @@ export class Topology {
 
   addServer(server: ServerRecord): void {
     this.servers.set(server.id, server);
-    if (!this.hosted.has(server.id)) this.hosted.set(server.id, new Set());
+    const earlier = this.hosted.get(server.id);
+    if (earlier !== undefined && earlier !== server.hosted) for (const region of earlier) server.hosted.add(region);
+    this.hosted.set(server.id, server.hosted);
   }
 
   addRegion(region: RegionRecord): void {
@@ -147,15 +163,6 @@ export class Topology {
     return peers;
   }
 
-  /** True when `a` and `b` replicate together in some region. */
-  arePeers(a: ServerId, b: ServerId): boolean {
-    const ofA = this.hosted.get(a);
-    const ofB = this.hosted.get(b);
-    if (ofA === undefined || ofB === undefined) return false;
-    // The smaller set is walked; no array is built for the swap (this runs per peer report).
-    if (ofA.size > ofB.size) return sharesAny(ofB, ofA);
-    return sharesAny(ofA, ofB);
-  }
 
   private hostedSet(id: ServerId): Set<RegionRecord> {
     let set = this.hosted.get(id);
@@ -167,9 +174,15 @@ export class Topology {
   }
 }
 
-/** True when some element of `small` is in `large`. */
-function sharesAny(small: ReadonlySet<RegionRecord>, large: ReadonlySet<RegionRecord>): boolean {
-  for (const region of small) if (large.has(region)) return true;
+/**
+ * True when `peer` replicates with `server` in some region. A server hosts a handful of regions, so
+ * this compares ids in their replica lists (no lookup); it runs for every peer report.
+ */
+export function replicatesWith(server: ServerRecord, peer: ServerId): boolean {
+  if (peer === server.id) return false;
+  for (const region of server.hosted) {
+    if (region.primary === peer || region.backups.includes(peer)) return true;
+  }
   return false;
 }
 
@@ -190,11 +203,16 @@ export function confirmedBackupCount(region: RegionRecord): number {
   return count;
 }
 
-/** Recovery priority: critical regions first, then by players, then by id for determinism. */
-export function comparePriority(a: RegionRecord, b: RegionRecord): number {
-  if (a.critical !== b.critical) return a.critical ? -1 : 1;
-  if (a.players !== b.players) return b.players - a.players;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+/**
+ * Regions in recovery priority order: critical regions first, then by players; regions of equal
+ * priority keep the order they come in (the sort is stable), which for recovery is the order in
+ * which they needed work: first come, first served, and as deterministic as the input. Each
+ * region's keys are read once, not at every comparison: a mass failure sorts thousands of regions.
+ */
+export function byPriority(regions: Iterable<RegionRecord>): RegionRecord[] {
+  const keyed = Array.from(regions, (region) => ({ region, score: priorityScore(region) }));
+  keyed.sort((a, b) => b.score - a.score);
+  return keyed.map((k) => k.region);
 }
 
 /** Numeric priority shown to operators: critical regions above any player count. */

@@ -94,13 +94,13 @@ export function meshStatus(ctx: CoreContext, tilt: boolean): MeshStatus {
 
 export function serverView(ctx: CoreContext, server: ServerRecord): ServerView {
   let primaries = 0;
-  for (const region of ctx.topology.regionsOf(server.id)) if (region.primary === server.id) primaries++;
+  for (const region of server.hosted) if (region.primary === server.id) primaries++;
   return {
     serverId: server.id, address: server.address, zone: server.zone, capacity: server.capacity, name: server.name,
     simulated: server.simulated, status: server.status, statusSinceMs: server.statusSinceMs,
     registeredAtMs: server.registeredAtMs,
-    lastHeartbeatAtMs: server.incarnation === null ? null : ctx.detectors.get(server.id)?.lastHeartbeatAtMs ?? null,
-    players: server.players, primaries, backups: ctx.topology.hostedCount(server.id) - primaries,
+    lastHeartbeatAtMs: server.incarnation === null ? null : server.detector.lastHeartbeatAtMs,
+    players: server.players, primaries, backups: server.hosted.size - primaries,
   };
 }
 

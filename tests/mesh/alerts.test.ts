@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { AlertBook } from '../../mesh/alerts.ts';
 import type { Alert, AlertInput, AlertBookJSON } from '../../mesh/alerts.ts';
 import type { AlertSeverity } from '../../mesh/types.ts';
+import { testMeshConfig } from '../../mesh/config.ts';
+import { raiseAlert } from '../../mesh/context.ts';
+import { Coordinator } from '../../mesh/coordinator.ts';
+import { SeededRandom } from '../../mesh/simulation/random.ts';
 
 const input = (dedupKey: string, severity: AlertSeverity = 'warning', message = 'm'): AlertInput => ({
   dedupKey,
@@ -56,7 +60,9 @@ describe('AlertBook.raise', () => {
     test(`severity ${first} then ${second} gives ${expected} (escalate, never lower)`, () => {
       const book = new AlertBook(10);
       book.raise(input('k', first), 0);
-      assert.equal(book.raise(input('k', second), 1).alert.severity, expected);
+      const again = book.raise(input('k', second), 1);
+      assert.equal(again.alert.severity, expected);
+      assert.equal(again.escalated, expected !== first, 'escalated says whether the severity rose');
     });
   }
 
@@ -266,5 +272,19 @@ describe('AlertBook JSON', () => {
     assert.throws(() => AlertBook.fromJSON(twoOpen, 5), /two open alerts share dedupKey a/);
     assert.throws(() => AlertBook.fromJSON({ ...data, nextId: 1 }, 5), /not below nextId/);
     assert.throws(() => AlertBook.fromJSON({ ...data, resolvedOrder: ['alert-1'] }, 5), /resolvedOrder/);
+  });
+});
+
+describe('raiseAlert (the core publishes what operators must see)', () => {
+  const published = (c: Coordinator) => c.drain().filter((e) => e.type === 'emit' && e.event.type === 'administrator_alert').length;
+
+  test('a new alert and an escalation are published; a repeat at the same or a lower severity is not', () => {
+    const c = new Coordinator(testMeshConfig, new SeededRandom(1), 0);
+    c.drain();
+    const steps: [AlertSeverity, number][] = [['warning', 1], ['warning', 0], ['info', 0], ['critical', 1], ['critical', 0]];
+    for (const [i, [severity, expected]] of steps.entries()) {
+      raiseAlert(c.ctx, input('k', severity), i);
+      assert.equal(published(c), expected, `report ${i + 1} (${severity})`);
+    }
   });
 });

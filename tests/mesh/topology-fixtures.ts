@@ -11,7 +11,7 @@ export function server(id: string, zone: string, options: { capacity?: number; s
   return {
     id: serverId(id), address: `10.0.0.1:${id}`, zone, capacity: options.capacity ?? 10, name: null, simulated: false,
     credentialHash: null, status: options.status ?? 'alive', statusSinceMs: 0, registeredAtMs: 0,
-    players: options.players ?? 0, incarnation: null, lastSeq: null,
+    players: options.players ?? 0, incarnation: null, lastSeq: null, hosted: new Set(),
   } as ServerRecord;
 }
 

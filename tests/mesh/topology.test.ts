@@ -1,17 +1,24 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { replicatesWith } from '../../mesh/topology.ts';
 import { filler, region, server, sid, topologyOf } from './topology-fixtures.ts';
 
-describe('Topology.arePeers (replicates with, as the failure detector asks it)', () => {
+describe('replicatesWith (replicates with, as the failure detector asks it)', () => {
   // a1 leads r1 with b1 as backup; c1 leads r2 with d1; b1 also backs r3 of e1. a1 and c1 host
-  // many filler regions, so the walk over the smaller set runs in both directions.
-  const topology = topologyOf(['a1', 'b1', 'c1', 'd1', 'e1'].map((id) => server(id, id[0] ?? '?')), [
+  // many filler regions, which the walk over their regions must look through.
+  const servers = ['a1', 'b1', 'c1', 'd1', 'e1'].map((id) => server(id, id[0] ?? '?'));
+  const topology = topologyOf(servers, [
     region('r1', { primary: 'a1', backups: ['b1'] }),
     region('r2', { primary: 'c1', backups: ['d1'] }),
     region('r3', { primary: 'e1', backups: ['b1'] }),
   ]);
   filler(topology, 'a1', 5);
   filler(topology, 'c1', 5);
+  const record = (id: string) => {
+    const found = topology.servers.get(sid(id));
+    assert.ok(found !== undefined, `no server ${id}`);
+    return found;
+  };
 
   const cases: [string, string, string, boolean][] = [
     ['primary and its backup', 'a1', 'b1', true],
@@ -20,20 +27,34 @@ describe('Topology.arePeers (replicates with, as the failure detector asks it)',
     ['servers of different regions', 'a1', 'c1', false],
     ['a backup and a stranger', 'b1', 'd1', false],
     ['an unknown server', 'a1', 'nobody', false],
-    ['an unknown server, the other order', 'nobody', 'a1', false],
+    ['a server and itself', 'a1', 'a1', false],
   ];
   for (const [name, a, b, expected] of cases) {
-    test(`${name}: arePeers(${a}, ${b}) is ${expected}`, () => {
-      assert.equal(topology.arePeers(sid(a), sid(b)), expected);
+    test(`${name}: replicatesWith(${a}, ${b}) is ${expected}`, () => {
+      assert.equal(replicatesWith(record(a), sid(b)), expected);
     });
   }
 
-  test('follows the topology: removing the shared backup ends the relation', () => {
-    const t = topologyOf(['a1', 'b1'].map((id) => server(id, id)), [region('r1', { primary: 'a1', backups: ['b1'] })]);
-    assert.equal(t.arePeers(sid('a1'), sid('b1')), true);
+  test('follows the topology: removing the shared backup ends the relation, both ways', () => {
+    const a1 = server('a1', 'a');
+    const b1 = server('b1', 'b');
+    const t = topologyOf([a1, b1], [region('r1', { primary: 'a1', backups: ['b1'] })]);
+    assert.equal(replicatesWith(a1, sid('b1')), true);
     const r1 = t.regions.get(region('r1').id);
     assert.ok(r1 !== undefined);
     t.removeBackup(r1, sid('b1'));
-    assert.equal(t.arePeers(sid('a1'), sid('b1')), false);
+    assert.equal(replicatesWith(a1, sid('b1')), false);
+    assert.equal(replicatesWith(b1, sid('a1')), false);
+  });
+});
+
+describe('Topology: the hosted index on the server record', () => {
+  test('a server registered after regions that name it takes over their index entries', () => {
+    const t = topologyOf([], [region('r1', { primary: 'late', backups: [] })]);
+    assert.equal(t.hostedCount(sid('late')), 1);
+    const late = server('late', 'z');
+    t.addServer(late);
+    assert.deepEqual([...late.hosted].map((r) => r.id), ['r1']);
+    assert.equal(t.regionsOf(sid('late')), late.hosted, 'lookups by id and the record share one set');
   });
 });
