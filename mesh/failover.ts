@@ -265,6 +265,7 @@ export class Recovery {
    * can never be promoted, so they are released (the region gets new ones after its failover).
    */
   private dropSyncingBackups(region: RegionRecord): void {
+    if (region.syncing.size === 0) return;
     for (const backup of [...region.syncing.keys()]) this.ctx.topology.removeBackup(region, backup);
   }
 
