@@ -18,6 +18,9 @@
  *    else (the simulator's message handling before it and the effect hand-over after it are
  *    outside the timed section). A full GC runs just before it, so that garbage from the warm-up
  *    is not charged to the tick; collections caused by the tick's own allocations are included.
+    Next to the wall-clock time, the CPU the tick's own thread got and the CPU V8's other threads
+    (optimising compiler, garbage collector) took meanwhile, from /proc (10 ms resolution): on a
+    2-core VM those threads compete with the tick for the cores.
  *    Two meshes per process: the first ("cold") is the first failover work the process ever does,
  *    so its failover code runs before the JIT has optimised it, as in a coordinator's first mass
  *    failure; the second ("warm", seed + 1000) comes after the first has exercised the same code.
@@ -50,6 +53,7 @@ import { buildDirectMesh, driveRounds } from './lib/direct-mesh.ts';
 import { hotFunctions, profileSection } from './lib/profile.ts';
 import { booleanFlag, collectGarbage, elapsedMs, heading, memoryAfterGc, mib, ms, num, numberFlag, quick, stringFlag, table, verdict } from './lib/report.ts';
 import { median, summarize } from './lib/stats.ts';
+import { threadCpu, threadCpuResolutionMs, threadCpuSince } from './lib/thread-cpu.ts';
 
 const failFraction = 0.3;
 const tickTargetMs = 50;
@@ -69,6 +73,8 @@ interface TickResult {
   readonly backupsAssignedInTick: number;
   readonly eventsInTick: number;
   readonly tickMs: number;
+  /** CPU of the main thread and of all other threads (V8's compiler and GC helpers) during the tick. */
+  readonly tickCpu: { mainMs: number; helpersMs: number } | null;
   readonly followingTickMaxMs: number;
   readonly followingTicksOver100Ms: number;
   readonly followingTicksTotalMs: number;
@@ -118,14 +124,17 @@ function oneTickMassFailure(seed: number, regions: number, capacity: number, war
   const tick = coordinator.tick.bind(coordinator);
   let collectBeforeNextTick = false;
   let hot: TickResult['hot'] = null;
+  let tickCpu: TickResult['tickCpu'] = null;
   coordinator.tick = (nowMs: number) => {
     const measured = collectBeforeNextTick;
     if (measured) collectGarbage();
     collectBeforeNextTick = false;
+    const cpuBefore = measured ? threadCpu() : null;
     const start = process.hrtime.bigint();
     if (measured && profile) hot = hotFunctions(profileSection(() => tick(nowMs)).profile, 25, (url) => url.includes('/mesh/') && !url.includes('/mesh/simulation/'));
     else tick(nowMs);
     tickMs.push({ atMs: nowMs, ms: elapsedMs(start) });
+    if (measured) tickCpu = threadCpuSince(cpuBefore);
   };
 
   const warmStart = process.hrtime.bigint();
@@ -161,7 +170,7 @@ function oneTickMassFailure(seed: number, regions: number, capacity: number, war
   return {
     seed, servers: coordinator.ctx.topology.servers.size, regions: coordinator.ctx.topology.regions.size,
     crashed: injected.value.serverIds.length, declaredBefore: failedBefore, declaredInTick, promotionsInTick, backupsAssignedInTick, eventsInTick,
-    tickMs: measured.ms, followingTickMaxMs: Math.max(...after), followingTicksOver100Ms: after.filter((v) => v > 100).length,
+    tickMs: measured.ms, tickCpu, followingTickMaxMs: Math.max(...after), followingTicksOver100Ms: after.filter((v) => v > 100).length,
     followingTicksTotalMs: after.reduce((a, b) => a + b, 0), healthyTickMedianMs, buildMs, warmupWallMs,
     failoversCompleted: metrics.failovers.completed, failoversFailed: metrics.failovers.failed,
     failoversInProgress: metrics.failovers.in_progress, recoveryMaxMs: metrics.recoveryMs.max,
@@ -311,10 +320,19 @@ function parent(): void {
   /** A row of one quantity over every mesh, without a target. */
   const meshRow = (label: string, of: (r: TickResult) => number, format: (v: number) => string = ms) =>
     [label, ...spread(all.map(of), format), '', ''];
+  /** Rows of the tick's CPU split by thread, where /proc gave it. */
+  const cpuRows = (label: string, of: TickResult[]) => {
+    const cpu = of.map((r) => r.tickCpu).filter((c) => c !== null);
+    if (cpu.length === 0) return [];
+    return [[`  ${label}: CPU of the tick's own thread (${threadCpuResolutionMs} ms resolution)`, ...spread(cpu.map((c) => c.mainMs)), '', ''],
+      [`  ${label}: CPU of V8's other threads meanwhile (optimising compiler, GC)`, ...spread(cpu.map((c) => c.helpersMs)), '', '']];
+  };
   console.log('');
   console.log(table(['quantity', 'median', 'min', 'max', 'target', 'verdict (median)'], [
     tickRow('mass-failure tick, cold JIT', cold),
+    ...cpuRows('cold', results.map((r) => r.cold)),
     tickRow('mass-failure tick, warm JIT', warm),
+    ...cpuRows('warm', warmResults),
     tickRow('same warm mesh, backup budget unlimited (every replacement backup in this tick)', unbudgeted),
     ['  backups assigned in that tick, budgeted / unlimited (medians)', `${num(median(warmResults.map((r) => r.backupsAssignedInTick)))} / ` +
       `${num(median(results.map((r) => r.unbudgeted.backupsAssignedInTick)))}`, '', '', '', ''],
