@@ -43,9 +43,10 @@ export function profileSection<T>(section: () => T, samplingIntervalUs = 100): {
 
 /**
  * Inclusive and self time per function (file: function), the largest first, in ms, for functions
- * whose script URL passes `keep`, plus the garbage collector's time.
+ * whose script URL passes `keep`, plus the garbage collector's time. With `under`, only what ran
+ * below a function of that name counts (the function itself and its callers are left out).
  */
-export function hotFunctions(profile: Profile, top: number, keep: (url: string) => boolean = () => true):
+export function hotFunctions(profile: Profile, top: number, keep: (url: string) => boolean = () => true, under?: string):
   { name: string; inclusiveMs: number; selfMs: number }[] {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -62,12 +63,22 @@ export function hotFunctions(profile: Profile, top: number, keep: (url: string) 
     const us = profile.timeDeltas[i] ?? 0;
     const leaf = byId.get(sample);
     if (leaf === undefined) return;
-    const leafName = name(leaf);
-    if (leafName !== null) self.set(leafName, (self.get(leafName) ?? 0) + us);
-    const seen = new Set<string>();
+    const stack: ProfileNode[] = [];
+    let below = under === undefined || leaf.callFrame.functionName === '(garbage collector)';
     for (let id: number | undefined = sample; id !== undefined; id = parent.get(id)) {
       const node = byId.get(id);
       if (node === undefined) break;
+      if (under !== undefined && node.callFrame.functionName === under) {
+        below = true;
+        break;
+      }
+      stack.push(node);
+    }
+    if (!below) return;
+    const leafName = stack[0] === leaf ? name(leaf) : null;
+    if (leafName !== null) self.set(leafName, (self.get(leafName) ?? 0) + us);
+    const seen = new Set<string>();
+    for (const node of stack) {
       const key = name(node);
       if (key === null || seen.has(key)) continue;
       seen.add(key);
