@@ -91,7 +91,7 @@ export class ServerDetector {
    * server, and the generation it belongs to (only reports since the server's last heartbeat
    * count), one entry per index of four parallel arrays. A server has a handful of peers, so a
    * linear scan finds one; the arrays are what a mass failure's tick walks for thousands of servers
-   * at once, and they are three small blocks instead of a hash table and an object per peer.
+   * at once, and they are four small arrays instead of a hash table and an object per peer.
    * A heartbeat makes every report stale by starting a new generation instead of clearing them,
    * and a new report updates its peer's entry in place: the heartbeat path (every server, every
    * second, with a large long-lived heap) then allocates nothing here, which keeps young-generation

@@ -546,6 +546,18 @@ describe('Coordinator: restart from exportState', () => {
   }
   const restartAt = 13_900; // two seconds of coordinator downtime
 
+  test('a persisted server is its record without the runtime parts: no hosted-regions index, no detector', () => {
+    const { mesh, state } = midFailover();
+    const live = mesh.c.serverRecord(sid('b1'));
+    assert.ok(live !== undefined && live.hosted.size > 0, 'b1 hosts regions while running');
+    const saved = state.servers.find((s) => s.id === 'b1');
+    assert.deepEqual(Object.keys(saved ?? {}).sort(), ['address', 'capacity', 'credentialHash', 'id', 'incarnation', 'lastSeq', 'name',
+      'players', 'registeredAtMs', 'simulated', 'status', 'statusSinceMs', 'zone']);
+    const restarted = Mesh.restartedFrom(mesh, state, restartAt).c.serverRecord(sid('b1'));
+    assert.deepEqual([...(restarted?.hosted ?? [])].map((r) => r.id), [...live.hosted].map((r) => r.id), 'the index is rebuilt from the regions');
+    assert.equal(restarted?.detector.lastHeartbeatAtMs, restartAt, 'detection starts afresh at the restart');
+  });
+
   test('topology, epochs, alerts, metrics and buffered actions survive; the failover completes after the restart', () => {
     const { mesh: before, state, lastEventSeq } = midFailover();
     const mesh = Mesh.restartedFrom(before, state, restartAt);
