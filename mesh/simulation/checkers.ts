@@ -468,10 +468,14 @@ export function failoverRecords(core: Coordinator): FailoverRecord[] {
  * 2. a critical region is never promoted in a later tick than a non-critical region whose failure
  *    was detected in the same tick as the critical one's or later.
  * `firstPromotion` is each region's first promotion time (from `failover_initiated` events).
+ * Critical regions in `waited` are left out of both: at some tick after losing their primary they
+ * had a confirmed backup but none that could be promoted (a suspect one, which priority cannot
+ * hurry), so their promotion waited for the detector, not for other regions.
  */
-export function criticalOrderingProblems(records: readonly FailoverRecord[], firstPromotion: ReadonlyMap<RegionId, number>): string[] {
+export function criticalOrderingProblems(records: readonly FailoverRecord[], firstPromotion: ReadonlyMap<RegionId, number>,
+  waited: ReadonlySet<RegionId> = new Set()): string[] {
   const problems: string[] = [];
-  const completed = records.filter((r) => r.recoveryMs !== null);
+  const completed = records.filter((r) => r.recoveryMs !== null && !(r.critical && waited.has(r.regionId)));
   const maxOf = (rs: readonly FailoverRecord[]) => Math.max(-Infinity, ...rs.map((r) => r.recoveryMs ?? 0));
   const critical = completed.filter((r) => r.critical);
   const others = completed.filter((r) => !r.critical);
@@ -479,7 +483,7 @@ export function criticalOrderingProblems(records: readonly FailoverRecord[], fir
     problems.push(`slowest critical recovery ${maxOf(critical).toFixed(0)} ms exceeds slowest non-critical ${maxOf(others).toFixed(0)} ms`);
   }
   const promoted = (r: FailoverRecord) => firstPromotion.get(r.regionId);
-  for (const c of records.filter((r) => r.critical)) {
+  for (const c of records.filter((r) => r.critical && !waited.has(r.regionId))) {
     const cAt = promoted(c);
     if (cAt === undefined) continue;
     const overtaken = records.find((n) => !n.critical && n.detectedAtMs >= c.detectedAtMs && (promoted(n) ?? Infinity) < cAt);

@@ -38,4 +38,14 @@ describe('criticalOrderingProblems', () => {
     const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 1000], ['n' as RegionId, 1000]]));
     assert.match(problems[0] ?? '', /slowest critical recovery 3000 ms exceeds slowest non-critical 2500 ms/);
   });
+
+  test('leaves out a critical region that waited for its only backup to be judged, and only that region', () => {
+    // c waited (its backup was suspect) and is both promoted after n and the slowest; d did not wait.
+    const records = [record('c', true, 1000, 3000), record('d', true, 1000, 2000), record('n', false, 1000, 2500)];
+    const promotions = new Map([['c' as RegionId, 1400], ['d' as RegionId, 1000], ['n' as RegionId, 1000]]);
+    assert.equal(criticalOrderingProblems(records, promotions).length, 2, 'without the exemption both rules flag c');
+    assert.deepEqual(criticalOrderingProblems(records, promotions, new Set(['c' as RegionId])), []);
+    const lateD = new Map([...promotions, ['d' as RegionId, 1200]]);
+    assert.match(criticalOrderingProblems(records, lateD, new Set(['c' as RegionId]))[0] ?? '', /critical d .* promoted after non-critical n/);
+  });
 });

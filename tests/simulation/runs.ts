@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { capacityAllows, criticalOrderingProblems, failoverRecords, livenessProblems, recoverableCoverage } from '../../mesh/simulation/checkers.ts';
 import type { SimRun } from '../../mesh/simulation/scenario.ts';
+import { chooseCandidate } from '../../mesh/placement.ts';
 import { confirmedBackups } from '../../mesh/topology.ts';
 import type { RegionId, ServerId } from '../../mesh/types.ts';
 import { applyFaultPlans, checkedRun, faultPlanArb, show, type FaultPlan } from './harness.ts';
@@ -114,6 +115,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   const injected = run.inject({ target: { fraction: 0.3 }, mode: 'crash' }, crashAt);
   const crashed = new Set<ServerId | null>(injected.ok ? injected.value.serverIds : []);
   const activeAgain = trackReturnToActive(run);
+  const waited = trackWaitsForPromotable(run);
   run.advanceTo(crashAt + 20_000);
 
   const problems: string[] = [];
@@ -146,9 +148,24 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   }
   const firstPromotion = new Map<RegionId, number>();
   for (const e of run.events) if (e.type === 'failover_initiated' && !firstPromotion.has(e.regionId)) firstPromotion.set(e.regionId, e.atMs);
-  problems.push(...criticalOrderingProblems([...records.values()], firstPromotion));
+  problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited));
   problems.push(...run.fleet.ledger.violations().slice(0, 5));
   return { problems, safety: safety.violations, lostState: safety.lostState, recovery, rereplication, lostAll, revived };
+}
+
+/**
+ * Regions that, after some tick, had no primary and confirmed backups of which none could be
+ * promoted (suspect ones): they wait for the detector's judgement, whatever their priority.
+ */
+function trackWaitsForPromotable(run: SimRun): Set<RegionId> {
+  const waited = new Set<RegionId>();
+  run.onTick(() => {
+    const { topology } = run.coordinator.ctx;
+    for (const r of topology.regions.values()) {
+      if (r.primary === null && confirmedBackups(r).length > 0 && chooseCandidate(topology, r) === null) waited.add(r.id);
+    }
+  });
+  return waited;
 }
 
 /** Records when each region that left `active` was back to it. */
