@@ -1236,7 +1236,7 @@ export interface components {
              */
             type: "degraded_mode_deactivated";
         });
-        /** @description An alert was raised or raised again. */
+        /** @description An alert was opened, escalated to a higher severity (which also clears its acknowledgement), or resolved (`resolved_at` set). A repeat of an open alert at the same or a lower severity is not published; it only bumps the alert's `count`. */
         AdministratorAlertEvent: {
             /** @constant */
             type?: "administrator_alert";
