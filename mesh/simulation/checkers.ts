@@ -468,9 +468,11 @@ export function failoverRecords(core: Coordinator): FailoverRecord[] {
  * 2. a critical region is never promoted in a later tick than a non-critical region whose failure
  *    was detected in the same tick as the critical one's or later.
  * `firstPromotion` is each region's first promotion time (from `failover_initiated` events).
- * Critical regions in `waited` are left out of both: at some tick after losing their primary they
- * had a confirmed backup but none that could be promoted (a suspect one, which priority cannot
- * hurry), so their promotion waited for the detector, not for other regions.
+ * Critical regions in `waited` are left out of both: their failover waited for the failure
+ * detector, not for other regions, and priority cannot hurry the detector. That is the case when
+ * at some tick after losing their primary they had a confirmed backup but none that could be
+ * promoted (a suspect one), and when the backup they promoted had crashed too, unnoticed yet, so
+ * that they were promoted again once it was declared failed.
  */
 export function criticalOrderingProblems(records: readonly FailoverRecord[], firstPromotion: ReadonlyMap<RegionId, number>,
   waited: ReadonlySet<RegionId> = new Set()): string[] {

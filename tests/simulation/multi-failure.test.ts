@@ -7,8 +7,9 @@
  * - Critical regions no later than the rest: (a) the slowest critical recovery is no slower than the
  *   slowest non-critical one; (b) no critical region is promoted in a later tick than a non-critical
  *   region whose failure was detected in the same tick as the critical one's or later. A critical
- *   region that had to wait for a suspect backup to be judged (no backup could be promoted yet) is
- *   left out of both: priority cannot hurry the detector.
+ *   region whose failover waited for the detector is left out of both, since priority cannot hurry
+ *   it: one that had to wait for a suspect backup to be judged (no backup could be promoted yet),
+ *   and one whose promoted backup had crashed too and was declared failed later.
  * - Every region that lost all its replicas is unavailable with a critical alert and is never
  *   served again (it has no state left to serve).
  * Few runs: each simulates 500 servers.

@@ -147,7 +147,12 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
     }
   }
   const firstPromotion = new Map<RegionId, number>();
-  for (const e of run.events) if (e.type === 'failover_initiated' && !firstPromotion.has(e.regionId)) firstPromotion.set(e.regionId, e.atMs);
+  for (const e of run.events) {
+    if (e.type !== 'failover_initiated') continue;
+    // A second promotion: the first promoted backup had crashed too and was declared failed since.
+    if (firstPromotion.has(e.regionId)) waited.add(e.regionId);
+    else firstPromotion.set(e.regionId, e.atMs);
+  }
   problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited));
   problems.push(...run.fleet.ledger.violations().slice(0, 5));
   return { problems, safety: safety.violations, lostState: safety.lostState, recovery, rereplication, lostAll, revived };
