@@ -115,7 +115,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   const injected = run.inject({ target: { fraction: 0.3 }, mode: 'crash' }, crashAt);
   const crashed = new Set<ServerId | null>(injected.ok ? injected.value.serverIds : []);
   const activeAgain = trackReturnToActive(run);
-  const waited = trackWaitsForPromotable(run);
+  const waitedForJudgement = trackWaitsForPromotable(run);
   run.advanceTo(crashAt + 20_000);
 
   const problems: string[] = [];
@@ -147,12 +147,14 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
     }
   }
   const firstPromotion = new Map<RegionId, number>();
+  // A second promotion: the first promoted backup had crashed too and was declared failed since.
+  const promotedAgain = new Set<RegionId>();
   for (const e of run.events) {
     if (e.type !== 'failover_initiated') continue;
-    // A second promotion: the first promoted backup had crashed too and was declared failed since.
-    if (firstPromotion.has(e.regionId)) waited.add(e.regionId);
+    if (firstPromotion.has(e.regionId)) promotedAgain.add(e.regionId);
     else firstPromotion.set(e.regionId, e.atMs);
   }
+  const waited = new Set([...waitedForJudgement, ...promotedAgain]);
   problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited));
   problems.push(...run.fleet.ledger.violations().slice(0, 5));
   return { problems, safety: safety.violations, lostState: safety.lostState, recovery, rereplication, lostAll, revived };
