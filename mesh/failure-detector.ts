@@ -80,6 +80,19 @@ export class IntervalWindow {
   }
 }
 
+/**
+ * The longest heartbeat inter-arrival interval the detector learns: one lost heartbeat (two
+ * intervals) plus the acceptable pause. Under 1% loss a lost heartbeat is part of a link's rhythm,
+ * and learning it makes phi tolerate the next one. Two or more heartbeats lost in a row, a stall or
+ * a partition are outages: one such sample widens the window's deviation for the next
+ * `phiWindowSize` heartbeats, most of all in a young window of a few samples, where a single 2.6 s
+ * gap once delayed the detection of the server's crash to 4.5 s. Cassandra's detector leaves out
+ * intervals above twice its 1 s gossip interval for the same reason.
+ */
+export function longestLearntIntervalMs(config: Pick<MeshConfig, 'heartbeatIntervalMs' | 'phiAcceptablePauseMs'>): number {
+  return 2 * config.heartbeatIntervalMs + config.phiAcceptablePauseMs;
+}
+
 /** Detection state of one server. Mutated only through its methods. */
 export class ServerDetector {
   private lastHeartbeatAt: number;
@@ -134,12 +147,13 @@ export class ServerDetector {
   }
 
   /**
-   * Records a heartbeat arrival. Gaps longer than the failure timeout are outages, not jitter, and
-   * are left out of the window so that one outage does not blunt detection for the next hundred.
+   * Records a heartbeat arrival. Only a gap of at most {@link longestLearntIntervalMs} is learnt;
+   * a longer one is an outage, not the server's rhythm, and is left out of the window so that it
+   * does not blunt detection for the next `phiWindowSize` heartbeats.
    */
   heartbeat(nowMs: number): void {
     const interval = nowMs - this.lastHeartbeatAt;
-    if (this.heard && interval > 0 && interval < this.config.failureTimeoutMs) this.intervals.add(interval);
+    if (this.heard && interval > 0 && interval <= longestLearntIntervalMs(this.config)) this.intervals.add(interval);
     this.heard = true;
     this.lastHeartbeatAt = Math.max(this.lastHeartbeatAt, nowMs);
     this.nextGeneration();

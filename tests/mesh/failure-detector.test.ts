@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { IntervalWindow, ServerDetector, phi, type Verdict } from '../../mesh/failure-detector.ts';
+import { IntervalWindow, longestLearntIntervalMs, ServerDetector, phi, type Verdict } from '../../mesh/failure-detector.ts';
 import { defaultMeshConfig } from '../../mesh/config.ts';
 import { serverId, type ServerId } from '../../mesh/types.ts';
 
@@ -377,8 +377,14 @@ describe(`ServerDetector.assess with peer reports (default config, peerSilenceMs
 describe('ServerDetector: outages are left out of the interval window', () => {
   // Twin warm detectors: A gets a regular heartbeat, B one after a gap. After the gap they are
   // compared at the same silence since their own last heartbeat.
+  const longest = longestLearntIntervalMs(config);
+  test('the longest learnt interval is one lost heartbeat plus the acceptable pause (2,100 ms by default)', () => {
+    assert.equal(longest, 2 * interval + config.phiAcceptablePauseMs);
+    assert.equal(longest, 2100);
+  });
   const gaps: [number, boolean][] = [
-    [1000, false], [3000, true], [config.failureTimeoutMs - 1, true], [config.failureTimeoutMs, false], [60_000, false],
+    [1000, false], [2 * interval, true], [longest, true], [longest + 1, false], [3000, false],
+    [config.failureTimeoutMs - 1, false], [60_000, false],
   ];
   for (const [gap, changesWindow] of gaps) {
     test(`a gap of ${gap} ms ${changesWindow ? 'enters' : 'does not enter'} the window`, () => {
@@ -393,6 +399,19 @@ describe('ServerDetector: outages are left out of the interval window', () => {
       else assert.equal(b, a);
     });
   }
+
+  test('a young window is not blunted by a gap of two lost heartbeats: the next silence is suspect as soon as without it', () => {
+    // Three regular heartbeats after registration, then a 2.6 s gap, then one more regular one:
+    // learnt, the gap would raise the suspicion time of the next silence by more than a second.
+    const young = new ServerDetector(config, 0);
+    const reference = new ServerDetector(config, 0);
+    for (const t of [1000, 2000, 3000]) { young.heartbeat(t); reference.heartbeat(t); }
+    young.heartbeat(5600);
+    young.heartbeat(6600);
+    reference.heartbeat(4000);
+    assert.equal(young.phi(6600 + 1500), reference.phi(4000 + 1500));
+    assert.ok(young.phi(6600 + 1500) >= config.phiSuspectThreshold, 'suspect 1.5 s after the last heartbeat');
+  });
 
   test('after a 30 s outage, one lost heartbeat is still suspect at 2 s of silence', () => {
     const detector = warm();
