@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { IntervalWindow, longestLearntIntervalMs, ServerDetector, phi, type Verdict } from '../../mesh/failure-detector.ts';
+import { bootstrapSamples, IntervalWindow, longestLearntIntervalMs, ServerDetector, phi, type Verdict } from '../../mesh/failure-detector.ts';
 import { defaultMeshConfig } from '../../mesh/config.ts';
 import { serverId, type ServerId } from '../../mesh/types.ts';
 
@@ -411,6 +411,15 @@ describe('ServerDetector: outages are left out of the interval window', () => {
     reference.heartbeat(4000);
     assert.equal(young.phi(6600 + 1500), reference.phi(4000 + 1500));
     assert.ok(young.phi(6600 + 1500) >= config.phiSuspectThreshold, 'suspect 1.5 s after the last heartbeat');
+  });
+
+  test(`a young window weighs its first lost heartbeat against ${bootstrapSamples} bootstrap samples: suspect after 2.1 s of silence, not 2.4 s`, () => {
+    // Window: the bootstrap, then 1000, 1000, 2000 (one lost heartbeat) and 1000 ms. With Akka's
+    // single bootstrap pair its deviation would be 377 ms and suspicion would come after 2.43 s.
+    const young = new ServerDetector(config, 0);
+    for (const t of [1000, 2000, 4000, 5000]) young.heartbeat(t);
+    assert.ok(young.phi(5000 + 2100) >= config.phiSuspectThreshold, `phi ${young.phi(5000 + 2100)} at 2.1 s`);
+    assert.ok(young.phi(5000 + 1900) < config.phiSuspectThreshold, `phi ${young.phi(5000 + 1900)} at 1.9 s`);
   });
 
   test('after a 30 s outage, one lost heartbeat is still suspect at 2 s of silence', () => {
