@@ -80,6 +80,14 @@ export interface MeshConfig {
    * re-replication storm after a mass failure and the coordinator's work per tick.
    */
   readonly maxBackupAssignmentsPerTick: number;
+  /**
+   * Most servers declared failed in one tick that get an alert each (`server-failed:<server>`).
+   * When a tick declares more, one `mass-server-failure` alert covers all of them instead: a zone
+   * outage or a 30% crash would otherwise open thousands of alerts at once, an alert storm that no
+   * operator reads (Alertmanager groups alerts for the same reason). The servers themselves, their
+   * `server_failure_detected` events and their failovers are the same either way.
+   */
+  readonly serverFailureAlertsPerTick: number;
   /** Sliding window over which failures are counted for the degraded mode (seed: 60 s). */
   readonly failureWindowMs: number;
   /** Failures within the window that raise each level (seed: 3 per minute). */
@@ -122,6 +130,7 @@ export const defaultMeshConfig: MeshConfig = Object.freeze({
   backupSyncTimeoutMs: 10_000,
   maxTransitionsPerServer: 32,
   maxBackupAssignmentsPerTick: 500,
+  serverFailureAlertsPerTick: 10,
   failureWindowMs: 60_000,
   failureCountThresholds: Object.freeze({ LIGHT: 3, MODERATE: 6, SEVERE: 12 }),
   failedServerShareThresholds: Object.freeze({ LIGHT: 0.1, MODERATE: 0.2, SEVERE: 0.3 }),
@@ -150,8 +159,9 @@ export const degradedLevels: readonly DegradedLevel[] = ['NORMAL', 'LIGHT', 'MOD
 const positiveIntegers: readonly (keyof MeshConfig)[] = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
   'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
-  'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
-  'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit', 'resolvedAlertsLimit',
+  'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'serverFailureAlertsPerTick', 'failureWindowMs',
+  'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs', 'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit',
+  'resolvedAlertsLimit',
 ];
 
 /**

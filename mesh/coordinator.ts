@@ -76,6 +76,7 @@ export class Coordinator {
       this.nextServerNumber = numbers.nextServerNumber;
       this.nextRegionNumber = numbers.nextRegionNumber;
       for (const region of this.ctx.topology.regions.values()) this.recovery.track(region);
+      this.membership.rebuildAlertCoverage(nowMs);
     }
   }
 
@@ -411,7 +412,7 @@ export class Coordinator {
       if (server.hosted.size > 0) this.membership.declareFailed(server, 'timeout', nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
       topology.servers.delete(server.id);
-      resolveAlert(this.ctx, `server-failed:${server.id}`, nowMs);
+      this.membership.removed(server, nowMs);
     }
     for (const alert of this.ctx.alerts.list({ state: 'open' })) {
       const regionId = alert.subject?.regionId;

@@ -7,9 +7,40 @@ import type { FailureReason } from './events.ts';
 import type { Recovery } from './failover.ts';
 import type { FaultRegistry } from './faults.ts';
 import { replicatesWith, type ServerRecord } from './topology.ts';
+import type { ServerId } from './types.ts';
+
+/** Dedup key of the alert that covers the servers of a mass failure. */
+export const massServerFailureKey = 'mass-server-failure';
+
+/** Dedup key of the alert about one failed server. */
+function serverFailedKey(server: ServerRecord): string {
+  return `server-failed:${server.id}`;
+}
+
+/** A server just declared failed, as its alert describes it. */
+interface Declared {
+  readonly server: ServerRecord;
+  readonly reason: FailureReason;
+  readonly silentForMs: number;
+}
+
+/**
+ * `zone-a: 1000, zone-b: 998`: how many of the declared servers each zone lost, the eight hardest
+ * hit first, so that the message stays short whatever the number of zones.
+ */
+function perZone(declared: readonly Declared[]): string {
+  const counts = new Map<string, number>();
+  for (const { server } of declared) counts.set(server.zone, (counts.get(server.zone) ?? 0) + 1);
+  const zones = [...counts].sort((a, b) => b[1] - a[1]);
+  const listed = zones.slice(0, 8).map(([zone, n]) => `${zone}: ${n}`).join(', ');
+  return zones.length > 8 ? `${listed} and ${zones.length - 8} more zones` : listed;
+}
 
 /** Server life-cycle transitions driven by the failure detector. */
 export class Membership {
+  /** Failed servers that the open `mass-server-failure` alert covers (they have no alert of their own). */
+  private readonly coveredByMassAlert = new Set<ServerId>();
+
   constructor(
     private readonly ctx: CoreContext,
     private readonly recovery: Recovery,
@@ -18,9 +49,11 @@ export class Membership {
 
   /**
    * Judges every watched server. While the coordinator is in TILT (it stalled itself), a server that
-   * would be failed is only marked suspect: the silence may be the coordinator's own.
+   * would be failed is only marked suspect: the silence may be the coordinator's own. The servers
+   * declared failed are alerted about together, once the judging is done.
    */
   observe(nowMs: number, tilted: boolean): void {
+    const declared: Declared[] = [];
     for (const server of this.ctx.topology.servers.values()) {
       if (server.status !== 'alive' && server.status !== 'suspect') continue;
       // Judged again at the next tick: a timeout that would expire before then is declared now.
@@ -32,24 +65,74 @@ export class Membership {
       } else if (verdict.state === 'suspect' || tilted) {
         setServerStatus(this.ctx, server, 'suspect', nowMs);
       } else {
-        this.declareFailed(server, verdict.reason, nowMs);
+        declared.push(this.declare(server, verdict.reason, nowMs));
       }
     }
+    this.alertFailures(declared, nowMs);
   }
 
-  /** Declares a server failed and hands its regions to recovery. */
+  /** Declares a server failed and hands its regions to recovery (outside a tick's judging). */
   declareFailed(server: ServerRecord, reason: FailureReason, nowMs: number): void {
+    this.alertFailures([this.declare(server, reason, nowMs)], nowMs);
+  }
+
+  private declare(server: ServerRecord, reason: FailureReason, nowMs: number): Declared {
     const lastHeartbeatAtMs = server.detector.lastHeartbeatAtMs;
     setServerStatus(this.ctx, server, 'failed', nowMs);
     this.ctx.degraded.recordFailure(nowMs);
     this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason }, nowMs);
-    raiseAlert(this.ctx, {
-      dedupKey: `server-failed:${server.id}`, severity: 'warning', title: `Server ${server.id} failed`,
-      message: `Server ${server.id} (zone ${server.zone}) was declared failed (${reason.replace('_', ' ')}); ` +
-        `last heartbeat ${nowMs - lastHeartbeatAtMs} ms before detection. Its regions are being failed over.`,
-      subject: { serverId: server.id },
-    }, nowMs);
     this.recovery.serverFailed(server, lastHeartbeatAtMs, nowMs);
+    return { server, reason, silentForMs: nowMs - lastHeartbeatAtMs };
+  }
+
+  /**
+   * One alert per declared server, or, when more were declared at once than
+   * `serverFailureAlertsPerTick`, one `mass-server-failure` alert that covers them all.
+   */
+  private alertFailures(declared: readonly Declared[], nowMs: number): void {
+    if (declared.length <= this.ctx.config.serverFailureAlertsPerTick) {
+      for (const { server, reason, silentForMs } of declared) {
+        raiseAlert(this.ctx, {
+          dedupKey: serverFailedKey(server), severity: 'warning', title: `Server ${server.id} failed`,
+          message: `Server ${server.id} (zone ${server.zone}) was declared failed (${reason.replace('_', ' ')}); ` +
+            `last heartbeat ${silentForMs} ms before detection. Its regions are being failed over.`,
+          subject: { serverId: server.id },
+        }, nowMs);
+      }
+      return;
+    }
+    for (const { server } of declared) this.coveredByMassAlert.add(server.id);
+    raiseAlert(this.ctx, {
+      dedupKey: massServerFailureKey, severity: 'critical', title: `${declared.length} servers failed at once`,
+      message: `${declared.length} servers were declared failed together (${perZone(declared)}), among them ` +
+        `${declared.slice(0, 5).map((d) => d.server.id).join(', ')}. Their regions are being failed over. ` +
+        `${this.coveredByMassAlert.size} servers covered by this alert are still failed (GET /mesh/servers?status=failed).`,
+    }, nowMs);
+  }
+
+  /** A server covered by an alert about its failure is back or gone: the alert may resolve. */
+  private failureOver(server: ServerRecord, nowMs: number): void {
+    resolveAlert(this.ctx, serverFailedKey(server), nowMs);
+    if (this.coveredByMassAlert.delete(server.id) && this.coveredByMassAlert.size === 0) {
+      resolveAlert(this.ctx, massServerFailureKey, nowMs);
+    }
+  }
+
+  /**
+   * After a restart: the failed servers that have no alert of their own are those the open
+   * `mass-server-failure` alert covers (the alert book is persisted, this set is not).
+   */
+  rebuildAlertCoverage(nowMs: number): void {
+    if (!this.ctx.alerts.isOpen(massServerFailureKey)) return;
+    for (const server of this.ctx.topology.servers.values()) {
+      if (server.status === 'failed' && !this.ctx.alerts.isOpen(serverFailedKey(server))) this.coveredByMassAlert.add(server.id);
+    }
+    if (this.coveredByMassAlert.size === 0) resolveAlert(this.ctx, massServerFailureKey, nowMs);
+  }
+
+  /** A server removed from the mesh (reset of the test mesh): nothing about it stays open. */
+  removed(server: ServerRecord, nowMs: number): void {
+    this.failureOver(server, nowMs);
   }
 
   /**
@@ -64,7 +147,7 @@ export class Membership {
     }
     server.detector.restart(nowMs);
     setServerStatus(this.ctx, server, 'alive', nowMs);
-    resolveAlert(this.ctx, `server-failed:${server.id}`, nowMs);
+    this.failureOver(server, nowMs);
     this.recovery.capacityChanged();
   }
 

@@ -1078,7 +1078,7 @@ export interface components {
         };
         Alert: {
             id: components["schemas"]["AlertId"];
-            /** @description Raising an open alert with the same key increments `count` instead of adding one. */
+            /** @description Raising an open alert with the same key increments `count` instead of adding one. Keys: `server-failed:<server>`, `mass-server-failure` (more than `serverFailureAlertsPerTick` servers declared failed in one tick), `failover-stuck:<region>`, `region-under-replicated:<region>`, `region-unavailable:<region>`, `buffer-full:<region>`, `degraded-mode`, `coordinator-tilt`. */
             dedup_key: string;
             severity: components["schemas"]["AlertSeverity"];
             title: string;
@@ -2696,10 +2696,10 @@ export interface operations {
                      *       "alerts": [
                      *         {
                      *           "id": "alert-3",
-                     *           "dedup_key": "degraded:LIGHT",
-                     *           "severity": "warning",
-                     *           "title": "Mesh degraded to LIGHT",
-                     *           "message": "3 failures in the last 60 s; simulation fidelity lowered to 0.75.",
+                     *           "dedup_key": "degraded-mode",
+                     *           "severity": "info",
+                     *           "title": "Mesh degraded: LIGHT",
+                     *           "message": "Degraded level NORMAL -> LIGHT: 3 failures in the last 60 s (LIGHT at 3).",
                      *           "raised_at": 1767225600700,
                      *           "last_raised_at": 1767225600700,
                      *           "count": 1,
@@ -2737,10 +2737,10 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "alert-3",
-                     *       "dedup_key": "server_failed:srv-7f3a9c",
-                     *       "severity": "critical",
+                     *       "dedup_key": "server-failed:srv-7f3a9c",
+                     *       "severity": "warning",
                      *       "title": "Server srv-7f3a9c failed",
-                     *       "message": "No heartbeat for 5000 ms; 2 regions failed over.",
+                     *       "message": "Server srv-7f3a9c (zone eu-1a) was declared failed (peer confirmed); last heartbeat 1700 ms before detection. Its regions are being failed over.",
                      *       "raised_at": 1767225600700,
                      *       "last_raised_at": 1767225600700,
                      *       "count": 1,

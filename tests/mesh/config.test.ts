@@ -46,8 +46,9 @@ describe('validateMeshConfig: the shipped configurations', () => {
 const positiveIntegerFields = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
   'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
-  'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'failureWindowMs', 'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs',
-  'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit', 'resolvedAlertsLimit',
+  'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'serverFailureAlertsPerTick', 'failureWindowMs',
+  'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs', 'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit',
+  'resolvedAlertsLimit',
 ] as const;
 
 describe('validateMeshConfig: positive integer fields', () => {
