@@ -190,7 +190,7 @@ export class AlertBook {
    * building dedup keys for the many regions that have none.
    */
   hasOpenAboutRegion(regionId: string): boolean {
-    return this.openPerRegion.has(regionId);
+    return this.openPerRegion.size !== 0 && this.openPerRegion.has(regionId);
   }
 
   /** Plain-data snapshot for persistence. */

@@ -149,8 +149,9 @@ export class Topology {
   removeBackup(region: RegionRecord, id: ServerId): void {
     const at = region.backups.indexOf(id);
     if (at !== -1) region.backups.splice(at, 1);
-    region.syncing.delete(id);
-    region.syncTarget.delete(id);
+    // Most regions have no syncing backup; a failure's tick removes thousands of confirmed ones.
+    if (region.syncing.size !== 0) region.syncing.delete(id);
+    if (region.syncTarget.size !== 0) region.syncTarget.delete(id);
     if (region.primary !== id) this.hosted.get(id)?.delete(region);
   }
 
