@@ -412,7 +412,7 @@ export class Coordinator {
       if (server.hosted.size > 0) this.membership.declareFailed(server, 'timeout', nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
       topology.servers.delete(server.id);
-      this.membership.removed(server, nowMs);
+      this.membership.forgetFailure(server, nowMs);
     }
     for (const alert of this.ctx.alerts.list({ state: 'open' })) {
       const regionId = alert.subject?.regionId;

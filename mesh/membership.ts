@@ -110,8 +110,11 @@ export class Membership {
     }, nowMs);
   }
 
-  /** A server covered by an alert about its failure is back or gone: the alert may resolve. */
-  private failureOver(server: ServerRecord, nowMs: number): void {
+  /**
+   * A server is back or removed from the mesh (a reset of the test mesh): nothing about its failure
+   * stays open, and the mass alert resolves with the last server it covers.
+   */
+  forgetFailure(server: ServerRecord, nowMs: number): void {
     resolveAlert(this.ctx, serverFailedKey(server), nowMs);
     if (this.coveredByMassAlert.delete(server.id) && this.coveredByMassAlert.size === 0) {
       resolveAlert(this.ctx, massServerFailureKey, nowMs);
@@ -130,11 +133,6 @@ export class Membership {
     if (this.coveredByMassAlert.size === 0) resolveAlert(this.ctx, massServerFailureKey, nowMs);
   }
 
-  /** A server removed from the mesh (reset of the test mesh): nothing about it stays open. */
-  removed(server: ServerRecord, nowMs: number): void {
-    this.failureOver(server, nowMs);
-  }
-
   /**
    * A failed server heartbeats again. It holds no region any more (its claims are fenced) and
    * becomes spare capacity. If it never restarted and no fault was injected on it, declaring it
@@ -147,7 +145,7 @@ export class Membership {
     }
     server.detector.restart(nowMs);
     setServerStatus(this.ctx, server, 'alive', nowMs);
-    this.failureOver(server, nowMs);
+    this.forgetFailure(server, nowMs);
     this.recovery.capacityChanged();
   }
 
