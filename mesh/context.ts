@@ -90,7 +90,7 @@ export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: numb
   const from = region.phase;
   if (from === to) {
     // Same phase: only a change in assigned backups can raise or resolve the under-replication alert.
-    if (to === 'under_replicated' || to === 'active') phaseAlerts(ctx, region, nowMs);
+    if (to === 'under_replicated' || to === 'active') phaseAlerts(ctx, region, from, nowMs);
     return;
   }
   ctx.counts.phases[from] -= 1;
@@ -99,11 +99,17 @@ export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: numb
   region.phaseSinceMs = nowMs;
   ctx.outbox.emit({ type: 'region_phase_changed', regionId: region.id, from, to }, nowMs);
   ctx.outbox.changed();
-  phaseAlerts(ctx, region, nowMs);
+  phaseAlerts(ctx, region, from, nowMs);
 }
 
-function phaseAlerts(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
-  // Most calls are for regions with nothing to resolve; their keys are not even built.
+/**
+ * Raises the unavailability alert, or resolves what the region's recovery has cleared. Only three
+ * cases can change anything: the region is unavailable (raise), it was (resolve), or it has its
+ * full backups (resolve under-replication). The others, such as the thousands of regions that lose
+ * a replica in a mass failure, return before even the book's lookup by region.
+ */
+function phaseAlerts(ctx: CoreContext, region: RegionRecord, from: RegionPhase, nowMs: number): void {
+  if (region.phase !== 'unavailable' && from !== 'unavailable' && region.backups.length < region.backupTarget) return;
   if (region.phase !== 'unavailable' && !ctx.alerts.hasOpenAboutRegion(region.id)) return;
   const unavailableKey = `region-unavailable:${region.id}`;
   if (region.phase === 'unavailable') {

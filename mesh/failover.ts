@@ -217,9 +217,8 @@ export class Recovery {
 
   private promote(region: RegionRecord, candidate: ServerId, nowMs: number, transitions: Map<ServerId, number>): void {
     const { topology, metrics, outbox, config } = this.ctx;
-    topology.removeBackup(region, candidate);
     region.epoch += 1;
-    topology.setPrimary(region, candidate);
+    topology.promote(region, candidate);
     region.primaryAcked = false;
     region.deadlineMs = nowMs + config.promotionAckTimeoutMs;
     this.timed.add(region);

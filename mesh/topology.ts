@@ -147,12 +147,31 @@ export class Topology {
   }
 
   removeBackup(region: RegionRecord, id: ServerId): void {
+    this.leaveBackups(region, id);
+    if (region.primary !== id) this.hosted.get(id)?.delete(region);
+  }
+
+  /**
+   * Makes `id` the region's primary. A backup that is promoted leaves the backup list and keeps
+   * hosting the region (its index entry is not touched: a mass failure promotes thousands).
+   */
+  promote(region: RegionRecord, id: ServerId): void {
+    if (!this.leaveBackups(region, id)) {
+      this.setPrimary(region, id);
+      return;
+    }
+    if (region.primary !== null && !region.backups.includes(region.primary)) this.hosted.get(region.primary)?.delete(region);
+    region.primary = id;
+  }
+
+  /** Takes `id` off the region's backup list; true when it was on it. */
+  private leaveBackups(region: RegionRecord, id: ServerId): boolean {
     const at = region.backups.indexOf(id);
     if (at !== -1) region.backups.splice(at, 1);
     // Most regions have no syncing backup; a failure's tick removes thousands of confirmed ones.
     if (region.syncing.size !== 0) region.syncing.delete(id);
     if (region.syncTarget.size !== 0) region.syncTarget.delete(id);
-    if (region.primary !== id) this.hosted.get(id)?.delete(region);
+    return at !== -1;
   }
 
   /** Servers that replicate with `id`: its regions' primaries and backups, without itself. */
@@ -199,6 +218,7 @@ export function confirmedBackups(region: RegionRecord): ServerId[] {
 
 /** Number of backups that have confirmed they hold the region (no array built). */
 export function confirmedBackupCount(region: RegionRecord): number {
+  if (region.syncing.size === 0) return region.backups.length;
   let count = 0;
   for (const b of region.backups) if (!region.syncing.has(b)) count += 1;
   return count;
