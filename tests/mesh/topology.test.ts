@@ -58,3 +58,44 @@ describe('Topology: the hosted index on the server record', () => {
     assert.equal(t.regionsOf(sid('late')), late.hosted, 'lookups by id and the record share one set');
   });
 });
+
+describe('Topology.promote', () => {
+  const ids = (set: ReadonlySet<{ id: string }>) => [...set].map((r) => r.id);
+
+  test('a promoted backup leaves the backup list and its sync entries, and keeps hosting the region', () => {
+    const [a1, b1, c1] = [server('a1', 'a'), server('b1', 'b'), server('c1', 'c')];
+    const t = topologyOf([a1, b1, c1], [region('r1', { primary: null, backups: ['b1', 'c1'] })]);
+    const r1 = t.regions.get(region('r1').id);
+    assert.ok(r1 !== undefined);
+    r1.syncing.set(sid('c1'), 5000);
+    r1.syncTarget.set(sid('c1'), 7);
+    t.promote(r1, sid('c1'));
+    assert.equal(r1.primary, sid('c1'));
+    assert.deepEqual(r1.backups, [sid('b1')]);
+    assert.equal(r1.syncing.size, 0);
+    assert.equal(r1.syncTarget.size, 0);
+    assert.deepEqual(ids(c1.hosted), ['r1']);
+    assert.deepEqual(ids(b1.hosted), ['r1']);
+  });
+
+  test('the primary it replaces stops hosting the region unless it is also a backup', () => {
+    const [a1, b1] = [server('a1', 'a'), server('b1', 'b')];
+    const t = topologyOf([a1, b1], [region('r1', { primary: 'a1', backups: ['b1'] })]);
+    const r1 = t.regions.get(region('r1').id);
+    assert.ok(r1 !== undefined);
+    t.promote(r1, sid('b1'));
+    assert.deepEqual(ids(a1.hosted), []);
+    assert.deepEqual(ids(b1.hosted), ['r1']);
+    assert.deepEqual(r1.backups, []);
+  });
+
+  test('a server that was no replica (a former one bringing the region back) starts hosting it', () => {
+    const a1 = server('a1', 'a');
+    const t = topologyOf([a1], [region('r1', { primary: null, backups: [] })]);
+    const r1 = t.regions.get(region('r1').id);
+    assert.ok(r1 !== undefined);
+    t.promote(r1, sid('a1'));
+    assert.equal(r1.primary, sid('a1'));
+    assert.deepEqual(ids(a1.hosted), ['r1']);
+  });
+});
