@@ -24,9 +24,10 @@
  *    Two meshes per process: the first ("cold") is the first failover work the process ever does,
  *    so its failover code runs before the JIT has optimised it, as in a coordinator's first mass
  *    failure; the second ("warm", seed + 1000) comes after the first has exercised the same code.
- *    A third mesh, the warm one again, runs with `maxBackupAssignmentsPerTick` unlimited: the
- *    default budget (500) leaves most replacement backups to the following ticks, and this shows
- *    what the tick costs when it assigns all of them.
+ *    A third mesh, the warm one again, runs with `maxBackupAssignmentsPerTick` unlimited: with the
+ *    default budget (500) the tick's promotions use it up (promotions come first and count against
+ *    it) and every replacement backup is left to the following ticks; this shows what the tick
+ *    costs when it assigns all of them.
  *    "Warm" is relative: every new mesh and every mass failure changes what V8 has learnt (a new
  *    mesh's objects, and the allocation sites V8 decides to pretenure after a mass failure's
  *    collections, invalidate optimised failure-path code), so during the second mesh's tick the

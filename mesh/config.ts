@@ -76,8 +76,10 @@ export interface MeshConfig {
   /**
    * Most replacement backups assigned in one tick, mesh-wide; the rest wait, in priority order, for
    * the next ticks (as HDFS bounds the re-replication work of each pass). Promotions are never
-   * held back by it. Each assignment starts a copy of a region's state, so this bounds both the
-   * re-replication storm after a mass failure and the coordinator's work per tick.
+   * held back by it, but they come first and use it up: a tick that promotes N regions assigns
+   * at most this minus N backups, so the tick that fails over a mass failure assigns none. Each
+   * assignment starts a copy of a region's state, so this bounds both the re-replication storm
+   * after a mass failure and the coordinator's work per tick.
    */
   readonly maxBackupAssignmentsPerTick: number;
   /**

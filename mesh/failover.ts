@@ -5,9 +5,12 @@
  *
  * Work is done in priority order (critical regions, then by players) and throttled per server
  * (Apache Helix): a server takes at most `maxTransitionsPerServer` pending promotions and backup
- * syncs at once; the rest wait for a later tick. Mesh-wide, one run assigns at most
- * `maxBackupAssignmentsPerTick` replacement backups (HDFS bounds each re-replication pass the same
- * way); promotions are never held back.
+ * syncs at once; the rest wait for a later tick. Availability comes before durability: a run first
+ * promotes a backup in every region that lost its primary, then assigns replacement backups.
+ * Promotions are never held back; mesh-wide, a run's promotions and replacement backups together
+ * stay within `maxBackupAssignmentsPerTick` as far as the backups go (HDFS bounds each
+ * re-replication pass the same way), so the tick that fails over a mass failure leaves its new
+ * backups to the next ticks.
  */
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
@@ -171,40 +174,47 @@ export class Recovery {
     this.work.clear();
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
+    // Failover first, in priority order: promotions take the servers' transition slots before any
+    // new backup does, and they use up the run's assignment budget.
+    let promotions = 0;
+    for (const region of regions) if (this.restorePrimary(region, nowMs, transitions)) promotions += 1;
     let planner: PlacementPlanner | null = null;
-    const pass: Pass = { nowMs, transitions, assignmentsLeft: this.ctx.config.maxBackupAssignmentsPerTick,
+    const pass: Pass = { nowMs, transitions, assignmentsLeft: Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions),
       plannerOf: () => (planner ??= new PlacementPlanner(this.ctx.topology, canTake)) };
-    for (const region of regions) this.step(region, pass);
+    for (const region of regions) {
+      // A new backup copies the state from the primary, so it is assigned only once there is an
+      // acknowledged primary to copy from (the acknowledgement re-queues the region at once).
+      if (region.primary !== null && region.primaryAcked && region.backups.length < region.backupTarget) {
+        this.fillBackups(region, pass);
+      }
+      refreshPhase(this.ctx, region, nowMs);
+    }
   }
 
-  /** The dispatcher: one case per situation of the region. */
-  private step(region: RegionRecord, pass: Pass): void {
+  /** A region without a usable primary (none, or one that drains) gets one; true when promoted. */
+  private restorePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
     const primary = region.primary === null ? undefined : this.ctx.topology.servers.get(region.primary);
-    if (primary === undefined || primary.status === 'draining') {
-      this.replacePrimary(region, pass.nowMs, pass.transitions, primary ?? null);
-    }
-    // A new backup copies the state from the primary, so it is assigned only once there is an
-    // acknowledged primary to copy from (the acknowledgement re-queues the region at once).
-    if (region.primary !== null && region.primaryAcked && region.backups.length < region.backupTarget) {
-      this.fillBackups(region, pass);
-    }
-    refreshPhase(this.ctx, region, pass.nowMs);
+    if (primary !== undefined && primary.status !== 'draining') return false;
+    return this.replacePrimary(region, nowMs, transitions, primary ?? null);
   }
 
-  /** Promotes the best backup, waits for one, or declares the region unavailable. */
+  /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
-    handingOff: ServerRecord | null): void {
+    handingOff: ServerRecord | null): boolean {
     const candidate = chooseCandidate(this.ctx.topology, region);
     const throttled = candidate !== null &&
       (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
     if (candidate !== null && !throttled) {
       if (handingOff !== null) this.dropPrimary(region);
       this.promote(region, candidate, nowMs, transitions);
-    } else if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
+      return true;
+    }
+    if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
       this.work.add(region);
     } else {
       this.giveUp(region, nowMs);
     }
+    return false;
   }
 
   /** A backup that is suspect (or busy) may still be promoted once it is judged. */

@@ -88,7 +88,7 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   promotionAckTimeoutMs: 'Time a promoted backup has to acknowledge before the next candidate is tried.',
   backupSyncTimeoutMs: 'Time a new backup has to confirm it holds the region before it is replaced.',
   maxTransitionsPerServer: 'Most promotions and backup syncs one server takes at once.',
-  maxBackupAssignmentsPerTick: 'Most replacement backups assigned per tick, mesh-wide; promotions are never held back.',
+  maxBackupAssignmentsPerTick: 'Most replacement backups assigned per tick, mesh-wide, less the promotions of that tick (promotions come first and are never held back).',
   serverFailureAlertsPerTick: 'Most servers declared failed in one tick that get an alert each; above it, one mass-server-failure alert.',
   failureWindowMs: 'Sliding window over which failures count towards degraded mode.',
   failureCountThresholds: 'Failures within the window that raise LIGHT,MODERATE,SEVERE.',

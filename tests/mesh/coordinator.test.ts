@@ -852,6 +852,42 @@ describe('Coordinator: priority and throttling', () => {
   });
 });
 
+describe('Coordinator: failover before re-replication', () => {
+  /**
+   * region-1: a1 leads, b1 and c1 back it up. region-2: b0 leads, a1 and c1 back it up. a2 is room
+   * in zone a. a1's crash costs region-1 its primary and region-2 a backup, in the same tick.
+   */
+  function crossed(budget: number): Mesh {
+    const mesh = new Mesh({ config: { ...testMeshConfig, maxBackupAssignmentsPerTick: budget } });
+    for (const id of ['a1', 'b1', 'c1']) mesh.register(id, id[0] ?? '?');
+    mesh.createRegions([{}]);
+    mesh.register('b0', 'b');
+    mesh.createRegions([{}]);
+    mesh.register('a2', 'a');
+    mesh.adopt();
+    mesh.run(warmUntil);
+    assert.equal(mesh.c.replication(rid('region-1'))?.primary?.serverId, 'a1');
+    assert.equal(mesh.c.replication(rid('region-2'))?.primary?.serverId, 'b0');
+    assert.deepEqual(mesh.c.replication(rid('region-2'))?.backups.map((b) => b.serverId).sort(), ['a1', 'c1']);
+    mesh.silence('a1');
+    mesh.run(detectedAt);
+    assert.deepEqual(mesh.ofType('failover_initiated').map((e) => [e.regionId, e.atMs]), [['region-1', detectedAt]]);
+    return mesh;
+  }
+  const region2Backups = (mesh: Mesh) => mesh.c.replication(rid('region-2'))?.backups.map((b) => b.serverId).sort();
+
+  test('a promotion uses the tick\'s assignment budget: with a budget of 1 the replacement backup waits a tick', () => {
+    const mesh = crossed(1);
+    assert.deepEqual(region2Backups(mesh), ['c1'], 'no replacement in the tick that promoted');
+    mesh.run(detectedAt + 100);
+    assert.deepEqual(region2Backups(mesh), ['a2', 'c1']);
+  });
+
+  test('with a budget of 2 the promotion leaves room for the replacement backup in the same tick', () => {
+    assert.deepEqual(region2Backups(crossed(2)), ['a2', 'c1']);
+  });
+});
+
 describe('Coordinator: degraded mode', () => {
   test('the level rises with the failure count: LIGHT at 3 failures, MODERATE at 6, told to servers', () => {
     const mesh = new Mesh();
