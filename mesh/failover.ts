@@ -72,9 +72,12 @@ export class Recovery {
 
   /**
    * Takes a failed server out of every region it hosts. Its primaries wait for a promotion in the
-   * next run; the failover record starts from its last heartbeat.
+   * next run; the failover record starts from its last heartbeat. `refreshPhases` false leaves the
+   * regions' phases to that run, which refreshes every region it handles: a tick's judging passes
+   * false, since its run follows at once, so that a region losing two or three replicas in one
+   * tick changes phase once, not once per replica.
    */
-  serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number): void {
+  serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number, refreshPhases = true): void {
     const { topology } = this.ctx;
     for (const region of [...server.hosted]) {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
@@ -91,7 +94,7 @@ export class Recovery {
       region.appliedSeq.delete(server.id);
       if (heldState) this.noteLoss(region, server.id);
       this.work.add(region);
-      refreshPhase(this.ctx, region, nowMs);
+      if (refreshPhases) refreshPhase(this.ctx, region, nowMs);
     }
   }
 

@@ -50,7 +50,8 @@ export class Membership {
   /**
    * Judges every watched server. While the coordinator is in TILT (it stalled itself), a server that
    * would be failed is only marked suspect: the silence may be the coordinator's own. The servers
-   * declared failed are alerted about together, once the judging is done.
+   * declared failed are alerted about together, once the judging is done; the phases of their
+   * regions are refreshed by the recovery run that follows in the same tick.
    */
   observe(nowMs: number, tilted: boolean): void {
     const declared: Declared[] = [];
@@ -65,7 +66,7 @@ export class Membership {
       } else if (verdict.state === 'suspect' || tilted) {
         setServerStatus(this.ctx, server, 'suspect', nowMs);
       } else {
-        declared.push(this.declare(server, verdict.reason, nowMs));
+        declared.push(this.declare(server, verdict.reason, nowMs, false));
       }
     }
     this.alertFailures(declared, nowMs);
@@ -73,15 +74,20 @@ export class Membership {
 
   /** Declares a server failed and hands its regions to recovery (outside a tick's judging). */
   declareFailed(server: ServerRecord, reason: FailureReason, nowMs: number): void {
-    this.alertFailures([this.declare(server, reason, nowMs)], nowMs);
+    this.alertFailures([this.declare(server, reason, nowMs, true)], nowMs);
   }
 
-  private declare(server: ServerRecord, reason: FailureReason, nowMs: number): Declared {
+  /**
+   * `refreshPhases`: false within a tick's judging, whose recovery run refreshes the phases of the
+   * regions it takes over (see Recovery.serverFailed); true outside a tick, so that views show the
+   * regions' new phases at once.
+   */
+  private declare(server: ServerRecord, reason: FailureReason, nowMs: number, refreshPhases: boolean): Declared {
     const lastHeartbeatAtMs = server.detector.lastHeartbeatAtMs;
     setServerStatus(this.ctx, server, 'failed', nowMs);
     this.ctx.degraded.recordFailure(nowMs);
     this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason }, nowMs);
-    this.recovery.serverFailed(server, lastHeartbeatAtMs, nowMs);
+    this.recovery.serverFailed(server, lastHeartbeatAtMs, nowMs, refreshPhases);
     return { server, reason, silentForMs: nowMs - lastHeartbeatAtMs };
   }
 

@@ -886,6 +886,24 @@ describe('Coordinator: failover before re-replication', () => {
   test('with a budget of 2 the promotion leaves room for the replacement backup in the same tick', () => {
     assert.deepEqual(region2Backups(crossed(2)), ['a2', 'c1']);
   });
+
+  test('a region that loses a backup and its primary in one tick changes phase once', () => {
+    const mesh = new Mesh();
+    for (const id of ['a1', 'b1', 'c1']) mesh.register(id, id[0] ?? '?');
+    mesh.createRegions([{}]);
+    mesh.register('b0', 'b');
+    mesh.createRegions([{}]);
+    mesh.adopt();
+    mesh.run(warmUntil);
+    // region-2: b0 leads, a1 backs it up; a1 is judged first (registered first).
+    mesh.silence('a1');
+    mesh.silence('b0');
+    mesh.run(detectedAt);
+    const declared = mesh.ofType('server_failure_detected');
+    assert.deepEqual(declared.map((e) => [e.serverId, e.atMs]), [['a1', detectedAt], ['b0', detectedAt]]);
+    const changes = mesh.ofType('region_phase_changed').filter((e) => e.regionId === 'region-2' && e.atMs === detectedAt);
+    assert.deepEqual(changes.map((e) => [e.from, e.to]), [['active', 'failing_over']]);
+  });
 });
 
 describe('Coordinator: degraded mode', () => {
