@@ -7,10 +7,9 @@
  * (Apache Helix): a server takes at most `maxTransitionsPerServer` pending promotions and backup
  * syncs at once; the rest wait for a later tick. Availability comes before durability: a run first
  * promotes a backup in every region that lost its primary, then assigns replacement backups.
- * Promotions are never held back; mesh-wide, a run's promotions and replacement backups together
- * stay within `maxBackupAssignmentsPerTick` as far as the backups go (HDFS bounds each
- * re-replication pass the same way), so the tick that fails over a mass failure leaves its new
- * backups to the next ticks.
+ * Mesh-wide, one run assigns at most `maxBackupAssignmentsPerTick` replacement backups less its
+ * promotions (HDFS bounds each re-replication pass the same way); promotions are never held back,
+ * so the tick that fails over a mass failure leaves its new backups to the next ticks.
  */
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
@@ -182,7 +181,8 @@ export class Recovery {
     let promotions = 0;
     for (const region of regions) if (this.restorePrimary(region, nowMs, transitions)) promotions += 1;
     let planner: PlacementPlanner | null = null;
-    const pass: Pass = { nowMs, transitions, assignmentsLeft: Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions),
+    const assignmentsLeft = Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions);
+    const pass: Pass = { nowMs, transitions, assignmentsLeft,
       plannerOf: () => (planner ??= new PlacementPlanner(this.ctx.topology, canTake)) };
     for (const region of regions) {
       // A new backup copies the state from the primary, so it is assigned only once there is an

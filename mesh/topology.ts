@@ -130,9 +130,7 @@ export class Topology {
   }
 
   setPrimary(region: RegionRecord, id: ServerId | null): void {
-    if (region.primary !== null && !region.backups.includes(region.primary)) {
-      this.hosted.get(region.primary)?.delete(region);
-    }
+    this.releasePrimary(region);
     region.primary = id;
     if (id !== null) this.hostedSet(id).add(region);
   }
@@ -160,8 +158,13 @@ export class Topology {
       this.setPrimary(region, id);
       return;
     }
-    if (region.primary !== null && !region.backups.includes(region.primary)) this.hosted.get(region.primary)?.delete(region);
+    this.releasePrimary(region);
     region.primary = id;
+  }
+
+  /** The current primary stops hosting the region, unless it is one of its backups too. */
+  private releasePrimary(region: RegionRecord): void {
+    if (region.primary !== null && !region.backups.includes(region.primary)) this.hosted.get(region.primary)?.delete(region);
   }
 
   /** Takes `id` off the region's backup list; true when it was on it. */
