@@ -24,6 +24,11 @@ export type Verdict =
   | { readonly state: 'suspect'; readonly phi: number }
   | { readonly state: 'failed'; readonly reason: FailureReason };
 
+// The verdicts without a value are shared: every tick judges every server, most of them alive.
+const alive: Verdict = Object.freeze({ state: 'alive' });
+const peerConfirmed: Verdict = Object.freeze({ state: 'failed', reason: 'peer_confirmed' });
+const timedOut: Verdict = Object.freeze({ state: 'failed', reason: 'timeout' });
+
 /** The subset of MeshConfig the detector reads. */
 export type DetectorConfig = Pick<
   MeshConfig,
@@ -243,9 +248,9 @@ export class ServerDetector {
    * overshot by up to a tick.
    */
   assess(nowMs: number, isPeer: (peer: ServerId) => boolean, timeoutLeadMs = 0): Verdict {
-    if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return { state: 'alive' };
+    if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return alive;
     const currentPhi = this.phi(nowMs);
-    if (currentPhi < this.config.phiSuspectThreshold) return { state: 'alive' };
+    if (currentPhi < this.config.phiSuspectThreshold) return alive;
     // One pass over the current peers' reports: the latest instant anyone (the coordinator or a
     // current peer) saw the server, and the latest report of a current peer. A peer confirms the
     // failure when it reported a full silence window after that last sighting without hearing the
@@ -259,8 +264,8 @@ export class ServerDetector {
       if (heardAtMs > lastSeen) lastSeen = heardAtMs;
       if (receivedAtMs > latestReport) latestReport = receivedAtMs;
     }
-    if (latestReport - lastSeen >= this.config.peerSilenceMs) return { state: 'failed', reason: 'peer_confirmed' };
-    if (nowMs + timeoutLeadMs - lastSeen >= this.config.failureTimeoutMs) return { state: 'failed', reason: 'timeout' };
+    if (latestReport - lastSeen >= this.config.peerSilenceMs) return peerConfirmed;
+    if (nowMs + timeoutLeadMs - lastSeen >= this.config.failureTimeoutMs) return timedOut;
     return { state: 'suspect', phi: currentPhi };
   }
 }

@@ -40,6 +40,10 @@ function perZone(declared: readonly Declared[]): string {
 export class Membership {
   /** Failed servers that the open `mass-server-failure` alert covers (they have no alert of their own). */
   private readonly coveredByMassAlert = new Set<ServerId>();
+  /** The server `observe` is judging, for the one peer predicate of the whole tick below. */
+  private judged: ServerRecord | null = null;
+  /** Whether a reporter replicates with the server being judged (no closure per server per tick). */
+  private readonly replicatesWithJudged = (peer: ServerId): boolean => this.judged !== null && replicatesWith(this.judged, peer);
 
   constructor(
     private readonly ctx: CoreContext,
@@ -58,7 +62,8 @@ export class Membership {
     for (const server of this.ctx.topology.servers.values()) {
       if (server.status !== 'alive' && server.status !== 'suspect') continue;
       // Judged again at the next tick: a timeout that would expire before then is declared now.
-      const verdict = server.detector.assess(nowMs, (peer) => replicatesWith(server, peer), this.ctx.config.tickIntervalMs);
+      this.judged = server;
+      const verdict = server.detector.assess(nowMs, this.replicatesWithJudged, this.ctx.config.tickIntervalMs);
       if (verdict.state === 'alive') {
         // A suspect server cleared of suspicion is usable again: regions waiting for room retry.
         if (server.status === 'suspect') this.recovery.capacityChanged();
@@ -69,6 +74,7 @@ export class Membership {
         declared.push(this.declare(server, verdict.reason, nowMs, false));
       }
     }
+    this.judged = null;
     this.alertFailures(declared, nowMs);
   }
 
