@@ -33,8 +33,9 @@
  *    collections, invalidate optimised failure-path code), so during the second mesh's tick the
  *    optimising compiler is still at work on helper threads (`--trace-opt`, one process of five
  *    meshes: TurboFan jobs taking 330 ms finished during the first mesh's tick, 37, 71 and 65 ms
- *    during the second to fourth, 8 ms during the fifth). A fourth and a fifth mesh (seeds + 2000, + 3000) therefore run too,
- *    and the fifth is measured: the tick of a process that has been through four mass failures.
+ *    during the second to fourth, 8 ms during the fifth). A fourth and a fifth mesh (seeds + 2000,
+ *    + 3000) therefore run too, and the fifth is measured: the tick of a process that has been
+ *    through four mass failures.
  *    After the measured tick the mesh runs on for 6 s of regular ticks, each also timed.
  * 2. Memory (RSS and V8 heap used after a full GC): the first mesh above after warm-up, which is
  *    what the service holds for a 10,000-server `POST /mesh/setup_test` (coordinator + simulated

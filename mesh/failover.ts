@@ -76,7 +76,7 @@ export class Recovery {
    * false, since its run follows at once, so that a region losing two or three replicas in one
    * tick changes phase once, not once per replica.
    */
-  serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number, refreshPhases = true): void {
+  serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number, refreshPhases: boolean): void {
     const { topology } = this.ctx;
     for (const region of [...server.hosted]) {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
