@@ -42,7 +42,7 @@ export function emptyCounts(): CoreContext['counts'] {
  */
 export function raiseAlert(ctx: CoreContext, input: AlertInput, nowMs: number): void {
   const { alert, isNew, escalated } = ctx.alerts.raise(input, nowMs);
-  if (isNew || escalated) ctx.outbox.emit({ type: 'administrator_alert', alert }, nowMs);
+  if (isNew || escalated) ctx.outbox.emit({ type: 'administrator_alert', alert, seq: 0, atMs: nowMs });
   ctx.outbox.changed();
 }
 
@@ -50,7 +50,7 @@ export function raiseAlert(ctx: CoreContext, input: AlertInput, nowMs: number): 
 export function resolveAlert(ctx: CoreContext, dedupKey: string, nowMs: number): void {
   if (!ctx.alerts.isOpen(dedupKey)) return;
   const alert = ctx.alerts.resolve(dedupKey, nowMs);
-  if (alert) ctx.outbox.emit({ type: 'administrator_alert', alert }, nowMs);
+  if (alert) ctx.outbox.emit({ type: 'administrator_alert', alert, seq: 0, atMs: nowMs });
   ctx.outbox.changed();
 }
 
@@ -62,7 +62,7 @@ export function setServerStatus(ctx: CoreContext, server: ServerRecord, to: Serv
   ctx.counts.statuses[to] += 1;
   server.status = to;
   server.statusSinceMs = nowMs;
-  ctx.outbox.emit({ type: 'server_status_changed', serverId: server.id, from, to }, nowMs);
+  ctx.outbox.emit({ type: 'server_status_changed', serverId: server.id, from, to, seq: 0, atMs: nowMs });
   // Suspicion is judged afresh after a restart, so alive <-> suspect needs no write: with phi 3 a
   // single lost heartbeat makes a server suspect, and persisting that would rewrite the state
   // almost every tick in a large mesh.
@@ -97,7 +97,7 @@ export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: numb
   ctx.counts.phases[to] += 1;
   region.phase = to;
   region.phaseSinceMs = nowMs;
-  ctx.outbox.emit({ type: 'region_phase_changed', regionId: region.id, from, to }, nowMs);
+  ctx.outbox.emit({ type: 'region_phase_changed', regionId: region.id, from, to, seq: 0, atMs: nowMs });
   ctx.outbox.changed();
   phaseAlerts(ctx, region, from, nowMs);
 }

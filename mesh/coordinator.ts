@@ -174,7 +174,7 @@ export class Coordinator {
     if (expired.length === 0) return;
     const perRegion = new Map<RegionId, number>();
     for (const ref of expired) perRegion.set(ref.regionId, (perRegion.get(ref.regionId) ?? 0) + 1);
-    for (const [regionId, count] of perRegion) this.ctx.outbox.emit({ type: 'actions_expired', regionId, count }, nowMs);
+    for (const [regionId, count] of perRegion) this.ctx.outbox.emit({ type: 'actions_expired', regionId, count, seq: 0, atMs: nowMs });
     this.ctx.outbox.changed();
   }
 
@@ -191,9 +191,9 @@ export class Coordinator {
     const change = evaluation.changed;
     if (change === null) return;
     if (change.direction === 'up') {
-      this.ctx.outbox.emit({ type: 'degraded_mode_activated', level: change.to, previous: change.from, reason: change.reason }, nowMs);
+      this.ctx.outbox.emit({ type: 'degraded_mode_activated', level: change.to, previous: change.from, reason: change.reason, seq: 0, atMs: nowMs });
     } else {
-      this.ctx.outbox.emit({ type: 'degraded_mode_deactivated', level: change.to, previous: change.from }, nowMs);
+      this.ctx.outbox.emit({ type: 'degraded_mode_deactivated', level: change.to, previous: change.from, seq: 0, atMs: nowMs });
     }
     if (change.to === 'NORMAL') {
       resolveAlert(this.ctx, 'degraded-mode', nowMs);
@@ -282,7 +282,7 @@ export class Coordinator {
       const result = this.ctx.buffer.acknowledge(id, playerAcks, nowMs);
       outcome.acknowledged += result.acknowledged;
       outcome.unknown += result.unknown;
-      if (result.acknowledged > 0) this.ctx.outbox.emit({ type: 'player_reconnected', regionId: id, playerId, serverId }, nowMs);
+      if (result.acknowledged > 0) this.ctx.outbox.emit({ type: 'player_reconnected', regionId: id, playerId, serverId, seq: 0, atMs: nowMs });
     }
     if (outcome.acknowledged > 0) resolveAlert(this.ctx, `buffer-full:${id}`, nowMs);
     const changeSeq = outcome.acknowledged > 0 ? this.ctx.outbox.changed() : this.ctx.outbox.positions().changeSeq;

@@ -180,8 +180,11 @@ export class FailoverMetrics {
     this.limit = failoverHistoryLimit;
   }
 
-  /** Opens a failover record and samples its detection time. */
-  start(input: FailoverStart): FailoverRecord {
+  /**
+   * Opens a failover record, samples its detection time and returns the record's id (no copy of
+   * the record: a mass failure opens thousands in one tick; `get` reads one).
+   */
+  start(input: FailoverStart): string {
     invariant(input.detectedAtMs >= input.failedAtMs, 'a failure cannot be detected before the last heartbeat');
     const record: MutableRecord = {
       id: `fo-${this.nextId}`,
@@ -205,7 +208,7 @@ export class FailoverMetrics {
     this.keep(record);
     this.detection.push(record.detectionMs);
     this.dropOldFinished();
-    return { ...record };
+    return record.id;
   }
 
   /** Moves a failover to the next candidate after the previous one failed to acknowledge. */

@@ -77,24 +77,24 @@ export class Recovery {
    * tick changes phase once, not once per replica.
    */
   serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number, refreshPhases: boolean): void {
-    const { topology } = this.ctx;
-    for (const region of [...server.hosted]) {
+    const regions = refreshPhases ? [...server.hosted] : null;
+    this.ctx.topology.evict(server, (region) => {
+      const wasPrimary = region.primary === server.id;
       // Only a replica that held the state may bring the region back; a syncing backup did not.
-      const heldState = region.primary === server.id || !region.syncing.has(server.id);
-      if (region.primary === server.id) {
+      const heldState = wasPrimary || !region.syncing.has(server.id);
+      if (wasPrimary) {
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
         }
-        this.dropPrimary(region);
+        region.primaryAcked = false;
+        region.deadlineMs = null;
         this.dropSyncingBackups(region);
-      } else {
-        topology.removeBackup(region, server.id);
       }
       region.appliedSeq.delete(server.id);
       if (heldState) this.noteLoss(region, server.id);
       this.work.add(region);
-      if (refreshPhases) refreshPhase(this.ctx, region, nowMs);
-    }
+    });
+    if (regions !== null) for (const region of regions) refreshPhase(this.ctx, region, nowMs);
   }
 
   /** Starts a graceful hand-off: backups are replaced, primaries handed over without a failure. */
@@ -123,7 +123,7 @@ export class Recovery {
     region.lostPrimary = null;
     resolveAlert(this.ctx, `failover-stuck:${region.id}`, nowMs);
     const newPrimaryId = region.primary as ServerId;
-    this.ctx.outbox.emit({ type: 'failover_completed', regionId: region.id, newPrimaryId, epoch: region.epoch, recoveryMs }, nowMs);
+    this.ctx.outbox.emit({ type: 'failover_completed', regionId: region.id, newPrimaryId, epoch: region.epoch, recoveryMs, seq: 0, atMs: nowMs });
     this.ctx.outbox.changed();
     this.work.add(region);
     refreshPhase(this.ctx, region, nowMs);
@@ -133,7 +133,7 @@ export class Recovery {
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     region.syncing.delete(serverId);
     region.syncTarget.delete(serverId);
-    this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId }, nowMs);
+    this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId, seq: 0, atMs: nowMs });
     this.ctx.outbox.changed();
     refreshPhase(this.ctx, region, nowMs);
   }
@@ -244,13 +244,13 @@ export class Recovery {
         regionId: region.id, failedServerId: lost.serverId, newPrimaryId: candidate, critical: region.critical,
         players: region.players, epoch: region.epoch, failedAtMs: lost.failedAtMs, detectedAtMs: lost.detectedAtMs,
         promotedAtMs: nowMs,
-      }).id;
+      });
     }
     outbox.holdAnnouncement(region.id, region.epoch);
     outbox.emit({
       type: 'failover_initiated', regionId: region.id, failedServerId: lost?.serverId ?? null,
-      newPrimaryId: candidate, epoch: region.epoch,
-    }, nowMs);
+      newPrimaryId: candidate, epoch: region.epoch, seq: 0, atMs: nowMs,
+    });
   }
 
   /** No replica holds the region any more: the failover has failed and operators are told. */
@@ -260,12 +260,12 @@ export class Recovery {
       region.lastFailoverId = this.ctx.metrics.fail(region.failoverId, nowMs).id;
       region.failoverId = null;
     } else if (lost !== null) {
-      const record = this.ctx.metrics.start({
+      const started = this.ctx.metrics.start({
         regionId: region.id, failedServerId: lost.serverId, newPrimaryId: null, critical: region.critical,
         players: region.players, epoch: region.epoch, failedAtMs: lost.failedAtMs, detectedAtMs: lost.detectedAtMs,
         promotedAtMs: null,
       });
-      region.lastFailoverId = this.ctx.metrics.fail(record.id, nowMs).id;
+      region.lastFailoverId = this.ctx.metrics.fail(started, nowMs).id;
     }
     region.lostPrimary = null;
     this.dropSyncingBackups(region);
@@ -341,8 +341,8 @@ export class Recovery {
     const serverId = region.primary as ServerId;
     this.ctx.outbox.emit({
       type: 'failover_aborted', regionId: region.id, serverId, epoch: region.epoch,
-      reason: `no acknowledgement within ${this.ctx.config.promotionAckTimeoutMs} ms`,
-    }, nowMs);
+      reason: `no acknowledgement within ${this.ctx.config.promotionAckTimeoutMs} ms`, seq: 0, atMs: nowMs,
+    });
     raiseAlert(this.ctx, {
       dedupKey: `failover-stuck:${region.id}`, severity: 'warning', title: `Failover of ${region.id} is not completing`,
       message: `Server ${serverId} did not acknowledge its promotion to primary of ${region.id} (epoch ` +

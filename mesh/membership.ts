@@ -92,7 +92,7 @@ export class Membership {
     const lastHeartbeatAtMs = server.detector.lastHeartbeatAtMs;
     setServerStatus(this.ctx, server, 'failed', nowMs);
     this.ctx.degraded.recordFailure(nowMs);
-    this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason }, nowMs);
+    this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason, seq: 0, atMs: nowMs });
     this.recovery.serverFailed(server, lastHeartbeatAtMs, nowMs, refreshPhases);
     return { server, reason, silentForMs: nowMs - lastHeartbeatAtMs };
   }

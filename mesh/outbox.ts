@@ -6,7 +6,7 @@
  * reports back with `markDurable(seq)`; promotions wait in `pendingAnnouncements` until the change
  * that made them is durable, and only then do heartbeat replies and routes show the new epoch.
  */
-import type { MeshEvent, MeshEventBody } from './events.ts';
+import type { MeshEvent, NewMeshEvent } from './events.ts';
 import type { RegionId } from './types.ts';
 
 /** A side effect for `src/`/`api/` to carry out. */
@@ -30,15 +30,13 @@ export class Outbox {
   }
 
   /**
-   * Queues an event and returns it with its sequence number. The event is `body` itself, completed
-   * in place: callers pass a fresh object literal and keep no reference to it. (Copying it with a
-   * spread cost more than anything else about an event in a mass failure's tens of thousands.)
+   * Numbers an event, queues it and returns it. The event is the caller's literal itself, numbered
+   * in place: callers pass a fresh literal and keep no reference to it. (Copying it with a spread
+   * cost more than anything else about an event in a mass failure's tens of thousands.)
    */
-  emit(body: MeshEventBody, atMs: number): MeshEvent {
+  emit(event: NewMeshEvent): MeshEvent {
     this.eventSeq += 1;
-    const event = body as MeshEventBody & { seq: number; atMs: number };
-    event.seq = this.eventSeq;
-    event.atMs = atMs;
+    (event as { seq: number }).seq = this.eventSeq;
     this.events.push(event);
     return event;
   }

@@ -126,20 +126,22 @@ export class PlacementPlanner {
  * then to a zone no other surviving replica uses, then to the lower id.
  */
 export function chooseCandidate(topology: Topology, region: RegionRecord): ServerId | null {
-  // One pass, no intermediate arrays: this runs for every region that lost its primary, thousands
+  // One pass and one lookup per backup: this runs for every region that lost its primary, thousands
   // of times in a mass failure's tick. A region has a handful of backups, so the zone count is a
-  // scan of them.
+  // scan of their records, looked up once for both uses.
+  const { backups } = region;
+  const records = backups.map((id) => topology.servers.get(id));
   let best: ServerId | null = null;
   let bestSeq = 0;
   let bestLoad = 0;
   let bestShared = 0;
-  for (const id of region.backups) {
-    if (region.syncing.has(id)) continue;
-    const server = topology.servers.get(id);
-    if (server === undefined || !isUsable(server.status)) continue;
+  for (let at = 0; at < backups.length; at++) {
+    const id = backups[at] as ServerId;
+    const server = records[at];
+    if (region.syncing.has(id) || server === undefined || !isUsable(server.status)) continue;
     const seq = region.appliedSeq.get(id) ?? 0;
     const load = server.hosted.size / server.capacity;
-    const shared = sharesZone(topology, region, id, server.zone) ? 1 : 0;
+    const shared = sharesZone(records, at, server.zone) ? 1 : 0;
     const better = best === null || seq > bestSeq || (seq === bestSeq && (load < bestLoad ||
       (load === bestLoad && (shared < bestShared || (shared === bestShared && id < best)))));
     if (better) {
@@ -152,10 +154,10 @@ export function chooseCandidate(topology: Topology, region: RegionRecord): Serve
   return best;
 }
 
-/** True when another backup of the region is in `zone`. */
-function sharesZone(topology: Topology, region: RegionRecord, id: ServerId, zone: string): boolean {
-  for (const other of region.backups) {
-    if (other !== id && (topology.servers.get(other)?.zone ?? '') === zone) return true;
+/** True when another of the region's backups (`records`, all but the one at `at`) is in `zone`. */
+function sharesZone(records: readonly (ServerRecord | undefined)[], at: number, zone: string): boolean {
+  for (let other = 0; other < records.length; other++) {
+    if (other !== at && (records[other]?.zone ?? '') === zone) return true;
   }
   return false;
 }

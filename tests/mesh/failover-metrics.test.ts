@@ -52,19 +52,20 @@ const startInput = (overrides: Partial<FailoverStart> = {}): FailoverStart => ({
 describe('FailoverMetrics life cycle', () => {
   test('start opens a record and samples detection time', () => {
     const metrics = new FailoverMetrics(10);
-    const record = metrics.start(startInput());
-    assert.deepEqual(record, {
+    const id = metrics.start(startInput());
+    assert.equal(id, 'fo-1');
+    assert.deepEqual(metrics.get(id), {
       id: 'fo-1', regionId: 'r1', failedServerId: 's1', newPrimaryId: 's2', critical: false,
       players: 12, epoch: 2, failedAtMs: 1000, detectedAtMs: 1400, promotedAtMs: 1400,
       completedAtMs: null, detectionMs: 400, recoveryMs: null, outcome: 'in_progress',
     });
     assert.equal(metrics.summary().detection_ms.count, 1);
-    assert.equal(metrics.start(startInput()).id, 'fo-2');
+    assert.equal(metrics.start(startInput()), 'fo-2');
   });
 
   test('repromote moves to the next candidate; complete samples recovery from the last heartbeat', () => {
     const metrics = new FailoverMetrics(10);
-    const { id } = metrics.start(startInput());
+    const id = metrics.start(startInput());
     const moved = metrics.repromote(id, serverId('s3'), 3, 4500);
     assert.equal(moved.newPrimaryId, 's3');
     assert.equal(moved.epoch, 3);
@@ -78,7 +79,7 @@ describe('FailoverMetrics life cycle', () => {
 
   test('fail ends a failover without a recovery sample', () => {
     const metrics = new FailoverMetrics(10);
-    const { id } = metrics.start(startInput({ newPrimaryId: null, promotedAtMs: null }));
+    const id = metrics.start(startInput({ newPrimaryId: null, promotedAtMs: null }));
     const failed = metrics.fail(id, 9000);
     assert.equal(failed.outcome, 'failed');
     assert.equal(failed.recoveryMs, null);
@@ -89,19 +90,19 @@ describe('FailoverMetrics life cycle', () => {
 
   test('programmer errors throw', () => {
     const metrics = new FailoverMetrics(10);
-    const { id } = metrics.start(startInput());
+    const id = metrics.start(startInput());
     assert.throws(() => metrics.repromote(id, serverId('s3'), 2, 0), /raise the epoch/);
     metrics.complete(id, 2000);
     assert.throws(() => metrics.complete(id, 3000), /already ended as completed/);
     assert.throws(() => metrics.fail('fo-99', 0), /unknown failover fo-99/);
     assert.throws(() => metrics.start(startInput({ detectedAtMs: 999 })), /before the last heartbeat/);
     const orphan = metrics.start(startInput({ newPrimaryId: null }));
-    assert.throws(() => metrics.complete(orphan.id, 5000), /without a promoted primary/);
+    assert.throws(() => metrics.complete(orphan, 5000), /without a promoted primary/);
   });
 
   test('returned records are copies', () => {
     const metrics = new FailoverMetrics(10);
-    const record = metrics.start(startInput()) as { players: number };
+    const record = metrics.get(metrics.start(startInput())) as { players: number };
     record.players = 0;
     (metrics.inProgress()[0] as { players: number }).players = 0;
     assert.equal(metrics.get('fo-1')?.players, 12);
@@ -111,7 +112,7 @@ describe('FailoverMetrics life cycle', () => {
 describe('FailoverMetrics history and summary', () => {
   test('history drops the oldest finished records first and never one in progress', () => {
     const metrics = new FailoverMetrics(3);
-    const [first, second] = [metrics.start(startInput()).id, metrics.start(startInput()).id];
+    const [first, second] = [metrics.start(startInput()), metrics.start(startInput())];
     metrics.start(startInput());
     metrics.complete(second, 2000);
     metrics.complete(first, 2100);
@@ -130,7 +131,7 @@ describe('FailoverMetrics history and summary', () => {
   test('statistics and counts cover every failover ever, not just the kept history', () => {
     const metrics = new FailoverMetrics(2);
     for (let i = 0; i < 100; i += 1) {
-      const { id } = metrics.start(startInput({ failedAtMs: 0, detectedAtMs: i + 1 }));
+      const id = metrics.start(startInput({ failedAtMs: 0, detectedAtMs: i + 1 }));
       if (i % 10 === 0) metrics.fail(id, 500);
       else if (i < 95) metrics.complete(id, 1000 + i);
     }
@@ -144,7 +145,7 @@ describe('FailoverMetrics history and summary', () => {
 
   test('recent is newest first and at most 50', () => {
     const metrics = new FailoverMetrics(1000);
-    for (let i = 0; i < 80; i += 1) metrics.complete(metrics.start(startInput()).id, 2000);
+    for (let i = 0; i < 80; i += 1) metrics.complete(metrics.start(startInput()), 2000);
     const recent = metrics.summary().recent;
     assert.equal(recent.length, 50);
     assert.equal(recent[0]?.id, 'fo-80');
@@ -166,11 +167,11 @@ describe('FailoverMetrics history and summary', () => {
     const metrics = new FailoverMetrics(10);
     // The first 15,000 detections take 9,999 ms and must fall out of the statistics window.
     for (let i = 0; i < 15_000; i += 1) {
-      metrics.complete(metrics.start(startInput({ failedAtMs: 0, detectedAtMs: 9999 })).id, 12_000);
+      metrics.complete(metrics.start(startInput({ failedAtMs: 0, detectedAtMs: 9999 })), 12_000);
     }
     // 7919 is coprime with 5000, so each detection time 0..4999 occurs exactly twice in the window.
     for (let i = 0; i < statsSampleLimit; i += 1) {
-      metrics.complete(metrics.start(startInput({ failedAtMs: 0, detectedAtMs: (i * 7919) % 5000 })).id, 6000);
+      metrics.complete(metrics.start(startInput({ failedAtMs: 0, detectedAtMs: (i * 7919) % 5000 })), 6000);
     }
     const summary = metrics.summary();
     assert.equal(summary.failovers.total, 15_000 + statsSampleLimit);
@@ -189,8 +190,8 @@ describe('FailoverMetrics history and summary', () => {
 
   test('reset forgets finished failovers and samples, keeps running ones and the id counter', () => {
     const metrics = new FailoverMetrics(10);
-    const running = metrics.start(startInput()).id;
-    metrics.complete(metrics.start(startInput()).id, 5000);
+    const running = metrics.start(startInput());
+    metrics.complete(metrics.start(startInput()), 5000);
     metrics.recordFalseFailover();
     metrics.reset();
     const summary = metrics.summary();
@@ -199,7 +200,7 @@ describe('FailoverMetrics history and summary', () => {
     assert.equal(summary.recovery_ms.count, 0);
     assert.equal(summary.false_failovers, 0);
     assert.equal(metrics.complete(running, 6000).outcome, 'completed');
-    assert.equal(metrics.start(startInput()).id, 'fo-3');
+    assert.equal(metrics.start(startInput()), 'fo-3');
     assert.deepEqual(metrics.summary().failovers, { total: 2, completed: 1, in_progress: 1, failed: 0 });
   });
 });
@@ -208,7 +209,7 @@ describe('FailoverMetrics JSON', () => {
   const build = (): FailoverMetrics => {
     const metrics = new FailoverMetrics(3);
     for (let i = 0; i < 6; i += 1) {
-      const { id } = metrics.start(startInput({ detectedAtMs: 1000 + i * 100, critical: i % 2 === 0 }));
+      const id = metrics.start(startInput({ detectedAtMs: 1000 + i * 100, critical: i % 2 === 0 }));
       if (i % 3 === 0) metrics.complete(id, 5000 + i);
       else if (i % 3 === 1) metrics.fail(id, 6000);
     }
@@ -222,13 +223,13 @@ describe('FailoverMetrics JSON', () => {
     const restored = FailoverMetrics.fromJSON(JSON.parse(JSON.stringify(metrics.toJSON())) as FailoverMetricsJSON, 3);
     assert.deepEqual(restored.toJSON(), metrics.toJSON());
     assert.deepEqual(restored.summary(), metrics.summary());
-    assert.equal(restored.start(startInput()).id, 'fo-7');
+    assert.equal(restored.start(startInput()), 'fo-7');
     assert.equal(restored.complete('fo-6', 8000).recoveryMs, 7000);
   });
 
   test('after a restore, the oldest started finished records are still the first dropped', () => {
     const metrics = new FailoverMetrics(3);
-    const ids = [0, 1, 2].map(() => metrics.start(startInput()).id);
+    const ids = [0, 1, 2].map(() => metrics.start(startInput()));
     metrics.complete(ids[2] as string, 2000);
     metrics.complete(ids[0] as string, 2100);
     const restored = FailoverMetrics.fromJSON(JSON.parse(JSON.stringify(metrics.toJSON())) as FailoverMetricsJSON, 3);

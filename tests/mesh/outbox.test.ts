@@ -7,13 +7,14 @@ const r1 = regionId('region-1');
 const r2 = regionId('region-2');
 const s1 = serverId('srv-1');
 
-const statusEvent = { type: 'server_status_changed', serverId: s1, from: 'alive', to: 'suspect' } as const;
+/** A new status event at `atMs` (the outbox numbers events in place, so each emit needs its own). */
+const statusEvent = (atMs: number) => ({ type: 'server_status_changed', serverId: s1, from: 'alive', to: 'suspect', seq: 0, atMs } as const);
 
 describe('Outbox events', () => {
   test('events get consecutive sequence numbers and their time, and drain in emission order', () => {
     const outbox = new Outbox();
-    const first = outbox.emit(statusEvent, 100);
-    const second = outbox.emit({ type: 'actions_expired', regionId: r1, count: 2 }, 250);
+    const first = outbox.emit(statusEvent(100));
+    const second = outbox.emit({ type: 'actions_expired', regionId: r1, count: 2, seq: 0, atMs: 250 });
     assert.equal(first.seq, 1);
     assert.equal(first.atMs, 100);
     assert.equal(second.seq, 2);
@@ -24,26 +25,27 @@ describe('Outbox events', () => {
 
   test('emitting alone requests no persistence', () => {
     const outbox = new Outbox();
-    outbox.emit(statusEvent, 1);
+    outbox.emit(statusEvent(1));
     assert.equal(outbox.drain().some((e) => e.type === 'persist'), false);
   });
 
   test('a drain empties the outbox; the next one returns only what came after', () => {
     const outbox = new Outbox();
-    outbox.emit(statusEvent, 1);
+    outbox.emit(statusEvent(1));
     outbox.changed();
     assert.equal(outbox.drain().length, 2);
     assert.deepEqual(outbox.drain(), []);
-    const later = outbox.emit(statusEvent, 2);
+    const later = outbox.emit(statusEvent(2));
     assert.deepEqual(outbox.drain(), [{ type: 'emit', event: later }]);
   });
 
-  test('the emitted event is the body completed in place (callers hand over a fresh literal, no copy is made)', () => {
+  test('the emitted event is the literal numbered in place (callers hand over a fresh literal, no copy is made)', () => {
     const outbox = new Outbox();
-    const body = { type: 'actions_expired' as const, regionId: r1, count: 1 };
-    const event = outbox.emit(body, 5);
-    assert.equal(event, body);
+    const literal = { type: 'actions_expired' as const, regionId: r1, count: 1, seq: 0 as const, atMs: 5 };
+    const event = outbox.emit(literal);
+    assert.equal(event, literal);
     assert.deepEqual(event, { type: 'actions_expired', regionId: r1, count: 1, seq: 1, atMs: 5 });
+    assert.deepEqual(Object.keys(event), ['type', 'regionId', 'count', 'seq', 'atMs'], 'seq and atMs come last, as published');
   });
 });
 
@@ -51,7 +53,7 @@ describe('Outbox persistence requests', () => {
   test('several changes coalesce into one persist carrying the latest change, before the events', () => {
     const outbox = new Outbox();
     assert.equal(outbox.changed(), 1);
-    const event = outbox.emit(statusEvent, 10);
+    const event = outbox.emit(statusEvent(10));
     assert.equal(outbox.changed(), 2);
     assert.equal(outbox.changed(), 3);
     const effects: Effect[] = outbox.drain();
@@ -60,7 +62,7 @@ describe('Outbox persistence requests', () => {
 
   test('positions report event, change and durable sequence numbers', () => {
     const outbox = new Outbox();
-    outbox.emit(statusEvent, 1);
+    outbox.emit(statusEvent(1));
     outbox.changed();
     outbox.changed();
     assert.deepEqual(outbox.positions(), { eventSeq: 1, changeSeq: 2, durableSeq: 0 });
@@ -71,7 +73,7 @@ describe('Outbox persistence requests', () => {
   test('a restored outbox continues the sequences and counts everything restored as durable', () => {
     const outbox = new Outbox({ eventSeq: 41, changeSeq: 17 });
     assert.deepEqual(outbox.positions(), { eventSeq: 41, changeSeq: 17, durableSeq: 17 });
-    assert.equal(outbox.emit(statusEvent, 0).seq, 42);
+    assert.equal(outbox.emit(statusEvent(0)).seq, 42);
     assert.equal(outbox.changed(), 18);
     // Nothing was changed before the restart that still needs a write: no persist until a change.
     assert.deepEqual(new Outbox({ eventSeq: 3, changeSeq: 3 }).drain(), []);

@@ -99,3 +99,35 @@ describe('Topology.promote', () => {
     assert.deepEqual(ids(a1.hosted), ['r1']);
   });
 });
+
+describe('Topology.evict', () => {
+  const ids = (set: ReadonlySet<{ id: string }>) => [...set].map((r) => r.id);
+
+  test('a failed server leaves every region it hosts, as primary or backup, and its index entry is empty', () => {
+    const [a1, b1, c1, d1] = [server('a1', 'a'), server('b1', 'b'), server('c1', 'c'), server('d1', 'a')];
+    const t = topologyOf([a1, b1, c1, d1], [
+      region('r1', { primary: 'a1', backups: ['b1', 'c1'] }),
+      region('r2', { primary: 'b1', backups: ['c1', 'a1', 'd1'] }),
+      region('r3', { primary: 'c1', backups: ['d1'] }),
+    ]);
+    const [r1, r2, r3] = ['r1', 'r2', 'r3'].map((id) => t.regions.get(region(id).id));
+    assert.ok(r1 !== undefined && r2 !== undefined && r3 !== undefined);
+    r2.syncing.set(sid('a1'), 5000);
+    r2.syncTarget.set(sid('a1'), 3);
+    const seen: { region: string; primary: string | null; backups: string[] }[] = [];
+    t.evict(a1, (r) => seen.push({ region: r.id, primary: r.primary, backups: [...r.backups] }));
+    assert.deepEqual(seen, [
+      { region: 'r1', primary: 'a1', backups: ['b1', 'c1'] },
+      { region: 'r2', primary: 'b1', backups: ['c1', 'a1', 'd1'] },
+    ], 'each region is handed over once, before the server leaves it');
+    assert.equal(r1.primary, null);
+    assert.deepEqual(r1.backups, [sid('b1'), sid('c1')]);
+    assert.deepEqual(r2.backups, [sid('c1'), sid('d1')], 'the other backups keep their order');
+    assert.equal(r2.syncing.size, 0);
+    assert.equal(r2.syncTarget.size, 0);
+    assert.deepEqual(ids(a1.hosted), []);
+    assert.deepEqual(ids(b1.hosted), ['r1', 'r2']);
+    assert.deepEqual(ids(d1.hosted), ['r2', 'r3']);
+    assert.deepEqual(t.regionsOf(sid('a1')), new Set(), 'the index lookup by id agrees');
+  });
+});
