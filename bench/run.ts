@@ -2,9 +2,9 @@
  * `npm run bench`: runs every bench script (`bench/*.bench.ts`), each in its own child process so
  * that memory readings and JIT state are isolated, and prints their markdown tables to stdout with
  * the machine they ran on. Each bench is first bundled to `dist/<name>.bench.mjs` as `npm run
- * build` bundles the service, and runs as `node --expose-gc dist/<name>.bench.mjs`: plain
- * JavaScript with no TypeScript loader in the process, like the service after `npm start` (the
- * loader alone adds about 40 MiB of RSS).
+ * build` bundles the service, and runs as `node --expose-gc --v8-pool-size=0 dist/<name>.bench.mjs`:
+ * plain JavaScript with no TypeScript loader in the process (the loader alone adds about 40 MiB of
+ * RSS), and V8's background threads sized to the machine, like the service after `npm start`.
  *
  *   npm run bench                      every bench, in name order
  *   npm run bench -- detection         only benches whose name contains "detection"
@@ -69,10 +69,21 @@ function machine(): string {
   ]);
 }
 
+/**
+ * The node options of `npm start` (package.json's start script, `node [options] dist/main.mjs`):
+ * the benches measure the service's code as the service runs it.
+ */
+function serviceNodeOptions(): string[] {
+  const { scripts } = JSON.parse(readFileSync(join(benchDir, '..', 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = scripts.start.split(/\s+/);
+  if (words[0] !== 'node') throw new Error(`the start script does not run node: ${scripts.start}`);
+  return words.slice(1).filter((word) => word.startsWith('--'));
+}
+
 function runBench(name: string, flags: readonly string[]): Promise<{ code: number; wallMs: number }> {
   const source = join(benchDir, `${name}${suffix}`);
   const file = bundle(source);
-  const args = ['--expose-gc', file, ...flags];
+  const args = ['--expose-gc', ...serviceNodeOptions(), file, ...flags];
   console.log(`\n## ${name}\n\nCommand: \`node ${args.map((a) => (a === file ? relative(process.cwd(), file) : a)).join(' ')}\` ` +
     `(bundled from ${relative(process.cwd(), source)})  `);
   console.log(`Load average before: ${load()}`);
