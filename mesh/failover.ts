@@ -90,7 +90,6 @@ export class Recovery {
         region.deadlineMs = null;
         this.dropSyncingBackups(region);
       }
-      region.appliedSeq.delete(server.id);
       if (heldState) this.noteLoss(region, server.id);
       this.work.add(region);
     });
@@ -121,6 +120,7 @@ export class Recovery {
       region.failoverId = null;
     }
     region.lostPrimary = null;
+    this.ctx.topology.forgetDeparted(region);
     resolveAlert(this.ctx, `failover-stuck:${region.id}`, nowMs);
     const newPrimaryId = region.primary as ServerId;
     this.ctx.outbox.emit({ type: 'failover_completed', regionId: region.id, newPrimaryId, epoch: region.epoch, recoveryMs, seq: 0, atMs: nowMs });
@@ -133,6 +133,7 @@ export class Recovery {
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     region.syncing.delete(serverId);
     region.syncTarget.delete(serverId);
+    this.ctx.topology.forgetDeparted(region);
     this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId, seq: 0, atMs: nowMs });
     this.ctx.outbox.changed();
     refreshPhase(this.ctx, region, nowMs);
@@ -196,6 +197,9 @@ export class Recovery {
 
   /** A region without a usable primary (none, or one that drains) gets one; true when promoted. */
   private restorePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
+    // While no server drains, a region with a primary keeps it: no lookup (a mass failure's run
+    // passes thousands of regions that only lost a backup).
+    if (region.primary !== null && this.ctx.counts.statuses.draining === 0) return false;
     const primary = region.primary === null ? undefined : this.ctx.topology.servers.get(region.primary);
     if (primary !== undefined && primary.status !== 'draining') return false;
     return this.replacePrimary(region, nowMs, transitions, primary ?? null);

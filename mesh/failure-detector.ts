@@ -258,9 +258,12 @@ export class ServerDetector {
     let lastSeen = this.lastHeartbeatAt;
     let latestReport = -Infinity;
     for (let at = 0; at < this.reporters.length; at++) {
-      if (this.reportGeneration[at] !== this.generation || !isPeer(this.reporters[at] as ServerId)) continue;
+      if (this.reportGeneration[at] !== this.generation) continue;
       const heardAtMs = this.heardAtMs[at] as number;
       const receivedAtMs = this.receivedAtMs[at] as number;
+      // A report that raises neither maximum changes nothing, whoever sent it; the peer check walks
+      // the server's regions, so it is made only for the reports that do.
+      if ((heardAtMs <= lastSeen && receivedAtMs <= latestReport) || !isPeer(this.reporters[at] as ServerId)) continue;
       if (heardAtMs > lastSeen) lastSeen = heardAtMs;
       if (receivedAtMs > latestReport) latestReport = receivedAtMs;
     }

@@ -71,7 +71,11 @@ export interface RegionRecord {
    * backup whose primary died before it finished copying must never be promoted.
    */
   readonly syncTarget: Map<ServerId, number>;
-  /** Replicated progress per replica, as reported by heartbeats. */
+  /**
+   * Replicated progress per replica, as reported by heartbeats. Always read by replica: a server
+   * that left the region may keep its entry until {@link Topology.forgetDeparted} drops it, and one
+   * that joins again starts without it.
+   */
   readonly appliedSeq: Map<ServerId, number>;
   /** Failover in progress, if any (id in the failover history). */
   failoverId: string | null;
@@ -137,6 +141,8 @@ export class Topology {
 
   addBackup(region: RegionRecord, id: ServerId, syncDeadlineMs: number | null, syncTarget = 0): void {
     region.backups.push(id);
+    // What a server held in an earlier stint says nothing about what it holds now.
+    region.appliedSeq.delete(id);
     if (syncDeadlineMs !== null) {
       region.syncing.set(id, syncDeadlineMs);
       region.syncTarget.set(id, syncTarget);
@@ -162,6 +168,18 @@ export class Topology {
       else this.leaveBackups(region, server.id);
     }
     server.hosted.clear();
+  }
+
+  /**
+   * Drops the replicated progress of servers that no longer replicate the region. A server that
+   * leaves keeps its entry until then: a mass failure's tick takes thousands of replicas out of
+   * their regions and leaves this bookkeeping to the moment the region's next failover or new
+   * backup completes.
+   */
+  forgetDeparted(region: RegionRecord): void {
+    for (const id of region.appliedSeq.keys()) {
+      if (id !== region.primary && !region.backups.includes(id)) region.appliedSeq.delete(id);
+    }
   }
 
   /**

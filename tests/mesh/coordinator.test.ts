@@ -147,6 +147,19 @@ describe('Coordinator: registration and region creation', () => {
 });
 
 describe('Coordinator: failover of a crashed primary', () => {
+  test('the failed primary\'s replicated progress is dropped when the failover completes, not in the tick that fails it', () => {
+    const mesh = crashReady();
+    const progress = () => mesh.c.ctx.topology.regions.get(rid('region-1'))?.appliedSeq;
+    assert.ok(progress()?.has(sid('a1')));
+    mesh.silence('a1');
+    mesh.run(detectedAt);
+    assert.equal(mesh.ofType('failover_initiated').length, 1);
+    assert.ok(progress()?.has(sid('a1')), 'left for later: the failure tick does not stop for it');
+    mesh.run(12_050);
+    assert.equal(mesh.ofType('failover_completed').length, 1);
+    assert.deepEqual([...(progress()?.keys() ?? [])].sort(), ['b1', 'c1']);
+  });
+
   test('detection, promotion held until durable, acknowledgement, metrics', () => {
     const mesh = crashReady();
     mesh.autoDurable = false;

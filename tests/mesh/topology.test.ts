@@ -131,3 +131,27 @@ describe('Topology.evict', () => {
     assert.deepEqual(t.regionsOf(sid('a1')), new Set(), 'the index lookup by id agrees');
   });
 });
+
+describe('Topology: replicated progress of servers that leave and rejoin a region', () => {
+  test('forgetDeparted drops the entries of servers that no longer replicate the region, and only those', () => {
+    const [a1, b1, c1] = [server('a1', 'a'), server('b1', 'b'), server('c1', 'c')];
+    const t = topologyOf([a1, b1, c1], [region('r1', { primary: 'a1', backups: ['b1', 'c1'], appliedSeq: { a1: 9, b1: 8, c1: 7 } })]);
+    const r1 = t.regions.get(region('r1').id);
+    assert.ok(r1 !== undefined);
+    t.evict(c1, () => {});
+    assert.equal(r1.appliedSeq.get(sid('c1')), 7, 'a departed server keeps its entry until the bookkeeping runs');
+    t.forgetDeparted(r1);
+    assert.deepEqual([...r1.appliedSeq], [[sid('a1'), 9], [sid('b1'), 8]]);
+  });
+
+  test('a server assigned to a region again starts without the progress of its earlier stint', () => {
+    const [a1, b1] = [server('a1', 'a'), server('b1', 'b')];
+    const t = topologyOf([a1, b1], [region('r1', { primary: 'a1', backups: ['b1'], appliedSeq: { a1: 50, b1: 50 } })]);
+    const r1 = t.regions.get(region('r1').id);
+    assert.ok(r1 !== undefined);
+    t.evict(b1, () => {});
+    t.addBackup(r1, sid('b1'), 5000, 50);
+    assert.equal(r1.appliedSeq.has(sid('b1')), false);
+    assert.equal(r1.appliedSeq.get(sid('a1')), 50);
+  });
+});
