@@ -193,8 +193,13 @@ export class DegradedMode {
   /** Counts one server failure at `nowMs`; times must not go backwards. */
   recordFailure(nowMs: number): void {
     invariant(Number.isFinite(nowMs), () => `nowMs must be finite, got ${nowMs}`);
-    const last = this.failures[this.failures.length - 1];
-    invariant(last === undefined || nowMs >= last, () => `failure at ${nowMs} recorded after one at ${last}`);
+    // No read past the end of an empty window: optimised code that reads out of bounds is thrown
+    // away (a new mesh's first failure did so, in the middle of a mass failure's tick).
+    const count = this.failures.length;
+    if (count > 0) {
+      const last = this.failures[count - 1] as number;
+      invariant(nowMs >= last, () => `failure at ${nowMs} recorded after one at ${last}`);
+    }
     this.failures.push(nowMs);
   }
 
