@@ -19,7 +19,8 @@
  *    outside the timed section). A full GC runs just before it, so that garbage from the warm-up
  *    is not charged to the tick; collections caused by the tick's own allocations are included.
     Next to the wall-clock time, the CPU the tick's own thread got and the CPU V8's other threads
-    (optimising compiler, garbage collector) took meanwhile, from /proc (10 ms resolution): on a
+    (optimising compiler, garbage collector) took meanwhile, from /proc (schedstat, in nanoseconds;
+    10 ms ticks of /proc's stat where the kernel has no schedstat): on a
     2-core VM those threads compete with the tick for the cores unless V8's pool is sized to the
     machine, as `npm start` does (`--v8-pool-size=0`; `npm run bench` runs the bench with the start
     script's node options, the child processes inherit them).
@@ -64,7 +65,7 @@ import { buildDirectMesh, driveRounds } from './lib/direct-mesh.ts';
 import { hotFunctions, profileSection } from './lib/profile.ts';
 import { booleanFlag, collectGarbage, elapsedMs, heading, memoryAfterGc, mib, ms, num, numberFlag, quick, stringFlag, table, verdict } from './lib/report.ts';
 import { median, summarize } from './lib/stats.ts';
-import { threadCpu, threadCpuResolutionMs, threadCpuSince } from './lib/thread-cpu.ts';
+import { threadCpu, threadCpuSince, threadCpuSource } from './lib/thread-cpu.ts';
 
 const failFraction = 0.3;
 const tickTargetMs = 50;
@@ -351,7 +352,7 @@ function parent(): void {
   const cpuRows = (label: string, of: TickResult[]) => {
     const cpu = of.map((r) => r.tickCpu).filter((c) => c !== null);
     if (cpu.length === 0) return [];
-    return [[`  ${label}: CPU of the tick's own thread (${threadCpuResolutionMs} ms resolution)`, ...spread(cpu.map((c) => c.mainMs)), '', ''],
+    return [[`  ${label}: CPU of the tick's own thread (${threadCpuSource})`, ...spread(cpu.map((c) => c.mainMs)), '', ''],
       [`  ${label}: CPU of V8's other threads meanwhile (optimising compiler, GC)`, ...spread(cpu.map((c) => c.helpersMs)), '', '']];
   };
   console.log('');
