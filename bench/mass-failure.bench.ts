@@ -18,12 +18,12 @@
  *    else (the simulator's message handling before it and the effect hand-over after it are
  *    outside the timed section). A full GC runs just before it, so that garbage from the warm-up
  *    is not charged to the tick; collections caused by the tick's own allocations are included.
-    Next to the wall-clock time, the CPU the tick's own thread got and the CPU V8's other threads
-    (optimising compiler, garbage collector) took meanwhile, from /proc (schedstat, in nanoseconds;
-    10 ms ticks of /proc's stat where the kernel has no schedstat): on a
-    2-core VM those threads compete with the tick for the cores unless V8's pool is sized to the
-    machine, as `npm start` does (`--v8-pool-size=0`; `npm run bench` runs the bench with the start
-    script's node options, the child processes inherit them).
+ *    Next to the wall-clock time, the CPU the tick's own thread got and the CPU V8's other threads
+ *    (optimising compiler, garbage collector) took meanwhile, from /proc (schedstat, in
+ *    nanoseconds; 10 ms ticks of /proc's stat where the kernel has no schedstat). On a 2-core VM
+ *    those threads compete with the tick for the cores unless V8's pool is sized to the machine,
+ *    as `npm start` does (`--v8-pool-size=0`; `npm run bench` runs the bench with the start
+ *    script's node options, and the child processes inherit them).
  *    Two meshes per process: the first ("cold") is the first failover work the process ever does,
  *    so its failover code runs before the JIT has optimised it, as in a coordinator's first mass
  *    failure; the second ("warm", seed + 1000) comes after the first has exercised the same code.
