@@ -86,8 +86,7 @@ export class Recovery {
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
         }
-        region.primaryAcked = false;
-        region.deadlineMs = null;
+        this.primaryGone(region);
         this.dropSyncingBackups(region);
       }
       if (heldState) this.noteLoss(region, server.id);
@@ -355,13 +354,17 @@ export class Recovery {
     }, nowMs);
     this.dropPrimary(region);
     this.dropSyncingBackups(region);
-    region.deadlineMs = null;
     this.noteLoss(region, serverId);
     this.work.add(region);
   }
 
   private dropPrimary(region: RegionRecord): void {
     this.ctx.topology.setPrimary(region, null);
+    this.primaryGone(region);
+  }
+
+  /** The region's primary left it: there is no promotion to acknowledge and no deadline. */
+  private primaryGone(region: RegionRecord): void {
     region.primaryAcked = false;
     region.deadlineMs = null;
   }
