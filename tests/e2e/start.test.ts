@@ -2,17 +2,33 @@
  * `npm start` as users run it: its `prestart` step (`npm run build`) bundles src/ into
  * dist/main.mjs with esbuild, and plain node, with no TypeScript loader, serves from the bundle.
  * The other end-to-end tests start the sources through tsx; this one proves the shipped artifact:
- * it builds, finds openapi.yaml and its packages from dist/, answers as the contract says, takes a
- * server's heartbeat and stops cleanly on SIGTERM. (Only this file writes dist/.)
+ * it builds, starts with the node options of the start script, rehearses the failure path before
+ * it is ready without touching its own mesh, finds openapi.yaml and its packages from dist/,
+ * answers as the contract says, takes a server's heartbeat and stops cleanly on SIGTERM. (Only
+ * this file writes dist/.)
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { call, expectJson, killAll, repoRoot, startService, stopService } from './service-process.ts';
 
 after(killAll);
+
+/** The node options `npm start` passes (`node <options> dist/main.mjs`). */
+function startScriptNodeOptions(): string[] {
+  const { scripts } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const [command, ...words] = scripts.start.split(/\s+/);
+  assert.equal(command, 'node', `the start script runs node: ${scripts.start}`);
+  assert.equal(words.at(-1), 'dist/main.mjs', `the start script runs the bundle: ${scripts.start}`);
+  return words.slice(0, -1);
+}
+
+/** The JSON log records of a service's output so far. */
+function logRecords(output: string): Record<string, unknown>[] {
+  return output.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+}
 
 describe('the npm start bundle', () => {
   test('builds, serves the contract, takes a heartbeat and exits 0 on SIGTERM', async () => {
@@ -20,8 +36,21 @@ describe('the npm start bundle', () => {
     assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}\n${build.stderr}`);
     assert.ok(existsSync(join(repoRoot, 'dist', 'main.mjs')), 'dist/main.mjs was written');
 
-    const service = await startService(['--port', '0', '--store', 'memory'], { entry: ['dist/main.mjs'] });
-    expectJson('getMeshStatus', await call(service.url, 'GET', '/mesh/status'), 200);
+    const service = await startService(['--port', '0', '--store', 'memory'],
+      { entry: [...startScriptNodeOptions(), 'dist/main.mjs'] });
+    const log = logRecords(service.output());
+    const rehearsed = log.findIndex((r) => r.msg === 'failure path rehearsed');
+    assert.ok(rehearsed !== -1 && rehearsed < log.findIndex((r) => r.msg === 'mesh coordinator ready'),
+      `the rehearsal is logged before the ready line:\n${service.output()}`);
+    const report = log[rehearsed] as Record<string, unknown>;
+    assert.equal(report.serversFailed, 18);
+    assert.ok(Number(report.failoversCompleted) > 0 && report.failoversInProgress === 0, JSON.stringify(report));
+    // The rehearsal's mesh is its own: the service's mesh is still empty, with no failure on record.
+    const status = expectJson('getMeshStatus', await call(service.url, 'GET', '/mesh/status'), 200);
+    assert.equal(status.servers.total, 0);
+    assert.equal(status.regions.total, 0);
+    const metrics = expectJson('getFailoverMetrics', await call(service.url, 'GET', '/mesh/failover_metrics'), 200);
+    assert.equal(metrics.failovers.total, 0);
     const contract = await call(service.url, 'GET', '/openapi.yaml');
     assert.equal(contract.status, 200);
     assert.match(String(contract.body), /^openapi: 3\.1/);
