@@ -96,6 +96,9 @@ type MutableRecord = { -readonly [K in keyof FailoverRecord]: FailoverRecord[K] 
 
 const recentLimit = 50;
 
+/** Failover ids are this prefix and a number that counts up in start order. */
+const idPrefix = 'fo-';
+
 /** Statistics of a list of durations, in any order. */
 export function summarize(values: readonly number[]): DurationStats {
   return statsOfSorted(Float64Array.from(values).sort());
@@ -160,9 +163,6 @@ export class FailoverMetrics {
   private readonly limit: number;
   /** Kept records by id; Map insertion order is start order. */
   private records = new Map<string, MutableRecord>();
-  /** Start position of every kept record (counts up; survives no restart, only orders). */
-  private startOrder = new Map<string, number>();
-  private nextStartOrder = 0;
   /** Finished kept records, oldest started first: the ones the history drops when it is full. */
   private finished = new MinHeap<FinishedEntry>(byStartOrder);
   private detection = new SampleSeries();
@@ -187,7 +187,7 @@ export class FailoverMetrics {
   start(input: FailoverStart): string {
     invariant(input.detectedAtMs >= input.failedAtMs, 'a failure cannot be detected before the last heartbeat');
     const record: MutableRecord = {
-      id: `fo-${this.nextId}`,
+      id: `${idPrefix}${this.nextId}`,
       // Fields are picked one by one so that extra properties of the caller's object never leak in.
       regionId: input.regionId,
       failedServerId: input.failedServerId,
@@ -287,7 +287,6 @@ export class FailoverMetrics {
   reset(): void {
     const running = [...this.records.values()].filter((r) => r.outcome === 'in_progress');
     this.records = new Map();
-    this.startOrder = new Map();
     this.finished = new MinHeap(byStartOrder);
     for (const record of running) this.keep(record);
     this.detection = new SampleSeries();
@@ -346,13 +345,15 @@ export class FailoverMetrics {
   /** Adds a record to the history, after every record started before it. */
   private keep(record: MutableRecord): void {
     this.records.set(record.id, record);
-    this.startOrder.set(record.id, this.nextStartOrder);
-    this.nextStartOrder += 1;
   }
 
-  /** A kept record has ended: it may now be dropped when the history is full. */
+  /**
+   * A kept record has ended: it may now be dropped when the history is full. Ids are `fo-N` with N
+   * counting up as failovers start, so N is the start order (no second map keyed by id: a mass
+   * failure starts thousands of failovers in one tick).
+   */
   private finish(record: MutableRecord): void {
-    this.finished.push({ order: this.startOrder.get(record.id) ?? 0, id: record.id });
+    this.finished.push({ order: Number(record.id.slice(idPrefix.length)), id: record.id });
     this.dropOldFinished();
   }
 
@@ -367,7 +368,6 @@ export class FailoverMetrics {
       const oldest = this.finished.pop();
       if (oldest === undefined) return;
       this.records.delete(oldest.id);
-      this.startOrder.delete(oldest.id);
     }
   }
 }

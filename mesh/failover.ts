@@ -369,9 +369,13 @@ export class Recovery {
     region.deadlineMs = null;
   }
 
-  /** Remembers who held a region so that it can be brought back if every replica is lost. */
+  /**
+   * Remembers who held a region so that it can be brought back if every replica is lost. The list
+   * is replaced rather than pushed to: a push onto an empty array reserves room for 16 entries, and
+   * a mass failure notes the first loss of thousands of regions at once.
+   */
   private noteLoss(region: RegionRecord, serverId: ServerId): void {
-    if (!region.formerReplicas.includes(serverId)) region.formerReplicas.push(serverId);
+    if (!region.formerReplicas.includes(serverId)) region.formerReplicas = [...region.formerReplicas, serverId];
   }
 
   /** Pending promotions and backup syncs per server, from the regions with deadlines. */
