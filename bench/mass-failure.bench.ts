@@ -24,7 +24,13 @@
  *    those threads compete with the tick for the cores unless V8's pool is sized to the machine,
  *    as `npm start` does (`--v8-pool-size=0`; `npm run bench` runs the bench with the start
  *    script's node options, and the child processes inherit them).
- *    Two meshes per process: the first ("cold") is the first failover work the process ever does,
+ *    Before its first mesh, each process does what a service process does before its first mass
+ *    failure: the startup rehearsal of `src/main.ts` (a 60-region simulated mass failure,
+ *    mesh/simulation/rehearsal.ts), then 12 ordinary major collections, over twice the number
+ *    after which V8 flushes the bytecode of unused functions unless the start script's
+ *    `--no-flush-bytecode` is given. Alternating with each such process, another one does the
+ *    same without the rehearsal and measures its first mesh only.
+ *    Two meshes per process: the first ("cold") is the first real failover work the process does,
  *    so its failover code runs before the JIT has optimised it, as in a coordinator's first mass
  *    failure; the second ("warm", seed + 1000) comes after the first has exercised the same code.
  *    A third mesh, the warm one again, runs with `maxBackupAssignmentsPerTick` unlimited: with the
