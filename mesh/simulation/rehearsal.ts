@@ -8,9 +8,9 @@
  * first fail, so the first mass failure of a process ran it from cold: in the mass-failure bench
  * (30% of 10,000 servers in one tick) that first tick took 1.5-2.5 times as long as the second.
  * After a rehearsal on 60 regions (tens of calls per function, nothing optimised yet), it took a
- * median 0.88 times as long as without (ten alternating pairs of processes, `BENCHMARKS.md`,
- * run W): better, and still slower than the second, since V8's optimising compiler starts on the
- * failure path only during the real thing. The rehearsal only prepares the engine: its
+ * median 0.71-0.88 times as long as without, faster in 16 of 20 alternating pairs of processes
+ * (`BENCHMARKS.md`, runs V-X): better, not always, and still slower than the second, since V8's
+ * optimising compiler starts on the failure path only during the real thing. The rehearsal only prepares the engine: its
  * coordinator is discarded, and nothing it does reaches the service's own mesh, events or store.
  *
  * V8 flushes the bytecode (and with it the feedback) of functions that have not run for a few
@@ -73,9 +73,8 @@ export function rehearseMassFailure(config: MeshConfig, maxRecoveryMs = 60_000):
   const tickMs = config.tickIntervalMs;
   // The worst case, as the mass-failure bench stages it: the next tick comes as late as it can
   // without the coordinator taking the gap for its own stall (TILT), so that one tick declares the
-  // failures, raises the mass alert and promotes in every region that lost its primary. A
-  // rehearsal spread over regular ticks warmed the engine less in a side by side (`BENCHMARKS.md`,
-  // run W).
+  // failures, raises the mass alert and promotes in every region that lost its primary. (One
+  // spread over regular ticks did no better in a probe, `BENCHMARKS.md`, runs V-X.)
   let nowMs = Math.max(failAtMs, failAtMs + config.tiltThresholdMs - tickMs);
   runtime.advanceTo(nowMs, false);
   const { servers, regions } = coordinator.ctx.topology;
