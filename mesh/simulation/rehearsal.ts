@@ -10,8 +10,10 @@
  * After a rehearsal on 60 regions (tens of calls per function, nothing optimised yet), it took a
  * median 0.71-0.88 times as long as without, faster in 16 of 20 alternating pairs of processes
  * (`BENCHMARKS.md`, runs V-X): better, not always, and still slower than the second, since V8's
- * optimising compiler starts on the failure path only during the real thing. The rehearsal only prepares the engine: its
- * coordinator is discarded, and nothing it does reaches the service's own mesh, events or store.
+ * optimising compiler starts on the failure path only during the real thing.
+ *
+ * The rehearsal only prepares the engine: its coordinator is discarded, and nothing it does
+ * reaches the service's own mesh, events or store.
  *
  * V8 flushes the bytecode (and with it the feedback) of functions that have not run for a few
  * major collections, which in a long-running service would undo the rehearsal before the first

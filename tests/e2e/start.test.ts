@@ -25,9 +25,10 @@ function startScriptNodeOptions(): string[] {
   return words.slice(0, -1);
 }
 
-/** The JSON log records of a service's output so far. */
+/** The JSON log records of a service's output so far (complete lines only). */
 function logRecords(output: string): Record<string, unknown>[] {
-  return output.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  return output.split('\n').slice(0, -1).filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 describe('the npm start bundle', () => {
