@@ -33,6 +33,16 @@ describe('startup rehearsal', () => {
     assert.equal(report.regionsActive + report.regionsUnavailable, report.regions);
   });
 
+  test('ends as soon as it is over when regions have no backup to promote (every failover fails)', () => {
+    const report = rehearseMassFailure({ ...defaultMeshConfig, backupsPerRegion: 0 });
+    assert.equal(report.failoversCompleted, 0);
+    assert.equal(report.failoversInProgress, 0);
+    assert.ok(report.regionsUnavailable > 0, JSON.stringify(report));
+    assert.equal(report.regionsActive + report.regionsUnavailable, report.regions);
+    // Not the 60 s bound: it stops once every crashed server is declared.
+    assert.ok(report.simulatedMs <= 10 * defaultMeshConfig.heartbeatIntervalMs + 10_000, `took until ${report.simulatedMs} ms`);
+  });
+
   test('declares the failures in one tick, then stops after maxRecoveryMs of virtual time', () => {
     const { heartbeatIntervalMs, tiltThresholdMs, tickIntervalMs } = defaultMeshConfig;
     const failAtMs = 10 * heartbeatIntervalMs;
