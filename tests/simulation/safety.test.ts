@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { fcParams, show } from './harness.ts';
 import { knownBugs } from './known-bugs.ts';
-import { faultsArb, runFaultsThenHeal } from './runs.ts';
+import { faultsArb, runFaultsThenHeal, type FaultsSpec } from './runs.ts';
 
 describe('safety under faults with players acting', () => {
   const lostState: string[] = [];
@@ -24,7 +24,12 @@ describe('safety under faults with players acting', () => {
     let accepted = 0;
     let rejected = 0;
     let expired = 0;
-    fc.assert(fc.property(faultsArb({ maxRegions: 40, windowMs: 20_000, maxFaults: 6, players: true }), (s) => {
+    const scenarios = faultsArb({ maxRegions: 40, windowMs: 20_000, maxFaults: 6, players: true });
+    // The first three of the runs are fixed scenarios (fast-check's sample of seed 2: one expires
+    // 108 actions, another reaches the per-player bound 36 times), so that the coverage checks at
+    // the end do not depend on the random draw: about one draw of 60 runs in 40 expired nothing.
+    const covering = fc.sample(scenarios, { seed: 2, numRuns: 3 }).map((s): [FaultsSpec] => [s]);
+    fc.assert(fc.property(scenarios, (s) => {
       const found = runFaultsThenHeal(s);
       assert.deepEqual(found.safety, [], `safety violated in ${show(s)}`);
       lostState.push(...found.lostState.map((p) => `${p} in ${show(s)}`));
@@ -33,7 +38,7 @@ describe('safety under faults with players acting', () => {
       accepted += found.accepted;
       rejected += found.rejected;
       expired += found.expired;
-    }), fcParams(60));
+    }), { ...fcParams(60), examples: covering });
     console.log(`[safety] actions accepted: ${accepted}; expired: ${expired}; refused with buffer_full (bound reached): ${rejected}`);
     assert.ok(rejected > 0, 'the per-player bound was never reached: the workload does not exercise it');
     assert.ok(expired > 0, 'no action ever expired: the workload does not exercise expiry');
