@@ -409,7 +409,7 @@ export class Coordinator {
     }
     const simulated = [...topology.servers.values()].filter((s) => s.simulated);
     for (const server of simulated) {
-      if (server.hosted.size > 0) this.membership.declareFailed(server, 'timeout', nowMs);
+      if (server.hosted.size > 0) this.membership.removeWithReplicas(server, nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
       topology.servers.delete(server.id);
       this.membership.forgetFailure(server, nowMs);

@@ -8,7 +8,7 @@ import type { Alert } from './alerts.ts';
 import type { DegradedLevel, RegionId, ServerId, PlayerId, ServerStatus } from './types.ts';
 
 /** Why a server was declared failed. */
-export type FailureReason = 'peer_confirmed' | 'timeout' | 'restarted';
+export type FailureReason = 'peer_confirmed' | 'timeout' | 'restarted' | 'removed';
 
 /** Every event the core can emit, discriminated by `type`. */
 export type MeshEventBody =

@@ -71,6 +71,7 @@ export class Membership {
       } else if (verdict.state === 'suspect' || tilted) {
         setServerStatus(this.ctx, server, 'suspect', nowMs);
       } else {
+        this.ctx.degraded.recordFailure(nowMs);
         declared.push(this.declare(server, verdict.reason, nowMs, false));
       }
     }
@@ -80,7 +81,17 @@ export class Membership {
 
   /** Declares a server failed and hands its regions to recovery (outside a tick's judging). */
   declareFailed(server: ServerRecord, reason: FailureReason, nowMs: number): void {
+    this.ctx.degraded.recordFailure(nowMs);
     this.alertFailures([this.declare(server, reason, nowMs, true)], nowMs);
+  }
+
+  /**
+   * A simulated server removed by a reset of the test mesh while it held replicas of regions that
+   * stay: they are failed over as for a failure (`server_failure_detected` with reason `removed`,
+   * failover records), but nothing failed, so no alert is raised and degraded mode counts nothing.
+   */
+  removeWithReplicas(server: ServerRecord, nowMs: number): void {
+    this.declare(server, 'removed', nowMs, true);
   }
 
   /**
@@ -91,7 +102,6 @@ export class Membership {
   private declare(server: ServerRecord, reason: FailureReason, nowMs: number, refreshPhases: boolean): Declared {
     const lastHeartbeatAtMs = server.detector.lastHeartbeatAtMs;
     setServerStatus(this.ctx, server, 'failed', nowMs);
-    this.ctx.degraded.recordFailure(nowMs);
     this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason, seq: 0, atMs: nowMs });
     this.recovery.serverFailed(server, lastHeartbeatAtMs, nowMs, refreshPhases);
     return { server, reason, silentForMs: nowMs - lastHeartbeatAtMs };

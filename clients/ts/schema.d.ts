@@ -107,6 +107,9 @@ export interface paths {
          * Remove the test mesh
          * @description Removes the simulated servers and regions, their failover history, metrics, alerts and
          *     events. Servers that registered themselves and their regions are untouched. Takes no body.
+         *     A self-registered region with a replica on a simulated server loses that replica: a
+         *     primary there is failed over (`server_failure_detected` with reason `removed`) and a
+         *     backup is replaced, as capacity allows.
          */
         post: operations["resetTestMesh"];
         delete?: never;
@@ -1112,10 +1115,13 @@ export interface components {
             last_heartbeat_at: components["schemas"]["TimestampMs"];
             /**
              * @description `peer_confirmed` replication peers also stopped hearing it; `timeout` silence beyond the
-             *     failure timeout; `restarted` it came back with a new incarnation while holding regions.
+             *     failure timeout; `restarted` it came back with a new incarnation while holding regions;
+             *     `removed` a simulated server removed by `POST /mesh/reset` while it held replicas of
+             *     self-registered regions, which are failed over as usual (no alert is raised and degraded
+             *     mode does not count it as a failure).
              * @enum {string}
              */
-            reason: "peer_confirmed" | "timeout" | "restarted";
+            reason: "peer_confirmed" | "timeout" | "restarted" | "removed";
         } & (components["schemas"]["EventEnvelope"] & {
             /**
              * @description discriminator enum property added by openapi-typescript

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Coordinator } from '../../mesh/coordinator.ts';
 import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
 import { defaultRealCrashMs } from '../../mesh/faults.ts';
+import { massServerFailureKey } from '../../mesh/membership.ts';
 import type { CoreState } from '../../mesh/state.ts';
 import { SeededRandom } from '../../mesh/simulation/random.ts';
 import { immediateDurability, MeshRuntime } from '../../mesh/simulation/runtime.ts';
@@ -1091,6 +1092,39 @@ describe('Coordinator: fault injection', () => {
     assert.ok(mesh.c.injectFailure({ target: { serverId: sid('b1') }, mode: 'slow', durationMs: 20_000, delayMs: 100 }, warmUntil).ok, 'injectFailure accepted');
     mesh.run(11_100); // a1 heartbeats first at 11 000 (due 16 000), then b1 (due 11 100)
     assert.equal(mesh.c.server(sid('b1'))?.lastHeartbeatAtMs, 11_100);
+  });
+});
+
+describe('Coordinator: resetting the test mesh next to self-registered servers', () => {
+  test('a simulated server holding replicas of self-registered regions is removed, not failed: no alert, no failure counted', () => {
+    // Own servers in zones a and b, the test mesh's in zone c: every own region keeps a replica there.
+    const mesh = new Mesh();
+    for (const id of ['a1', 'b1']) mesh.register(id, id[0] ?? '?');
+    mesh.register('c9', 'c', 20, { simulated: true }); // half as loaded as a1 and b1: it leads a region
+    const ids = mesh.createRegions(Array.from({ length: 3 }, () => ({})));
+    const replicas = (id: string) => {
+      const view = mesh.c.replication(rid(id));
+      return [view?.primary?.serverId, ...(view?.backups.map((b) => b.serverId) ?? [])].sort();
+    };
+    assert.deepEqual(ids.map(replicas), ids.map(() => ['a1', 'b1', 'c9']));
+    const ledByC9 = ids.filter((id) => mesh.c.replication(rid(id))?.primary?.serverId === 'c9').length;
+    assert.ok(ledByC9 > 0, 'c9 leads a region');
+    mesh.run(warmUntil);
+    const seen = mesh.mark();
+    mesh.c.resetTestMesh(mesh.now);
+    mesh.servers.delete(sid('c9'));
+    mesh.run(warmUntil + 5000);
+
+    const removed = seen().filter((e) => e.type === 'server_failure_detected');
+    assert.deepEqual(removed.map((e) => 'reason' in e && [e.serverId, e.reason]), [['c9', 'removed']]);
+    assert.deepEqual(mesh.c.listAlerts({}).map((a) => a.dedupKey).filter((k) => k.startsWith('server-failed') || k === massServerFailureKey), [],
+      'a removal is not a failure to alert about');
+    assert.equal(mesh.c.ctx.degraded.failuresInWindow(mesh.now), 0, 'nor one that counts towards degraded mode');
+    assert.equal(mesh.c.metrics().failovers.completed, ledByC9, 'the regions c9 led were failed over');
+    for (const id of ids) {
+      assert.deepEqual(replicas(id), ['a1', 'b1'], `${id} is left on the own servers`);
+      assert.notEqual(mesh.c.replication(rid(id))?.primary, null);
+    }
   });
 });
 
