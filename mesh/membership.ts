@@ -71,7 +71,6 @@ export class Membership {
       } else if (verdict.state === 'suspect' || tilted) {
         setServerStatus(this.ctx, server, 'suspect', nowMs);
       } else {
-        this.ctx.degraded.recordFailure(nowMs);
         declared.push(this.declare(server, verdict.reason, nowMs, false));
       }
     }
@@ -81,7 +80,6 @@ export class Membership {
 
   /** Declares a server failed and hands its regions to recovery (outside a tick's judging). */
   declareFailed(server: ServerRecord, reason: FailureReason, nowMs: number): void {
-    this.ctx.degraded.recordFailure(nowMs);
     this.alertFailures([this.declare(server, reason, nowMs, true)], nowMs);
   }
 
@@ -102,6 +100,8 @@ export class Membership {
   private declare(server: ServerRecord, reason: FailureReason, nowMs: number, refreshPhases: boolean): Declared {
     const lastHeartbeatAtMs = server.detector.lastHeartbeatAtMs;
     setServerStatus(this.ctx, server, 'failed', nowMs);
+    // A removal is not a failure: degraded mode counts only servers that failed.
+    if (reason !== 'removed') this.ctx.degraded.recordFailure(nowMs);
     this.ctx.outbox.emit({ type: 'server_failure_detected', serverId: server.id, lastHeartbeatAtMs, reason, seq: 0, atMs: nowMs });
     this.recovery.serverFailed(server, lastHeartbeatAtMs, nowMs, refreshPhases);
     return { server, reason, silentForMs: nowMs - lastHeartbeatAtMs };

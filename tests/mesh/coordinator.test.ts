@@ -1097,7 +1097,7 @@ describe('Coordinator: fault injection', () => {
 
 describe('Coordinator: resetting the test mesh next to self-registered servers', () => {
   test('a simulated server holding replicas of self-registered regions is removed, not failed: no alert, no failure counted', () => {
-    // Own servers in zones a and b, the test mesh's in zone c: every own region keeps a replica there.
+    // Own servers in zones a and b, the test mesh's c9 in zone c: every own region has a replica on c9.
     const mesh = new Mesh();
     for (const id of ['a1', 'b1']) mesh.register(id, id[0] ?? '?');
     mesh.register('c9', 'c', 20, { simulated: true }); // half as loaded as a1 and b1: it leads a region
