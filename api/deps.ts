@@ -3,11 +3,11 @@
  * lowdb or memory store); tests build it the same way, so the API is always exercised against the
  * real core.
  */
-import type { Coordinator } from '../mesh/coordinator.ts';
-import type { MeshEvent } from '../mesh/events.ts';
-import type { FaultSpec, InjectedFault } from '../mesh/faults.ts';
+import type { Coordinator } from '../mesh/core/coordinator.ts';
+import type { MeshEvent } from '../mesh/effects/events.ts';
+import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { TestMeshSpec } from '../mesh/simulation/setup.ts';
-import type { RegionId, Result, ServerId } from '../mesh/types.ts';
+import type { RegionId, Result, ServerId } from '../mesh/base/types.ts';
 import type { Contract } from './openapi.ts';
 
 /** The running mesh as the HTTP layer drives it. */

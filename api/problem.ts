@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Context, Middleware } from 'koa';
-import type { Rejection } from '../mesh/types.ts';
+import type { Rejection } from '../mesh/base/types.ts';
 import type { FieldError } from './openapi-errors.ts';
 
 /** Prefix of every problem `type` URI this service defines. */

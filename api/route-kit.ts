@@ -11,7 +11,7 @@ import { hasBody, jsonBody } from './body.ts';
 import type { AppDeps, MeshHost } from './deps.ts';
 import type { Contract } from './openapi.ts';
 import { badRequest, fromRejection, validationFailed } from './problem.ts';
-import type { Rejection } from '../mesh/types.ts';
+import type { Rejection } from '../mesh/base/types.ts';
 
 /** What every router needs. */
 export interface RouteKit {

@@ -15,8 +15,8 @@
  *
  * Run alone: node --expose-gc --import tsx bench/core-throughput.bench.ts [--runs 7] [--servers 10000] [--quick]
  */
-import type { HeartbeatInput } from '../mesh/heartbeat.ts';
-import type { ServerId } from '../mesh/types.ts';
+import type { HeartbeatInput } from '../mesh/core/heartbeat.ts';
+import type { ServerId } from '../mesh/base/types.ts';
 import { buildDirectMesh, heartbeatInputs, markAllDurable, type DirectMesh } from './lib/direct-mesh.ts';
 import { collectGarbage, elapsedMs, heading, ms, num, numberFlag, quick, table } from './lib/report.ts';
 import { median, summarize } from './lib/stats.ts';

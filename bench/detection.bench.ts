@@ -19,14 +19,14 @@
  *
  * Run alone: node --expose-gc --import tsx bench/detection.bench.ts [--hours 10] [--servers 100] [--seed 7] [--quick]
  */
-import { Coordinator } from '../mesh/coordinator.ts';
-import { testMeshConfig } from '../mesh/config.ts';
-import type { MeshEvent } from '../mesh/events.ts';
-import { SeededRandom } from '../mesh/simulation/random.ts';
-import { immediateDurability, MeshRuntime } from '../mesh/simulation/runtime.ts';
+import { Coordinator } from '../mesh/core/coordinator.ts';
+import { testMeshConfig } from '../mesh/base/config.ts';
+import type { MeshEvent } from '../mesh/effects/events.ts';
+import { SeededRandom } from '../mesh/runtime/random.ts';
+import { immediateDurability, MeshRuntime } from '../mesh/runtime/runtime.ts';
 import { defaultSimCapacity, setupTestMesh, targetUtilisation } from '../mesh/simulation/setup.ts';
 import { standardNetwork } from '../mesh/simulation/network.ts';
-import type { ServerId } from '../mesh/types.ts';
+import type { ServerId } from '../mesh/base/types.ts';
 import { elapsedMs, heading, ms, num, numberFlag, quick, table, verdict } from './lib/report.ts';
 import { summarize, type Summary } from './lib/stats.ts';
 

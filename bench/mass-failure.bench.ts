@@ -63,11 +63,11 @@
 import { spawnSync } from 'node:child_process';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Coordinator } from '../mesh/coordinator.ts';
-import { testMeshConfig, type MeshConfig } from '../mesh/config.ts';
-import { SeededRandom } from '../mesh/simulation/random.ts';
+import { Coordinator } from '../mesh/core/coordinator.ts';
+import { testMeshConfig, type MeshConfig } from '../mesh/base/config.ts';
+import { SeededRandom } from '../mesh/runtime/random.ts';
 import { rehearseMassFailure } from '../mesh/simulation/rehearsal.ts';
-import { immediateDurability, MeshRuntime } from '../mesh/simulation/runtime.ts';
+import { immediateDurability, MeshRuntime } from '../mesh/runtime/runtime.ts';
 import { setupTestMesh } from '../mesh/simulation/setup.ts';
 import { buildDirectMesh, driveRounds } from './lib/direct-mesh.ts';
 import { hotFunctions, profileSection } from './lib/profile.ts';

@@ -5,9 +5,9 @@
 import { createServer, type Server } from 'node:http';
 import { createApp, type MeshApp } from '../api/app.ts';
 import { loadContract } from '../api/openapi.ts';
-import { ManualClock, type Clock } from '../mesh/ports.ts';
+import { ManualClock, type Clock } from '../mesh/base/ports.ts';
 import { rehearseMassFailure } from '../mesh/simulation/rehearsal.ts';
-import type { CoreState } from '../mesh/state.ts';
+import type { CoreState } from '../mesh/core/state.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
 import { helpText, parseSettings, type Settings } from './settings.ts';

@@ -7,17 +7,17 @@
  * until their epoch was on disk.
  */
 import type { MeshHost } from '../api/deps.ts';
-import type { MeshConfig } from '../mesh/config.ts';
-import { Coordinator } from '../mesh/coordinator.ts';
-import type { MeshEvent } from '../mesh/events.ts';
-import type { FaultSpec, InjectedFault } from '../mesh/faults.ts';
-import type { Effect } from '../mesh/outbox.ts';
-import { ManualClock, type Clock } from '../mesh/ports.ts';
-import { SeededRandom } from '../mesh/simulation/random.ts';
-import { MeshRuntime } from '../mesh/simulation/runtime.ts';
+import type { MeshConfig } from '../mesh/base/config.ts';
+import { Coordinator } from '../mesh/core/coordinator.ts';
+import type { MeshEvent } from '../mesh/effects/events.ts';
+import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
+import type { Effect } from '../mesh/effects/outbox.ts';
+import { ManualClock, type Clock } from '../mesh/base/ports.ts';
+import { SeededRandom } from '../mesh/runtime/random.ts';
+import { MeshRuntime } from '../mesh/runtime/runtime.ts';
 import { resumeTestMesh, setupTestMesh, type TestMeshSpec } from '../mesh/simulation/setup.ts';
-import type { CoreState } from '../mesh/state.ts';
-import { reject, ok, type RegionId, type Result, type ServerId } from '../mesh/types.ts';
+import type { CoreState } from '../mesh/core/state.ts';
+import { reject, ok, type RegionId, type Result, type ServerId } from '../mesh/base/types.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store/store.ts';
 

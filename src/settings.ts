@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import {
   defaultMeshConfig, testMeshConfig, validateMeshConfig, type LevelThresholds, type MeshConfig,
-} from '../mesh/config.ts';
+} from '../mesh/base/config.ts';
 import { logLevels, type LogLevel } from './logger.ts';
 
 /** Which store keeps the durable state. */
@@ -69,7 +69,7 @@ const serviceSpecs: readonly ServiceSpec[] = [
 ];
 
 /**
- * One line per `MeshConfig` field, shortened from its TSDoc in mesh/config.ts. Typed as a record of
+ * One line per `MeshConfig` field, shortened from its TSDoc in mesh/base/config.ts. Typed as a record of
  * every key so that a new field fails to compile until it is described (and so becomes a setting).
  */
 const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {

@@ -4,8 +4,8 @@
  * `seq` order and acknowledges what it applied.
  */
 import { Router } from '@koa/router';
-import type { ActionAck, BufferedAction } from '../../mesh/action-buffer.ts';
-import { regionId as toRegionId, serverId as toServerId, type RegionId, type Rejection } from '../../mesh/types.ts';
+import type { ActionAck, BufferedAction } from '../../mesh/actions/action-buffer.ts';
+import { regionId as toRegionId, serverId as toServerId, type RegionId, type Rejection } from '../../mesh/base/types.ts';
 import type { Principal } from '../auth.ts';
 import { fromRejection, type HttpProblem } from '../problem.ts';
 import { ms, operation, reply, type RouteKit } from '../route-kit.ts';

@@ -3,7 +3,7 @@
  * acknowledgement, which records who saw it first and is persisted before it is answered.
  */
 import { Router } from '@koa/router';
-import type { Alert, AlertFilter } from '../../mesh/alerts.ts';
+import type { Alert, AlertFilter } from '../../mesh/health/alerts.ts';
 import type { Principal } from '../auth.ts';
 import { ms, msOrNull, operation, reply, unwrap, type RouteKit } from '../route-kit.ts';
 import { durably } from './durability.ts';

@@ -4,7 +4,7 @@
  * retained events after `Last-Event-ID` first.
  */
 import { Router } from '@koa/router';
-import type { MeshEvent } from '../../mesh/events.ts';
+import type { MeshEvent } from '../../mesh/effects/events.ts';
 import { snakeCaseKeys } from '../problem.ts';
 import { ms, operation, type RouteKit } from '../route-kit.ts';
 import { parseLastEventId, type EventStream, type SseEvent } from '../sse.ts';

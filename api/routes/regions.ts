@@ -5,10 +5,10 @@
  */
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
-import type { Coordinator } from '../../mesh/coordinator.ts';
-import type { MeshEvent } from '../../mesh/events.ts';
-import type { ReplicationView, RouteView } from '../../mesh/views.ts';
-import { regionId as toRegionId, type RegionId, type RegionPhase, type ServerId } from '../../mesh/types.ts';
+import type { Coordinator } from '../../mesh/core/coordinator.ts';
+import type { MeshEvent } from '../../mesh/effects/events.ts';
+import type { ReplicationView, RouteView } from '../../mesh/core/views.ts';
+import { regionId as toRegionId, type RegionId, type RegionPhase, type ServerId } from '../../mesh/base/types.ts';
 import type { MeshHost } from '../deps.ts';
 import { notFound } from '../problem.ts';
 import { operation, reply, unwrap, type RouteKit } from '../route-kit.ts';

@@ -8,9 +8,9 @@
  * answer only once the change is on disk.
  */
 import { Router } from '@koa/router';
-import type { HeartbeatInput, HeartbeatReply } from '../../mesh/heartbeat.ts';
-import { regionId, serverId, type Role, type ServerStatus } from '../../mesh/types.ts';
-import type { ServerView } from '../../mesh/views.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../../mesh/core/heartbeat.ts';
+import { regionId, serverId, type Role, type ServerStatus } from '../../mesh/base/types.ts';
+import type { ServerView } from '../../mesh/core/views.ts';
 import { hashToken, issueServerToken } from '../auth.ts';
 import { HttpProblem, conflict, notFound, retryAfterSeconds } from '../problem.ts';
 import { ms, msOrNull, operation, reply, unwrap, type RouteKit } from '../route-kit.ts';

@@ -4,8 +4,8 @@
  * replicated state it never received. Snapshots live in memory only (primaries re-post them).
  */
 import { Router } from '@koa/router';
-import type { PlayerSnapshot } from '../../mesh/snapshots.ts';
-import { regionId as toRegionId, serverId as toServerId } from '../../mesh/types.ts';
+import type { PlayerSnapshot } from '../../mesh/actions/snapshots.ts';
+import { regionId as toRegionId, serverId as toServerId } from '../../mesh/base/types.ts';
 import { ms, operation, reply, unwrap, type RouteKit } from '../route-kit.ts';
 
 /** `PutSnapshotRequest` after validation. */

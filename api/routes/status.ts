@@ -4,9 +4,9 @@
  * core, mapped to the contract's snake_case with every millisecond value a whole number.
  */
 import { Router } from '@koa/router';
-import type { FailoverRecord, DurationStats } from '../../mesh/failover-metrics.ts';
-import { regionId, type RegionId } from '../../mesh/types.ts';
-import type { ReplicationView } from '../../mesh/views.ts';
+import type { FailoverRecord, DurationStats } from '../../mesh/health/failover-metrics.ts';
+import { regionId, type RegionId } from '../../mesh/base/types.ts';
+import type { ReplicationView } from '../../mesh/core/views.ts';
 import { notFound, snakeCaseKeys } from '../problem.ts';
 import { ms, msOrNull, operation, reply, type RouteKit } from '../route-kit.ts';
 

@@ -4,9 +4,9 @@
  * `POST /mesh/test/advance_time`. Every operation here is admin-only.
  */
 import { Router } from '@koa/router';
-import type { FaultSpec, FaultTarget } from '../../mesh/faults.ts';
+import type { FaultSpec, FaultTarget } from '../../mesh/faults/faults.ts';
 import { defaultSimCapacity, targetUtilisation, type TestMeshSpec } from '../../mesh/simulation/setup.ts';
-import { regionId, serverId, type FaultMode, type Role } from '../../mesh/types.ts';
+import { regionId, serverId, type FaultMode, type Role } from '../../mesh/base/types.ts';
 import { validationFailed } from '../problem.ts';
 import { ms, msOrNull, operation, reply, unwrap, type RouteKit } from '../route-kit.ts';
 import { durably } from './durability.ts';

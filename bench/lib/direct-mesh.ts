@@ -6,11 +6,11 @@
  * for real servers, so its memory is the coordinator's alone, and a heartbeat costs exactly one
  * `coordinator.heartbeat` call.
  */
-import { Coordinator } from '../../mesh/coordinator.ts';
-import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
-import type { HeartbeatInput, PeerSilence, RegionClaim } from '../../mesh/heartbeat.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
-import type { ServerId } from '../../mesh/types.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
+import { testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
+import type { HeartbeatInput, PeerSilence, RegionClaim } from '../../mesh/core/heartbeat.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
+import type { ServerId } from '../../mesh/base/types.ts';
 
 /** Shape of a directly driven mesh. */
 export interface DirectMeshSpec {

@@ -12,12 +12,12 @@
  *   acknowledged primary and its full confirmed backups wherever capacity allows, and the servers
  *   agree; a region is left unavailable only when no live server still holds its state.
  */
-import type { Coordinator } from '../coordinator.ts';
-import { phaseOf } from '../context.ts';
-import type { FailoverRecord } from '../failover-metrics.ts';
-import type { HeartbeatInput, HeartbeatReply } from '../heartbeat.ts';
-import { confirmedBackups, isUsable, replicasOf, type RegionRecord } from '../topology.ts';
-import type { RegionId, RegionPhase, Role, ServerId, ServerStatus } from '../types.ts';
+import type { Coordinator } from '../core/coordinator.ts';
+import { phaseOf } from '../failover/context.ts';
+import type { FailoverRecord } from '../health/failover-metrics.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
+import { confirmedBackups, isUsable, replicasOf, type RegionRecord } from '../failover/topology.ts';
+import type { RegionId, RegionPhase, Role, ServerId, ServerStatus } from '../base/types.ts';
 import type { SimulatedFleet } from './fleet.ts';
 import type { CoreObserver } from './scenario.ts';
 

@@ -4,14 +4,14 @@
  * over. Everything is driven by one seeded PRNG and a queue of timed messages, so a run is
  * reproduced exactly from its seed. The same fleet backs `POST /mesh/setup_test` and the tests.
  */
-import type { Coordinator } from '../coordinator.ts';
-import type { InjectedFault } from '../faults.ts';
-import { flapDownMs, flapUpMs } from '../faults.ts';
-import type { HeartbeatInput, HeartbeatReply } from '../heartbeat.ts';
-import { MinHeap } from '../heap.ts';
-import type { RegionId, ServerId } from '../types.ts';
+import type { Coordinator } from '../core/coordinator.ts';
+import type { InjectedFault } from '../faults/faults.ts';
+import { flapDownMs, flapUpMs } from '../faults/faults.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
+import { MinHeap } from '../base/heap.ts';
+import type { RegionId, ServerId } from '../base/types.ts';
 import { deliver, standardNetwork, type NetworkModel } from './network.ts';
-import type { SeededRandom } from './random.ts';
+import type { SeededRandom } from '../runtime/random.ts';
 import { replicationIntervalMs, SimServer, type SimRegion } from './sim-server.ts';
 import { ActionLedger } from './ledger.ts';
 

@@ -2,7 +2,7 @@
  * The players' side of the exactly-once contract: which actions the coordinator accepted and how
  * often a primary applied each. A checker, not part of the workload's decisions.
  */
-import type { RegionId } from '../types.ts';
+import type { RegionId } from '../base/types.ts';
 
 /** Accepted and applied actions of the simulated players. */
 export class ActionLedger {

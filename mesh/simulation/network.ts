@@ -2,7 +2,7 @@
  * The standard network model of DESIGN.md: every message is delayed 2 ms plus an exponential with
  * mean 10 ms, capped at 250 ms, and lost independently with probability 1%.
  */
-import type { SeededRandom } from './random.ts';
+import type { SeededRandom } from '../runtime/random.ts';
 
 /** Parameters of message delivery between simulated servers and the coordinator. */
 export interface NetworkModel {

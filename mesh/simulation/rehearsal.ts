@@ -20,10 +20,10 @@
  * real failure; `npm start` therefore runs node with `--no-flush-bytecode` (see
  * FAULT_TOLERANCE_DEPLOYMENT.md).
  */
-import type { MeshConfig } from '../config.ts';
-import { Coordinator } from '../coordinator.ts';
-import { SeededRandom } from './random.ts';
-import { MeshRuntime } from './runtime.ts';
+import type { MeshConfig } from '../base/config.ts';
+import { Coordinator } from '../core/coordinator.ts';
+import { SeededRandom } from '../runtime/random.ts';
+import { MeshRuntime } from '../runtime/runtime.ts';
 import { setupTestMesh } from './setup.ts';
 
 /** What the rehearsal did, for the startup log (and tests). */

@@ -8,16 +8,16 @@
  * acknowledged and expired actions) by wrapping the coordinator's methods on this instance only.
  * Observation never changes what the core decides.
  */
-import type { HeartbeatInput, HeartbeatReply } from '../heartbeat.ts';
-import type { BufferedAction } from '../action-buffer.ts';
-import { Coordinator } from '../coordinator.ts';
-import { testMeshConfig, validateMeshConfig, type MeshConfig } from '../config.ts';
-import type { MeshEvent } from '../events.ts';
-import type { FaultSpec, InjectedFault } from '../faults.ts';
-import type { RegionId, Result, ServerId } from '../types.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
+import type { BufferedAction } from '../actions/action-buffer.ts';
+import { Coordinator } from '../core/coordinator.ts';
+import { testMeshConfig, validateMeshConfig, type MeshConfig } from '../base/config.ts';
+import type { MeshEvent } from '../effects/events.ts';
+import type { FaultSpec, InjectedFault } from '../faults/faults.ts';
+import type { RegionId, Result, ServerId } from '../base/types.ts';
 import type { FleetOptions, SimulatedFleet } from './fleet.ts';
-import { SeededRandom } from './random.ts';
-import { MeshRuntime, immediateDurability } from './runtime.ts';
+import { SeededRandom } from '../runtime/random.ts';
+import { MeshRuntime, immediateDurability } from '../runtime/runtime.ts';
 import { setupTestMesh, type TestMeshSpec } from './setup.ts';
 
 /** Everything that defines a run; printed with every failing property. */

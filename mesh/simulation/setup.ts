@@ -2,12 +2,12 @@
  * Builds a simulated test mesh (`POST /mesh/setup_test`): simulated servers spread over zones, then
  * regions placed on them, then the fleet adopts the placement and starts heartbeating.
  */
-import type { Coordinator } from '../coordinator.ts';
-import { ok, reject, serverId, type Result, type ServerId, type RegionId } from '../types.ts';
+import type { Coordinator } from '../core/coordinator.ts';
+import { ok, reject, serverId, type Result, type ServerId, type RegionId } from '../base/types.ts';
 import { SimulatedFleet, type FleetOptions } from './fleet.ts';
 import type { NetworkModel } from './network.ts';
 import { standardNetwork } from './network.ts';
-import type { SeededRandom } from './random.ts';
+import type { SeededRandom } from '../runtime/random.ts';
 
 /** Parameters of a test mesh. */
 export interface TestMeshSpec {

@@ -4,9 +4,9 @@
  * apply the reply (roles, epochs, primaries); heartbeat again at once after a role change, so that
  * a promotion is acknowledged without waiting a whole interval; drop regions it is not given.
  */
-import type { HeartbeatInput, HeartbeatReply } from '../heartbeat.ts';
-import type { RegionId, Role, ServerId } from '../types.ts';
-import type { SeededRandom } from './random.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
+import type { RegionId, Role, ServerId } from '../base/types.ts';
+import type { SeededRandom } from '../runtime/random.ts';
 
 /** What a simulated server holds for one region. */
 export interface SimRegion {

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Response } from 'supertest';
-import type { CoreState } from '../../mesh/state.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { expectResponse } from './harness.ts';
 import { MeshFixture, type FixtureOptions } from './mesh-fixture.ts';

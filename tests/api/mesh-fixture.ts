@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { hashToken, issueServerToken } from '../../api/auth.ts';
-import type { MeshConfig } from '../../mesh/config.ts';
-import type { HeartbeatInput } from '../../mesh/heartbeat.ts';
-import { regionId, serverId, type RegionId, type Role, type ServerId } from '../../mesh/types.ts';
-import type { CoreState } from '../../mesh/state.ts';
+import type { MeshConfig } from '../../mesh/base/config.ts';
+import type { HeartbeatInput } from '../../mesh/core/heartbeat.ts';
+import { regionId, serverId, type RegionId, type Role, type ServerId } from '../../mesh/base/types.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
 import type { Store } from '../../src/store/store.ts';
 import { expectResponse, testApp, type TestApp } from './harness.ts';
 

@@ -9,7 +9,7 @@ import {
   HttpProblem, conflict, fromRejection, notFound, problemMiddleware, rejectionStatus, snakeCaseKeys, tooManyRequests,
   validationFailed,
 } from '../../api/problem.ts';
-import { reject } from '../../mesh/types.ts';
+import { reject } from '../../mesh/base/types.ts';
 
 const contract = loadContract();
 

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { testMeshConfig } from '../../mesh/config.ts';
-import type { CoreState } from '../../mesh/state.ts';
+import { testMeshConfig } from '../../mesh/base/config.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { expectResponse } from './harness.ts';
 import { MeshFixture } from './mesh-fixture.ts';

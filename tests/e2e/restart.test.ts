@@ -15,7 +15,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultMeshConfig } from '../../mesh/config.ts';
+import { defaultMeshConfig } from '../../mesh/base/config.ts';
 import { GameServer, World } from './game-server.ts';
 import {
   call, expectJson, killAll, sleep, spawnService, startService, stopService, waitFor, type ServiceProcess,

@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ActionBuffer, ackMemoryAgeFactor, type ActionBufferLimits, type BufferedAction } from '../../mesh/action-buffer.ts';
-import { defaultMeshConfig } from '../../mesh/config.ts';
-import { regionId, type RegionId } from '../../mesh/types.ts';
+import { ActionBuffer, ackMemoryAgeFactor, type ActionBufferLimits, type BufferedAction } from '../../mesh/actions/action-buffer.ts';
+import { defaultMeshConfig } from '../../mesh/base/config.ts';
+import { regionId, type RegionId } from '../../mesh/base/types.ts';
 
 const limits: ActionBufferLimits = { actionBufferMaxPerPlayer: 3, actionBufferMaxAgeMs: 1000 };
 const R1 = regionId('r1');

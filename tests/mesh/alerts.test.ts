@@ -1,12 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { AlertBook } from '../../mesh/alerts.ts';
-import type { Alert, AlertInput, AlertBookJSON } from '../../mesh/alerts.ts';
-import type { AlertSeverity } from '../../mesh/types.ts';
-import { testMeshConfig } from '../../mesh/config.ts';
-import { raiseAlert } from '../../mesh/context.ts';
-import { Coordinator } from '../../mesh/coordinator.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
+import { AlertBook } from '../../mesh/health/alerts.ts';
+import type { Alert, AlertInput, AlertBookJSON } from '../../mesh/health/alerts.ts';
+import type { AlertSeverity } from '../../mesh/base/types.ts';
+import { testMeshConfig } from '../../mesh/base/config.ts';
+import { raiseAlert } from '../../mesh/failover/context.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
 
 const input = (dedupKey: string, severity: AlertSeverity = 'warning', message = 'm'): AlertInput => ({
   dedupKey,

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultMeshConfig, testMeshConfig, validateMeshConfig, degradedLevels, type MeshConfig } from '../../mesh/config.ts';
+import { defaultMeshConfig, testMeshConfig, validateMeshConfig, degradedLevels, type MeshConfig } from '../../mesh/base/config.ts';
 
 /** A copy of the defaults with some fields replaced (the defaults themselves are frozen). */
 const withFields = (patch: Record<string, unknown>): MeshConfig => ({ ...defaultMeshConfig, ...patch }) as MeshConfig;

@@ -4,15 +4,15 @@
  * tickIntervalMs, heartbeats exactly on every whole heartbeat interval, no delay and no loss. Peers
  * report a silenced server as silent since it went quiet, every other peer as just heard.
  */
-import { Coordinator, type ServerInput } from '../../mesh/coordinator.ts';
-import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
-import type { MeshEvent, MeshEventType } from '../../mesh/events.ts';
-import { ServerDetector } from '../../mesh/failure-detector.ts';
-import type { HeartbeatInput, HeartbeatReply } from '../../mesh/heartbeat.ts';
-import type { RegionInput } from '../../mesh/region-factory.ts';
-import type { CoreState } from '../../mesh/state.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
-import { regionId, serverId, type RegionId, type Result, type Role, type ServerId } from '../../mesh/types.ts';
+import { Coordinator, type ServerInput } from '../../mesh/core/coordinator.ts';
+import { testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
+import type { MeshEvent, MeshEventType } from '../../mesh/effects/events.ts';
+import { ServerDetector } from '../../mesh/detection/failure-detector.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../../mesh/core/heartbeat.ts';
+import type { RegionInput } from '../../mesh/failover/region-factory.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
+import { regionId, serverId, type RegionId, type Result, type Role, type ServerId } from '../../mesh/base/types.ts';
 
 /** What a fake server holds for one region. */
 export interface Held {

@@ -1,12 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Coordinator } from '../../mesh/coordinator.ts';
-import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
-import { defaultRealCrashMs } from '../../mesh/faults.ts';
-import { massServerFailureKey } from '../../mesh/membership.ts';
-import type { CoreState } from '../../mesh/state.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
-import { immediateDurability, MeshRuntime } from '../../mesh/simulation/runtime.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
+import { testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
+import { defaultRealCrashMs } from '../../mesh/faults/faults.ts';
+import { massServerFailureKey } from '../../mesh/core/membership.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
+import { immediateDurability, MeshRuntime } from '../../mesh/runtime/runtime.ts';
 import { setupTestMesh } from '../../mesh/simulation/setup.ts';
 import { Mesh, expectedDetection, rid, sid, standardMesh } from './coordinator-harness.ts';
 

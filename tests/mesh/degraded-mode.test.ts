@@ -1,10 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DegradedMode, fidelityFor, levelFidelity, targetLevel } from '../../mesh/degraded-mode.ts';
-import type { DegradedModeConfig, DegradedModeJSON, LevelSample } from '../../mesh/degraded-mode.ts';
-import { defaultMeshConfig, degradedLevels } from '../../mesh/config.ts';
-import type { DegradedLevel } from '../../mesh/types.ts';
+import { DegradedMode, fidelityFor, levelFidelity, targetLevel } from '../../mesh/health/degraded-mode.ts';
+import type { DegradedModeConfig, DegradedModeJSON, LevelSample } from '../../mesh/health/degraded-mode.ts';
+import { defaultMeshConfig, degradedLevels } from '../../mesh/base/config.ts';
+import type { DegradedLevel } from '../../mesh/base/types.ts';
 
 const cooldownMs = 10_000;
 const config: DegradedModeConfig = { ...defaultMeshConfig, degradedCooldownMs: cooldownMs };

@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { FailoverMetrics, summarize } from '../../mesh/failover-metrics.ts';
-import { statsSampleLimit } from '../../mesh/failover-metrics.ts';
-import type { DurationStats, FailoverMetricsJSON, FailoverStart } from '../../mesh/failover-metrics.ts';
-import { regionId, serverId } from '../../mesh/types.ts';
+import { FailoverMetrics, summarize } from '../../mesh/health/failover-metrics.ts';
+import { statsSampleLimit } from '../../mesh/health/failover-metrics.ts';
+import type { DurationStats, FailoverMetricsJSON, FailoverStart } from '../../mesh/health/failover-metrics.ts';
+import { regionId, serverId } from '../../mesh/base/types.ts';
 
 const zero: DurationStats = { count: 0, min: 0, mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
 

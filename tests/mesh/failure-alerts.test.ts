@@ -5,9 +5,9 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
-import { massServerFailureKey } from '../../mesh/membership.ts';
-import type { CoreState } from '../../mesh/state.ts';
+import { testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
+import { massServerFailureKey } from '../../mesh/core/membership.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
 import { Mesh, sid } from './coordinator-harness.ts';
 
 /** Alerts each server only while at most two fail in one tick. */

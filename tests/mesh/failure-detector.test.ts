@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootstrapSamples, IntervalWindow, longestLearntIntervalMs, ServerDetector, phi, type Verdict } from '../../mesh/failure-detector.ts';
-import { defaultMeshConfig } from '../../mesh/config.ts';
-import { serverId, type ServerId } from '../../mesh/types.ts';
+import { bootstrapSamples, IntervalWindow, longestLearntIntervalMs, ServerDetector, phi, type Verdict } from '../../mesh/detection/failure-detector.ts';
+import { defaultMeshConfig } from '../../mesh/base/config.ts';
+import { serverId, type ServerId } from '../../mesh/base/types.ts';
 
 /**
  * Upper tail Q(y) = P(Z > y) of the standard normal distribution, from printed tables. The phi of a

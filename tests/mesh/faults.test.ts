@@ -2,9 +2,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   FaultRegistry, resolveTargets, flapDownMs, flapUpMs, defaultRealCrashMs, type FaultSpec,
-} from '../../mesh/faults.ts';
-import type { Random } from '../../mesh/ports.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
+} from '../../mesh/faults/faults.ts';
+import type { Random } from '../../mesh/base/ports.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { region, server, sid, rid, topologyOf } from './topology-fixtures.ts';
 
 /** A Random that always draws the same value: with 0, sampling keeps the input order. */

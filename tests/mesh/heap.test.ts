@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MinHeap } from '../../mesh/heap.ts';
+import { MinHeap } from '../../mesh/base/heap.ts';
 
 const less = (a: number, b: number) => a < b;
 

@@ -12,7 +12,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { HeartbeatInput } from '../../mesh/heartbeat.ts';
+import type { HeartbeatInput } from '../../mesh/core/heartbeat.ts';
 import { Mesh, rid, sid } from './coordinator-harness.ts';
 
 const region = rid('region-1');

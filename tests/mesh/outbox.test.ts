@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Outbox, type Effect } from '../../mesh/outbox.ts';
-import { regionId, serverId } from '../../mesh/types.ts';
+import { Outbox, type Effect } from '../../mesh/effects/outbox.ts';
+import { regionId, serverId } from '../../mesh/base/types.ts';
 
 const r1 = regionId('region-1');
 const r2 = regionId('region-2');

@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { PlacementPlanner, chooseCandidate } from '../../mesh/placement.ts';
-import type { RegionRecord, Topology } from '../../mesh/topology.ts';
-import type { ServerId, ServerStatus } from '../../mesh/types.ts';
+import { PlacementPlanner, chooseCandidate } from '../../mesh/failover/placement.ts';
+import type { RegionRecord, Topology } from '../../mesh/failover/topology.ts';
+import type { ServerId, ServerStatus } from '../../mesh/base/types.ts';
 import { filler, region, server, sid, topologyOf } from './topology-fixtures.ts';
 
 const always = () => true;

@@ -1,8 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SnapshotStore, type SnapshotInput, type SnapshotLimits } from '../../mesh/snapshots.ts';
-import { defaultMeshConfig } from '../../mesh/config.ts';
-import { regionId, serverId } from '../../mesh/types.ts';
+import { SnapshotStore, type SnapshotInput, type SnapshotLimits } from '../../mesh/actions/snapshots.ts';
+import { defaultMeshConfig } from '../../mesh/base/config.ts';
+import { regionId, serverId } from '../../mesh/base/types.ts';
 
 const limits: SnapshotLimits = { snapshotMaxBytes: 100, snapshotsMaxPerRegion: 3 };
 const R1 = regionId('r1');

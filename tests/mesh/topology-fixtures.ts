@@ -2,8 +2,8 @@
  * Hand-built topologies for unit tests of placement and fault targeting: plain records, no
  * coordinator, so that each test states exactly the loads, zones and roles it depends on.
  */
-import { Topology, type RegionRecord, type ServerRecord } from '../../mesh/topology.ts';
-import { regionId, serverId, type RegionId, type ServerId, type ServerStatus } from '../../mesh/types.ts';
+import { Topology, type RegionRecord, type ServerRecord } from '../../mesh/failover/topology.ts';
+import { regionId, serverId, type RegionId, type ServerId, type ServerStatus } from '../../mesh/base/types.ts';
 
 /** A server record; only what placement reads needs to be given. */
 export function server(id: string, zone: string, options: { capacity?: number; status?: ServerStatus; players?: number } = {}): ServerRecord {

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { replicatesWith } from '../../mesh/topology.ts';
+import { replicatesWith } from '../../mesh/failover/topology.ts';
 import { filler, region, server, sid, topologyOf } from './topology-fixtures.ts';
 
 describe('replicatesWith (replicates with, as the failure detector asks it)', () => {

@@ -5,9 +5,9 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FailoverRecord } from '../../mesh/failover-metrics.ts';
+import type { FailoverRecord } from '../../mesh/health/failover-metrics.ts';
 import { criticalOrderingProblems } from '../../mesh/simulation/checkers.ts';
-import type { RegionId, ServerId } from '../../mesh/types.ts';
+import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 
 const record = (regionId: string, critical: boolean, detectedAtMs: number, recoveryMs: number): FailoverRecord => ({
   id: `fo-${regionId}`, regionId: regionId as RegionId, failedServerId: 'a' as ServerId, newPrimaryId: 'b' as ServerId, critical,

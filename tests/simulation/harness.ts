@@ -4,11 +4,11 @@
  * percentile summaries printed next to the targets.
  */
 import fc from 'fast-check';
-import type { FaultSpec } from '../../mesh/faults.ts';
-import type { RegionId, ServerId } from '../../mesh/types.ts';
+import type { FaultSpec } from '../../mesh/faults/faults.ts';
+import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import { SafetyChecker } from '../../mesh/simulation/checkers.ts';
 import { SimRun, type ScenarioSpec } from '../../mesh/simulation/scenario.ts';
-import { summarize, type DurationStats } from '../../mesh/failover-metrics.ts';
+import { summarize, type DurationStats } from '../../mesh/health/failover-metrics.ts';
 
 /** A run whose safety is checked after every tick and on every heartbeat. */
 export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChecker } {

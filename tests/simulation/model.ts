@@ -15,13 +15,13 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Coordinator } from '../../mesh/coordinator.ts';
-import { testMeshConfig } from '../../mesh/config.ts';
-import type { HeartbeatReply } from '../../mesh/heartbeat.ts';
-import type { CoreState } from '../../mesh/state.ts';
-import type { RegionId, Role, ServerId } from '../../mesh/types.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
+import { testMeshConfig } from '../../mesh/base/config.ts';
+import type { HeartbeatReply } from '../../mesh/core/heartbeat.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
+import type { RegionId, Role, ServerId } from '../../mesh/base/types.ts';
 import { SafetyChecker, type Belief, type KnownKind } from '../../mesh/simulation/checkers.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { observeCore } from '../../mesh/simulation/scenario.ts';
 
 const config = { ...testMeshConfig, actionBufferMaxPerPlayer: 3, actionBufferMaxAgeMs: 4000 };

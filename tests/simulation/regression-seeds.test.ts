@@ -9,13 +9,13 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Coordinator } from '../../mesh/coordinator.ts';
-import { testMeshConfig } from '../../mesh/config.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
+import { testMeshConfig } from '../../mesh/base/config.ts';
 import { SafetyChecker, type KnownKind } from '../../mesh/simulation/checkers.ts';
-import { SeededRandom } from '../../mesh/simulation/random.ts';
+import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { observeCore } from '../../mesh/simulation/scenario.ts';
-import type { CoreState } from '../../mesh/state.ts';
-import type { RegionId, ServerId } from '../../mesh/types.ts';
+import type { CoreState } from '../../mesh/core/state.ts';
+import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import { knownBugs } from './known-bugs.ts';
 import { make, runModel, type Cmd } from './model.ts';
 import { runFaultsThenHeal, runMultiFailure, runReplication, runSingleFailure, type Findings } from './runs.ts';

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultMeshConfig, testMeshConfig } from '../../mesh/config.ts';
+import { defaultMeshConfig, testMeshConfig } from '../../mesh/base/config.ts';
 import { rehearsalRegions, rehearseMassFailure } from '../../mesh/simulation/rehearsal.ts';
 
 describe('startup rehearsal', () => {

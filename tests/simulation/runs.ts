@@ -6,9 +6,9 @@
 import fc from 'fast-check';
 import { capacityAllows, criticalOrderingProblems, failoverRecords, livenessProblems, recoverableCoverage } from '../../mesh/simulation/checkers.ts';
 import type { SimRun } from '../../mesh/simulation/scenario.ts';
-import { chooseCandidate } from '../../mesh/placement.ts';
-import { confirmedBackups } from '../../mesh/topology.ts';
-import type { RegionId, ServerId } from '../../mesh/types.ts';
+import { chooseCandidate } from '../../mesh/failover/placement.ts';
+import { confirmedBackups } from '../../mesh/failover/topology.ts';
+import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import { applyFaultPlans, checkedRun, faultPlanArb, show, type FaultPlan } from './harness.ts';
 
 /** Problems found in one run, by kind (kept apart so a known bug of one kind hides nothing else). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultMeshConfig, testMeshConfig, type MeshConfig } from '../../mesh/config.ts';
+import { defaultMeshConfig, testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
 import { helpText, isLoopback, parseSettings, type Env, type Settings } from '../../src/settings.ts';
 
 function settingsOf(argv: string[], env: Env = {}): Settings {

@@ -5,7 +5,7 @@
 import { refreshPhase, type CoreContext } from './context.ts';
 import { PlacementPlanner } from './placement.ts';
 import { isUsable, type RegionRecord } from './topology.ts';
-import { ok, regionId as toRegionId, reject, type RegionId, type Result } from './types.ts';
+import { ok, regionId as toRegionId, reject, type RegionId, type Result } from '../base/types.ts';
 
 /** What is needed to create a region. */
 export interface RegionInput {

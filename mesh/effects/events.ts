@@ -4,8 +4,8 @@
  * degraded_mode_deactivated, administrator_alert, player_reconnected) and are published on
  * `GET /mesh/events`, logged, and asserted on by tests.
  */
-import type { Alert } from './alerts.ts';
-import type { DegradedLevel, RegionId, ServerId, PlayerId, ServerStatus } from './types.ts';
+import type { Alert } from '../health/alerts.ts';
+import type { DegradedLevel, RegionId, ServerId, PlayerId, ServerStatus } from '../base/types.ts';
 
 /** Why a server was declared failed. */
 export type FailureReason = 'peer_confirmed' | 'timeout' | 'restarted' | 'removed';

@@ -14,7 +14,7 @@
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
 import { byPriority, type RegionRecord, type ServerRecord } from './topology.ts';
-import type { ServerId } from './types.ts';
+import type { ServerId } from '../base/types.ts';
 
 /** What one run carries from region to region. */
 interface Pass {

@@ -4,27 +4,27 @@
  * injected `Random`, awaits or does I/O. `src/` drives it with the system clock and a ticker, the
  * simulator with virtual time.
  */
-import { ActionBuffer, type ActionAck, type BufferedAction, type SubmitOutcome } from './action-buffer.ts';
-import { AlertBook, type Alert, type AlertFilter } from './alerts.ts';
-import { type MeshConfig } from './config.ts';
-import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from './context.ts';
-import { DegradedMode } from './degraded-mode.ts';
-import { Recovery } from './failover.ts';
-import { FailoverMetrics } from './failover-metrics.ts';
-import { ServerDetector } from './failure-detector.ts';
-import { FaultRegistry, resolveTargets, type FaultSpec, type InjectedFault } from './faults.ts';
+import { ActionBuffer, type ActionAck, type BufferedAction, type SubmitOutcome } from '../actions/action-buffer.ts';
+import { AlertBook, type Alert, type AlertFilter } from '../health/alerts.ts';
+import { type MeshConfig } from '../base/config.ts';
+import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from '../failover/context.ts';
+import { DegradedMode } from '../health/degraded-mode.ts';
+import { Recovery } from '../failover/recovery.ts';
+import { FailoverMetrics } from '../health/failover-metrics.ts';
+import { ServerDetector } from '../detection/failure-detector.ts';
+import { FaultRegistry, resolveTargets, type FaultSpec, type InjectedFault } from '../faults/faults.ts';
 import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
-import { MinHeap } from './heap.ts';
+import { MinHeap } from '../base/heap.ts';
 import { Membership } from './membership.ts';
-import { Outbox, type Effect } from './outbox.ts';
-import type { Random } from './ports.ts';
-import { SnapshotStore, type PlayerSnapshot } from './snapshots.ts';
-import { Topology, type RegionRecord, type ServerRecord } from './topology.ts';
+import { Outbox, type Effect } from '../effects/outbox.ts';
+import type { Random } from '../base/ports.ts';
+import { SnapshotStore, type PlayerSnapshot } from '../actions/snapshots.ts';
+import { Topology, type RegionRecord, type ServerRecord } from '../failover/topology.ts';
 import { ok, reject, regionId as toRegionId, serverId as toServerId, type PlayerId, type RegionId, type Result,
-  type ServerId } from './types.ts';
+  type ServerId } from '../base/types.ts';
 import { meshStatus, metricsView, replicationView, routeView, serverView, type MeshStatus, type MetricsView,
   type ReplicationView, type RouteView, type ServerView } from './views.ts';
-import { createRegions, type RegionInput } from './region-factory.ts';
+import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
 
 /** What a server says about itself when it registers. */

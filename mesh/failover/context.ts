@@ -2,16 +2,16 @@
  * The core's parts, shared by the modules that act on them, and the small state transitions that
  * must always go together with an event, an alert or a persisted change.
  */
-import type { ActionBuffer } from './action-buffer.ts';
-import type { AlertBook, AlertInput } from './alerts.ts';
-import type { MeshConfig } from './config.ts';
-import type { DegradedMode } from './degraded-mode.ts';
-import type { FailoverMetrics } from './failover-metrics.ts';
-import type { Outbox } from './outbox.ts';
-import type { Random } from './ports.ts';
-import type { SnapshotStore } from './snapshots.ts';
+import type { ActionBuffer } from '../actions/action-buffer.ts';
+import type { AlertBook, AlertInput } from '../health/alerts.ts';
+import type { MeshConfig } from '../base/config.ts';
+import type { DegradedMode } from '../health/degraded-mode.ts';
+import type { FailoverMetrics } from '../health/failover-metrics.ts';
+import type { Outbox } from '../effects/outbox.ts';
+import type { Random } from '../base/ports.ts';
+import type { SnapshotStore } from '../actions/snapshots.ts';
 import { confirmedBackupCount, confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
-import type { RegionPhase, ServerId, ServerStatus } from './types.ts';
+import type { RegionPhase, ServerId, ServerStatus } from '../base/types.ts';
 
 /** Everything one coordinator owns. */
 export interface CoreContext {

@@ -7,7 +7,7 @@
  * that made them is durable, and only then do heartbeat replies and routes show the new epoch.
  */
 import type { MeshEvent, NewMeshEvent } from './events.ts';
-import type { RegionId } from './types.ts';
+import type { RegionId } from '../base/types.ts';
 
 /** A side effect for `src/`/`api/` to carry out. */
 export type Effect =

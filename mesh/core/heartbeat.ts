@@ -6,13 +6,13 @@
  * the primary to replicate from, the fidelity to run at and whether actions wait to be collected.
  * Anything the server claims that is not in the reply, it must drop.
  */
-import { fidelityFor } from './degraded-mode.ts';
-import type { CoreContext } from './context.ts';
-import type { Recovery } from './failover.ts';
-import type { FaultRegistry } from './faults.ts';
+import { fidelityFor } from '../health/degraded-mode.ts';
+import type { CoreContext } from '../failover/context.ts';
+import type { Recovery } from '../failover/recovery.ts';
+import type { FaultRegistry } from '../faults/faults.ts';
 import type { Membership } from './membership.ts';
-import { replicatesWith, type RegionRecord, type ServerRecord } from './topology.ts';
-import type { DegradedLevel, RegionId, Role, ServerId, ServerStatus } from './types.ts';
+import { replicatesWith, type RegionRecord, type ServerRecord } from '../failover/topology.ts';
+import type { DegradedLevel, RegionId, Role, ServerId, ServerStatus } from '../base/types.ts';
 
 /** What a server believes about one region it hosts. */
 export interface RegionClaim {

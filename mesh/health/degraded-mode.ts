@@ -30,10 +30,10 @@
  * The failure count is owned by this class (`recordFailure`); `evaluate` takes the two shares
  * only, so there is a single source of truth for the sliding window.
  */
-import { degradedLevels } from './config.ts';
-import type { LevelThresholds, MeshConfig } from './config.ts';
-import { invariantFor, type Invariant } from './invariant.ts';
-import type { DegradedLevel } from './types.ts';
+import { degradedLevels } from '../base/config.ts';
+import type { LevelThresholds, MeshConfig } from '../base/config.ts';
+import { invariantFor, type Invariant } from '../base/invariant.ts';
+import type { DegradedLevel } from '../base/types.ts';
 
 const invariant: Invariant = invariantFor('degraded-mode invariant violated');
 

@@ -3,12 +3,12 @@
  * messages due before a tick are delivered first, then the coordinator ticks, then its effects are
  * handed over. The service's ticker and the simulator both advance the mesh through this class.
  */
-import type { Coordinator } from '../coordinator.ts';
-import type { MeshEvent } from '../events.ts';
-import type { FaultSpec, InjectedFault } from '../faults.ts';
-import type { Effect } from '../outbox.ts';
-import type { Result } from '../types.ts';
-import type { SimulatedFleet } from './fleet.ts';
+import type { Coordinator } from '../core/coordinator.ts';
+import type { MeshEvent } from '../effects/events.ts';
+import type { FaultSpec, InjectedFault } from '../faults/faults.ts';
+import type { Effect } from '../effects/outbox.ts';
+import type { Result } from '../base/types.ts';
+import type { SimulatedFleet } from '../simulation/fleet.ts';
 
 /**
  * What to do with effects. The default marks every change durable at once, which is right for an

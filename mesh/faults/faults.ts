@@ -6,9 +6,9 @@
  * sightings of them, stopped arriving (crash, partition, the down half of a flap) or arrived late
  * (slow). Every injection is remembered so that a failover it caused is not counted as false.
  */
-import type { Random } from './ports.ts';
-import type { Topology } from './topology.ts';
-import { reject, ok, type FaultMode, type Result, type RegionId, type Role, type ServerId } from './types.ts';
+import type { Random } from '../base/ports.ts';
+import type { Topology } from '../failover/topology.ts';
+import { reject, ok, type FaultMode, type Result, type RegionId, type Role, type ServerId } from '../base/types.ts';
 
 /** Which servers a fault hits: exactly one of these. */
 export type FaultTarget =

@@ -10,9 +10,9 @@
  * Ids are `alert-1`, `alert-2`, ... from a counter that is persisted with the book, so ids are
  * never reused across restarts and events that name an alert stay unambiguous.
  */
-import { invariantFor, type Invariant } from './invariant.ts';
-import { ok, reject } from './types.ts';
-import type { AlertSeverity, Result } from './types.ts';
+import { invariantFor, type Invariant } from '../base/invariant.ts';
+import { ok, reject } from '../base/types.ts';
+import type { AlertSeverity, Result } from '../base/types.ts';
 
 const invariant: Invariant = invariantFor('alerts invariant violated');
 

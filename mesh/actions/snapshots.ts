@@ -2,9 +2,9 @@
  * Latest state snapshot of each player, as posted by the region's primary. When a backup is promoted
  * without having received a player's replicated state, the new primary restores the player from here.
  */
-import type { MeshConfig } from './config.ts';
-import { invariantFor, type Invariant } from './invariant.ts';
-import { ok, reject, type PlayerId, type RegionId, type Result, type ServerId } from './types.ts';
+import type { MeshConfig } from '../base/config.ts';
+import { invariantFor, type Invariant } from '../base/invariant.ts';
+import { ok, reject, type PlayerId, type RegionId, type Result, type ServerId } from '../base/types.ts';
 
 const invariant: Invariant = invariantFor('snapshots invariant');
 

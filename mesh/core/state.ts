@@ -3,14 +3,14 @@
  * snapshots are not persisted: after a restart every server gets one full detection window, and
  * primaries re-post snapshots.
  */
-import type { ActionBufferJSON } from './action-buffer.ts';
-import type { AlertBookJSON } from './alerts.ts';
-import type { CoreContext } from './context.ts';
-import type { DegradedModeJSON } from './degraded-mode.ts';
-import type { FailoverMetricsJSON } from './failover-metrics.ts';
-import { ServerDetector } from './failure-detector.ts';
-import type { RegionRecord, ServerRecord } from './topology.ts';
-import type { ServerId } from './types.ts';
+import type { ActionBufferJSON } from '../actions/action-buffer.ts';
+import type { AlertBookJSON } from '../health/alerts.ts';
+import type { CoreContext } from '../failover/context.ts';
+import type { DegradedModeJSON } from '../health/degraded-mode.ts';
+import type { FailoverMetricsJSON } from '../health/failover-metrics.ts';
+import { ServerDetector } from '../detection/failure-detector.ts';
+import type { RegionRecord, ServerRecord } from '../failover/topology.ts';
+import type { ServerId } from '../base/types.ts';
 
 /** Version of the persisted core state; bumped on incompatible changes. */
 export const coreStateVersion = 1;

@@ -14,9 +14,9 @@
  * A server that only lost its link to the coordinator keeps being seen by its peers, so it stays
  * `suspect` and is never failed over.
  */
-import type { MeshConfig } from './config.ts';
-import type { FailureReason } from './events.ts';
-import type { ServerId } from './types.ts';
+import type { MeshConfig } from '../base/config.ts';
+import type { FailureReason } from '../effects/events.ts';
+import type { ServerId } from '../base/types.ts';
 
 /** The detector's judgement of one server at one instant. */
 export type Verdict =

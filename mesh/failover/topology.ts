@@ -3,8 +3,8 @@
  * owned by the coordinator, plus the small queries everyone needs. Derived indexes (which regions a
  * server hosts) are rebuilt from the records, never persisted.
  */
-import type { ServerDetector } from './failure-detector.ts';
-import type { RegionId, RegionPhase, Role, ServerId, ServerStatus } from './types.ts';
+import type { ServerDetector } from '../detection/failure-detector.ts';
+import type { RegionId, RegionPhase, Role, ServerId, ServerStatus } from '../base/types.ts';
 
 /** Everything the coordinator knows about one server. */
 export interface ServerRecord {

@@ -3,7 +3,7 @@
  * Humphrey's Small Fast Counter) passes PractRand and is four 32-bit words of state, so a run is
  * reproduced exactly from its seed.
  */
-import type { Random } from '../ports.ts';
+import type { Random } from '../base/ports.ts';
 
 /** A seeded PRNG with the helpers the simulator needs. */
 export class SeededRandom implements Random {

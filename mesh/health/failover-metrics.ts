@@ -9,9 +9,9 @@
  * persisted size stay flat. Records still in progress are never dropped: the coordinator still
  * drives them by id.
  */
-import { MinHeap } from './heap.ts';
-import { invariantFor, type Invariant } from './invariant.ts';
-import type { RegionId, ServerId } from './types.ts';
+import { MinHeap } from '../base/heap.ts';
+import { invariantFor, type Invariant } from '../base/invariant.ts';
+import type { RegionId, ServerId } from '../base/types.ts';
 
 const invariant: Invariant = invariantFor('failover-metrics invariant violated');
 

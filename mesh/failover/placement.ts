@@ -7,9 +7,9 @@
  * A planner is built once per batch of decisions and keeps one heap per zone, so placing thousands
  * of replicas after a mass failure costs O(zones x log servers) each instead of a scan of the fleet.
  */
-import { MinHeap } from './heap.ts';
+import { MinHeap } from '../base/heap.ts';
 import { isUsable, replicasOf, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
-import type { ServerId } from './types.ts';
+import type { ServerId } from '../base/types.ts';
 
 interface Candidate {
   readonly id: ServerId;

@@ -2,12 +2,12 @@
  * Who is alive: the per-tick observation of every server (observe, then act), failure declaration,
  * the return of a failed server, and the end of a graceful drain.
  */
-import { raiseAlert, resolveAlert, setServerStatus, type CoreContext } from './context.ts';
-import type { FailureReason } from './events.ts';
-import type { Recovery } from './failover.ts';
-import type { FaultRegistry } from './faults.ts';
-import { replicatesWith, type ServerRecord } from './topology.ts';
-import type { ServerId } from './types.ts';
+import { raiseAlert, resolveAlert, setServerStatus, type CoreContext } from '../failover/context.ts';
+import type { FailureReason } from '../effects/events.ts';
+import type { Recovery } from '../failover/recovery.ts';
+import type { FaultRegistry } from '../faults/faults.ts';
+import { replicatesWith, type ServerRecord } from '../failover/topology.ts';
+import type { ServerId } from '../base/types.ts';
 
 /** Dedup key of the alert that covers the servers of a mass failure. */
 export const massServerFailureKey = 'mass-server-failure';

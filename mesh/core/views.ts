@@ -2,12 +2,12 @@
  * Read-only views of the core's state, shaped for operators, players and the HTTP API. They read
  * the announced (durable) epoch wherever a server or a player could act on what they show.
  */
-import type { CoreContext } from './context.ts';
-import type { DurationStats, FailoverRecord } from './failover-metrics.ts';
+import type { CoreContext } from '../failover/context.ts';
+import type { DurationStats, FailoverRecord } from '../health/failover-metrics.ts';
 import { endpoint, type Endpoint } from './heartbeat.ts';
-import { confirmedBackups, priorityScore, type RegionRecord, type ServerRecord } from './topology.ts';
-import type { DegradedLevel, RegionId, RegionPhase, ServerId, ServerStatus } from './types.ts';
-import { levelFidelity } from './degraded-mode.ts';
+import { confirmedBackups, priorityScore, type RegionRecord, type ServerRecord } from '../failover/topology.ts';
+import type { DegradedLevel, RegionId, RegionPhase, ServerId, ServerStatus } from '../base/types.ts';
+import { levelFidelity } from '../health/degraded-mode.ts';
 
 /** Overall health of the mesh. */
 export interface MeshStatus {

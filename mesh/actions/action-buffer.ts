@@ -3,9 +3,9 @@
  * new primary acknowledges them (replayed) or they grow older than `actionBufferMaxAgeMs` (expired),
  * so every accepted action ends exactly one way and nothing is dropped silently.
  */
-import type { MeshConfig } from './config.ts';
-import { invariantFor, type Invariant } from './invariant.ts';
-import { ok, reject, type PlayerId, type RegionId, type Result } from './types.ts';
+import type { MeshConfig } from '../base/config.ts';
+import { invariantFor, type Invariant } from '../base/invariant.ts';
+import { ok, reject, type PlayerId, type RegionId, type Result } from '../base/types.ts';
 
 const invariant: Invariant = invariantFor('action-buffer invariant');
 
