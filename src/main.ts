@@ -6,7 +6,6 @@ import { createServer, type Server } from 'node:http';
 import { createApp, type MeshApp } from '../api/app.ts';
 import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
-import { rehearseMassFailure } from '../mesh/simulation/rehearsal.ts';
 import type { CoreState } from '../mesh/core/state.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
@@ -36,7 +35,6 @@ async function main(): Promise<void> {
   // Everything slow comes before the mesh is restored: a restored mesh starts every server's
   // detection window (and every pending deadline) at once, and the listener must be up by then.
   const contract = loadContract();
-  rehearse(settings, log);
   const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir) : null;
   const store: Store<CoreState> = settings.store === 'lowdb'
     ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: (error) => log.error('store write failed', { error }) })
@@ -62,21 +60,6 @@ async function main(): Promise<void> {
     servers: host.coordinator.ctx.topology.servers.size, regions: host.coordinator.ctx.topology.regions.size,
   });
   handleSignals({ server, app, ticker, host, lock, log });
-}
-
-/**
- * Runs the failure path once on a throwaway simulated mesh before the service takes traffic, so
- * that a real mass failure does not find it uncompiled (see mesh/simulation/rehearsal.ts). It
- * touches nothing of the service's mesh; if it fails, the service starts all the same.
- */
-function rehearse(settings: Settings, log: Logger): void {
-  const started = performance.now();
-  try {
-    const report = rehearseMassFailure(settings.mesh);
-    log.info('failure path rehearsed', { ms: Math.round(performance.now() - started), ...report });
-  } catch (error) {
-    log.warn('failure path rehearsal failed; the first real failure will run it cold', { error });
-  }
 }
 
 function listen(server: Server, settings: Settings): Promise<void> {

@@ -4,6 +4,7 @@
  * so every accepted action ends exactly one way and nothing is dropped silently.
  */
 import type { MeshConfig } from '../base/config.ts';
+import { MinHeap } from '../base/heap.ts';
 import { invariantFor, type Invariant } from '../base/invariant.ts';
 import { ok, reject, type PlayerId, type RegionId, type Result } from '../base/types.ts';
 
@@ -94,8 +95,8 @@ export class ActionBuffer {
   private readonly maxPerPlayer: number;
   private readonly maxAgeMs: number;
   private readonly regions = new Map<RegionId, Map<PlayerId, PlayerState>>();
-  private readonly expiryQueue = new MinHeap<Held>((h) => h.acceptedAtMs);
-  private readonly forgetQueue = new MinHeap<ForgetEntry>((e) => e.dueMs);
+  private readonly expiryQueue = new MinHeap<Held>((a, b) => a.acceptedAtMs < b.acceptedAtMs);
+  private readonly forgetQueue = new MinHeap<ForgetEntry>((a, b) => a.dueMs < b.dueMs);
   private readonly totals: ActionBufferCounters = { buffered: 0, replayed: 0, expired: 0, rejected: 0, duplicates: 0 };
   private held = 0;
 
@@ -353,55 +354,4 @@ function compareText(a: string, b: string): number {
 function compareHeld(a: Held, b: Held): number {
   return a.acceptedAtMs - b.acceptedAtMs || compareText(a.regionId, b.regionId)
     || compareText(a.playerId, b.playerId) || a.seq - b.seq;
-}
-
-/** Binary min-heap on a numeric key; only the operations the buffer needs. */
-class MinHeap<T> {
-  private items: T[] = [];
-
-  constructor(private readonly key: (item: T) => number) {}
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): T | undefined {
-    return this.items[0];
-  }
-
-  push(item: T): void {
-    let i = this.items.push(item) - 1;
-    for (let parent = (i - 1) >> 1; i > 0 && this.less(i, parent); i = parent, parent = (i - 1) >> 1) {
-      this.swap(i, parent);
-    }
-  }
-
-  pop(): void {
-    const last = this.items.pop();
-    if (this.items.length === 0 || last === undefined) return;
-    this.items[0] = last;
-    this.siftDown(0);
-  }
-
-  /** Keeps only the items that pass and restores the heap order in O(n). */
-  retain(keep: (item: T) => boolean): void {
-    this.items = this.items.filter(keep);
-    for (let i = (this.items.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
-  }
-
-  private siftDown(i: number): void {
-    for (let min = i; ; i = min) {
-      for (const child of [2 * i + 1, 2 * i + 2]) if (child < this.items.length && this.less(child, min)) min = child;
-      if (min === i) return;
-      this.swap(i, min);
-    }
-  }
-
-  private less(i: number, j: number): boolean {
-    return this.key(this.items[i] as T) < this.key(this.items[j] as T);
-  }
-
-  private swap(i: number, j: number): void {
-    [this.items[i], this.items[j]] = [this.items[j] as T, this.items[i] as T];
-  }
 }

@@ -37,6 +37,14 @@ export class MinHeap<T> {
     return top;
   }
 
+  /** Keeps only the items that pass and restores the heap order in O(n). */
+  retain(keep: (item: T) => boolean): void {
+    let kept = 0;
+    for (const item of this.items) if (keep(item)) this.items[kept++] = item;
+    this.items.length = kept;
+    for (let i = (kept >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
   private siftDown(start: number): void {
     let i = start;
     for (;;) {

@@ -2,8 +2,7 @@
  * `npm start` as users run it: its `prestart` step (`npm run build`) bundles src/ into
  * dist/main.mjs with esbuild, and plain node, with no TypeScript loader, serves from the bundle.
  * The other end-to-end tests start the sources through tsx; this one proves the shipped artifact:
- * it builds, starts with the node options of the start script, rehearses the failure path before
- * it is ready without touching its own mesh, finds openapi.yaml and its packages from dist/,
+ * it builds, starts with the node options of the start script, finds openapi.yaml and its packages from dist/,
  * answers as the contract says, takes a server's heartbeat and stops cleanly on SIGTERM. (Only
  * this file writes dist/.)
  */
@@ -40,13 +39,8 @@ describe('the npm start bundle', () => {
     const service = await startService(['--port', '0', '--store', 'memory'],
       { entry: [...startScriptNodeOptions(), 'dist/main.mjs'] });
     const log = logRecords(service.output());
-    const rehearsed = log.findIndex((r) => r.msg === 'failure path rehearsed');
-    assert.ok(rehearsed !== -1 && rehearsed < log.findIndex((r) => r.msg === 'mesh coordinator ready'),
-      `the rehearsal is logged before the ready line:\n${service.output()}`);
-    const report = log[rehearsed] as Record<string, unknown>;
-    assert.equal(report.serversFailed, 18);
-    assert.ok(Number(report.failoversCompleted) > 0 && report.failoversInProgress === 0, JSON.stringify(report));
-    // The rehearsal's mesh is its own: the service's mesh is still empty, with no failure on record.
+    assert.ok(log.some((r) => r.msg === 'mesh coordinator ready'), `the ready line is logged:\n${service.output()}`);
+    // A fresh service starts with an empty mesh and no failure on record.
     const status = expectJson('getMeshStatus', await call(service.url, 'GET', '/mesh/status'), 200);
     assert.equal(status.servers.total, 0);
     assert.equal(status.regions.total, 0);

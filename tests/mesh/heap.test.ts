@@ -31,6 +31,15 @@ describe('MinHeap', () => {
       }));
   });
 
+  test('retain keeps the items that pass, still in heap order', () => {
+    fc.assert(fc.property(fc.array(fc.integer({ min: -1000, max: 1000 })), (items) => {
+      const heap = new MinHeap(less);
+      for (const item of items) heap.push(item);
+      heap.retain((item) => item % 3 !== 0);
+      assert.deepEqual(drain(heap), items.filter((item) => item % 3 !== 0).sort((a, b) => a - b));
+    }));
+  });
+
   test('an empty heap pops undefined', () => {
     assert.equal(new MinHeap(less).pop(), undefined);
     assert.equal(new MinHeap(less).peek(), undefined);
