@@ -85,7 +85,9 @@ export interface paths {
          * @description Creates simulated servers and regions driven by the coordinator's clock (heartbeats with the
          *     standard network model, replication, acknowledgement of promotions). Servers are spread
          *     round-robin over `zones` zones; every region gets a primary and `backups_per_region` backups
-         *     in distinct zones where possible. Only one test mesh exists at a time.
+         *     in distinct zones where possible. The mesh is sized so that any one failure can be healed
+         *     (at least `backups_per_region + 2` servers; see `spare_servers`). Only one test mesh exists
+         *     at a time.
          */
         post: operations["setupTestMesh"];
         delete?: never;
@@ -807,8 +809,13 @@ export interface components {
             /** @default 2 */
             backups_per_region?: number;
             /**
-             * @description Servers beyond those the regions need. The mesh is sized so that replicas fill at most
-             *     60% of the servers' capacity, which leaves room to re-replicate after losing 30% of them.
+             * @description Servers beyond those the regions need. The mesh has
+             *     `max(ceil(regions * (1 + backups_per_region) / (server_capacity * 0.6)), backups_per_region + 2)`
+             *     servers plus these: replicas fill at most 60% of the servers' capacity, which leaves room
+             *     to re-replicate after losing 30% of them, and there are always at least
+             *     `backups_per_region + 2` servers, so that after any one failure the survivors can again
+             *     hold a primary and every backup of each region (a smaller mesh would stay
+             *     `under_replicated` after a crash).
              * @default 0
              */
             spare_servers?: number;

@@ -41,7 +41,8 @@ export function setupTestMesh(coordinator: Coordinator, random: SeededRandom, sp
   const capacity = spec.serverCapacity ?? defaultSimCapacity;
   const zones = Math.max(1, spec.zones ?? 3);
   const needed = Math.ceil((spec.regions * (1 + backups)) / (capacity * targetUtilisation));
-  const count = Math.max(needed, backups + 1) + (spec.spareServers ?? 0);
+  // backups + 2: after any one failure the survivors can still hold a primary and every backup.
+  const count = Math.max(needed, backups + 2) + (spec.spareServers ?? 0);
   const network: NetworkModel = { ...standardNetwork, ...fleetOptions.network,
     ...(spec.heartbeatLoss === undefined ? {} : { lossProbability: spec.heartbeatLoss }) };
   const fleet = new SimulatedFleet(coordinator, random, { ...fleetOptions, network,

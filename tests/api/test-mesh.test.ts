@@ -43,6 +43,17 @@ describe('POST /mesh/setup_test', () => {
     assert.equal(region?.players, 10);
   });
 
+  test('a small test mesh has backups + 2 servers, so that it heals from any one crash', async () => {
+    const { t, setup } = await withMesh({ regions: 5, heartbeat_loss: 0 });
+    assert.equal(setup.servers.length, 4, 'two backups per region: at least four servers');
+    expectResponse('simulateFailure', await post(t, '/mesh/simulate_failure', { server_id: setup.servers[0] }), 202);
+    await t.host.advance(30_000);
+    const regions = t.host.coordinator.regions();
+    assert.deepEqual(regions.map((r) => r.state), regions.map(() => 'active'), 'every region is whole again');
+    assert.ok(regions.every((r) => r.primary?.serverId !== setup.servers[0] && !r.backups.some((b) => b.serverId === setup.servers[0])),
+      'the crashed server holds nothing');
+  });
+
   test('a second test mesh is a 409 problem and changes nothing', async () => {
     const { t } = await withMesh({ regions: 2 });
     const res = await unchanged(t, () => post(t, '/mesh/setup_test', { regions: 3 }));
