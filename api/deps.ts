@@ -4,31 +4,52 @@
  * real core.
  */
 import type { Coordinator } from '../mesh/core/coordinator.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../mesh/core/heartbeat.ts';
 import type { MeshEvent } from '../mesh/effects/events.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { TestMeshSpec } from '../mesh/simulation/setup.ts';
 import type { RegionId, Result, ServerId } from '../mesh/base/types.ts';
 import type { Contract } from './openapi.ts';
 
-/** The running mesh as the HTTP layer drives it. */
+/** The coordinator as the HTTP layer reads it: queries only, so that every change goes through a command. */
+export type CoreQueries = Pick<Coordinator, 'config' | 'status' | 'servers' | 'server' | 'serverRecord' | 'regions' |
+  'replication' | 'route' | 'metrics' | 'listAlerts' | 'getSnapshot' | 'pendingActions'>;
+
+/** A core command, run at the host's current time. */
+export type Command<T> = (core: Coordinator, nowMs: number) => T;
+
+/** A durable command's changes could not be written; they are in effect in memory only. */
+export class NotDurableError extends Error {
+  /** @param value what the command returned */
+  constructor(readonly value: unknown) {
+    super('the command\'s changes could not be written');
+  }
+}
+
+/**
+ * The running mesh as the HTTP layer drives it. Every command publishes its own effects (events to
+ * subscribers, a write to the store) before it returns; the durable ones also wait for the write.
+ */
 export interface MeshHost {
-  readonly coordinator: Coordinator;
+  readonly coordinator: CoreQueries;
   /** Which clock drives the core. */
   readonly clockKind: 'system' | 'manual';
   /** Current time of that clock in ms. */
   now(): number;
+  /** Runs a command; its effects are published (and a write started) before it returns. */
+  run<T>(command: Command<T>): T;
   /**
-   * Hands the core's pending effects to persistence and subscribers. Call after every command.
-   * Returns the change sequence number that covers everything done so far.
+   * Runs a command like `run`; unless it was refused (a `Result` that is not ok), waits until its
+   * changes are on disk. Rejects with {@link NotDurableError} when the write fails.
    */
-  flush(): number;
-  /** Resolves once every change up to `seq` is on disk; rejects if the write failed. */
-  durable(seq: number): Promise<void>;
-  /** Creates the simulated test mesh; refused while one exists. */
-  setupTest(spec: TestMeshSpec): Result<{ regions: RegionId[]; servers: ServerId[] }, 'test_mesh_exists' | 'no_capacity' | 'duplicate_region'>;
-  /** Removes the simulated test mesh, its history and metrics. */
-  resetTest(): { servers: number; regions: number };
-  /** Injects a fault (carried out by the fleet for simulated servers). */
+  runDurably<T>(command: Command<T>): Promise<T>;
+  /** Applies a heartbeat through the fault layer (which may drop it) and publishes its effects. */
+  heartbeat(id: ServerId, input: HeartbeatInput): Result<HeartbeatReply, 'unknown_server' | 'server_left' | 'heartbeat_dropped'>;
+  /** Creates the simulated test mesh, durably; refused while one exists. */
+  setupTest(spec: TestMeshSpec): Promise<Result<{ regions: RegionId[]; servers: ServerId[] }, 'test_mesh_exists' | 'no_capacity' | 'duplicate_region'>>;
+  /** Removes the simulated test mesh, its history and metrics, durably. */
+  resetTest(): Promise<{ servers: number; regions: number }>;
+  /** Injects a fault (carried out by the fleet for simulated servers) and publishes its effects. */
   injectFailure(spec: FaultSpec): Result<InjectedFault>;
   /** Manual clock only: advances virtual time tick by tick and resolves with the new time. */
   advance(ms: number): Promise<number>;

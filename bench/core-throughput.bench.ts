@@ -24,7 +24,7 @@ import { median, summarize } from './lib/stats.ts';
 /** Runs `rounds` heartbeat intervals from `fromMs`, timing heartbeats and ticks separately. */
 function timedRounds(mesh: DirectMesh, fromMs: number, rounds: number) {
   const { coordinator, ids } = mesh;
-  const { heartbeatIntervalMs: interval, tickIntervalMs } = coordinator.ctx.config;
+  const { heartbeatIntervalMs: interval, tickIntervalMs } = coordinator.config;
   const ticksPerRound = interval / tickIntervalMs;
   let heartbeatMs = 0;
   let heartbeats = 0;

@@ -29,6 +29,7 @@ import { standardNetwork } from '../mesh/simulation/network.ts';
 import type { ServerId } from '../mesh/base/types.ts';
 import { elapsedMs, heading, ms, num, numberFlag, quick, table, verdict } from './lib/report.ts';
 import { summarize, type Summary } from './lib/stats.ts';
+import { FaultLayer } from '../mesh/faults/fault-layer.ts';
 
 const hourMs = 3_600_000;
 
@@ -90,8 +91,8 @@ class GroundTruth {
 function run(p: Params) {
   const truth = new GroundTruth();
   const random = new SeededRandom(p.seed);
-  const coordinator = new Coordinator(testMeshConfig, random.fork(), 0);
-  const runtime = new MeshRuntime(coordinator, 0, immediateDurability((e) => truth.onEvent(e)));
+  const coordinator = new Coordinator(testMeshConfig, 0);
+  const runtime = new MeshRuntime(new FaultLayer(coordinator, random.fork()), 0, immediateDurability((e) => truth.onEvent(e)));
   // Enough regions to fill the fleet at the simulator's target utilisation.
   const regions = Math.floor((p.servers * defaultSimCapacity * targetUtilisation) / (1 + testMeshConfig.backupsPerRegion));
   const mesh = setupTestMesh(coordinator, random.fork(), { regions, zones: 3, playersPerRegion: 10 }, 0);

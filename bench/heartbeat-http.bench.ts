@@ -305,13 +305,12 @@ async function main(): Promise<number> {
   const created = host.coordinator.createRegions(Array.from({ length: regionCount }, (_, i) => ({ players: 10 + (i % 50) })), host.now());
   if (!created.ok) throw new Error(created.detail);
   await host.durable(host.flush());
-  const topology = host.coordinator.ctx.topology;
   const targets: Target[] = [...tokens].map(([id, token]) => ({
     id, token,
-    regions: [...topology.regionsOf(id as never)].map((region) => ({
+    regions: [...host.coordinator.hostedBy(id as never)].map((region) => ({
       region_id: region.id, role: region.primary === id ? 'primary' as const : 'backup' as const, epoch: region.announcedEpoch,
     })),
-    peers: [...topology.peersOf(id as never)],
+    peers: [...host.coordinator.peersOf(id as never)],
   }));
   const setupMs = Date.now() - setupStart;
 
@@ -394,7 +393,7 @@ async function main(): Promise<number> {
     // Every server's heartbeats reached the core.
     let reached = 0;
     for (const id of tokens.keys()) {
-      const last = host.coordinator.ctx.topology.servers.get(id as never)?.detector.lastHeartbeatAtMs ?? 0;
+      const last = host.coordinator.records().servers.get(id as never)?.detector.lastHeartbeatAtMs ?? 0;
       if (last >= heartbeatsFrom) reached++;
     }
 

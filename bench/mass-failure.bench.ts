@@ -66,6 +66,7 @@ import { hotFunctions, profileSection } from './lib/profile.ts';
 import { booleanFlag, collectGarbage, elapsedMs, heading, memoryAfterGc, mib, ms, num, numberFlag, quick, stringFlag, table, verdict } from './lib/report.ts';
 import { median, summarize } from './lib/stats.ts';
 import { threadCpu, threadCpuSince, threadCpuSource } from './lib/thread-cpu.ts';
+import { FaultLayer } from '../mesh/faults/fault-layer.ts';
 
 const failFraction = 0.3;
 /** The issue's 200 MB, read as 200 x 10^6 bytes (190.7 MiB), the stricter reading. */
@@ -115,10 +116,11 @@ interface MemoryResult {
 function oneTickMassFailure(seed: number, regions: number, capacity: number, warmupMs: number,
   onWarm?: () => void, profile = false, config: MeshConfig = testMeshConfig): TickResult {
   const random = new SeededRandom(seed);
-  const coordinator = new Coordinator(config, random.fork(), 0);
+  const coordinator = new Coordinator(config, 0);
+  const faults = new FaultLayer(coordinator, random.fork());
   const events = new Map<string, number>();
   let lastCompletionMs = 0;
-  const runtime = new MeshRuntime(coordinator, 0, immediateDurability((e) => {
+  const runtime = new MeshRuntime(faults, 0, immediateDurability((e) => {
     events.set(e.type, (events.get(e.type) ?? 0) + 1);
     if (e.type === 'failover_completed') lastCompletionMs = Math.max(lastCompletionMs, e.atMs);
   }));
@@ -164,16 +166,16 @@ function oneTickMassFailure(seed: number, regions: number, capacity: number, war
   const injected = runtime.injectFailure({ target: { fraction: failFraction }, mode: 'crash' }, lastRegularTick);
   if (!injected.ok) throw new Error(injected.detail);
   runtime.advanceTo(lastRegularTick);
-  const failedBefore = coordinator.ctx.counts.statuses.failed;
+  const failedBefore = coordinator.counts().statuses.failed;
   events.clear();
   const assignedBefore = countSyncing(coordinator);
   collectBeforeNextTick = true;
-  const { tiltThresholdMs, tickIntervalMs } = coordinator.ctx.config;
+  const { tiltThresholdMs, tickIntervalMs } = coordinator.config;
   const measuredAt = lastRegularTick + tiltThresholdMs - tickIntervalMs;
   runtime.advanceTo(measuredAt, false);
   const measured = tickMs[tickMs.length - 1];
   if (measured === undefined || measured.atMs !== measuredAt) throw new Error('the measured tick did not run');
-  const declaredInTick = coordinator.ctx.counts.statuses.failed - failedBefore;
+  const declaredInTick = coordinator.counts().statuses.failed - failedBefore;
   const promotionsInTick = events.get('failover_initiated') ?? 0;
   const eventsInTick = [...events.values()].reduce((a, b) => a + b, 0);
   const backupsAssignedInTick = countSyncing(coordinator) - assignedBefore;
@@ -183,7 +185,7 @@ function oneTickMassFailure(seed: number, regions: number, capacity: number, war
   const after = tickMs.slice(following).map((t) => t.ms);
   const metrics = coordinator.metrics();
   return {
-    seed, servers: coordinator.ctx.topology.servers.size, regions: coordinator.ctx.topology.regions.size,
+    seed, servers: coordinator.records().servers.size, regions: coordinator.records().regions.size,
     crashed: injected.value.serverIds.length, declaredBefore: failedBefore, declaredInTick, promotionsInTick, backupsAssignedInTick, eventsInTick,
     tickMs: measured.ms, tickCpu, followingTickMaxMs: Math.max(...after), followingTicksOver100Ms: after.filter((v) => v > 100).length,
     followingTicksTotalMs: after.reduce((a, b) => a + b, 0), healthyTickMedianMs, buildMs, warmupWallMs,
@@ -205,7 +207,7 @@ function tickCode(url: string): boolean {
 /** Backups assigned and not yet confirmed, over every region. */
 function countSyncing(coordinator: Coordinator): number {
   let n = 0;
-  for (const region of coordinator.ctx.topology.regions.values()) n += region.syncing.size;
+  for (const region of coordinator.records().regions.values()) n += region.syncing.size;
   return n;
 }
 
@@ -244,7 +246,7 @@ function childDirectMemory(servers: number, regions: number, capacity: number, r
   driveRounds(mesh, 0, rounds);
   const m = memoryAfterGc();
   const status = mesh.coordinator.status(rounds * 1000);
-  console.log(`RESULT ${JSON.stringify({ servers: mesh.ids.length, regions: mesh.coordinator.ctx.topology.regions.size,
+  console.log(`RESULT ${JSON.stringify({ servers: mesh.ids.length, regions: mesh.coordinator.records().regions.size,
     baselineRss: baseline.rss, baselineHeapUsed: baseline.heapUsed, rss: m.rss,
     heapUsed: m.heapUsed, heapTotal: m.heapTotal, gcRun: m.gcRun, alive: status.servers.alive, active: status.regions.active })}`);
 }
@@ -264,11 +266,12 @@ function spawnChild(args: string[]): unknown {
 /** 30% of a 1,000-region mesh fails under regular ticks; recovery per failover from metrics(). */
 function thousandRegions(seed: number) {
   const random = new SeededRandom(seed);
-  const coordinator = new Coordinator(testMeshConfig, random.fork(), 0);
+  const coordinator = new Coordinator(testMeshConfig, 0);
+  const faults = new FaultLayer(coordinator, random.fork());
   // First promotion of each region, as (time, event sequence): the order in which work was done.
   const firstPromotion = new Map<string, { atMs: number; seq: number }>();
   let promotions = 0;
-  const runtime = new MeshRuntime(coordinator, 0, immediateDurability((e) => {
+  const runtime = new MeshRuntime(faults, 0, immediateDurability((e) => {
     if (e.type !== 'failover_initiated') return;
     promotions += 1;
     if (!firstPromotion.has(e.regionId)) firstPromotion.set(e.regionId, { atMs: e.atMs, seq: e.seq });

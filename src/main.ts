@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   log.info('mesh coordinator ready', {
     url: `http://${hostPart}:${port}`, clock: settings.clock, store: settings.store,
     dataDir: settings.store === 'lowdb' ? settings.dataDir : null, protectedMode: settings.adminToken === undefined,
-    servers: host.coordinator.ctx.topology.servers.size, regions: host.coordinator.ctx.topology.regions.size,
+    servers: host.coordinator.records().servers.size, regions: host.coordinator.records().regions.size,
   });
   handleSignals({ server, app, ticker, host, lock, log });
 }

@@ -2,14 +2,16 @@
  * The running mesh: the coordinator, the runtime that moves it through time, the store that makes
  * its changes durable, and the subscribers to its events. Implements the HTTP layer's `MeshHost`.
  *
- * Durability follows DESIGN.md rule 2: a `persist` effect starts a (group-committed) write of the
- * exported state; when it completes, the coordinator is told, which releases promotions held back
- * until their epoch was on disk.
+ * Durability follows ARCHITECTURE.md's rule 2: a `persist` effect starts a (group-committed) write
+ * of the exported state; when it completes, the coordinator is told, which releases promotions held
+ * back until their epoch was on disk. Every command goes through `run` or `runDurably`, so that its
+ * effects are handed on before it returns: no caller has to remember to.
  */
-import type { MeshHost } from '../api/deps.ts';
+import { NotDurableError, type Command, type MeshHost } from '../api/deps.ts';
 import type { MeshConfig } from '../mesh/base/config.ts';
 import { Coordinator } from '../mesh/core/coordinator.ts';
 import type { MeshEvent } from '../mesh/effects/events.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../mesh/core/heartbeat.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { Effect } from '../mesh/effects/outbox.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
@@ -20,6 +22,7 @@ import type { CoreState } from '../mesh/core/state.ts';
 import { reject, ok, type RegionId, type Result, type ServerId } from '../mesh/base/types.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store/store.ts';
+import { FaultLayer } from '../mesh/faults/fault-layer.ts';
 
 /** How a host is built. */
 export interface HostOptions {
@@ -44,9 +47,10 @@ export class RunningMesh implements MeshHost {
     this.clockKind = clock instanceof ManualClock ? 'manual' : 'system';
     this.random = new SeededRandom(seed);
     const now = clock.now();
-    this.coordinator = new Coordinator(config, this.random.fork(), now, state);
+    this.coordinator = new Coordinator(config, now, state);
+    const faults = new FaultLayer(this.coordinator, this.random.fork());
     const tick = config.tickIntervalMs;
-    this.runtime = new MeshRuntime(this.coordinator, Math.ceil(now / tick) * tick, (effects) => this.carryOut(effects));
+    this.runtime = new MeshRuntime(faults, Math.ceil(now / tick) * tick, (effects) => this.carryOut(effects));
     if (state && state.servers.some((s) => s.simulated && s.status !== 'left')) {
       this.runtime.fleet = resumeTestMesh(this.coordinator, this.random.fork(), now);
     }
@@ -70,9 +74,32 @@ export class RunningMesh implements MeshHost {
     this.runtime.advanceTo(this.now(), false);
   }
 
+  run<T>(command: Command<T>): T {
+    const result = command(this.coordinator, this.now());
+    this.flush();
+    return result;
+  }
+
+  async runDurably<T>(command: Command<T>): Promise<T> {
+    const result = this.run(command);
+    if (isRefusal(result)) return result;
+    await this.durablyNow(result);
+    return result;
+  }
+
+  heartbeat(id: ServerId, input: HeartbeatInput): Result<HeartbeatReply, 'unknown_server' | 'server_left' | 'heartbeat_dropped'> {
+    const result = this.runtime.faults.heartbeat(id, input, this.now());
+    this.flush();
+    return result;
+  }
+
+  /**
+   * Hands the core's pending effects to persistence and subscribers; returns the change sequence
+   * number that covers everything done so far. Commands call it themselves (see `run`).
+   */
   flush(): number {
     this.runtime.flush();
-    return this.coordinator.ctx.outbox.positions().changeSeq;
+    return this.coordinator.changeSeq();
   }
 
   async durable(seq: number): Promise<void> {
@@ -80,7 +107,8 @@ export class RunningMesh implements MeshHost {
     await this.persist(seq);
   }
 
-  setupTest(spec: TestMeshSpec): Result<{ regions: RegionId[]; servers: ServerId[] }, 'test_mesh_exists' | 'no_capacity' | 'duplicate_region'> {
+  async setupTest(spec: TestMeshSpec):
+    Promise<Result<{ regions: RegionId[]; servers: ServerId[] }, 'test_mesh_exists' | 'no_capacity' | 'duplicate_region'>> {
     if (this.runtime.fleet !== null) {
       return reject('test_mesh_exists', 'a test mesh already exists; POST /mesh/reset removes it');
     }
@@ -88,19 +116,28 @@ export class RunningMesh implements MeshHost {
     if (!created.ok) return created;
     this.runtime.fleet = created.value.fleet;
     this.flush();
-    return ok({ regions: created.value.regions, servers: created.value.servers });
+    const value = { regions: created.value.regions, servers: created.value.servers };
+    await this.durablyNow(value);
+    return ok(value);
   }
 
-  resetTest(): { servers: number; regions: number } {
+  async resetTest(): Promise<{ servers: number; regions: number }> {
     const removed = this.coordinator.resetTestMesh(this.now());
     this.runtime.fleet?.clear();
     this.runtime.fleet = null;
+    this.runtime.faults.clear();
     this.flush();
+    await this.durablyNow(removed);
     return removed;
   }
 
   injectFailure(spec: FaultSpec): Result<InjectedFault> {
     return this.runtime.injectFailure(spec, this.now());
+  }
+
+  /** Recent injected faults, newest first. */
+  faultLog(): InjectedFault[] {
+    return this.runtime.faults.list();
   }
 
   async advance(ms: number): Promise<number> {
@@ -117,6 +154,15 @@ export class RunningMesh implements MeshHost {
     }
     clock.advance(target - clock.now());
     return clock.now();
+  }
+
+  /** Waits until everything done so far is on disk; a failed write becomes NotDurableError. */
+  private async durablyNow(value: unknown): Promise<void> {
+    try {
+      await this.durable(this.coordinator.changeSeq());
+    } catch {
+      throw new NotDurableError(value);
+    }
   }
 
   subscribe(listener: (event: MeshEvent) => void): () => void {
@@ -151,4 +197,9 @@ export class RunningMesh implements MeshHost {
       throw error;
     }
   }
+}
+
+/** True for a command's `Result` that refused (nothing to wait for). */
+function isRefusal(result: unknown): boolean {
+  return typeof result === 'object' && result !== null && (result as { ok?: unknown }).ok === false;
 }

@@ -26,20 +26,16 @@ export function actionRoutes(kit: RouteKit): Router {
   operation<SubmitActionBody>(router, kit, 'submitAction', async (ctx, { path, body }) => {
     const id = toRegionId(path.region_id);
     const action = { playerId: body.player_id, seq: body.seq, payload: body.payload };
-    const result = host.coordinator.submitAction(id, action, host.now());
-    if (!result.ok) {
-      // A full buffer raises an alert: hand it on before refusing.
-      host.flush();
-      throw fromRejection(result);
-    }
-    await durably(host, `Action ${body.seq} of player ${body.player_id} may or may not be durable; ` +
-      'resubmit it with the same seq (a repeat is recognised and answered as a duplicate).', result.value.changeSeq);
+    const result = await durably(host.runDurably((core, now) => core.submitAction(id, action, now)),
+      `Action ${body.seq} of player ${body.player_id} may or may not be durable; ` +
+      'resubmit it with the same seq (a repeat is recognised and answered as a duplicate).');
+    if (!result.ok) throw fromRejection(result);
     reply(ctx, 202, { status: result.value.status, pending: result.value.pending, expires_at: ms(result.value.expiresAtMs) });
   });
 
   operation<CollectActionsBody>(router, kit, 'collectActions', (ctx, { path, body, principal }) => {
     const id = toRegionId(path.region_id);
-    const result = host.coordinator.collectActions(id, callingServer(principal), host.now(), body.limit);
+    const result = host.run((core, now) => core.collectActions(id, callingServer(principal), now, body.limit));
     if (!result.ok) throw primaryProblem(kit, id, result);
     reply(ctx, 200, { region_id: id, epoch: result.value.epoch, actions: result.value.actions.map(actionBody) });
   });
@@ -47,10 +43,10 @@ export function actionRoutes(kit: RouteKit): Router {
   operation<AcknowledgeActionsBody>(router, kit, 'acknowledgeActions', async (ctx, { path, body, principal }) => {
     const id = toRegionId(path.region_id);
     const acks: ActionAck[] = body.acks.map((a) => ({ playerId: a.player_id, seq: a.seq }));
-    const result = host.coordinator.acknowledgeActions(id, callingServer(principal), acks, host.now());
+    const result = await durably(host.runDurably((core, now) => core.acknowledgeActions(id, callingServer(principal), acks, now)),
+      'The acknowledgements are applied in memory but may not survive a restart; acknowledge again ' +
+      '(a repeat counts as unknown and changes nothing).');
     if (!result.ok) throw primaryProblem(kit, id, result);
-    await durably(host, 'The acknowledgements are applied in memory but may not survive a restart; acknowledge again ' +
-      '(a repeat counts as unknown and changes nothing).', result.value.changeSeq);
     const { acknowledged, unknown, pending } = result.value;
     reply(ctx, 200, { acknowledged, unknown, pending });
   });

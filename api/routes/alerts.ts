@@ -22,8 +22,9 @@ export function alertRoutes(kit: RouteKit): Router {
   });
 
   operation(router, kit, 'acknowledgeAlert', async (ctx, { path, principal }) => {
-    const alert = unwrap(host.coordinator.acknowledgeAlert(path.alert_id as string, host.now(), describe(principal)));
-    await durably(host, `The acknowledgement of ${alert.id} is recorded in memory but may not survive a restart; acknowledge it again.`);
+    const alertId = path.alert_id as string;
+    const alert = unwrap(await durably(host.runDurably((core, now) => core.acknowledgeAlert(alertId, now, describe(principal))),
+      `The acknowledgement of ${alertId} is recorded in memory but may not survive a restart; acknowledge it again.`));
     reply(ctx, 200, alertBody(alert));
   });
 

@@ -5,11 +5,10 @@
  */
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
-import type { Coordinator } from '../../mesh/core/coordinator.ts';
 import type { MeshEvent } from '../../mesh/effects/events.ts';
 import type { ReplicationView, RouteView } from '../../mesh/core/views.ts';
 import { regionId as toRegionId, type RegionId, type RegionPhase, type ServerId } from '../../mesh/base/types.ts';
-import type { MeshHost } from '../deps.ts';
+import type { CoreQueries, MeshHost } from '../deps.ts';
 import { notFound } from '../problem.ts';
 import { operation, reply, unwrap, type RouteKit } from '../route-kit.ts';
 import { durably } from './durability.ts';
@@ -29,9 +28,10 @@ export function regionRoutes(kit: RouteKit): Router {
 
   operation<CreateRegionBody>(router, kit, 'createRegion', async (ctx, { body }) => {
     const input = { ...(body.region_id === undefined ? {} : { id: body.region_id }), critical: body.critical, players: body.players };
-    const [created] = unwrap(host.coordinator.createRegions([input], host.now()));
+    const [created] = unwrap(await durably(host.runDurably((core, now) => core.createRegions([input], now)),
+      (result) => `Region ${result.ok ? result.value[0]?.id : ''} exists in memory but may not survive a restart; ` +
+        'GET /mesh/regions shows it and the next successful write persists it.'));
     const id = created!.id;
-    await durably(host, `Region ${id} exists in memory but may not survive a restart; GET /mesh/regions shows it and the next successful write persists it.`);
     ctx.set('Location', `/mesh/regions/${encodeURIComponent(id)}`);
     reply(ctx, 201, regionBody(host.coordinator, id));
   });
@@ -47,8 +47,8 @@ export function regionRoutes(kit: RouteKit): Router {
 
   operation<UpdateRegionBody>(router, kit, 'updateRegion', async (ctx, { path, body }) => {
     const id = toRegionId(path.region_id);
-    unwrap(host.coordinator.updateRegion(id, body));
-    await durably(host, `The change to region ${id} is in effect but may not survive a restart; repeat it to be sure.`);
+    unwrap(await durably(host.runDurably((core) => core.updateRegion(id, body)),
+      `The change to region ${id} is in effect but may not survive a restart; repeat it to be sure.`));
     reply(ctx, 200, regionBody(host.coordinator, id));
   });
 
@@ -99,13 +99,13 @@ export async function routeWhenReady(host: MeshHost, ctx: Context, id: RegionId,
 }
 
 /** `RegionView` of one region; the caller knows it exists. */
-export function regionBody(coordinator: Coordinator, id: RegionId) {
+export function regionBody(coordinator: CoreQueries, id: RegionId) {
   const view = coordinator.replication(id);
   if (!view) throw new Error(`region ${id} vanished while it was being answered`);
   return toRegionBody(coordinator, view);
 }
 
-function toRegionBody(coordinator: Coordinator, view: ReplicationView) {
+function toRegionBody(coordinator: CoreQueries, view: ReplicationView) {
   return {
     region_id: view.regionId,
     epoch: view.epoch,
@@ -114,7 +114,7 @@ function toRegionBody(coordinator: Coordinator, view: ReplicationView) {
     players: view.players,
     primary: view.primary === null ? null : endpointOf(coordinator, view.primary.serverId),
     backups: view.backups.map((b) => endpointOf(coordinator, b.serverId)).filter((e): e is EndpointBody => e !== null),
-    actions_pending: coordinator.ctx.buffer.pending(view.regionId),
+    actions_pending: coordinator.pendingActions(view.regionId),
   };
 }
 
@@ -126,7 +126,7 @@ export function routeBody(host: MeshHost, route: RouteView) {
     state: route.state,
     primary: route.primary === null ? null : endpointBody(route.primary),
     backups: route.backups.map(endpointBody),
-    ...(route.primary === null ? { retry_after_ms: host.coordinator.ctx.config.heartbeatIntervalMs } : {}),
+    ...(route.primary === null ? { retry_after_ms: host.coordinator.config.heartbeatIntervalMs } : {}),
   };
 }
 
@@ -134,7 +134,7 @@ export function routeBody(host: MeshHost, route: RouteView) {
 export const endpointBody = (e: { serverId: ServerId | string; address: string }): EndpointBody =>
   ({ server_id: e.serverId, address: e.address });
 
-function endpointOf(coordinator: Coordinator, id: ServerId): EndpointBody | null {
+function endpointOf(coordinator: CoreQueries, id: ServerId): EndpointBody | null {
   const server = coordinator.serverRecord(id);
   return server ? { server_id: id, address: server.address } : null;
 }

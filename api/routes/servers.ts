@@ -1,9 +1,9 @@
 /**
  * Real game servers: registration (`POST /mesh/servers`), listing, heartbeats and graceful leave.
  *
- * Heartbeats are the hot path and follow DESIGN.md rule 1: they update memory only. The handler
- * applies the heartbeat, hands the core's effects on (`host.flush()`, which may start a
- * group-committed write for what the heartbeat set off, such as an acknowledged promotion) and
+ * Heartbeats are the hot path and follow ARCHITECTURE.md's rule 1: they update memory only. The
+ * handler applies the heartbeat through the host, which hands its effects on (and may start a
+ * group-committed write for what the heartbeat set off, such as an acknowledged promotion), and
  * answers at once; it never waits for the store. Registration and leave are topology changes: they
  * answer only once the change is on disk.
  */
@@ -43,13 +43,13 @@ export function serverRoutes(kit: RouteKit): Router {
 
   operation<RegisterBody>(router, kit, 'registerServer', async (ctx, { body }) => {
     const token = issueServerToken();
-    const view = unwrap(host.coordinator.registerServer({
+    const view = unwrap(await durably(host.runDurably((core, now) => core.registerServer({
       address: body.address, zone: body.zone, capacity: body.capacity, name: body.name ?? null,
       credentialHash: hashToken(token),
-    }, host.now()));
-    await durably(host, `Server ${view.serverId} is registered in memory but its registration may not survive a restart; register again.`);
+    }, now)), (result) => `Server ${result.ok ? result.value.serverId : ''} is registered in memory but its registration ` +
+      'may not survive a restart; register again.'));
     ctx.set('Location', `/mesh/servers/${encodeURIComponent(view.serverId)}`);
-    reply(ctx, 201, { server_id: view.serverId, token, heartbeat_interval_ms: host.coordinator.ctx.config.heartbeatIntervalMs });
+    reply(ctx, 201, { server_id: view.serverId, token, heartbeat_interval_ms: host.coordinator.config.heartbeatIntervalMs });
   });
 
   operation(router, kit, 'listServers', (ctx, { query }) => {
@@ -76,8 +76,8 @@ export function serverRoutes(kit: RouteKit): Router {
     const current = host.coordinator.server(id);
     if (!current) throw notFound('server', id);
     if (current.status === 'left') throw conflict(`Server ${id} has already left the mesh.`, {}, 'server-left');
-    const view = unwrap(host.coordinator.leave(id, host.now()));
-    await durably(host, `Server ${id} is draining, but the change may not survive a restart.`);
+    const view = unwrap(await durably(host.runDurably((core, now) => core.leave(id, now)),
+      `Server ${id} is draining, but the change may not survive a restart.`));
     reply(ctx, 202, { server_id: view.serverId, status: 'draining' });
   });
 
@@ -92,9 +92,8 @@ export function serverRoutes(kit: RouteKit): Router {
  */
 export function applyHeartbeat(host: RouteKit['host'], serverIdParam: string, body: HeartbeatBody): Record<string, unknown> {
   const id = serverId(serverIdParam);
-  const result = host.coordinator.heartbeat(id, toHeartbeatInput(body), host.now());
-  host.flush();
-  if (!result.ok && result.code === 'heartbeat_dropped') throw heartbeatDropped(result.detail, host.coordinator.ctx.config.heartbeatIntervalMs);
+  const result = host.heartbeat(id, toHeartbeatInput(body));
+  if (!result.ok && result.code === 'heartbeat_dropped') throw heartbeatDropped(result.detail, host.coordinator.config.heartbeatIntervalMs);
   return heartbeatReplyJson(unwrap(result));
 }
 

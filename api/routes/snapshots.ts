@@ -21,8 +21,7 @@ export function snapshotRoutes(kit: RouteKit): Router {
     // The limit applies to the JSON text of `state` as the coordinator would store and return it.
     const sizeBytes = Buffer.byteLength(JSON.stringify(body.state), 'utf8');
     const snapshot = { playerId: path.player_id as string, state: body.state, sizeBytes };
-    const stored = unwrap(host.coordinator.putSnapshot(toRegionId(path.region_id), toServerId(principal.serverId), snapshot, host.now()));
-    host.flush();
+    const stored = unwrap(host.run((core, now) => core.putSnapshot(toRegionId(path.region_id), toServerId(principal.serverId), snapshot, now)));
     reply(ctx, 200, { version: stored.version, epoch: stored.epoch });
   });
 

@@ -48,20 +48,17 @@ export function testMeshRoutes(kit: RouteKit): Router {
 
   operation<SetupTestBody>(router, kit, 'setupTestMesh', async (ctx, { body }) => {
     const spec = toTestMeshSpec(body);
-    const created = unwrap(host.setupTest(spec));
-    await durably(host, 'The test mesh exists in memory but may not survive a restart.');
+    const created = unwrap(await durably(host.setupTest(spec), 'The test mesh exists in memory but may not survive a restart.'));
     reply(ctx, 201, { regions: created.regions, servers: created.servers });
   });
 
   operation(router, kit, 'resetTestMesh', async (ctx) => {
-    host.resetTest();
-    await durably(host, 'The test mesh is gone from memory but may reappear after a restart.');
+    await durably(host.resetTest(), 'The test mesh is gone from memory but may reappear after a restart.');
     reply(ctx, 200, { status: 'reset' });
   });
 
   operation<SimulateFailureBody>(router, kit, 'simulateFailure', (ctx, { body }) => {
     const fault = unwrap(host.injectFailure(toFaultSpec(body)));
-    host.flush();
     reply(ctx, 202, {
       failure_id: fault.id, mode: fault.mode, server_ids: fault.serverIds, injected_at: ms(fault.injectedAtMs),
       ends_at: msOrNull(fault.untilMs),

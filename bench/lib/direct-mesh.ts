@@ -30,7 +30,7 @@ export interface DirectMesh {
 
 /** Registers the servers and creates the regions at time 0. */
 export function buildDirectMesh(spec: DirectMeshSpec): DirectMesh {
-  const coordinator = new Coordinator(spec.config ?? testMeshConfig, new SeededRandom(spec.seed), 0);
+  const coordinator = new Coordinator(spec.config ?? testMeshConfig, 0);
   const ids: ServerId[] = [];
   for (let i = 0; i < spec.servers; i++) {
     const registered = coordinator.registerServer({
@@ -48,13 +48,12 @@ export function buildDirectMesh(spec: DirectMeshSpec): DirectMesh {
 
 /** What a well-behaved server would send now: its assignment as the coordinator sees it. */
 export function heartbeatInput(coordinator: Coordinator, id: ServerId, nowMs: number): HeartbeatInput {
-  const { topology } = coordinator.ctx;
   const regions: RegionClaim[] = [];
-  for (const region of topology.regionsOf(id)) {
+  for (const region of coordinator.hostedBy(id)) {
     regions.push({ regionId: region.id, role: region.primary === id ? 'primary' : 'backup', epoch: region.announcedEpoch,
       appliedSeq: Math.floor(nowMs / 10) });
   }
-  const peers: PeerSilence[] = [...topology.peersOf(id)].map((serverId) => ({ serverId, silentForMs: 20 }));
+  const peers: PeerSilence[] = [...coordinator.peersOf(id)].map((serverId) => ({ serverId, silentForMs: 20 }));
   return { incarnation: `${id}#1`, players: 0, regions, peers };
 }
 
@@ -76,7 +75,7 @@ export function markAllDurable(coordinator: Coordinator): void {
 export function driveRounds(mesh: DirectMesh, fromMs: number, rounds: number,
   tick: (nowMs: number) => void = (nowMs) => mesh.coordinator.tick(nowMs)): number {
   const { coordinator, ids } = mesh;
-  const { heartbeatIntervalMs: interval, tickIntervalMs } = coordinator.ctx.config;
+  const { heartbeatIntervalMs: interval, tickIntervalMs } = coordinator.config;
   let nextTick = fromMs;
   for (let round = 0; round < rounds; round++) {
     const start = fromMs + round * interval;

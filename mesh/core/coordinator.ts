@@ -1,23 +1,21 @@
 /**
  * The facade of the core: commands in, effects and events out. Every method takes the time as an
- * argument and returns plain data; nothing here reads a clock, draws a random number outside the
- * injected `Random`, awaits or does I/O. `src/` drives it with the system clock and a ticker, the
- * simulator with virtual time.
+ * argument and returns plain data; nothing here reads a clock, draws a random number, awaits or
+ * does I/O. `src/` drives it with the system clock and a ticker, the simulator with virtual time.
+ * Injected faults are not the core's business: mesh/faults/fault-layer.ts wraps it for that. Code
+ * outside the core reads it through the queries at the end; its parts (`ctx`) stay private.
  */
 import { ActionBuffer, type ActionAck, type BufferedAction, type SubmitOutcome } from '../actions/action-buffer.ts';
 import { AlertBook, type Alert, type AlertFilter } from '../health/alerts.ts';
-import { type MeshConfig } from '../base/config.ts';
+import type { MeshConfig } from '../base/config.ts';
 import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from '../failover/context.ts';
 import { DegradedMode } from '../health/degraded-mode.ts';
 import { Recovery } from '../failover/recovery.ts';
 import { FailoverMetrics } from '../health/failover-metrics.ts';
 import { ServerDetector } from '../detection/failure-detector.ts';
-import { FaultRegistry, resolveTargets, type FaultSpec, type InjectedFault } from '../faults/faults.ts';
 import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
-import { MinHeap } from '../base/heap.ts';
 import { Membership } from './membership.ts';
 import { Outbox, type Effect } from '../effects/outbox.ts';
-import type { Random } from '../base/ports.ts';
 import { SnapshotStore, type PlayerSnapshot } from '../actions/snapshots.ts';
 import { Topology, type RegionRecord, type ServerRecord } from '../failover/topology.ts';
 import { ok, reject, regionId as toRegionId, serverId as toServerId, type PlayerId, type RegionId, type Result,
@@ -40,14 +38,9 @@ export interface ServerInput {
 
 /** The coordinator of one mesh. */
 export class Coordinator {
-  readonly ctx: CoreContext;
+  private readonly ctx: CoreContext;
   private readonly recovery: Recovery;
   private readonly membership: Membership;
-  private readonly faults = new FaultRegistry();
-  /** Heartbeats of self-registered servers under a `slow` fault, applied when due. */
-  private readonly delayed = new MinHeap<{ serverId: ServerId; input: HeartbeatInput; dueAtMs: number; order: number }>(
-    (a, b) => (a.dueAtMs !== b.dueAtMs ? a.dueAtMs < b.dueAtMs : a.order < b.order));
-  private delayedOrder = 0;
   private lastTickMs: number | null = null;
   private tiltUntilMs: number;
   private nextServerNumber = 1;
@@ -57,9 +50,9 @@ export class Coordinator {
    * @param state a persisted state to resume from; every server then gets one full detection
    *   window from `nowMs` before it can be judged, so a restart never causes a mass failover.
    */
-  constructor(config: MeshConfig, random: Random, nowMs: number, state?: CoreState) {
+  constructor(config: MeshConfig, nowMs: number, state?: CoreState) {
     this.ctx = {
-      config, random, topology: new Topology(),
+      config, topology: new Topology(),
       outbox: new Outbox(state?.positions), alerts: state ? AlertBook.fromJSON(state.alerts, config.resolvedAlertsLimit)
         : new AlertBook(config.resolvedAlertsLimit),
       metrics: state ? FailoverMetrics.fromJSON(state.metrics, config.failoverHistoryLimit) : new FailoverMetrics(config.failoverHistoryLimit),
@@ -69,7 +62,7 @@ export class Coordinator {
       counts: emptyCounts(),
     };
     this.recovery = new Recovery(this.ctx);
-    this.membership = new Membership(this.ctx, this.recovery, this.faults);
+    this.membership = new Membership(this.ctx, this.recovery);
     this.tiltUntilMs = nowMs;
     if (state) {
       const numbers = importState(this.ctx, state, nowMs);
@@ -112,20 +105,24 @@ export class Coordinator {
   }
 
   /** Applies one heartbeat and returns the server's assignment. Never causes a write by itself. */
-  heartbeat(id: ServerId, input: HeartbeatInput, nowMs: number): Result<HeartbeatReply, 'unknown_server' | 'server_left' | 'heartbeat_dropped'> {
+  heartbeat(id: ServerId, input: HeartbeatInput, nowMs: number): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
+    const server = this.heartbeatSender(id);
+    if (!server.ok) return server;
+    const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, server.value, input, nowMs);
+    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), applied.reportedSilence));
+  }
+
+  /** The reply a heartbeat would get, without applying one (for a heartbeat that is held back). */
+  assignment(id: ServerId): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
+    const server = this.heartbeatSender(id);
+    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r))) : server;
+  }
+
+  private heartbeatSender(id: ServerId): Result<ServerRecord, 'unknown_server' | 'server_left'> {
     const server = this.ctx.topology.servers.get(id);
     if (!server) return reject('unknown_server', `no server ${id}; register it first`);
     if (server.status === 'left') return reject('server_left', `server ${id} has left the mesh; register it again`);
-    if (!server.simulated && this.faults.unreachableSince(id, nowMs) !== null) {
-      return reject('heartbeat_dropped', `heartbeat dropped: an injected ${this.faults.latest(id)?.mode} fault makes ${id} unreachable`);
-    }
-    const delay = server.simulated ? 0 : this.faults.heartbeatDelay(id, nowMs);
-    if (delay > 0) {
-      this.delayed.push({ serverId: id, input, dueAtMs: nowMs + delay, order: this.delayedOrder++ });
-      return ok(buildReply(this.ctx, server, [], (r) => this.ctx.buffer.pending(r)));
-    }
-    const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, input, nowMs);
-    return ok(buildReply(this.ctx, server, applied.demoted, (r) => this.ctx.buffer.pending(r), applied.reportedSilence));
+    return ok(server);
   }
 
   // ---- time ----------------------------------------------------------------------------------
@@ -146,7 +143,6 @@ export class Coordinator {
       resolveAlert(this.ctx, 'coordinator-tilt', nowMs);
     }
     this.lastTickMs = nowMs;
-    this.applyDelayed(nowMs);
     this.membership.observe(nowMs, this.tilted(nowMs));
     this.expireActions(nowMs);
     this.recovery.run(nowMs, this.tilted(nowMs));
@@ -157,16 +153,6 @@ export class Coordinator {
   /** True while the coordinator distrusts its own observations after a stall. */
   tilted(nowMs: number): boolean {
     return nowMs < this.tiltUntilMs;
-  }
-
-  private applyDelayed(nowMs: number): void {
-    while ((this.delayed.peek()?.dueAtMs ?? Infinity) <= nowMs) {
-      const next = this.delayed.pop();
-      const server = next && this.ctx.topology.servers.get(next.serverId);
-      if (next && server && server.status !== 'left') {
-        applyHeartbeat(this.ctx, this.recovery, this.membership, this.faults, server, next.input, nowMs);
-      }
-    }
   }
 
   private expireActions(nowMs: number): void {
@@ -227,16 +213,14 @@ export class Coordinator {
     return ok(replicationView(this.ctx, region));
   }
 
-  // ---- faults --------------------------------------------------------------------------------
+  // ---- expected outages -----------------------------------------------------------------------
 
   /**
-   * Resolves and records a fault. Self-registered servers get the coordinator's overlay; the
-   * caller (the simulated fleet's runtime) carries out the fault for simulated servers.
+   * The servers are down on purpose until `untilMs` (null: until further notice), as an injected
+   * fault makes them: when they come back, their failover is not counted as a false one.
    */
-  injectFailure(spec: FaultSpec, nowMs: number): Result<InjectedFault, 'unknown_server' | 'unknown_region' | 'unknown_zone' | 'no_target'> {
-    const targets = resolveTargets(this.ctx.topology, spec.target, this.ctx.random);
-    if (!targets.ok) return targets;
-    return ok(this.faults.record(spec, targets.value, nowMs, this.ctx.config.heartbeatIntervalMs));
+  expectOutage(serverIds: readonly ServerId[], untilMs: number | null): void {
+    this.membership.expectOutage(serverIds, untilMs);
   }
 
   // ---- player actions and snapshots ----------------------------------------------------------
@@ -367,10 +351,6 @@ export class Coordinator {
     return metricsView(this.ctx);
   }
 
-  faultLog(): InjectedFault[] {
-    return this.faults.list();
-  }
-
   // ---- effects and persistence ---------------------------------------------------------------
 
   /** Takes the effects produced since the last call: at most one `persist`, then the events. */
@@ -419,10 +399,68 @@ export class Coordinator {
       if (regionId !== undefined && !topology.regions.has(toRegionId(regionId))) resolveAlert(this.ctx, alert.dedupKey, nowMs);
     }
     this.ctx.metrics.reset();
-    this.faults.clear();
+    this.membership.forgetExpectedOutages();
     for (const region of topology.regions.values()) refreshPhase(this.ctx, region, nowMs);
     this.ctx.outbox.changed();
     return { servers: simulated.length, regions };
+  }
+
+  // ---- queries for code outside the core ------------------------------------------------------
+
+  /** The configuration the core runs with. */
+  get config(): MeshConfig {
+    return this.ctx.config;
+  }
+
+  /**
+   * Every server's and every region's record by id, in registration and creation order. Read only:
+   * the core owns them.
+   */
+  records(): { readonly servers: ReadonlyMap<ServerId, Readonly<ServerRecord>>; readonly regions: ReadonlyMap<RegionId, Readonly<RegionRecord>> } {
+    return this.ctx.topology;
+  }
+
+  /** The record of one region. Read only: the core owns it. */
+  regionRecord(id: RegionId): Readonly<RegionRecord> | undefined {
+    return this.ctx.topology.regions.get(id);
+  }
+
+  /** Regions a server hosts in any role. Read only: the core owns them. */
+  hostedBy(id: ServerId): ReadonlySet<Readonly<RegionRecord>> {
+    return this.ctx.topology.regionsOf(id);
+  }
+
+  /** Servers that replicate with `id` in some region. */
+  peersOf(id: ServerId): Set<ServerId> {
+    return this.ctx.topology.peersOf(id);
+  }
+
+  /** How many servers (including failed and left ones) and regions the mesh has. */
+  size(): { servers: number; regions: number } {
+    return { servers: this.ctx.topology.servers.size, regions: this.ctx.topology.regions.size };
+  }
+
+  /** Servers by status and regions by phase, as kept with every transition. */
+  counts(): Readonly<CoreContext['counts']> {
+    return this.ctx.counts;
+  }
+
+  /** Buffered actions waiting for a region's primary. */
+  pendingActions(id: RegionId): number {
+    return this.ctx.buffer.pending(id);
+  }
+
+  /** The change sequence number that covers everything done so far. */
+  changeSeq(): number {
+    return this.ctx.outbox.positions().changeSeq;
+  }
+
+  /**
+   * Test-only: the core's parts, for tests and the simulator's checkers that must look at (or hook
+   * into) what no query shows. Production code uses the queries above.
+   */
+  static partsForTests(coordinator: Coordinator): CoreContext {
+    return coordinator.ctx;
   }
 
   private nextId(prefix: string, take: () => number, taken: (candidate: string) => boolean): string {

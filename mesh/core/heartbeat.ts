@@ -9,7 +9,6 @@
 import { fidelityFor } from '../health/degraded-mode.ts';
 import type { CoreContext } from '../failover/context.ts';
 import type { Recovery } from '../failover/recovery.ts';
-import type { FaultRegistry } from '../faults/faults.ts';
 import type { Membership } from './membership.ts';
 import { replicatesWith, type RegionRecord, type ServerRecord } from '../failover/topology.ts';
 import type { DegradedLevel, RegionId, Role, ServerId, ServerStatus } from '../base/types.ts';
@@ -75,8 +74,7 @@ export interface HeartbeatReply {
 }
 
 /** Applies one heartbeat to the core's state. */
-export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership: Membership, faults: FaultRegistry,
-  server: ServerRecord, input: HeartbeatInput, nowMs: number): { demoted: { regionId: RegionId; epoch: number }[]; reportedSilence: boolean } {
+export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership: Membership, server: ServerRecord, input: HeartbeatInput, nowMs: number): { demoted: { regionId: RegionId; epoch: number }[]; reportedSilence: boolean } {
   if (isReordered(server, input)) return { demoted: [], reportedSilence: false };
   restartCheck(ctx, membership, server, input, nowMs);
   if (input.seq !== undefined) server.lastSeq = input.seq;
@@ -88,7 +86,7 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   const demoted: { regionId: RegionId; epoch: number }[] = [];
   for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);
   let reportedSilence = false;
-  for (const peer of input.peers) reportedSilence = applyPeer(ctx, faults, server, peer, nowMs) || reportedSilence;
+  for (const peer of input.peers) reportedSilence = applyPeer(ctx, server, peer, nowMs) || reportedSilence;
   return { demoted, reportedSilence };
 }
 
@@ -138,17 +136,12 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   }
 }
 
-/**
- * Records a peer's sighting. Only current peers count, and for a self-registered server under an
- * injected outage the sighting is replaced by silence, as if the server were really unreachable.
- */
-function applyPeer(ctx: CoreContext, faults: FaultRegistry, reporter: ServerRecord, peer: PeerSilence, nowMs: number): boolean {
+/** Records a peer's sighting; only current peers count. */
+function applyPeer(ctx: CoreContext, reporter: ServerRecord, peer: PeerSilence, nowMs: number): boolean {
   const target = ctx.topology.servers.get(peer.serverId);
   if (target === undefined || !replicatesWith(reporter, peer.serverId)) return false;
-  const down = target.simulated ? null : faults.unreachableSince(peer.serverId, nowMs);
-  const silentForMs = down === null ? peer.silentForMs : Math.max(peer.silentForMs, nowMs - down);
-  target.detector.peerReport(reporter.id, silentForMs, nowMs);
-  return silentForMs >= ctx.config.peerSilenceMs;
+  target.detector.peerReport(reporter.id, peer.silentForMs, nowMs);
+  return peer.silentForMs >= ctx.config.peerSilenceMs;
 }
 
 /** Builds the reply from the announced (durable) state of every region the server hosts. */

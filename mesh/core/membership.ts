@@ -5,7 +5,6 @@
 import { raiseAlert, resolveAlert, setServerStatus, type CoreContext } from '../failover/context.ts';
 import type { FailureReason } from '../effects/events.ts';
 import type { Recovery } from '../failover/recovery.ts';
-import type { FaultRegistry } from '../faults/faults.ts';
 import { replicatesWith, type ServerRecord } from '../failover/topology.ts';
 import type { ServerId } from '../base/types.ts';
 
@@ -36,6 +35,14 @@ function perZone(declared: readonly Declared[]): string {
   return zones.length > 8 ? `${listed} and ${zones.length - 8} more zones` : listed;
 }
 
+/**
+ * True when an expected outage ending at `untilMs` (null: open ended; undefined: none) lasted until
+ * `sinceMs` or later, so that a failure declared after `sinceMs` is explained by it.
+ */
+export function outageCovers(untilMs: number | null | undefined, sinceMs: number): boolean {
+  return untilMs !== undefined && (untilMs === null || untilMs >= sinceMs);
+}
+
 /** Server life-cycle transitions driven by the failure detector. */
 export class Membership {
   /** Failed servers that the open `mass-server-failure` alert covers (they have no alert of their own). */
@@ -44,12 +51,26 @@ export class Membership {
   private judged: ServerRecord | null = null;
   /** Whether a reporter replicates with the server being judged (no closure per server per tick). */
   private readonly replicatesWithJudged = (peer: ServerId): boolean => this.judged !== null && replicatesWith(this.judged, peer);
+  /**
+   * Outages someone announced on purpose (injected faults), per server: until when (null: open
+   * ended). A failure they explain is not a false failover. Only the latest per server is kept.
+   */
+  private readonly expectedOutages = new Map<ServerId, number | null>();
 
   constructor(
     private readonly ctx: CoreContext,
     private readonly recovery: Recovery,
-    private readonly faults: FaultRegistry,
   ) {}
+
+  /** Records that the servers are down on purpose until `untilMs` (null: until further notice). */
+  expectOutage(serverIds: readonly ServerId[], untilMs: number | null): void {
+    for (const id of serverIds) this.expectedOutages.set(id, untilMs);
+  }
+
+  /** Forgets every expected outage (a reset of the test mesh). */
+  forgetExpectedOutages(): void {
+    this.expectedOutages.clear();
+  }
 
   /**
    * Judges every watched server. While the coordinator is in TILT (it stalled itself), a server that
@@ -162,13 +183,17 @@ export class Membership {
    */
   returned(server: ServerRecord, incarnation: string, nowMs: number): void {
     const sameProcess = server.incarnation !== null && server.incarnation === incarnation;
-    if (sameProcess && !this.faults.injectedSince(server.id, server.statusSinceMs - this.ctx.config.failureTimeoutMs)) {
+    if (sameProcess && !this.outageExpected(server.id, server.statusSinceMs - this.ctx.config.failureTimeoutMs)) {
       this.ctx.metrics.recordFalseFailover();
     }
     server.detector.restart(nowMs);
     setServerStatus(this.ctx, server, 'alive', nowMs);
     this.forgetFailure(server, nowMs);
     this.recovery.capacityChanged();
+  }
+
+  private outageExpected(serverId: ServerId, sinceMs: number): boolean {
+    return outageCovers(this.expectedOutages.get(serverId), sinceMs);
   }
 
   /** Draining servers that host nothing any more have left. */

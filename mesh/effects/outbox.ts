@@ -1,6 +1,6 @@
 /**
  * What the core hands to the outside world: the events it emitted and the durability bookkeeping
- * behind rule 2 of DESIGN.md (an epoch is persisted before it is announced).
+ * behind rule 2 of ARCHITECTURE.md (an epoch is persisted before it is announced).
  *
  * Every state change that must survive a restart bumps `changeSeq`. `src/` persists the state and
  * reports back with `markDurable(seq)`; promotions wait in `pendingAnnouncements` until the change

@@ -8,7 +8,6 @@ import type { MeshConfig } from '../base/config.ts';
 import type { DegradedMode } from '../health/degraded-mode.ts';
 import type { FailoverMetrics } from '../health/failover-metrics.ts';
 import type { Outbox } from '../effects/outbox.ts';
-import type { Random } from '../base/ports.ts';
 import type { SnapshotStore } from '../actions/snapshots.ts';
 import { confirmedBackupCount, confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
 import type { RegionPhase, ServerId, ServerStatus } from '../base/types.ts';
@@ -16,7 +15,6 @@ import type { RegionPhase, ServerId, ServerStatus } from '../base/types.ts';
 /** Everything one coordinator owns. */
 export interface CoreContext {
   readonly config: MeshConfig;
-  readonly random: Random;
   readonly topology: Topology;
   readonly outbox: Outbox;
   readonly alerts: AlertBook;

@@ -2,12 +2,12 @@
  * Fault injection, as `POST /mesh/simulate_failure` asks for it. Targets are resolved here (a
  * server, a region's primary or a backup, a zone, a random fraction). Simulated servers carry out
  * their faults themselves (the fleet stops them or cuts their network); for servers that registered
- * themselves the coordinator applies an overlay: it acts as if their heartbeats, and their peers'
- * sightings of them, stopped arriving (crash, partition, the down half of a flap) or arrived late
- * (slow). Every injection is remembered so that a failover it caused is not counted as false.
+ * themselves the fault layer (fault-layer.ts) applies an overlay: it acts as if their heartbeats,
+ * and their peers' sightings of them, stopped arriving (crash, partition, the down half of a flap)
+ * or arrived late (slow).
  */
 import type { Random } from '../base/ports.ts';
-import type { Topology } from '../failover/topology.ts';
+import type { RegionRecord, ServerRecord } from '../failover/topology.ts';
 import { reject, ok, type FaultMode, type Result, type RegionId, type Role, type ServerId } from '../base/types.ts';
 
 /** Which servers a fault hits: exactly one of these. */
@@ -51,15 +51,21 @@ export const defaultRealCrashMs = 60_000;
 
 type TargetError = 'unknown_server' | 'unknown_region' | 'unknown_zone' | 'no_target';
 
+/** The mesh's records as resolving a target reads them (the coordinator's `records()`). */
+export interface MeshRecords {
+  readonly servers: ReadonlyMap<ServerId, Readonly<ServerRecord>>;
+  readonly regions: ReadonlyMap<RegionId, Readonly<RegionRecord>>;
+}
+
 /** Resolves a fault's target to the servers it hits. */
-export function resolveTargets(topology: Topology, target: FaultTarget, random: Random): Result<ServerId[], TargetError> {
-  const live = [...topology.servers.values()].filter((s) => s.status !== 'left' && s.status !== 'failed');
+export function resolveTargets(mesh: MeshRecords, target: FaultTarget, random: Random): Result<ServerId[], TargetError> {
+  const live = [...mesh.servers.values()].filter((s) => s.status !== 'left' && s.status !== 'failed');
   if ('serverId' in target) {
-    return topology.servers.has(target.serverId) ? ok([target.serverId])
+    return mesh.servers.has(target.serverId) ? ok([target.serverId])
       : reject('unknown_server', `no server ${target.serverId}`);
   }
   if ('regionId' in target) {
-    const region = topology.regions.get(target.regionId);
+    const region = mesh.regions.get(target.regionId);
     if (!region) return reject('unknown_region', `no region ${target.regionId}`);
     const ids = target.role === 'primary' ? (region.primary === null ? [] : [region.primary]) : region.backups.slice(0, 1);
     return ids.length > 0 ? ok(ids) : reject('no_target', `region ${target.regionId} has no ${target.role} to fail`);
@@ -103,15 +109,14 @@ export class FaultRegistry {
     return fault;
   }
 
+  /** True when no fault was ever injected (or all were cleared). */
+  isEmpty(): boolean {
+    return this.byServer.size === 0;
+  }
+
   /** The latest fault injected on a server, if any. */
   latest(serverId: ServerId): InjectedFault | undefined {
     return this.byServer.get(serverId);
-  }
-
-  /** True when a fault hit the server at or after `sinceMs` (so its failure was provoked). */
-  injectedSince(serverId: ServerId, sinceMs: number): boolean {
-    const fault = this.byServer.get(serverId);
-    return fault !== undefined && (fault.untilMs === null || fault.untilMs >= sinceMs);
   }
 
   /**

@@ -1,14 +1,16 @@
 /**
- * Drives a coordinator (and, when there is one, its simulated fleet) through time, tick by tick:
- * messages due before a tick are delivered first, then the coordinator ticks, then its effects are
- * handed over. The service's ticker and the simulator both advance the mesh through this class.
+ * Drives a coordinator (and, when there is one, a simulated world around it) through time, tick by
+ * tick: messages due before a tick are delivered first, then the coordinator ticks (through its
+ * fault layer), then its effects are handed over. The service's ticker and the simulator both
+ * advance the mesh through this class.
  */
-import type { Coordinator } from '../core/coordinator.ts';
-import type { MeshEvent } from '../effects/events.ts';
-import type { FaultSpec, InjectedFault } from '../faults/faults.ts';
-import type { Effect } from '../effects/outbox.ts';
 import type { Result } from '../base/types.ts';
-import type { SimulatedFleet } from '../simulation/fleet.ts';
+import type { Coordinator } from '../core/coordinator.ts';
+import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
+import type { MeshEvent, MeshEventType } from '../effects/events.ts';
+import type { Effect } from '../effects/outbox.ts';
+import type { FaultLayer } from '../faults/fault-layer.ts';
+import type { FaultSpec, InjectedFault } from '../faults/faults.ts';
 
 /**
  * What to do with effects. The default marks every change durable at once, which is right for an
@@ -24,13 +26,48 @@ export const immediateDurability = (onEvent?: (event: MeshEvent) => void): Effec
   }
 };
 
-/** A coordinator, its optional simulated fleet, and the virtual or real time they have reached. */
+/** Where a world's servers send their heartbeats. */
+export type HeartbeatSink = (id: HeartbeatTarget, input: HeartbeatInput, nowMs: number) => Result<HeartbeatReply>;
+type HeartbeatTarget = Parameters<Coordinator['heartbeat']>[0];
+
+/**
+ * Simulated servers around the coordinator (mesh/simulation/fleet.ts), as the runtime drives them.
+ * Declared here so that the runtime does not depend on the simulation.
+ */
+export interface World {
+  /** Delivers every message due up to `nowMs`. */
+  runUntil(nowMs: number): void;
+  /** What the world does on each tick (players' actions, replication). */
+  playTick(nowMs: number, tickMs: number): void;
+  /** Sees one of the coordinator's events. */
+  observe(type: MeshEventType, regionId: string | undefined): void;
+  /** Carries out a fault on the simulated servers it hits. */
+  inject(fault: InjectedFault, nowMs: number): void;
+  /** Stops every simulated server. */
+  clear(): void;
+  /** Sends the world's heartbeats through `sink` (the fault layer) from now on. */
+  sendHeartbeatsTo(sink: HeartbeatSink): void;
+}
+
+/** A coordinator behind its fault layer, an optional simulated world, and the time they have reached. */
 export class MeshRuntime {
-  fleet: SimulatedFleet | null = null;
+  readonly coordinator: Coordinator;
+  private world: World | null = null;
   private nextTickMs: number;
 
-  constructor(readonly coordinator: Coordinator, startMs: number, private readonly sink: EffectSink = immediateDurability()) {
+  constructor(readonly faults: FaultLayer, startMs: number, private readonly sink: EffectSink = immediateDurability()) {
+    this.coordinator = faults.core;
     this.nextTickMs = startMs;
+  }
+
+  /** The simulated world (the test mesh's fleet), if any. */
+  get fleet(): World | null {
+    return this.world;
+  }
+
+  set fleet(world: World | null) {
+    this.world = world;
+    world?.sendHeartbeatsTo((id, input, nowMs) => this.faults.heartbeat(id, input, nowMs));
   }
 
   /** Time of the next tick. */
@@ -44,13 +81,13 @@ export class MeshRuntime {
    * its own stall (TILT).
    */
   advanceTo(targetMs: number, replayGaps = true): void {
-    const tickMs = this.coordinator.ctx.config.tickIntervalMs;
+    const tickMs = this.coordinator.config.tickIntervalMs;
     if (!replayGaps && targetMs - this.nextTickMs > tickMs) this.nextTickMs = Math.floor(targetMs / tickMs) * tickMs;
     while (this.nextTickMs <= targetMs) {
       const now = this.nextTickMs;
-      this.fleet?.runUntil(now);
-      this.fleet?.playTick(now, tickMs);
-      this.coordinator.tick(now);
+      this.world?.runUntil(now);
+      this.world?.playTick(now, tickMs);
+      this.faults.tick(now);
       this.flush();
       this.nextTickMs += tickMs;
     }
@@ -60,18 +97,18 @@ export class MeshRuntime {
   flush(): void {
     const effects = this.coordinator.drain();
     if (effects.length === 0) return;
-    if (this.fleet) {
+    if (this.world) {
       for (const effect of effects) {
-        if (effect.type === 'emit') this.fleet.observe(effect.event.type, 'regionId' in effect.event ? effect.event.regionId : undefined);
+        if (effect.type === 'emit') this.world.observe(effect.event.type, 'regionId' in effect.event ? effect.event.regionId : undefined);
       }
     }
     this.sink(effects, this.coordinator);
   }
 
-  /** Injects a fault: recorded by the coordinator, carried out by the fleet for simulated servers. */
+  /** Injects a fault: recorded by the fault layer, carried out by the world for simulated servers. */
   injectFailure(spec: FaultSpec, nowMs: number): Result<InjectedFault> {
-    const result = this.coordinator.injectFailure(spec, nowMs);
-    if (result.ok) this.fleet?.inject(result.value, nowMs);
+    const result = this.faults.inject(spec, nowMs);
+    if (result.ok) this.world?.inject(result.value, nowMs);
     this.flush();
     return result;
   }

@@ -1,5 +1,5 @@
 /**
- * Checkers of the simulation, separate from the workloads that drive it (DESIGN.md, "Time and the
+ * Checkers of the simulation, separate from the workloads that drive it (ARCHITECTURE.md, "Time and the
  * simulator"). They only read: the coordinator's state, the simulated servers' beliefs and what the
  * core was told and answered (through `observeCore`). Each returns or collects plain sentences
  * naming the region, server, epoch and virtual time involved, so a failing property says what broke.
@@ -12,7 +12,7 @@
  *   acknowledged primary and its full confirmed backups wherever capacity allows, and the servers
  *   agree; a region is left unavailable only when no live server still holds its state.
  */
-import type { Coordinator } from '../core/coordinator.ts';
+import { Coordinator } from '../core/coordinator.ts';
 import { phaseOf } from '../failover/context.ts';
 import type { FailoverRecord } from '../health/failover-metrics.ts';
 import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
@@ -132,14 +132,14 @@ export class SafetyChecker {
     this.expiredKeys.clear();
     for (const key of this.durable.expired) this.expiredKeys.add(key);
     this.handedOut.clear();
-    for (const region of this.core().ctx.topology.regions.values()) {
+    for (const region of this.core().records().regions.values()) {
       const highest = this.maxAnnounced.get(region.id) ?? 0;
       if (region.epoch < highest) this.fail(nowMs, `after a restart ${region.id} is at epoch ${region.epoch}, below the announced ${highest}`);
     }
   }
 
   private checkRegions(nowMs: number): void {
-    for (const region of this.core().ctx.topology.regions.values()) {
+    for (const region of this.core().records().regions.values()) {
       const id = region.id;
       const before = this.seen.get(id);
       if (before === undefined || before.epoch !== region.epoch || before.announced !== region.announcedEpoch || before.primary !== region.primary) {
@@ -165,7 +165,7 @@ export class SafetyChecker {
   }
 
   private checkShape(region: RegionRecord, nowMs: number): void {
-    const { topology } = this.core().ctx;
+    const { topology } = Coordinator.partsForTests(this.core());
     const { backups, primary, id } = region;
     for (let i = 0; i < backups.length; i++) {
       const backup = backups[i] as ServerId;
@@ -179,7 +179,7 @@ export class SafetyChecker {
   }
 
   private checkCounts(nowMs: number): void {
-    const { topology, counts } = this.core().ctx;
+    const { topology, counts } = Coordinator.partsForTests(this.core());
     const phases: Record<RegionPhase, number> = { active: 0, failing_over: 0, under_replicated: 0, unavailable: 0 };
     for (const region of topology.regions.values()) phases[region.phase]++;
     const statuses: Record<ServerStatus, number> = { alive: 0, suspect: 0, failed: 0, draining: 0, left: 0 };
@@ -197,7 +197,7 @@ export class SafetyChecker {
   }
 
   private checkActions(nowMs: number): void {
-    const { buffer, config } = this.core().ctx;
+    const { buffer, config } = Coordinator.partsForTests(this.core());
     const c = buffer.counters();
     const pending = buffer.pendingTotal();
     if (c.buffered !== c.replayed + c.expired + pending) {
@@ -220,7 +220,7 @@ export class SafetyChecker {
 
   /** A server claiming primary that no longer leads, or with an old epoch, must be answered demoted. */
   onHeartbeat(serverId: ServerId, input: HeartbeatInput, reply: HeartbeatReply, nowMs: number): void {
-    const { topology } = this.core().ctx;
+    const { topology } = Coordinator.partsForTests(this.core());
     for (const claim of input.regions) {
       if (claim.role !== 'primary') continue;
       const region = topology.regions.get(claim.regionId);
@@ -291,7 +291,7 @@ export class SafetyChecker {
   accountingProblems(): string[] {
     const problems: string[] = [];
     const pending = new Set<string>();
-    for (const region of this.core().ctx.buffer.toJSON().regions) {
+    for (const region of Coordinator.partsForTests(this.core()).buffer.toJSON().regions) {
       for (const player of region.players) for (const a of player.actions) pending.add(actionKey(region.regionId, player.playerId, a.seq));
     }
     for (const key of this.accepted) {
@@ -340,7 +340,7 @@ class Lineage {
   private readonly reported = new Set<RegionId>();
 
   update(core: Coordinator, fleet: SimulatedFleet, nowMs: number): string[] {
-    const { topology } = core.ctx;
+    const { topology } = Coordinator.partsForTests(core);
     for (const region of topology.regions.values()) if (!this.holders.has(region.id)) this.seed(region, fleet);
     // Every holding known to carry the state at the last step stays a valid source for this step's
     // copies, even if it was lost or replaced since. Repeated in case one copy was made from another.
@@ -396,7 +396,7 @@ class Lineage {
 
 /** True when some usable server has room for one more replica of `region` and does not host it. */
 export function capacityAllows(core: Coordinator, region: RegionRecord): boolean {
-  const { topology } = core.ctx;
+  const { topology } = Coordinator.partsForTests(core);
   const hosting = new Set(replicasOf(region));
   for (const server of topology.servers.values()) {
     if (isUsable(server.status) && !hosting.has(server.id) && topology.hostedCount(server.id) < server.capacity) return true;
@@ -411,7 +411,7 @@ export function capacityAllows(core: Coordinator, region: RegionRecord): boolean
  */
 export function livenessProblems(core: Coordinator, fleet: SimulatedFleet): string[] {
   const problems: string[] = [];
-  const { topology } = core.ctx;
+  const { topology } = Coordinator.partsForTests(core);
   const add = (p: string) => { if (problems.length < 20) problems.push(p); };
   for (const sim of fleet.servers.values()) {
     const status = topology.servers.get(sim.id)?.status;
@@ -448,7 +448,7 @@ export function livenessProblems(core: Coordinator, fleet: SimulatedFleet): stri
 export function recoverableCoverage(core: Coordinator): number {
   let wanted = 0;
   let have = 0;
-  for (const region of core.ctx.topology.regions.values()) {
+  for (const region of core.records().regions.values()) {
     if (region.phase === 'unavailable') continue;
     wanted += 1 + region.backupTarget;
     if (region.primary !== null && region.primaryAcked) have += 1;
@@ -459,7 +459,7 @@ export function recoverableCoverage(core: Coordinator): number {
 
 /** Every failover record the coordinator keeps, oldest first. */
 export function failoverRecords(core: Coordinator): FailoverRecord[] {
-  return [...core.ctx.metrics.toJSON().records];
+  return [...Coordinator.partsForTests(core).metrics.toJSON().records];
 }
 
 /**

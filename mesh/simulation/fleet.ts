@@ -12,6 +12,7 @@ import { MinHeap } from '../base/heap.ts';
 import type { RegionId, ServerId } from '../base/types.ts';
 import { deliver, standardNetwork, type NetworkModel } from './network.ts';
 import type { SeededRandom } from '../runtime/random.ts';
+import type { HeartbeatSink } from '../runtime/runtime.ts';
 import { replicationIntervalMs, SimServer, type SimRegion } from './sim-server.ts';
 import { ActionLedger } from './ledger.ts';
 
@@ -46,15 +47,22 @@ export class SimulatedFleet {
   /** Regions without an acknowledged primary, where players buffer actions. */
   private readonly failing = new Set<RegionId>();
   private readonly playerSeq = new Map<string, number>();
+  /** Where heartbeats go: the coordinator, or the fault layer around it once a runtime drives the fleet. */
+  private heartbeatSink: HeartbeatSink = (id, input, nowMs) => this.coordinator.heartbeat(id, input, nowMs);
 
   constructor(private readonly coordinator: Coordinator, private readonly random: SeededRandom,
     private readonly options: FleetOptions = {}) {
     this.network = options.network ?? standardNetwork;
   }
 
+  /** Sends heartbeats through `sink` from now on. */
+  sendHeartbeatsTo(sink: HeartbeatSink): void {
+    this.heartbeatSink = sink;
+  }
+
   /** Adds a simulated server already registered with the coordinator. */
   addServer(id: ServerId, address: string, nowMs: number): SimServer {
-    const server = new SimServer(id, address, this.random.fork(), nowMs, this.coordinator.ctx.config.heartbeatIntervalMs);
+    const server = new SimServer(id, address, this.random.fork(), nowMs, this.coordinator.config.heartbeatIntervalMs);
     this.servers.set(id, server);
     this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: id, scheduled: true });
     return server;
@@ -62,14 +70,13 @@ export class SimulatedFleet {
 
   /** Gives every simulated server the regions the coordinator assigned to it (initial placement). */
   adoptAssignments(nowMs: number): void {
-    const { topology } = this.coordinator.ctx;
     for (const server of this.servers.values()) {
-      for (const region of topology.regionsOf(server.id)) {
+      for (const region of this.coordinator.hostedBy(server.id)) {
         const role = region.primary === server.id ? 'primary' : 'backup';
         // The initial placement of a brand-new region; the servers start holding it at once.
         server.hold(region.id, { role, epoch: region.epoch, syncedToMs: nowMs, primaryId: region.primary, copiedFrom: null });
       }
-      server.peers = topology.peersOf(server.id);
+      server.peers = this.coordinator.peersOf(server.id);
     }
   }
 
@@ -165,7 +172,7 @@ export class SimulatedFleet {
   }
 
   private deliverHeartbeat(server: SimServer, incarnation: string, input: HeartbeatInput, nowMs: number): void {
-    const result = this.coordinator.heartbeat(server.id, input, nowMs);
+    const result = this.heartbeatSink(server.id, input, nowMs);
     if (!result.ok) return;
     const delay = deliver(this.network, server.random);
     if (delay === null) return;
@@ -235,7 +242,7 @@ export class SimulatedFleet {
   private playersOf(server: SimServer): number {
     let players = 0;
     for (const [regionId, r] of server.regions) {
-      if (r.role === 'primary') players += this.coordinator.ctx.topology.regions.get(regionId)?.players ?? 0;
+      if (r.role === 'primary') players += this.coordinator.records().regions.get(regionId)?.players ?? 0;
     }
     return players;
   }

@@ -1,5 +1,5 @@
 /**
- * The standard network model of DESIGN.md: every message is delayed 2 ms plus an exponential with
+ * The standard network model of ARCHITECTURE.md: every message is delayed 2 ms plus an exponential with
  * mean 10 ms, capped at 250 ms, and lost independently with probability 1%.
  */
 import type { SeededRandom } from '../runtime/random.ts';

@@ -19,6 +19,7 @@ import type { FleetOptions, SimulatedFleet } from './fleet.ts';
 import { SeededRandom } from '../runtime/random.ts';
 import { MeshRuntime, immediateDurability } from '../runtime/runtime.ts';
 import { setupTestMesh, type TestMeshSpec } from './setup.ts';
+import { FaultLayer } from '../faults/fault-layer.ts';
 
 /** Everything that defines a run; printed with every failing property. */
 export interface ScenarioSpec extends TestMeshSpec {
@@ -67,7 +68,7 @@ export function observeCore(coordinator: Coordinator, observer: CoreObserver): v
     if (result.ok) observer.acknowledged?.(id, serverId, acks, nowMs);
     return result;
   };
-  const buffer = coordinator.ctx.buffer;
+  const buffer = Coordinator.partsForTests(coordinator).buffer;
   const expire = buffer.expire.bind(buffer);
   buffer.expire = (nowMs) => {
     const refs = expire(nowMs);
@@ -96,9 +97,10 @@ export class SimRun {
     const errors = validateMeshConfig(config);
     if (errors.length > 0) throw new Error(`bad scenario config: ${errors.join('; ')}`);
     const root = new SeededRandom(spec.seed);
-    this.coordinator = new Coordinator(config, root.fork(), 0);
+    this.coordinator = new Coordinator(config, 0);
+    const faults = new FaultLayer(this.coordinator, root.fork());
     observeCore(this.coordinator, observer);
-    this.runtime = new MeshRuntime(this.coordinator, 0, immediateDurability((event) => this.events.push(event)));
+    this.runtime = new MeshRuntime(faults, 0, immediateDurability((event) => this.events.push(event)));
     const mesh = setupTestMesh(this.coordinator, root.fork(), spec, 0, spec.fleet ?? {});
     if (!mesh.ok) throw new Error(`scenario setup failed: ${mesh.detail}`);
     this.runtime.fleet = mesh.value.fleet;
@@ -143,7 +145,7 @@ export class SimRun {
   /** Servers that lead at least one region right now. */
   primaries(): ServerId[] {
     const leaders = new Set<ServerId>();
-    for (const region of this.coordinator.ctx.topology.regions.values()) if (region.primary !== null) leaders.add(region.primary);
+    for (const region of this.coordinator.records().regions.values()) if (region.primary !== null) leaders.add(region.primary);
     return [...leaders].sort();
   }
 

@@ -37,7 +37,7 @@ export const defaultSimCapacity = 10;
 /** Creates the servers and regions of a test mesh and the fleet that simulates them. */
 export function setupTestMesh(coordinator: Coordinator, random: SeededRandom, spec: TestMeshSpec, nowMs: number,
   fleetOptions: FleetOptions = {}): Result<{ fleet: SimulatedFleet; servers: ServerId[]; regions: RegionId[] }, 'no_capacity' | 'duplicate_region'> {
-  const backups = spec.backupsPerRegion ?? coordinator.ctx.config.backupsPerRegion;
+  const backups = spec.backupsPerRegion ?? coordinator.config.backupsPerRegion;
   const capacity = spec.serverCapacity ?? defaultSimCapacity;
   const zones = Math.max(1, spec.zones ?? 3);
   const needed = Math.ceil((spec.regions * (1 + backups)) / (capacity * targetUtilisation));
@@ -48,7 +48,7 @@ export function setupTestMesh(coordinator: Coordinator, random: SeededRandom, sp
   const fleet = new SimulatedFleet(coordinator, random, { ...fleetOptions, network,
     playersPerRegion: fleetOptions.playersPerRegion ?? 0 });
   const serverIds: ServerId[] = [];
-  const firstFree = coordinator.ctx.topology.servers.size;
+  const firstFree = coordinator.records().servers.size;
   for (let i = 0; i < count; i++) {
     const id = serverId(`sim-${firstFree + i + 1}`);
     const registered = coordinator.registerServer({
@@ -74,7 +74,7 @@ export function setupTestMesh(coordinator: Coordinator, random: SeededRandom, sp
 export function resumeTestMesh(coordinator: Coordinator, random: SeededRandom, nowMs: number,
   fleetOptions: FleetOptions = {}): SimulatedFleet {
   const fleet = new SimulatedFleet(coordinator, random, fleetOptions);
-  for (const server of coordinator.ctx.topology.servers.values()) {
+  for (const server of coordinator.records().servers.values()) {
     if (server.simulated && server.status !== 'left' && server.status !== 'failed') fleet.addServer(server.id, server.address, nowMs);
   }
   fleet.adoptAssignments(nowMs);

@@ -5,6 +5,7 @@ import type { CoreState } from '../../mesh/core/state.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { expectResponse } from './harness.ts';
 import { MeshFixture, type FixtureOptions } from './mesh-fixture.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
 
 const ADMIN = 'alerts-admin-token';
 
@@ -38,7 +39,7 @@ describe('GET /mesh/alerts', () => {
 
   test('orders by the latest report and filters by state and severity', async () => {
     const f = await MeshFixture.create();
-    const book = f.host.coordinator.ctx.alerts;
+    const book = Coordinator.partsForTests(f.host.coordinator).alerts;
     book.raise({ dedupKey: 'old-but-repeated', severity: 'warning', title: 'A', message: 'first raised' }, 100);
     book.raise({ dedupKey: 'newer', severity: 'critical', title: 'B', message: 'raised later' }, 200);
     book.raise({ dedupKey: 'closed', severity: 'info', title: 'C', message: 'resolved' }, 250);

@@ -41,7 +41,7 @@ export function snapshot(t: TestApp): unknown {
   const c = t.host.coordinator;
   return JSON.parse(JSON.stringify({
     servers: c.servers(), regions: c.regions(), status: c.status(t.host.now()), metrics: c.metrics(),
-    faults: c.faultLog(), alerts: c.listAlerts({ state: 'all' }), writes: t.store.writes(),
+    faults: t.host.faultLog(), alerts: c.listAlerts({ state: 'all' }), writes: t.store.writes(),
   }));
 }
 

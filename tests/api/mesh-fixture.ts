@@ -13,6 +13,7 @@ import { regionId, serverId, type RegionId, type Role, type ServerId } from '../
 import type { CoreState } from '../../mesh/core/state.ts';
 import type { Store } from '../../src/store/store.ts';
 import { expectResponse, testApp, type TestApp } from './harness.ts';
+import { Coordinator } from '../../mesh/core/coordinator.ts';
 
 /** What a fake server claims about one region in its heartbeats. */
 interface Claim { role: Role; epoch: number; appliedSeq: number }
@@ -85,7 +86,7 @@ export class MeshFixture {
 
   /** Every server takes the roles the topology gives it for a region, at the announced epoch. */
   adopt(region: string): void {
-    const record = this.host.coordinator.ctx.topology.regions.get(regionId(region));
+    const record = this.host.coordinator.records().regions.get(regionId(region));
     assert.ok(record, `no region ${region}`);
     const holders: [string, Role][] = [
       ...(record.primary === null ? [] : [[record.primary, 'primary'] as [string, Role]]),
@@ -113,7 +114,7 @@ export class MeshFixture {
    * interval, before that tick. Stops early when `until` holds after a tick.
    */
   async run(ms: number, until?: () => boolean): Promise<void> {
-    const { tickIntervalMs, heartbeatIntervalMs } = this.host.coordinator.ctx.config;
+    const { tickIntervalMs, heartbeatIntervalMs } = this.host.coordinator.config;
     const end = this.now + ms;
     while (this.now < end) {
       if (this.now % heartbeatIntervalMs === 0) for (const id of this.up) this.heartbeat(id);
@@ -130,7 +131,7 @@ export class MeshFixture {
 
   /** The promoted server takes the primary role at the announced epoch and heartbeats: the failover completes. */
   acknowledgePromotion(id: string, region: string): void {
-    const record = this.host.coordinator.ctx.topology.regions.get(regionId(region));
+    const record = this.host.coordinator.records().regions.get(regionId(region));
     assert.ok(record && record.primary === id, `${id} is not the primary of ${region}`);
     assert.equal(record.announcedEpoch, record.epoch, 'the promotion is not announced yet');
     this.claims.get(id)?.set(regionId(region), { role: 'primary', epoch: record.epoch, appliedSeq: 0 });
@@ -139,7 +140,7 @@ export class MeshFixture {
 
   /** The region's primary and backups now. */
   replicas(region: string): { primary: ServerId | null; backups: ServerId[]; epoch: number; announcedEpoch: number; phase: string } {
-    const record = this.host.coordinator.ctx.topology.regions.get(regionId(region));
+    const record = this.host.coordinator.records().regions.get(regionId(region));
     assert.ok(record, `no region ${region}`);
     return { primary: record.primary, backups: [...record.backups], epoch: record.epoch, announcedEpoch: record.announcedEpoch, phase: record.phase };
   }
@@ -172,7 +173,7 @@ export class MeshFixture {
     // Counting a repeat is statistics, not state: a duplicate submission "changes nothing".
     const { duplicates: _duplicates, ...counters } = persistent.buffer.counters;
     const buffer = { ...persistent.buffer, counters };
-    return JSON.stringify({ persistent: { ...persistent, buffer }, snapshots: this.host.coordinator.ctx.snapshots.toJSON() });
+    return JSON.stringify({ persistent: { ...persistent, buffer }, snapshots: Coordinator.partsForTests(this.host.coordinator).snapshots.toJSON() });
   }
 
   /** Runs `send` and asserts that the mesh state is the same afterwards. */
@@ -191,6 +192,6 @@ export class MeshFixture {
 
   /** True when every change made so far is on disk. */
   allDurable(): boolean {
-    return this.t.store.durableSeq() >= this.host.coordinator.ctx.outbox.positions().changeSeq;
+    return this.t.store.durableSeq() >= this.host.coordinator.changeSeq();
   }
 }

@@ -29,7 +29,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import request from 'supertest';
 import { createApp } from '../../api/app.ts';
-import type { MeshHost } from '../../api/deps.ts';
+import type { Command, MeshHost } from '../../api/deps.ts';
 import { testMeshConfig } from '../../mesh/base/config.ts';
 import type { MeshEvent } from '../../mesh/effects/events.ts';
 import { ManualClock } from '../../mesh/base/ports.ts';
@@ -106,8 +106,9 @@ class SwappableHost implements MeshHost {
 
   get coordinator() { return this.mesh.coordinator; }
   now() { return this.mesh.now(); }
-  flush() { return this.mesh.flush(); }
-  durable(seq: number) { return this.mesh.durable(seq); }
+  run<T>(command: Command<T>) { return this.mesh.run(command); }
+  runDurably<T>(command: Command<T>) { return this.mesh.runDurably(command); }
+  heartbeat(...args: Parameters<MeshHost['heartbeat']>) { return this.mesh.heartbeat(...args); }
   setupTest(spec: Parameters<MeshHost['setupTest']>[0]) { return this.mesh.setupTest(spec); }
   resetTest() { return this.mesh.resetTest(); }
   injectFailure(spec: Parameters<MeshHost['injectFailure']>[0]) { return this.mesh.injectFailure(spec); }

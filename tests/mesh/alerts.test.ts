@@ -279,11 +279,11 @@ describe('raiseAlert (the core publishes what operators must see)', () => {
   const published = (c: Coordinator) => c.drain().filter((e) => e.type === 'emit' && e.event.type === 'administrator_alert').length;
 
   test('a new alert and an escalation are published; a repeat at the same or a lower severity is not', () => {
-    const c = new Coordinator(testMeshConfig, new SeededRandom(1), 0);
+    const c = new Coordinator(testMeshConfig, 0);
     c.drain();
     const steps: [AlertSeverity, number][] = [['warning', 1], ['warning', 0], ['info', 0], ['critical', 1], ['critical', 0]];
     for (const [i, [severity, expected]] of steps.entries()) {
-      raiseAlert(c.ctx, input('k', severity), i);
+      raiseAlert(Coordinator.partsForTests(c), input('k', severity), i);
       assert.equal(published(c), expected, `report ${i + 1} (${severity})`);
     }
   });

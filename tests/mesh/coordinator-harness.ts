@@ -13,6 +13,7 @@ import type { RegionInput } from '../../mesh/failover/region-factory.ts';
 import type { CoreState } from '../../mesh/core/state.ts';
 import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { regionId, serverId, type RegionId, type Result, type Role, type ServerId } from '../../mesh/base/types.ts';
+import { FaultLayer } from '../../mesh/faults/fault-layer.ts';
 
 /** What a fake server holds for one region. */
 export interface Held {
@@ -48,6 +49,8 @@ export const sid = (raw: string): ServerId => serverId(raw);
 
 export class Mesh {
   readonly coordinator: Coordinator;
+  /** The fault layer around the coordinator: every heartbeat and tick of the harness goes through it. */
+  readonly faults: FaultLayer;
   readonly config: MeshConfig;
   readonly servers = new Map<ServerId, FakeServer>();
   readonly events: MeshEvent[] = [];
@@ -63,7 +66,8 @@ export class Mesh {
     this.config = options.config ?? testMeshConfig;
     this.now = options.startMs ?? 0;
     this.nextTickMs = this.now;
-    this.coordinator = new Coordinator(this.config, new SeededRandom(options.seed ?? 1), this.now, options.state);
+    this.coordinator = new Coordinator(this.config, this.now, options.state);
+    this.faults = new FaultLayer(this.coordinator, new SeededRandom(options.seed ?? 1));
   }
 
   /**
@@ -108,7 +112,7 @@ export class Mesh {
 
   /** Every fake server takes the roles the topology gives it (as the simulated fleet does). */
   adopt(): void {
-    const { topology } = this.c.ctx;
+    const { topology } = Coordinator.partsForTests(this.c);
     for (const fake of this.servers.values()) {
       for (const region of topology.regionsOf(fake.id)) {
         if (fake.held.has(region.id)) continue;
@@ -143,7 +147,7 @@ export class Mesh {
    */
   hb(id: string, echo = true): Result<HeartbeatReply> {
     const fake = this.server(id);
-    const result = this.c.heartbeat(fake.id, this.input(fake), this.now);
+    const result = this.faults.heartbeat(fake.id, this.input(fake), this.now);
     fake.lastResult = result;
     let changed = false;
     if (result.ok) {
@@ -214,7 +218,7 @@ export class Mesh {
       if (options.heartbeats !== false && this.nextTickMs % this.config.heartbeatIntervalMs === 0) {
         for (const fake of this.servers.values()) if (fake.up) this.hb(fake.id);
       }
-      this.c.tick(this.now);
+      this.faults.tick(this.now);
       this.flush();
       this.nextTickMs += tick;
     }

@@ -9,6 +9,7 @@ import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { immediateDurability, MeshRuntime } from '../../mesh/runtime/runtime.ts';
 import { setupTestMesh } from '../../mesh/simulation/setup.ts';
 import { Mesh, expectedDetection, rid, sid, standardMesh } from './coordinator-harness.ts';
+import { FaultLayer } from '../../mesh/faults/fault-layer.ts';
 
 /*
  * Timeline used throughout. Servers register at 0 and heartbeat at 1000, 2000, ...; ticks every
@@ -150,7 +151,7 @@ describe('Coordinator: registration and region creation', () => {
 describe('Coordinator: failover of a crashed primary', () => {
   test('the failed primary\'s replicated progress is dropped when the failover completes, not in the tick that fails it', () => {
     const mesh = crashReady();
-    const progress = () => mesh.c.ctx.topology.regions.get(rid('region-1'))?.appliedSeq;
+    const progress = () => mesh.c.records().regions.get(rid('region-1'))?.appliedSeq;
     assert.ok(progress()?.has(sid('a1')));
     mesh.silence('a1');
     mesh.run(detectedAt);
@@ -250,7 +251,7 @@ describe('Coordinator: failover of a crashed primary', () => {
 
   test('fencing: the partitioned old primary returns claiming epoch 1 and is told it is demoted', () => {
     const mesh = crashReady();
-    const fault = mesh.c.injectFailure({ target: { serverId: sid('a1') }, mode: 'partition', durationMs: 20_000 }, warmUntil);
+    const fault = mesh.faults.inject({ target: { serverId: sid('a1') }, mode: 'partition', durationMs: 20_000 }, warmUntil);
     assert.ok(fault.ok, 'fault.ok');
     mesh.run(detectedAt);
     // Its heartbeats were dropped by the overlay; its peers' sightings were replaced by silence.
@@ -477,7 +478,7 @@ describe('Coordinator: TILT', () => {
   const gaps: [number, boolean][] = [[testMeshConfig.tiltThresholdMs, false], [testMeshConfig.tiltThresholdMs + 1, true]];
   for (const [gap, tilts] of gaps) {
     test(`a tick gap of ${gap} ms ${tilts ? 'enters' : 'does not enter'} TILT`, () => {
-      const c = new Coordinator(testMeshConfig, new SeededRandom(1), 0);
+      const c = new Coordinator(testMeshConfig, 0);
       c.tick(1000);
       c.tick(1000 + gap);
       assert.equal(c.tilted(1000 + gap), tilts);
@@ -1017,8 +1018,8 @@ describe('Coordinator: heartbeat protocol', () => {
 describe('Coordinator: fault injection', () => {
   test('targets resolve to servers and unknown targets are refused', () => {
     const mesh = standardMesh({ regions: [{}, { id: 'lonely', backups: 0 }] });
-    const inject = (target: Parameters<Coordinator['injectFailure']>[0]['target']) =>
-      mesh.c.injectFailure({ target, mode: 'crash', durationMs: 1000 }, 100);
+    const inject = (target: Parameters<FaultLayer['inject']>[0]['target']) =>
+      mesh.faults.inject({ target, mode: 'crash', durationMs: 1000 }, 100);
     const hit = (target: Parameters<typeof inject>[0]) => {
       const r = inject(target);
       assert.ok(r.ok, JSON.stringify(r));
@@ -1042,13 +1043,13 @@ describe('Coordinator: fault injection', () => {
       assert.ok(!r.ok, '!r.ok');
       assert.equal(r.code, code, JSON.stringify(target));
     }
-    assert.equal(mesh.c.faultLog().length, 5, 'refused injections are not recorded');
-    assert.equal(mesh.c.faultLog()[0]?.id, 'fault-5', 'newest first');
+    assert.equal(mesh.faults.list().length, 5, 'refused injections are not recorded');
+    assert.equal(mesh.faults.list()[0]?.id, 'fault-5', 'newest first');
   });
 
   test('a crash of a self-registered server drops its heartbeats and silences its peers\' sightings', () => {
     const mesh = crashReady();
-    assert.ok(mesh.c.injectFailure({ target: { serverId: sid('a1') }, mode: 'crash' }, warmUntil).ok, 'injectFailure accepted');
+    assert.ok(mesh.faults.inject({ target: { serverId: sid('a1') }, mode: 'crash' }, warmUntil).ok, 'injectFailure accepted');
     mesh.run(11_000);
     const dropped = mesh.server('a1').lastResult;
     assert.ok(dropped && !dropped.ok, 'dropped && !dropped.ok');
@@ -1066,14 +1067,14 @@ describe('Coordinator: fault injection', () => {
   test('a simulated server\'s heartbeats are not dropped by the coordinator (its fleet carries the fault)', () => {
     const mesh = new Mesh();
     mesh.register('sim-1', 'a', 10, { simulated: true });
-    assert.ok(mesh.c.injectFailure({ target: { serverId: sid('sim-1') }, mode: 'crash' }, 0).ok, 'injectFailure accepted');
+    assert.ok(mesh.faults.inject({ target: { serverId: sid('sim-1') }, mode: 'crash' }, 0).ok, 'injectFailure accepted');
     mesh.at(500);
     assert.ok(mesh.hb('sim-1').ok, 'mesh.hb(\'sim-1\').ok');
   });
 
   test('slow: a heartbeat is answered at once but applied only after the delay', () => {
     const mesh = crashReady();
-    assert.ok(mesh.c.injectFailure({ target: { serverId: sid('a1') }, mode: 'slow', durationMs: 5000, delayMs: 700 }, warmUntil).ok, 'injectFailure accepted');
+    assert.ok(mesh.faults.inject({ target: { serverId: sid('a1') }, mode: 'slow', durationMs: 5000, delayMs: 700 }, warmUntil).ok, 'injectFailure accepted');
     mesh.run(11_000);
     assert.equal(mesh.server('a1').lastResult?.ok, true);
     assert.equal(mesh.c.server(sid('a1'))?.lastHeartbeatAtMs, warmUntil);
@@ -1088,8 +1089,8 @@ describe('Coordinator: fault injection', () => {
 
   test('a short slow delay is not held up behind a longer one of another server (regression)', () => {
     const mesh = crashReady();
-    assert.ok(mesh.c.injectFailure({ target: { serverId: sid('a1') }, mode: 'slow', durationMs: 20_000, delayMs: 5000 }, warmUntil).ok, 'injectFailure accepted');
-    assert.ok(mesh.c.injectFailure({ target: { serverId: sid('b1') }, mode: 'slow', durationMs: 20_000, delayMs: 100 }, warmUntil).ok, 'injectFailure accepted');
+    assert.ok(mesh.faults.inject({ target: { serverId: sid('a1') }, mode: 'slow', durationMs: 20_000, delayMs: 5000 }, warmUntil).ok, 'injectFailure accepted');
+    assert.ok(mesh.faults.inject({ target: { serverId: sid('b1') }, mode: 'slow', durationMs: 20_000, delayMs: 100 }, warmUntil).ok, 'injectFailure accepted');
     mesh.run(11_100); // a1 heartbeats first at 11 000 (due 16 000), then b1 (due 11 100)
     assert.equal(mesh.c.server(sid('b1'))?.lastHeartbeatAtMs, 11_100);
   });
@@ -1119,7 +1120,7 @@ describe('Coordinator: resetting the test mesh next to self-registered servers',
     assert.deepEqual(removed.map((e) => 'reason' in e && [e.serverId, e.reason]), [['c9', 'removed']]);
     assert.deepEqual(mesh.c.listAlerts({}).map((a) => a.dedupKey).filter((k) => k.startsWith('server-failed') || k === massServerFailureKey), [],
       'a removal is not a failure to alert about');
-    assert.equal(mesh.c.ctx.degraded.failuresInWindow(mesh.now), 0, 'nor one that counts towards degraded mode');
+    assert.equal(Coordinator.partsForTests(mesh.c).degraded.failuresInWindow(mesh.now), 0, 'nor one that counts towards degraded mode');
     assert.equal(mesh.c.metrics().failovers.completed, ledByC9, 'the regions c9 led were failed over');
     for (const id of ids) {
       assert.deepEqual(replicas(id), ['a1', 'b1'], `${id} is left on the own servers`);
@@ -1130,17 +1131,19 @@ describe('Coordinator: resetting the test mesh next to self-registered servers',
 
 describe('Coordinator: resetting the test mesh while its regions wait for recovery', () => {
   test('the removed regions are forgotten: a server that joins afterwards is given none of them', () => {
-    // One backup assignment per tick, and a mesh with no room left for the backups a crash takes:
-    // the regions wait for capacity, then for the budget, when the test mesh is reset.
+    // One backup assignment per tick, and a mesh with no room left for the backups a crash takes
+    // (two of its four servers crash, so no region can have three replicas): the regions wait for
+    // capacity, then for the budget, when the test mesh is reset.
     const config: MeshConfig = { ...testMeshConfig, maxBackupAssignmentsPerTick: 1 };
     const random = new SeededRandom(11);
-    const coordinator = new Coordinator(config, random.fork(), 0);
-    const runtime = new MeshRuntime(coordinator, 0, immediateDurability());
+    const coordinator = new Coordinator(config, 0);
+    const runtime = new MeshRuntime(new FaultLayer(coordinator, random.fork()), 0, immediateDurability());
     const mesh = setupTestMesh(coordinator, random.fork(), { regions: 6, spareServers: 0, heartbeatLoss: 0 }, 0);
     assert.ok(mesh.ok, 'test mesh created');
     runtime.fleet = mesh.value.fleet;
     runtime.advanceTo(3000);
     assert.ok(runtime.injectFailure({ target: { serverId: mesh.value.servers[0]! }, mode: 'crash' }, 3000).ok);
+    assert.ok(runtime.injectFailure({ target: { serverId: mesh.value.servers[1]! }, mode: 'crash' }, 3000).ok);
     runtime.advanceTo(7000);
     assert.equal(coordinator.status(7000).regions.under_replicated, 6, 'every region waits for room');
 

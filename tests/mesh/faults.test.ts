@@ -4,6 +4,7 @@ import {
   FaultRegistry, resolveTargets, flapDownMs, flapUpMs, defaultRealCrashMs, type FaultSpec,
 } from '../../mesh/faults/faults.ts';
 import type { Random } from '../../mesh/base/ports.ts';
+import { outageCovers } from '../../mesh/core/membership.ts';
 import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { region, server, sid, rid, topologyOf } from './topology-fixtures.ts';
 
@@ -127,7 +128,6 @@ describe('FaultRegistry.record', () => {
     registry.clear();
     assert.deepEqual(registry.list(), []);
     assert.equal(registry.unreachableSince(sid('a1'), 10), null);
-    assert.equal(registry.injectedSince(sid('a1'), 0), false);
   });
 });
 
@@ -211,7 +211,7 @@ describe('FaultRegistry.heartbeatDelay', () => {
   }
 });
 
-describe('FaultRegistry.injectedSince', () => {
+describe('outageCovers: a recorded fault explains a failure declared after `since`', () => {
   const t0 = 20_000;
   const cases: { name: string; spec: Omit<FaultSpec, 'target'>; since: number; expect: boolean }[] = [
     { name: 'a fault lasting past `since`', spec: { mode: 'partition', durationMs: 5000 }, since: t0 + 4000, expect: true },
@@ -222,11 +222,13 @@ describe('FaultRegistry.injectedSince', () => {
   ];
   for (const c of cases) {
     test(c.name, () => {
-      assert.equal(registryWith(c.spec, t0).injectedSince(sid('a1'), c.since), c.expect);
+      // What the fault layer tells the core (Coordinator.expectOutage) is the recorded fault's end.
+      const untilMs = registryWith(c.spec, t0).latest(sid('a1'))?.untilMs;
+      assert.equal(outageCovers(untilMs, c.since), c.expect);
     });
   }
 
   test('a server never hit has no injected fault', () => {
-    assert.equal(registryWith({ mode: 'crash' }, t0).injectedSince(sid('b1'), 0), false);
+    assert.equal(outageCovers(registryWith({ mode: 'crash' }, t0).latest(sid('b1'))?.untilMs, 0), false);
   });
 });

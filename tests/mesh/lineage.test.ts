@@ -22,7 +22,7 @@ function threeServers(): { mesh: Mesh; primary: string; backups: string[] } {
   const mesh = new Mesh();
   for (const id of ['a1', 'b1', 'c1']) mesh.register(id, id[0] ?? '?');
   mesh.createRegions([{}]);
-  const record = mesh.c.ctx.topology.regions.get(region);
+  const record = mesh.c.records().regions.get(region);
   assert.ok(record?.primary, 'region-1 has a primary');
   for (const id of ['a1', 'b1', 'c1']) mesh.setSeq(id, 'region-1', 100);
   mesh.run(10_000);
@@ -36,7 +36,7 @@ function crash(mesh: Mesh, id: string): void {
 }
 
 const record = (mesh: Mesh) => {
-  const r = mesh.c.ctx.topology.regions.get(region);
+  const r = mesh.c.records().regions.get(region);
   assert.ok(r, 'region-1 exists');
   return r;
 };

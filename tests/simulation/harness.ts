@@ -78,7 +78,7 @@ export const faultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs 
 
 /** Turns a plan into a fault spec at injection time (targets drawn from the run's workload stream). */
 export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
-  const live = [...run.coordinator.ctx.topology.servers.values()]
+  const live = [...run.coordinator.records().servers.values()]
     .filter((s) => s.status === 'alive' || s.status === 'suspect').map((s) => s.id).sort();
   const duration = { durationMs: plan.durationMs };
   switch (plan.kind) {
@@ -89,13 +89,13 @@ export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
     case 'slow':
       return live.length === 0 ? null : { target: { serverId: run.pick(live) as ServerId }, mode: 'slow', delayMs: plan.delayMs, ...duration };
     case 'zone': {
-      const zones = [...new Set([...run.coordinator.ctx.topology.servers.values()].map((s) => s.zone))].sort();
+      const zones = [...new Set([...run.coordinator.records().servers.values()].map((s) => s.zone))].sort();
       return { target: { zone: run.pick(zones) }, mode: plan.zoneMode, ...duration };
     }
     case 'fraction':
       return { target: { fraction: plan.percent / 100 }, mode: plan.zoneMode, ...duration };
     case 'primary': {
-      const led = [...run.coordinator.ctx.topology.regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
+      const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
       return led.length === 0 ? null : { target: { regionId: run.pick(led) as RegionId, role: 'primary' }, mode: 'crash', ...duration };
     }
   }

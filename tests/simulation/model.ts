@@ -63,7 +63,7 @@ export interface Model {
 }
 
 function newCore(real: Pick<Real, 'random' | 'checker'>, nowMs: number, state?: CoreState): Coordinator {
-  const core = new Coordinator(config, real.random, nowMs, state);
+  const core = new Coordinator(config, nowMs, state);
   observeCore(core, real.checker.observer());
   return core;
 }
@@ -130,7 +130,7 @@ function advance(real: Real, ms: number, ticks = true): void {
 }
 
 function persist(real: Real): void {
-  const seq = real.core.ctx.outbox.positions().changeSeq;
+  const seq = real.core.changeSeq();
   real.persisted = real.core.exportState(real.nowMs);
   real.core.markDurable(seq);
   real.checker.persisted();
@@ -175,15 +175,15 @@ export const make = {
     }),
   addRegions: (count: number, critical: boolean): Cmd =>
     command(`AddRegions(${count}${critical ? ', critical' : ''})`, (m) => m.servers > 0, (m, r) => {
-      const before = r.core.ctx.topology.regions.size;
+      const before = r.core.records().regions.size;
       const result = r.core.createRegions(Array.from({ length: count }, () => ({ id: `m-reg-${r.nextId++}`, critical, players: count })), r.nowMs);
       drain(r);
       if (result.ok) {
-        assert.equal(r.core.ctx.topology.regions.size, before + count);
+        assert.equal(r.core.records().regions.size, before + count);
         for (const region of result.value) if (!r.regions.includes(region.id)) r.regions.push(region.id);
       } else {
         assert.equal(result.code, 'no_capacity');
-        assert.equal(r.core.ctx.topology.regions.size, before, 'a refused batch must change nothing');
+        assert.equal(r.core.records().regions.size, before, 'a refused batch must change nothing');
       }
       m.regions = r.regions.length;
     }),
@@ -221,7 +221,7 @@ export const make = {
   submit: (region: number, player: number): Cmd =>
     command(`Submit(${region}, p${player})`, (m) => m.regions > 0, (_m, r) => {
       const id = pick(r.regions, region);
-      if (id === undefined || !r.core.ctx.topology.regions.has(id)) return;
+      if (id === undefined || !r.core.records().regions.has(id)) return;
       const key = `${id}/p${player}`;
       const seq = (r.playerSeq.get(key) ?? 0) + 1;
       const result = r.core.submitAction(id, { playerId: `p${player}`, seq, payload: { seq } }, r.nowMs);
@@ -253,8 +253,8 @@ export const make = {
     r.core = newCore(r, r.nowMs, saved);
     r.ticked = false;
     r.checker.coordinatorRestarted(r.nowMs);
-    assert.deepEqual([...r.core.ctx.topology.servers.keys()].sort(), saved.servers.map((s) => s.id).sort(), 'restored servers differ');
-    assert.deepEqual([...r.core.ctx.topology.regions.keys()].sort(), saved.regions.map((x) => x.id).sort(), 'restored regions differ');
+    assert.deepEqual([...r.core.records().servers.keys()].sort(), saved.servers.map((s) => s.id).sort(), 'restored servers differ');
+    assert.deepEqual([...r.core.records().regions.keys()].sort(), saved.regions.map((x) => x.id).sort(), 'restored regions differ');
   }),
   stall: (ms: number): Cmd => command(`Stall(${ms})`, () => true, (_m, r) => {
     const visible = r.ticked;

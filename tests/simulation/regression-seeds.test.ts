@@ -195,19 +195,19 @@ describe('regression seeds', () => {
     { todo: knownBugs.regionIdReuse }, () => {
       const config = testMeshConfig;
       const checker: SafetyChecker = new SafetyChecker(() => core);
-      let core = new Coordinator(config, new SeededRandom(1), 0);
+      let core = new Coordinator(config, 0);
       observeCore(core, checker.observer());
       const a = core.registerServer({ address: 'a', zone: 'z1', capacity: 4 }, 0);
       assert.ok(a.ok);
       const persisted: CoreState = core.exportState(0);
-      core.markDurable(core.ctx.outbox.positions().changeSeq);
+      core.markDurable(core.changeSeq());
       checker.persisted();
       const first = core.createRegions([{}], 10);
       assert.ok(first.ok);
       const told = core.heartbeat(a.value.serverId, { incarnation: 'a#1', players: 0, regions: [], peers: [] }, 20);
       assert.ok(told.ok);
       const beliefs = told.value.regions.map((r) => ({ serverId: a.value.serverId, regionId: r.regionId, role: r.role, epoch: r.epoch }));
-      core = new Coordinator(config, new SeededRandom(2), 100, persisted);
+      core = new Coordinator(config, 100, persisted);
       observeCore(core, checker.observer());
       checker.coordinatorRestarted(100);
       const b = core.registerServer({ id: 'b', address: 'b', zone: 'z2', capacity: 4 }, 100);

@@ -3,6 +3,7 @@
  * the property tests and the regression-seed replay run exactly the same code. Each returns what
  * it measured plus the problems it found (empty lists when every guarantee held).
  */
+import { Coordinator } from '../../mesh/core/coordinator.ts';
 import fc from 'fast-check';
 import { capacityAllows, criticalOrderingProblems, failoverRecords, livenessProblems, recoverableCoverage } from '../../mesh/simulation/checkers.ts';
 import type { SimRun } from '../../mesh/simulation/scenario.ts';
@@ -56,7 +57,7 @@ export function runSingleFailure(s: SingleFailureSpec): Findings & { detection: 
   });
   run.advanceTo(s.warmupMs);
   const victim = run.pick(run.primaries());
-  const led = [...run.coordinator.ctx.topology.regions.values()].filter((r) => r.primary === victim).map((r) => r.id).sort();
+  const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary === victim).map((r) => r.id).sort();
   const crashAt = s.warmupMs + s.crashOffsetMs;
   run.inject({ target: { serverId: victim }, mode: 'crash' }, crashAt);
   run.advanceTo(crashAt + 12_000);
@@ -69,7 +70,7 @@ export function runSingleFailure(s: SingleFailureSpec): Findings & { detection: 
     if (r.failedServerId !== victim) problems.push(`${r.regionId} failed over from ${r.failedServerId}, not ${victim}`);
     if (r.outcome !== 'completed') problems.push(`${r.regionId} failover ended ${r.outcome}: ${show(r)}`);
     if (r.detectionMs > 5000) problems.push(`${r.regionId} detected ${r.detectionMs.toFixed(0)} ms after the last heartbeat (> 5 s)`);
-    const region = run.coordinator.ctx.topology.regions.get(r.regionId);
+    const region = run.coordinator.records().regions.get(r.regionId);
     if (!region || region.primary === null || region.primary === victim || !region.primaryAcked) {
       problems.push(`${r.regionId} has no acknowledged new primary`);
     }
@@ -111,7 +112,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   const crashAt = s.warmupMs + s.crashOffsetMs;
   run.advanceTo(crashAt);
   run.fleet.runUntil(crashAt);
-  const before = new Map([...run.coordinator.ctx.topology.regions.values()].map((r) => [r.id, { primary: r.primary, confirmed: confirmedBackups(r) }]));
+  const before = new Map([...run.coordinator.records().regions.values()].map((r) => [r.id, { primary: r.primary, confirmed: confirmedBackups(r) }]));
   const injected = run.inject({ target: { fraction: 0.3 }, mode: 'crash' }, crashAt);
   const crashed = new Set<ServerId | null>(injected.ok ? injected.value.serverIds : []);
   const activeAgain = trackReturnToActive(run);
@@ -126,7 +127,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   const records = new Map(failoverRecords(run.coordinator).map((r) => [r.regionId, r]));
   const open = new Set(run.coordinator.listAlerts({ state: 'open' }).filter((a) => a.severity === 'critical').map((a) => a.dedupKey));
   for (const [id, was] of before) {
-    const region = run.coordinator.ctx.topology.regions.get(id);
+    const region = run.coordinator.records().regions.get(id);
     if (!region) continue;
     const survivors = was.confirmed.filter((b) => !crashed.has(b));
     if (!crashed.has(was.primary)) {
@@ -167,7 +168,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
 function trackWaitsForPromotable(run: SimRun): Set<RegionId> {
   const waited = new Set<RegionId>();
   run.onTick(() => {
-    const { topology } = run.coordinator.ctx;
+    const { topology } = Coordinator.partsForTests(run.coordinator);
     for (const r of topology.regions.values()) {
       if (r.primary === null && confirmedBackups(r).length > 0 && chooseCandidate(topology, r) === null) waited.add(r.id);
     }
@@ -180,7 +181,7 @@ function trackReturnToActive(run: SimRun): Map<RegionId, number> {
   const impaired = new Set<RegionId>();
   const activeAt = new Map<RegionId, number>();
   run.onTick((now) => {
-    for (const r of run.coordinator.ctx.topology.regions.values()) {
+    for (const r of run.coordinator.records().regions.values()) {
       if (r.phase !== 'active') impaired.add(r.id);
       else if (impaired.has(r.id) && !activeAt.has(r.id)) activeAt.set(r.id, now);
     }
@@ -261,7 +262,7 @@ export function runFaultsThenHeal(s: FaultsSpec): Findings & { healMs: number | 
 function playersOfStrandedRegions(run: SimRun, actionsPerSecond: number): void {
   const seqs = new Map<RegionId, number>();
   run.onTick((now) => {
-    for (const region of run.coordinator.ctx.topology.regions.values()) {
+    for (const region of run.coordinator.records().regions.values()) {
       if (region.phase !== 'unavailable' || !run.workload.chance((actionsPerSecond * run.tickMs) / 1000)) continue;
       const seq = (seqs.get(region.id) ?? 0) + 1;
       const result = run.coordinator.submitAction(region.id, { playerId: 'stranded', seq, payload: { seq } }, now);
@@ -306,12 +307,12 @@ export function runReplication(s: ReplicationSpec): Findings & { starved: number
   for (let i = 0; i < count; i++) {
     const at = 15_000 + Math.floor((i * 10_000) / count) + 7;
     run.advanceTo(at);
-    const live = [...run.coordinator.ctx.topology.servers.values()].filter((x) => x.status === 'alive').map((x) => x.id).sort();
+    const live = [...run.coordinator.records().servers.values()].filter((x) => x.status === 'alive').map((x) => x.id).sort();
     if (live.length > 0) run.inject({ target: { serverId: run.pick(live) }, mode: 'crash', durationMs: downUntil - at }, at);
   }
   run.advanceTo(downUntil - 100);
   const problems = livenessProblems(run.coordinator, run.fleet).map((p) => `while servers were down: ${p}`);
-  const starved = [...run.coordinator.ctx.topology.regions.values()]
+  const starved = [...run.coordinator.records().regions.values()]
     .filter((r) => r.phase !== 'unavailable' && confirmedBackups(r).length < r.backupTarget && !capacityAllows(run.coordinator, r)).length;
   const coverageDown = recoverableCoverage(run.coordinator);
   run.advanceTo(downUntil + 15_000);
