@@ -11,6 +11,7 @@ import type { MeshConfig } from '../base/config.ts';
 import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from '../failover/context.ts';
 import { DegradedMode } from '../health/degraded-mode.ts';
 import { Recovery } from '../failover/recovery.ts';
+import { isAnnounced, type TransitionTrace } from '../failover/region-state.ts';
 import { FailoverMetrics } from '../health/failover-metrics.ts';
 import { ServerDetector } from '../detection/failure-detector.ts';
 import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
@@ -293,7 +294,7 @@ export class Coordinator {
   private primaryOf(id: RegionId, serverId: ServerId): Result<RegionRecord, 'unknown_region' | 'not_primary'> {
     const region = this.ctx.topology.regions.get(id);
     if (!region) return reject('unknown_region', `no region ${id}`);
-    if (region.primary !== serverId || region.announcedEpoch !== region.epoch) {
+    if (region.primary !== serverId || !isAnnounced(region)) {
       return reject('not_primary', `server ${serverId} is not the announced primary of ${id} (epoch ${region.announcedEpoch})`);
     }
     return ok(region);
@@ -362,7 +363,7 @@ export class Coordinator {
   markDurable(seq: number): void {
     for (const { regionId, epoch } of this.ctx.outbox.markDurable(seq)) {
       const region = this.ctx.topology.regions.get(regionId);
-      if (region && region.announcedEpoch < epoch) region.announcedEpoch = Math.min(epoch, region.epoch);
+      if (region) this.recovery.announce(region, epoch);
     }
   }
 
@@ -461,6 +462,11 @@ export class Coordinator {
    */
   static partsForTests(coordinator: Coordinator): CoreContext {
     return coordinator.ctx;
+  }
+
+  /** Test-only: `trace` sees every transition of every region's failover state machine. */
+  static traceTransitionsForTests(coordinator: Coordinator, trace: TransitionTrace | null): void {
+    coordinator.recovery.trace = trace;
   }
 
   private nextId(prefix: string, take: () => number, taken: (candidate: string) => boolean): string {

@@ -10,6 +10,7 @@ import { fidelityFor } from '../health/degraded-mode.ts';
 import type { CoreContext } from '../failover/context.ts';
 import type { Recovery } from '../failover/recovery.ts';
 import type { Membership } from './membership.ts';
+import { acknowledgesPromotion, confirmsBackup, isAnnounced } from '../failover/region-state.ts';
 import { replicatesWith, type RegionRecord, type ServerRecord } from '../failover/topology.ts';
 import type { DegradedLevel, RegionId, Role, ServerId, ServerStatus } from '../base/types.ts';
 
@@ -125,11 +126,9 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
     return;
   }
   region.appliedSeq.set(server.id, Math.max(region.appliedSeq.get(server.id) ?? 0, claim.appliedSeq));
-  if (role === 'primary' && claim.role === 'primary' && !region.primaryAcked && claim.epoch === region.epoch &&
-    region.announcedEpoch === region.epoch) {
+  if (role === 'primary' && acknowledgesPromotion(region, server.id, claim)) {
     recovery.primaryAcknowledged(region, nowMs);
-  } else if (role === 'backup' && region.syncing.has(server.id) && claim.role === 'backup' &&
-    claim.epoch === region.announcedEpoch && claim.appliedSeq >= (region.syncTarget.get(server.id) ?? 0)) {
+  } else if (role === 'backup' && confirmsBackup(region, server.id, claim)) {
     recovery.backupConfirmed(region, server.id, nowMs);
   } else if (claim.role === 'primary' && role === 'backup') {
     demoted.push({ regionId: region.id, epoch: region.announcedEpoch });
@@ -173,14 +172,14 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
  */
 function hasPending(ctx: CoreContext, region: RegionRecord, serverId: ServerId): boolean {
   if (region.primary === null) return true;
-  if (region.primary === serverId) return !region.primaryAcked || region.announcedEpoch !== region.epoch;
-  if (region.syncing.has(serverId) || region.announcedEpoch !== region.epoch) return true;
+  if (region.primary === serverId) return !region.primaryAcked || !isAnnounced(region);
+  if (region.syncing.has(serverId) || !isAnnounced(region)) return true;
   return ctx.topology.servers.get(region.primary)?.status !== 'alive';
 }
 
 function assignmentFor(ctx: CoreContext, region: RegionRecord, serverId: ServerId, level: DegradedLevel,
   pendingActions: (regionId: RegionId) => number): RegionAssignment {
-  const announced = region.announcedEpoch === region.epoch;
+  const announced = isAnnounced(region);
   const isPrimary = region.primary === serverId;
   // Until the new epoch is durable, the promoted backup is still told it is a backup.
   const role: Role = isPrimary && announced ? 'primary' : 'backup';

@@ -2,6 +2,7 @@
  * Read-only views of the core's state, shaped for operators, players and the HTTP API. They read
  * the announced (durable) epoch wherever a server or a player could act on what they show.
  */
+import { isAnnounced } from '../failover/region-state.ts';
 import type { CoreContext } from '../failover/context.ts';
 import type { DurationStats, FailoverRecord } from '../health/failover-metrics.ts';
 import { endpoint, type Endpoint } from './heartbeat.ts';
@@ -122,7 +123,7 @@ export function replicationView(ctx: CoreContext, region: RegionRecord): Replica
 }
 
 export function routeView(ctx: CoreContext, region: RegionRecord): RouteView {
-  const announced = region.announcedEpoch === region.epoch;
+  const announced = isAnnounced(region);
   const serving = announced && region.primaryAcked;
   return {
     regionId: region.id, epoch: region.announcedEpoch, state: region.phase,

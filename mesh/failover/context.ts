@@ -9,7 +9,8 @@ import type { DegradedMode } from '../health/degraded-mode.ts';
 import type { FailoverMetrics } from '../health/failover-metrics.ts';
 import type { Outbox } from '../effects/outbox.ts';
 import type { SnapshotStore } from '../actions/snapshots.ts';
-import { confirmedBackupCount, confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
+import { phaseOf } from './region-state.ts';
+import { confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
 import type { RegionPhase, ServerId, ServerStatus } from '../base/types.ts';
 
 /** Everything one coordinator owns. */
@@ -69,13 +70,6 @@ export function setServerStatus(ctx: CoreContext, server: ServerRecord, to: Serv
 
 function isTransient(from: ServerStatus, to: ServerStatus): boolean {
   return (from === 'alive' || from === 'suspect') && (to === 'alive' || to === 'suspect');
-}
-
-/** The phase a region's replicas put it in. */
-export function phaseOf(region: RegionRecord): RegionPhase {
-  if (region.primary === null) return confirmedBackupCount(region) > 0 ? 'failing_over' : 'unavailable';
-  if (!region.primaryAcked) return 'failing_over';
-  return confirmedBackupCount(region) >= region.backupTarget ? 'active' : 'under_replicated';
 }
 
 /**

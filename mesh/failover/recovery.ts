@@ -1,7 +1,9 @@
 /**
- * Recovery: the per-region state machine that turns detected failures into promotions and new
- * backups. One dispatcher (`step`) looks at a region's situation and calls one small function per
- * case, Redis Sentinel style; every pending step carries a deadline and an abort path.
+ * Recovery: carries out the failover state machine of region-state.ts, which turns detected
+ * failures into promotions and new backups. Every event that moves a region is one method here
+ * (`serverFailed`, `primaryAcknowledged`, `announce`, ...), and each run dispatches every region that
+ * needs work on its state to one function per state (`promotionStep`, `replicationStep`), Redis
+ * Sentinel style; every pending step carries a deadline and an abort path.
  *
  * Work is done in priority order (critical regions, then by players) and throttled per server
  * (Apache Helix): a server takes at most `maxTransitionsPerServer` pending promotions and backup
@@ -13,6 +15,7 @@
  */
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
+import { announce, stateOf, type FailoverEvent, type TransitionTrace } from './region-state.ts';
 import { byPriority, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { ServerId } from '../base/types.ts';
 
@@ -38,6 +41,8 @@ export class Recovery {
   /** Regions short of backups for lack of capacity; retried when capacity appears. */
   private readonly starved = new Set<RegionRecord>();
   private capacityAppeared = false;
+  /** Sees every transition when set (tests only). */
+  trace: TransitionTrace | null = null;
 
   constructor(private readonly ctx: CoreContext) {}
 
@@ -78,6 +83,7 @@ export class Recovery {
    */
   serverFailed(server: ServerRecord, lastHeartbeatAtMs: number, nowMs: number, refreshPhases: boolean): void {
     const regions = refreshPhases ? [...server.hosted] : null;
+    const traced = this.trace === null ? null : [...server.hosted].map((region) => ({ region, from: stateOf(region) }));
     this.ctx.topology.evict(server, (region) => {
       const wasPrimary = region.primary === server.id;
       // Only a replica that held the state may bring the region back; a syncing backup did not.
@@ -92,6 +98,7 @@ export class Recovery {
       if (heldState) this.noteLoss(region, server.id);
       this.work.add(region);
     });
+    for (const { region, from } of traced ?? []) this.trace?.(region, from, 'replica_lost', stateOf(region));
     if (regions !== null) for (const region of regions) refreshPhase(this.ctx, region, nowMs);
   }
 
@@ -100,7 +107,7 @@ export class Recovery {
     const { topology } = this.ctx;
     for (const region of [...server.hosted]) {
       if (region.primary !== server.id) {
-        topology.removeBackup(region, server.id);
+        this.traced(region, 'backup_drained', () => topology.removeBackup(region, server.id));
         refreshPhase(this.ctx, region, nowMs);
       }
       this.work.add(region);
@@ -109,6 +116,12 @@ export class Recovery {
 
   /** The promoted server's heartbeat carries the new epoch: the failover is complete. */
   primaryAcknowledged(region: RegionRecord, nowMs: number): void {
+    this.traced(region, 'primary_ack', () => this.completeFailover(region, nowMs));
+    this.work.add(region);
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
+  private completeFailover(region: RegionRecord, nowMs: number): void {
     region.primaryAcked = true;
     region.deadlineMs = null;
     let recoveryMs: number | null = null;
@@ -124,14 +137,20 @@ export class Recovery {
     const newPrimaryId = region.primary as ServerId;
     this.ctx.outbox.emit({ type: 'failover_completed', regionId: region.id, newPrimaryId, epoch: region.epoch, recoveryMs, seq: 0, atMs: nowMs });
     this.ctx.outbox.changed();
-    this.work.add(region);
-    refreshPhase(this.ctx, region, nowMs);
+  }
+
+  /** Everything up to `epoch` is durable: a promotion held back until then is announced. */
+  announce(region: RegionRecord, epoch: number): void {
+    if (region.announcedEpoch >= epoch) return;
+    this.traced(region, 'epoch_durable', () => announce(region, epoch));
   }
 
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
-    region.syncing.delete(serverId);
-    region.syncTarget.delete(serverId);
+    this.traced(region, 'backup_confirmed', () => {
+      region.syncing.delete(serverId);
+      region.syncTarget.delete(serverId);
+    });
     this.ctx.topology.forgetDeparted(region);
     this.ctx.outbox.emit({ type: 'backup_created', regionId: region.id, backupServerId: serverId, seq: 0, atMs: nowMs });
     this.ctx.outbox.changed();
@@ -143,7 +162,7 @@ export class Recovery {
    * under a new epoch, which brings the region back.
    */
   readopt(region: RegionRecord, serverId: ServerId, nowMs: number): void {
-    this.promote(region, serverId, nowMs, new Map());
+    this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
     region.formerReplicas = [];
     refreshPhase(this.ctx, region, nowMs);
   }
@@ -179,29 +198,51 @@ export class Recovery {
     // Failover first, in priority order: promotions take the servers' transition slots before any
     // new backup does, and they use up the run's assignment budget.
     let promotions = 0;
-    for (const region of regions) if (this.restorePrimary(region, nowMs, transitions)) promotions += 1;
+    for (const region of regions) if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
     let planner: PlacementPlanner | null = null;
     const assignmentsLeft = Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions);
     const pass: Pass = { nowMs, transitions, assignmentsLeft,
       plannerOf: () => (planner ??= new PlacementPlanner(this.ctx.topology, canTake)) };
     for (const region of regions) {
-      // A new backup copies the state from the primary, so it is assigned only once there is an
-      // acknowledged primary to copy from (the acknowledgement re-queues the region at once).
-      if (region.primary !== null && region.primaryAcked && region.backups.length < region.backupTarget) {
-        this.fillBackups(region, pass);
-      }
+      this.replicationStep(region, pass);
       refreshPhase(this.ctx, region, nowMs);
     }
   }
 
-  /** A region without a usable primary (none, or one that drains) gets one; true when promoted. */
-  private restorePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
+  /**
+   * The first half of a run, by state: a region without a primary gets one (or is given up), one
+   * whose primary drains hands it over; true when a backup was promoted.
+   */
+  private promotionStep(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
+    switch (stateOf(region)) {
+      case 'awaiting_promotion':
+      case 'unavailable':
+        return this.replacePrimary(region, nowMs, transitions, null);
+      case 'active':
+      case 'under_replicated':
+      case 'awaiting_announcement':
+      case 'awaiting_ack':
+        return this.handOffIfDraining(region, nowMs, transitions);
+    }
+  }
+
+  /** A primary that drains is replaced like a lost one, without a failure; true when promoted. */
+  private handOffIfDraining(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
     // While no server drains, a region with a primary keeps it: no lookup (a mass failure's run
     // passes thousands of regions that only lost a backup).
-    if (region.primary !== null && this.ctx.counts.statuses.draining === 0) return false;
-    const primary = region.primary === null ? undefined : this.ctx.topology.servers.get(region.primary);
+    if (this.ctx.counts.statuses.draining === 0) return false;
+    const primary = this.ctx.topology.servers.get(region.primary as ServerId);
     if (primary !== undefined && primary.status !== 'draining') return false;
     return this.replacePrimary(region, nowMs, transitions, primary ?? null);
+  }
+
+  /**
+   * The second half of a run, by state: a region short of backups gets new ones. A new backup
+   * copies the state from the primary, so it is assigned only once there is an acknowledged primary
+   * to copy from (the acknowledgement re-queues the region at once).
+   */
+  private replicationStep(region: RegionRecord, pass: Pass): void {
+    if (stateOf(region) === 'under_replicated' && region.backups.length < region.backupTarget) this.fillBackups(region, pass);
   }
 
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
@@ -211,14 +252,16 @@ export class Recovery {
     const throttled = candidate !== null &&
       (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
     if (candidate !== null && !throttled) {
-      if (handingOff !== null) this.dropPrimary(region);
-      this.promote(region, candidate, nowMs, transitions);
+      this.traced(region, 'promote', () => {
+        if (handingOff !== null) this.dropPrimary(region);
+        this.promote(region, candidate, nowMs, transitions);
+      });
       return true;
     }
     if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
       this.work.add(region);
     } else {
-      this.giveUp(region, nowMs);
+      this.traced(region, 'give_up', () => this.giveUp(region, nowMs));
     }
     return false;
   }
@@ -304,7 +347,7 @@ export class Recovery {
         return;
       }
       const primarySeq = region.primary === null ? 0 : region.appliedSeq.get(region.primary) ?? 0;
-      topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs, primarySeq);
+      this.traced(region, 'backup_assigned', () => topology.addBackup(region, chosen, nowMs + config.backupSyncTimeoutMs, primarySeq));
       // A former replica given the region again starts over as a syncing backup: what it once held
       // is gone (it restarted, or dropped the region when it was taken from it), so its claim of the
       // region now proves nothing. It counts as a former replica again only if lost once confirmed.
@@ -322,13 +365,13 @@ export class Recovery {
     for (const region of this.timed) {
       let expired = false;
       if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked) {
-        this.abortPromotion(region, nowMs);
+        this.traced(region, 'ack_timeout', () => this.abortPromotion(region, nowMs));
         expired = true;
       }
       let syncing = false;
       for (const [backup, deadlineMs] of [...region.syncing]) {
         if (deadlineMs <= nowMs) {
-          this.ctx.topology.removeBackup(region, backup);
+          this.traced(region, 'sync_timeout', () => this.ctx.topology.removeBackup(region, backup));
           this.work.add(region);
           expired = true;
         } else {
@@ -376,6 +419,17 @@ export class Recovery {
    */
   private noteLoss(region: RegionRecord, serverId: ServerId): void {
     if (!region.formerReplicas.includes(serverId)) region.formerReplicas = [...region.formerReplicas, serverId];
+  }
+
+  /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */
+  private traced(region: RegionRecord, event: FailoverEvent, act: () => void): void {
+    if (this.trace === null) {
+      act();
+      return;
+    }
+    const from = stateOf(region);
+    act();
+    this.trace(region, from, event, stateOf(region));
   }
 
   /** Pending promotions and backup syncs per server, from the regions with deadlines. */

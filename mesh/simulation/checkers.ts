@@ -13,7 +13,7 @@
  *   agree; a region is left unavailable only when no live server still holds its state.
  */
 import { Coordinator } from '../core/coordinator.ts';
-import { phaseOf } from '../failover/context.ts';
+import { phaseOf } from '../failover/region-state.ts';
 import type { FailoverRecord } from '../health/failover-metrics.ts';
 import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
 import { confirmedBackups, isUsable, replicasOf, type RegionRecord } from '../failover/topology.ts';
