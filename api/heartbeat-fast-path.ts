@@ -1,27 +1,14 @@
 /**
- * Heartbeats in front of Koa. `POST /mesh/servers/{server_id}/heartbeat` is the hot path (every
- * server, every interval), and Koa's context, router and body parser cost more than the core does.
- * `heartbeatFastPath(kit)` returns a `(req, res) => boolean` that the app's `callback()` tries
- * first; it answers only the requests it is sure to answer exactly as the Koa route would, and
- * returns false for everything else, BEFORE reading a byte of the body, so that Koa sees the
- * request untouched.
- *
- * Taken only when, from the request line and headers alone: the method is `POST`, the raw URL is
- * exactly `/mesh/servers/{server_id}/heartbeat` (no query, no trailing slash, no percent-encoding,
- * the path case Koa's router documents), `Content-Type` is `application/json` (optionally with
- * `charset=utf-8`), `Content-Length` is a plain number between 1 and the operation's
- * `x-max-body-bytes`, there is no `Transfer-Encoding` or `Content-Encoding`, the path parameters
- * pass the contract's validator, and the bearer token is valid for that server (the same lookup
- * as `authenticateServer`, and the same answer as its `tokenMatchesHash`, remembered per stored
- * hash by `VerifiedTokens`; any 401/403/404 is left to Koa).
- *
- * Then the body is read (never past the limit), parsed as @koa/bodyparser does (strict JSON through
- * the same @hapi/bourne parser co-body uses), validated by the contract's compiled validator for
- * `sendHeartbeat`, and handed to `applyHeartbeat` (api/routes/servers.ts), the function the Koa
- * route calls. Errors after that point (malformed JSON, schema failures, core rejections, the
- * injected-drop 503, unexpected errors) go through `problemOf`/`problemHeaders`/`toDocument`, the
- * problem middleware's own mapping: one error path. Answers are written in batches, once per
- * event-loop iteration (`ReplyBatch`).
+ * Heartbeats in front of Koa. The heartbeat is the hot path (every server, every interval), and
+ * Koa's context, router and body parser cost more than the core does. `heartbeatFastPath(kit)`
+ * returns a `(req, res) => boolean` that the app's `callback()` tries first. It takes a request
+ * only when the request line and headers alone show that it would answer exactly as the Koa route
+ * (a plain `POST` to the exact heartbeat path, a JSON body of a plain length within the limit,
+ * valid path parameters and a valid bearer token for that server), and returns false before
+ * reading a byte of the body otherwise, so that Koa sees the request untouched. It then parses and
+ * validates the body as the Koa route does and calls the same `applyHeartbeat`
+ * (api/routes/servers.ts); every error goes through the problem middleware's own mapping, so there
+ * is one error path. Answers are written in batches, once per event-loop iteration (`ReplyBatch`).
  */
 import { createRequire } from 'node:module';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
@@ -156,10 +143,9 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
  * Answers written together once per event-loop iteration. A heartbeat is applied as soon as its
  * body is read; its answer is queued and every queued answer is written in the loop's check phase
  * (`setImmediate`), after the poll phase has read every connection that had data. Redis writes its
- * replies the same way (`handleClientsWithPendingWrites`, before the event loop sleeps). Measured
- * side by side with 10,000 servers, writing each answer at once instead cost about a quarter of the
- * heartbeat throughput (0.69-0.72 of the bare server against 0.96-1.04; BENCHMARKS.md); an answer
- * waits at most for the rest of that iteration.
+ * replies the same way (`handleClientsWithPendingWrites`, before the event loop sleeps): one write
+ * per connection and iteration instead of one per answer, a large share of a heartbeat's cost. An
+ * answer waits at most for the rest of that iteration.
  */
 export class ReplyBatch {
   private queued: { res: ServerResponse; status: number; headers: OutgoingHttpHeaders; body: string }[] = [];

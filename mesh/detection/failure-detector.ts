@@ -1,11 +1,8 @@
 /**
  * Failure detection for one server: phi-accrual suspicion (Hayashibara et al., as in Akka and
- * Cassandra) followed by confirmation from the server's replication peers.
- *
- * A plain timeout cannot both detect a crash within 3 s and stay quiet under 1% heartbeat loss:
- * three heartbeats in a row are lost about once per 280 server-hours, so a timeout short enough to
- * be fast fails healthy servers over. Suspicion therefore only opens the door; a server is declared
- * `failed` when
+ * Cassandra) followed by confirmation from the server's replication peers. A timeout short enough
+ * to be fast would fail healthy servers over whenever a few heartbeats in a row are lost, so
+ * suspicion only opens the door; a server is declared `failed` when
  *  1. phi of its coordinator heartbeats has reached `phiSuspectThreshold`, and
  *  2. a replication peer reports that it has not heard the server for `peerSilenceMs` counted from
  *     the last time anyone (the coordinator or any peer) saw it (`peer_confirmed`), or nobody at all
@@ -143,9 +140,8 @@ export class ServerDetector {
    * heartbeat on as the window will judge it once it has learnt the server's rhythm. Akka adds one
    * pair; here {@link bootstrapSamples} samples weigh the expectation against the first real ones,
    * so that one lost heartbeat in a young window widens its deviation as it would in a window of a
-   * dozen samples, not of three (over 1,600 sampled early-life crashes, the slowest detection went
-   * from 2,948 to 2,589 ms and the p99 from 2,495 to 2,221 ms). They are the oldest samples, so the
-   * window has forgotten them once it has learnt `phiWindowSize` real intervals.
+   * dozen samples, not of three, which would make early-life detection slow. They are the oldest
+   * samples, so the window has forgotten them once it has learnt `phiWindowSize` real intervals.
    */
   private bootstrap(): void {
     const expected = this.config.heartbeatIntervalMs;
