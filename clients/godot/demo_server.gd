@@ -19,7 +19,7 @@
 #   {"t": "ack", "r": region, "p": player, "through": seq, "e": epoch}
 # or {"t": "nack", "r": region, "p": player, "s": seq, "e": epoch} when it does not lead the region.
 # Every applied action, direct or replayed from the coordinator's buffer, is appended to the
-# --action-log file as "<region> <player> <seq> <epoch> <direct|replay> <server_id>".
+# --action-log file as "<region> <player> <seq> <epoch> <direct|replay> <server_id> <unix ms>".
 extends SceneTree
 
 const MeshClient = preload("addons/mesh_client/mesh_client.gd")
@@ -153,9 +153,10 @@ func _apply(batch):
 		var f = File.new()
 		if f.open(action_log, File.READ_WRITE) == OK:
 			f.seek_end()
+			var at = OS.get_system_time_msecs()
 			for item in batch:
 				var epoch = client.regions[item[0]].epoch if client.regions.has(item[0]) else 0
-				f.store_line("%s %s %d %d %s %s" % [item[0], item[1], item[2], epoch, item[3], client.server_id])
+				f.store_line("%s %s %d %d %s %s %d" % [item[0], item[1], item[2], epoch, item[3], client.server_id, at])
 			f.close()
 	for item in batch:
 		client.mark_applied(item[0], item[1], item[2])

@@ -1,5 +1,5 @@
 /**
- * The demo servers' action logs ("<region> <player> <seq> <epoch> <direct|replay> <server_id>" per
+ * The demo servers' action logs ("<region> <player> <seq> <epoch> <direct|replay> <server_id> <unix ms>" per
  * applied action) and the exactly-once check the Godot suites and the failover bench share.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,6 +11,8 @@ export interface Applied {
   readonly epoch: number;
   readonly source: 'direct' | 'replay';
   readonly server: string;
+  /** When it was applied (the server's wall clock, ms). */
+  readonly atMs: number;
   /** Position in its server's log. */
   readonly line: number;
 }
@@ -22,9 +24,9 @@ export function readLogs(paths: readonly string[], region: string): Applied[] {
     if (!existsSync(path)) continue;
     const lines = readFileSync(path, 'utf8').split('\n');
     lines.forEach((text, line) => {
-      const [r, player, seq, epoch, source, server] = text.trim().split(' ');
+      const [r, player, seq, epoch, source, server, at] = text.trim().split(' ');
       if (r !== region || player === undefined || server === undefined) return;
-      out.push({ region: r, player, seq: Number(seq), epoch: Number(epoch), source: source as Applied['source'], server, line });
+      out.push({ region: r, player, seq: Number(seq), epoch: Number(epoch), source: source as Applied['source'], server, atMs: Number(at), line });
     });
   }
   return out;
@@ -36,6 +38,11 @@ export function readLogs(paths: readonly string[], region: string): Applied[] {
  * (epoch, position in its log) is the order in which they took effect.
  */
 export function exactlyOnceProblems(applied: readonly Applied[], player: string, lastSeq: number): string[] {
+  return exactlyOnce(applied, player, lastSeq).problems;
+}
+
+/** The same check with counts: extra applications (duplicates) and actions never applied. */
+export function exactlyOnce(applied: readonly Applied[], player: string, lastSeq: number): { duplicates: number; missing: number; problems: string[] } {
   const mine = applied.filter((a) => a.player === player)
     .sort((a, b) => a.epoch - b.epoch || (a.server === b.server ? a.line - b.line : a.server.localeCompare(b.server)));
   const problems: string[] = [];
@@ -51,5 +58,6 @@ export function exactlyOnceProblems(applied: readonly Applied[], player: string,
     const [before, at] = [mine[disorder - 1]!, mine[disorder]!];
     problems.push(`${player}: out of order: seq ${at.seq} (epoch ${at.epoch}, ${at.server}) after ${before.seq} (epoch ${before.epoch}, ${before.server})`);
   }
-  return problems;
+  const duplicates = [...count.values()].reduce((sum, n) => sum + n - 1, 0);
+  return { duplicates, missing: missing.length, problems };
 }

@@ -7,9 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+import { repoRoot } from './repo-root.ts';
+
+export { repoRoot };
 export const GODOT = 'godot3-server';
 
 function findOnPath(name: string): string | null {

@@ -209,7 +209,10 @@ export class PlayerDriver {
           return;
         }
         const seq = player.queue[0]!;
-        if (!(await this.submit(player, seq))) await new Promise((resolve) => setTimeout(resolve, 50));
+        // Per-player order: an action is buffered only after every earlier one is buffered or
+        // confirmed, so one still on its way to the primary is waited for (confirmed or timed out).
+        const earlierInFlight = [...player.direct.keys()].some((d) => d < seq);
+        if (earlierInFlight || !(await this.submit(player, seq))) await new Promise((resolve) => setTimeout(resolve, earlierInFlight ? 20 : 50));
       }
     } finally {
       player.working = false;
@@ -226,7 +229,7 @@ export class PlayerDriver {
       if (status === 202) {
         if (result.data?.status === 'duplicate') this.stats.duplicates++;
         else this.stats.buffered++;
-        player.queue.shift();
+        player.queue = player.queue.filter((s) => s !== seq);
         return true;
       }
       if (status === 409 && result.error !== undefined) {
