@@ -12,7 +12,7 @@ import { ms, operation, reply, type RouteKit } from '../route-kit.ts';
 import { durably } from './durability.ts';
 
 /** `SubmitActionRequest` after validation. */
-interface SubmitActionBody { player_id: string; seq: number; payload: unknown }
+interface SubmitActionBody { player_id: string; seq: number; payload: unknown; unreachable_primary?: boolean; known_epoch?: number }
 /** `CollectActionsRequest` after validation (default limit filled). */
 interface CollectActionsBody { limit: number }
 /** `AcknowledgeActionsRequest` after validation. */
@@ -26,7 +26,9 @@ export function actionRoutes(kit: RouteKit): Router {
   operation<SubmitActionBody>(router, kit, 'submitAction', async (ctx, { path, body }) => {
     const id = toRegionId(path.region_id);
     const action = { playerId: body.player_id, seq: body.seq, payload: body.payload };
-    const result = await durably(host.runDurably((core, now) => core.submitAction(id, action, now)),
+    // The contract makes known_epoch required with the flag, so a flagged body always names one.
+    const unreachable = body.unreachable_primary === true ? { knownEpoch: body.known_epoch as number } : undefined;
+    const result = await durably(host.runDurably((core, now) => core.submitAction(id, action, now, unreachable)),
       `Action ${body.seq} of player ${body.player_id} may or may not be durable; ` +
       'resubmit it with the same seq (a repeat is recognised and answered as a duplicate).');
     if (!result.ok) throw fromRejection(result);

@@ -70,6 +70,24 @@ export function ok<R extends { data?: unknown; error?: unknown; response: Respon
   return result.data as NonNullable<R['data']>;
 }
 
+/** A player's action as `submitAction` takes it. */
+export type PlayerAction = Schemas['SubmitActionRequest'];
+
+/**
+ * Sends a player's action to the coordinator. Without `unreachableEpoch` the coordinator buffers it
+ * only while the region has no serving primary (otherwise 409 names the primary to send to); with
+ * it, the player says it cannot reach the primary of that epoch, and the action is buffered for
+ * that primary to collect unless the region moved on to a newer epoch (409 names its primary).
+ */
+export function submitAction(api: MeshApi, regionId: string, action: Omit<PlayerAction, 'unreachable_primary' | 'known_epoch'>,
+  options: { unreachableEpoch?: number; signal?: AbortSignal } = {}) {
+  const body: PlayerAction = options.unreachableEpoch === undefined ? { ...action }
+    : { ...action, unreachable_primary: true, known_epoch: options.unreachableEpoch };
+  return api.POST('/mesh/regions/{region_id}/actions', {
+    params: { path: { region_id: regionId } }, body, ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
 /** Sets `Authorization` (and `X-Server-Id`) unless the request already has its own. */
 function bearer(token: string, serverId?: string): Middleware {
   return {

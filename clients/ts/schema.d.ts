@@ -399,8 +399,10 @@ export interface paths {
          * @description While the region has no acknowledged primary, the action is buffered (at most 100 per
          *     player, for 10 s) and later replayed in `seq` order, exactly once, to the new primary.
          *     A 202 means the action is durable. A repeated (`player_id`, `seq`) answers `duplicate` and
-         *     changes nothing. While the region is healthy the answer is 409 with the primary to send to;
-         *     when the player's buffer is full, 429 with `Retry-After`.
+         *     changes nothing. While the region is healthy the answer is 409 with the primary to send to,
+         *     unless the player says it cannot reach that primary (`unreachable_primary` with the current
+         *     epoch as `known_epoch`): then the action is buffered too, and the primary collects it.
+         *     When the player's buffer is full, 429 with `Retry-After`.
          */
         post: operations["submitAction"];
         delete?: never;
@@ -1025,6 +1027,17 @@ export interface components {
             /** @description Per-player sequence number; replay follows it and duplicates are recognised by it. */
             seq: components["schemas"]["SequenceNumber"];
             payload: components["schemas"]["AnyJson"];
+            /**
+             * @description Absent means false. The player cannot reach the primary of `known_epoch`. If that is still the region's
+             *     epoch, the action is buffered (202) instead of refused with 409, and the report counts
+             *     as evidence against the primary (it may become `suspect` sooner), never as proof: the
+             *     player's own network may be the broken one, and a healthy primary collects the buffered
+             *     action as after a failover. A report about an older epoch is answered 409 with the
+             *     current primary. Requires `known_epoch`.
+             */
+            unreachable_primary?: boolean;
+            /** @description The region's epoch the player last knew (from its route); required with `unreachable_primary`. */
+            known_epoch?: components["schemas"]["Epoch"];
         };
         SubmitActionResponse: {
             /** @enum {string} */
@@ -2416,7 +2429,10 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
-            /** @description The region is healthy; send the action to its primary. */
+            /**
+             * @description The region is healthy; send the action to its primary (also when `unreachable_primary`
+             *     names an older epoch than the region's: the player should try the current primary).
+             */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -226,15 +226,25 @@ export class Coordinator {
 
   // ---- player actions and snapshots ----------------------------------------------------------
 
-  /** Buffers a player's action while the region has no acknowledged primary. */
-  submitAction(id: RegionId, action: { playerId: PlayerId; seq: number; payload: unknown }, nowMs: number):
+  /**
+   * Buffers a player's action while the region has no acknowledged primary, or while it has one
+   * that the player reports it cannot reach (`unreachable` names the epoch the player knew). A
+   * report against the current epoch is evidence against that primary, never proof: the player's
+   * own network may be the broken one, and a healthy primary collects the action from the buffer.
+   * A report against an older epoch is stale: the player is sent to the current primary.
+   */
+  submitAction(id: RegionId, action: { playerId: PlayerId; seq: number; payload: unknown }, nowMs: number,
+    unreachable?: { readonly knownEpoch: number }):
     Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full'> {
     const region = this.ctx.topology.regions.get(id);
     if (!region) return reject('unknown_region', `no region ${id}`);
     const route = routeView(this.ctx, region);
     if (route.primary !== null) {
-      return reject('region_healthy', `region ${id} has a primary; send the action to ${route.primary.address}`,
-        { data: { primary: route.primary, epoch: route.epoch } });
+      if (unreachable?.knownEpoch !== route.epoch) {
+        return reject('region_healthy', `region ${id} has a primary; send the action to ${route.primary.address}`,
+          { data: { primary: route.primary, epoch: route.epoch } });
+      }
+      this.ctx.topology.servers.get(route.primary.serverId)?.detector.playerReport(nowMs);
     }
     const result = this.ctx.buffer.submit(id, action, nowMs);
     if (!result.ok) {

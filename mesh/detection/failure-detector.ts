@@ -123,6 +123,8 @@ export class ServerDetector {
   private generation = 0;
   /** Peers that reported in the current generation. */
   private freshReports = 0;
+  /** When a player last reported the server unreachable (evidence for suspicion, never proof). */
+  private playerReportAtMs = -Infinity;
 
   /**
    * @param startMs when observation starts; the server is treated as heard at this instant, which
@@ -183,6 +185,15 @@ export class ServerDetector {
     this.receivedAtMs[at] = nowMs;
     this.heardAtMs[at] = nowMs - Math.max(0, silentForMs);
     this.reportGeneration[at] = this.generation;
+  }
+
+  /**
+   * Records a player's report that it cannot reach this server. Until the server's next heartbeat,
+   * a late heartbeat makes it `suspect` before phi says so, which asks its replication peers to
+   * report sooner; only phi and a peer's silence or the timeout can still declare it failed.
+   */
+  playerReport(nowMs: number): void {
+    this.playerReportAtMs = Math.max(this.playerReportAtMs, nowMs);
   }
 
   /** Forgets a peer that no longer replicates with this server. */
@@ -246,7 +257,9 @@ export class ServerDetector {
   assess(nowMs: number, isPeer: (peer: ServerId) => boolean, timeoutLeadMs = 0): Verdict {
     if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return alive;
     const currentPhi = this.phi(nowMs);
-    if (currentPhi < this.config.phiSuspectThreshold) return alive;
+    if (currentPhi < this.config.phiSuspectThreshold) {
+      return this.playerReportAtMs > this.lastHeartbeatAt ? { state: 'suspect', phi: currentPhi } : alive;
+    }
     // One pass over the current peers' reports: the latest instant anyone (the coordinator or a
     // current peer) saw the server, and the latest report of a current peer. A peer confirms the
     // failure when it reported a full silence window after that last sighting without hearing the

@@ -130,6 +130,20 @@ describe('the failover scenario: buffer, refuse when full, replay in order exact
 });
 
 describe('POST /mesh/regions/{region_id}/actions', () => {
+  test('a player that cannot reach the primary of the current epoch has its action buffered for that primary', async () => {
+    const f = await healthyMesh();
+    const send = (seq: number, knownEpoch: number) =>
+      f.http.post(ACTIONS).send({ player_id: 'p-u', seq, payload: null, unreachable_primary: true, known_epoch: knownEpoch });
+    const body = expectResponse('submitAction', await send(1, 1), 202);
+    assert.equal(body.status, 'buffered');
+    assert.ok(f.allDurable(), 'durable before the 202');
+    const primary = f.replicas('castle').primary;
+    const collected = expectResponse('collectActions', await f.http.post(`${ACTIONS}/collect`).set(f.as(primary ?? "")).send({}), 200);
+    assert.deepEqual(collected.actions.map((a: { seq: number }) => a.seq), [1]);
+    const stale = expectResponse('submitAction', await f.unchanged(() => send(2, 0)), 409);
+    assert.equal(stale.epoch, 1, 'a report about an older epoch names the current primary');
+  });
+
   test('bad input is a 4xx problem and changes nothing', async () => {
     const { f } = await failingOver();
     const post = (body: unknown, path = ACTIONS) => f.http.post(path).send(body as object);
@@ -151,6 +165,8 @@ describe('POST /mesh/regions/{region_id}/actions', () => {
       ['a form body', () => f.http.post(ACTIONS).type('form').send('player_id=p&seq=1'), 415],
       ['a bad region id', () => post({ player_id: 'p', seq: 1, payload: {} }, '/mesh/regions/no%20such/actions'), 400],
       ['an unknown region', () => post({ player_id: 'p', seq: 1, payload: {} }, '/mesh/regions/atlantis/actions'), 404],
+      ['unreachable_primary without known_epoch', () => post({ player_id: 'p', seq: 1, payload: {}, unreachable_primary: true }), 400],
+      ['known_epoch negative', () => post({ player_id: 'p', seq: 1, payload: {}, unreachable_primary: true, known_epoch: -1 }), 400, 'body/known_epoch'],
     ];
     for (const [name, send, status, field] of cases) {
       const problem = expectResponse('submitAction', await f.unchanged(send), status);

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { contract } from '../api/harness.ts';
 
 /** Root of the repository (the service's working directory). */
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export { repoRoot } from './repo-root.ts';
+import { repoRoot } from './repo-root.ts';
 
 /** A running (or exited) service process. */
 export interface ServiceProcess {
