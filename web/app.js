@@ -174,6 +174,15 @@ function connect() {
   source.onopen = () => { $('stream').textContent = 'live'; $('stream').className = 'badge open'; refresh(); };
   source.onerror = () => { $('stream').textContent = 'reconnecting'; $('stream').className = 'badge closed'; };
   for (const type of eventTypes) source.addEventListener(type, scheduleRefresh);
+  // A failover can take less than a refresh: the grid shows each phase as the event arrives.
+  source.addEventListener('region_phase_changed', (event) => {
+    const data = JSON.parse(event.data);
+    const cell = document.querySelector(`[data-region="${CSS.escape(data.region_id)}"]`);
+    if (!cell) return;
+    cell.classList.remove(data.from);
+    cell.classList.add(data.to);
+    cell.dataset.state = data.to;
+  });
 }
 
 async function act(what, run) {
