@@ -39,7 +39,7 @@ export function decodePng(png: Buffer): Pixels {
   const raw = inflateSync(Buffer.concat(data));
   const stride = width * channels;
   const out = new Uint8Array(width * height * 4);
-  let previous = new Uint8Array(stride);
+  let previous: Uint8Array = new Uint8Array(stride);
   for (let y = 0; y < height; y++) {
     const filter = raw[y * (stride + 1)] as number;
     const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));

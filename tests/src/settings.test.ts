@@ -123,7 +123,8 @@ describe('parseSettings', () => {
     assert.equal(hooks.alertWebhookSecret, 's3cret');
     assert.match(errorsOf([], { MESH_ALERT_WEBHOOK_URLS: 'http://127.0.0.1:9/a' }).join('\n'), /MESH_ALERT_WEBHOOK_SECRET is not/);
     assert.match(errorsOf(['--alert-webhook-urls', 'ftp://x/y'], { MESH_ALERT_WEBHOOK_SECRET: 's' }).join('\n'), /http\(s\) URLs/);
-    assert.deepEqual(parseSettings([], { MESH_ALERT_WEBHOOK_SECRET: 's' }).ok && parseSettings([], { MESH_ALERT_WEBHOOK_SECRET: 's' }).warnings, []);
+    const quiet = parseSettings([], { MESH_ALERT_WEBHOOK_SECRET: 's' });
+    assert.ok(quiet.ok && quiet.warnings.length === 0, 'the secret is a known variable');
   });
 
   it('knows which hosts are loopback', () => {
