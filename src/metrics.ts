@@ -59,6 +59,11 @@ export class MeshMetrics implements MetricsSource {
     const registers = [this.registry];
     this.contentType = this.registry.contentType;
     collectDefaultMetrics({ register: this.registry });
+    // prom-client's totals of these are gauges named `_total`, which Prometheus's naming rules
+    // (and `promtool check metrics`) reserve for counters; the per-type series stay.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
     this.httpDuration = new Histogram({
       name: 'http_request_duration_seconds', help: 'HTTP requests answered, by method, route template and status.',
       labelNames: ['method', 'route', 'status_code'], registers,
