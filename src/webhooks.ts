@@ -2,7 +2,7 @@
  * Alert webhooks: every alert raise and resolve is POSTed as JSON to each configured URL, signed
  * so that the receiver can tell it came from this coordinator and is fresh.
  *
- * Signature (documented in FAULT_TOLERANCE_DEPLOYMENT.md §8.4): headers
+ * Signature (documented in FAULT_TOLERANCE_DEPLOYMENT.md §4.4): headers
  *   X-Mesh-Webhook-Id: <delivery id, the same on every retry of one notification>
  *   X-Mesh-Webhook-Timestamp: <Unix seconds when this attempt was sent>
  *   X-Mesh-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
