@@ -64,7 +64,7 @@ export interface paths {
          *     seconds, degraded level and fidelity, buffered actions, store write latency and failures,
          *     alert webhooks, HTTP request durations by route and status, and the default Node.js
          *     process metrics (event-loop lag among them). Every name is listed, with the alerting rules
-         *     and the Grafana dashboard built on them, in `deploy/` and FAULT_TOLERANCE_DEPLOYMENT.md §8.
+         *     and the Grafana dashboard built on them, in `deploy/` and FAULT_TOLERANCE_DEPLOYMENT.md §4.
          */
         get: operations["getMetrics"];
         put?: never;

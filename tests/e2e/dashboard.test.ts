@@ -17,6 +17,11 @@ import { call, killAll, startService, stopService, waitFor } from './service-pro
 
 after(killAll);
 
+// The page's globals, for the functions that run in it; this file is not type-checked against the DOM.
+declare const document: any;
+declare const window: any;
+declare const MutationObserver: any;
+
 /** Console errors and uncaught exceptions of a page. */
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -27,17 +32,17 @@ function watchErrors(page: Page): string[] {
 
 /** Records every state region-1's cell shows, including the short ones between two refreshes. */
 async function recordStates(page: Page, region: string): Promise<void> {
-  // A string, not a function: tsx would wrap named inner functions in a helper the page lacks.
-  await page.evaluate(`(() => {
-    const seen = [];
+  // Functions, not strings (the page's CSP forbids eval), and no named inner function (tsx would
+  // wrap it in a helper the page lacks).
+  await page.evaluate((id) => {
+    const seen: string[] = [];
     window.seenStates = seen;
-    const note = () => {
-      const state = document.querySelector('[data-region="${region}"]')?.getAttribute('data-state');
+    new MutationObserver(() => {
+      const state = document.querySelector(`[data-region="${id}"]`)?.getAttribute('data-state');
       if (state && seen.at(-1) !== state) seen.push(state);
-    };
-    new MutationObserver(note).observe(document.getElementById('regions'), { subtree: true, childList: true, attributes: true });
-    note();
-  })()`);
+    }).observe(document.getElementById('regions'), { subtree: true, childList: true, attributes: true });
+    seen.push(document.querySelector(`[data-region="${id}"]`)?.getAttribute('data-state'));
+  }, region);
 }
 
 describe('the dashboard in Chromium', { skip: chromiumSkip(), timeout: 180_000 }, () => {
@@ -52,21 +57,21 @@ describe('the dashboard in Chromium', { skip: chromiumSkip(), timeout: 180_000 }
     await page.waitForSelector('[data-testid="stream"]:text("live")', { timeout: 15_000 });
 
     await page.click('#setup-test');
-    await page.waitForFunction("document.querySelectorAll('[data-region]').length === 24", undefined, { timeout: 15_000 });
-    await page.waitForFunction(`[...document.querySelectorAll('[data-region]')]
-      .every((c) => c.getAttribute('data-state') === 'active' && c.getAttribute('data-primary') !== '—')`, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-region]').length === 24, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-region]')]
+      .every((c: any) => c.getAttribute('data-state') === 'active' && c.getAttribute('data-primary') !== '—'), undefined, { timeout: 15_000 });
     const cell = page.locator('[data-region="region-1"]');
     const before = { primary: await cell.getAttribute('data-primary'), epoch: Number(await cell.getAttribute('data-epoch')) };
     await recordStates(page, 'region-1');
 
     await page.selectOption('#target-region', 'region-1');
     await page.click('#inject button[data-mode="crash"]:not([data-target])');
-    await page.waitForFunction(`(() => {
+    await page.waitForFunction(({ primary, epoch }) => {
       const c = document.querySelector('[data-region="region-1"]');
-      return c?.getAttribute('data-state') === 'active' && c.getAttribute('data-primary') !== ${JSON.stringify(before.primary)}
-        && c.getAttribute('data-primary') !== '—' && Number(c.getAttribute('data-epoch')) > ${before.epoch};
-    })()`, undefined, { timeout: 30_000 });
-    const seen = await page.evaluate('window.seenStates') as string[];
+      return c?.getAttribute('data-state') === 'active' && c.getAttribute('data-primary') !== primary
+        && c.getAttribute('data-primary') !== '—' && Number(c.getAttribute('data-epoch')) > epoch;
+    }, before, { timeout: 30_000 });
+    const seen = await page.evaluate(() => window.seenStates as string[]);
     assert.ok(seen.includes('failing_over'), `region-1 showed failing_over on its way back: ${seen.join(' -> ')}`);
     assert.equal(seen.at(-1), 'active');
     assert.match(await page.textContent('#message') ?? '', new RegExp(`Injected crash .* on ${before.primary}`));
@@ -77,9 +82,9 @@ describe('the dashboard in Chromium', { skip: chromiumSkip(), timeout: 180_000 }
     const alerts = await call(service.url, 'GET', '/mesh/alerts');
     const acked = alerts.body.alerts.find((a: { dedup_key: string }) => a.dedup_key === `server-failed:${before.primary}`);
     assert.ok(acked?.acknowledged_at !== null && acked?.acknowledged_by === 'loopback', JSON.stringify(acked));
-    await page.waitForFunction("document.querySelectorAll('#chart [data-failover] rect').length >= 2");
+    await page.waitForFunction(() => document.querySelectorAll('#chart [data-failover] rect').length >= 2);
 
-    await page.evaluate('window.scrollTo(0, 0)');
+    await page.evaluate(() => window.scrollTo(0, 0));
     const shot = await page.screenshot({ fullPage: false });
     const dir = process.env.DASHBOARD_SCREENSHOT_DIR ?? await mkdtemp(join(tmpdir(), 'mesh-dashboard-'));
     await writeFile(join(dir, 'dashboard-1280.png'), shot);
@@ -90,7 +95,7 @@ describe('the dashboard in Chromium', { skip: chromiumSkip(), timeout: 180_000 }
     assert.ok(stats.variance > 200 && stats.colours > 20, `the screenshot is not blank: ${JSON.stringify(stats)}`);
 
     await page.setViewportSize({ width: 390, height: 844 });
-    const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth as number);
     assert.ok(overflow <= 0, `no sideways scrolling at phone width (overflow ${overflow}px)`);
     const grid = await page.locator('#regions').boundingBox();
     assert.ok(grid !== null && grid.width > 300 && grid.width <= 390, `the grid fills the phone's width: ${JSON.stringify(grid)}`);
@@ -115,7 +120,7 @@ describe('the dashboard in Chromium', { skip: chromiumSkip(), timeout: 180_000 }
     await page.waitForSelector('#token-form:not([hidden])', { timeout: 10_000 });
     await page.fill('#token', token);
     await page.click('#token-form button[type="submit"]');
-    await page.waitForFunction("document.querySelectorAll('[data-region]').length === 24", undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-region]').length === 24, undefined, { timeout: 15_000 });
     const status = await waitFor('the test mesh', async () => {
       const res = await call(service.url, 'GET', '/mesh/status');
       return res.body.regions.total === 24 ? res.body : undefined;
