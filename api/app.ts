@@ -16,14 +16,18 @@ import { heartbeatFastPath } from './heartbeat-fast-path.ts';
 import { loadContract } from './openapi.ts';
 import { HttpProblem, problemMiddleware } from './problem.ts';
 import type { RouteKit } from './route-kit.ts';
+import { requestObserver } from './request-observer.ts';
 import { createEventStream, isClientDisconnect, type EventStream } from './sse.ts';
 import { actionRoutes } from './routes/actions.ts';
 import { alertRoutes } from './routes/alerts.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { eventRoutes, sseEventOf } from './routes/events.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { snapshotRoutes } from './routes/snapshots.ts';
 import { statusRoutes } from './routes/status.ts';
+import { testApiOffRoutes } from './routes/test-api-off.ts';
 import { testMeshRoutes } from './routes/test-mesh.ts';
 
 /** The app `createApp` returns: a Koa application that can also end its event streams. */
@@ -38,13 +42,15 @@ export interface MeshApp extends Koa {
 /** One router per resource, each built from the shared kit. */
 const routerFactories: readonly ((kit: RouteKit, events: EventStream) => Router)[] = [
   (kit) => statusRoutes(kit),
-  (kit) => testMeshRoutes(kit),
+  (kit) => (kit.deps.testApi === false ? testApiOffRoutes(kit) : testMeshRoutes(kit)),
   (kit) => serverRoutes(kit),
   (kit) => regionRoutes(kit),
   (kit) => actionRoutes(kit),
   (kit) => snapshotRoutes(kit),
   (kit) => alertRoutes(kit),
   (kit, events) => eventRoutes(kit, events),
+  (kit) => metricsRoutes(kit),
+  (kit) => dashboardRoutes(kit),
 ];
 
 /** Builds the app over a running mesh. */
@@ -60,6 +66,8 @@ export function createApp(deps: AppDeps): MeshApp {
   for (const make of routerFactories) root.use(make(kit, events).routes());
 
   const app = new Koa() as MeshApp;
+  const observer = deps.observeRequest ? requestObserver(deps.observeRequest, '/mesh/servers/{server_id}/heartbeat') : null;
+  if (observer) app.use(observer.koa);
   app.use(problemMiddleware({ log: (error, request) => deps.logError(error, request) }));
   app.use(methodProblems(root));
   app.use(root.routes());
@@ -76,6 +84,7 @@ export function createApp(deps: AppDeps): MeshApp {
   app.callback = () => {
     const handleWithKoa = koaCallback();
     return (req, res) => {
+      if (observer && res instanceof ServerResponse && req instanceof IncomingMessage) observer.wrap(req, res);
       if (req instanceof IncomingMessage && res instanceof ServerResponse && fastPath(req, res)) return Promise.resolve();
       return handleWithKoa(req, res);
     };

@@ -10,6 +10,7 @@ import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { TestMeshSpec } from '../mesh/simulation/setup.ts';
 import type { RegionId, Result, ServerId } from '../mesh/base/types.ts';
 import type { Contract } from './openapi.ts';
+import type { RequestObserver } from './request-observer.ts';
 
 /** The coordinator as the HTTP layer reads it: queries only, so that every change goes through a command. */
 export type CoreQueries = Pick<Coordinator, 'config' | 'status' | 'servers' | 'server' | 'serverRecord' | 'regions' |
@@ -71,4 +72,19 @@ export interface AppDeps {
    * restoring the mesh so that the restart's detection window is not spent compiling validators.
    */
   readonly contract?: Contract;
+  /** Told about every answered request (HTTP metrics, refusal logs); nothing is reported without it. */
+  readonly observeRequest?: RequestObserver;
+  /**
+   * Whether the test API (setup_test, reset, simulate_failure, advance_time) is mounted; default
+   * true. Off, those paths answer 404 with a problem saying so (`--test-api off`).
+   */
+  readonly testApi?: boolean;
+  /** `GET /metrics`: Prometheus text exposition; the path answers 404 without it. */
+  readonly metrics?: MetricsSource;
+}
+
+/** Where `GET /metrics` reads from (prom-client's registry, built in src/). */
+export interface MetricsSource {
+  readonly contentType: string;
+  render(): Promise<string>;
 }

@@ -1,8 +1,15 @@
 /**
- * A tiny structured logger: one JSON object per line, `{ time, level, msg, ...fields }`, so that the
- * output can be grepped by a person and parsed by a log shipper alike. It is an object created by
- * `main` and passed down; nothing here is global, so tests can capture a logger's lines in isolation.
+ * Structured logging over pino: one JSON object per line, `{ level, time, ...fields, msg }`, with
+ * the level as its name and the time as ISO 8601, so that a person can grep the output and a log
+ * shipper can parse it. When stdout is a terminal the lines are pretty-printed instead (pino-pretty).
+ *
+ * The `Logger` interface keeps the call sites' shape (`log.info(msg, fields)`); it is an object
+ * created by `main` and passed down, so nothing here is global and tests capture a logger's lines
+ * in isolation. Writes to stdout are asynchronous (a coordinator in a mass failure logs thousands
+ * of decisions in one tick and must not wait on the terminal); `flush()` before exiting.
  */
+import { pino, stdSerializers, stdTimeFunctions, type DestinationStream, type Logger as Pino } from 'pino';
+import pretty from 'pino-pretty';
 
 /** Severity of a record, in increasing order. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -10,7 +17,7 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /** Every level, least severe first; also the order used for filtering. */
 export const logLevels: readonly LogLevel[] = Object.freeze(['debug', 'info', 'warn', 'error']);
 
-/** Extra data of a record. `Error` values anywhere inside are serialised with name, message and stack. */
+/** Extra data of a record. `Error` values under `error` or `err` are serialised with name, message and stack. */
 export type LogFields = Readonly<Record<string, unknown>>;
 
 /** Where lines go: `process.stdout` by default, an array-backed sink in tests. */
@@ -34,76 +41,69 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
   /** A logger writing to the same sink at the same level, adding `fields` to every record. */
   child(fields: LogFields): Logger;
+  /** Resolves once whatever is buffered is written (await it before `process.exit`). */
+  flush(): Promise<void>;
 }
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
   /** Minimum level written (default `info`). */
   readonly level?: LogLevel;
-  /** Destination of the lines (default `process.stdout`). */
+  /** Destination of the lines (default stdout: pretty on a terminal, JSON otherwise). */
   readonly sink?: LogSink;
   /** Fields repeated on every record. */
   readonly fields?: LogFields;
-  /** Wall clock for the `time` field; tests pin it. */
-  readonly now?: () => Date;
+  /** Pretty-print even without a terminal (or JSON even on one); default: whether stdout is a TTY. */
+  readonly pretty?: boolean;
 }
-
-const severity: Readonly<Record<LogLevel, number>> = Object.freeze({ debug: 10, info: 20, warn: 30, error: 40 });
 
 /** Creates a logger; see {@link LoggerOptions} for the defaults. */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const level = options.level ?? 'info';
-  const sink = options.sink ?? process.stdout;
-  const now = options.now ?? (() => new Date());
-  return build(level, sink, now, options.fields ?? {});
+  const destination = options.sink ? sinkStream(options.sink) : stdoutStream(options.pretty ?? process.stdout.isTTY === true);
+  const base = pino({
+    level: options.level ?? 'info',
+    base: { ...options.fields },
+    timestamp: stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    serializers: { error: stdSerializers.err, err: stdSerializers.err },
+  }, destination);
+  return wrap(base, destination);
 }
 
-function build(level: LogLevel, sink: LogSink, now: () => Date, bound: LogFields): Logger {
-  const isEnabled = (wanted: LogLevel): boolean => severity[wanted] >= severity[level];
-  const log = (at: LogLevel) => (msg: string, fields?: LogFields): void => {
-    if (isEnabled(at)) sink.write(formatRecord(now(), at, msg, { ...bound, ...fields }) + '\n');
+function wrap(log: Pino, destination: DestinationStream): Logger {
+  const write = (at: LogLevel) => (msg: string, fields?: LogFields): void => {
+    if (fields === undefined) log[at](msg);
+    else log[at](fields, msg);
   };
   return Object.freeze({
-    level,
-    isEnabled,
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    child: (fields: LogFields) => build(level, sink, now, { ...bound, ...fields }),
+    level: log.level as LogLevel,
+    isEnabled: (level: LogLevel) => log.isLevelEnabled(level),
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+    child: (fields: LogFields) => wrap(log.child(fields), destination),
+    flush: () => flush(log, destination),
   });
 }
 
-/**
- * Formats one record as a JSON line. `time`, `level` and `msg` come first and cannot be overridden
- * by a field of the same name, so that every line can be parsed the same way. Never throws: a
- * logger that throws turns a logged problem into a crash.
- */
-export function formatRecord(time: Date, level: LogLevel, msg: string, fields: LogFields): string {
-  const core = { time: time.toISOString(), level, msg };
-  try {
-    return JSON.stringify(Object.assign({ ...core }, fields, core), replacer);
-  } catch (error) {
-    // Circular structures are the usual culprit; keep the message and say why the fields are gone.
-    const reason = error instanceof Error ? error.message : String(error);
-    return JSON.stringify({ ...core, logError: `fields not serialisable: ${reason}` });
-  }
+function sinkStream(sink: LogSink): DestinationStream {
+  return { write: (line: string) => { sink.write(line); } };
 }
 
-function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return serializeError(value);
-  if (typeof value === 'bigint') return value.toString();
-  return value;
+function stdoutStream(prettyPrint: boolean): DestinationStream {
+  if (prettyPrint) return pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+  return pino.destination({ dest: 1, sync: false });
 }
 
-/**
- * Turns an error into plain data: its own enumerable properties (such as `code` or `path`), then
- * name, message and stack, and its cause. `JSON.stringify` skips these otherwise, because an
- * error's name, message and stack are not enumerable, which would log `{}`.
- */
-export function serializeError(error: Error): Record<string, unknown> {
-  const plain: Record<string, unknown> = { ...error, name: error.name, message: error.message, stack: error.stack };
-  if (error.cause !== undefined) plain.cause = error.cause;
-  if (error instanceof AggregateError) plain.errors = error.errors;
-  return plain;
+/** Waits for the asynchronous stdout writer, in order; bounded, since stdout may be gone. */
+function flush(log: Pino, destination: DestinationStream): Promise<void> {
+  if (!('flushSync' in destination)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2000);
+    log.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

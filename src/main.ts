@@ -9,6 +9,7 @@ import { ManualClock, type Clock } from '../mesh/base/ports.ts';
 import type { CoreState } from '../mesh/core/state.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
+import { Observability } from './observability.ts';
 import { helpText, parseSettings, type Settings } from './settings.ts';
 import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
@@ -36,16 +37,19 @@ async function main(): Promise<void> {
   // detection window (and every pending deadline) at once, and the listener must be up by then.
   const contract = loadContract();
   const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir) : null;
+  const observed = new Observability(settings, log);
   const store: Store<CoreState> = settings.store === 'lowdb'
-    ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: (error) => log.error('store write failed', { error }) })
+    ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten })
     : new MemoryStore<CoreState>();
   const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
   const host = await RunningMesh.open({
     config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : Date.now() >>> 0, log,
   });
+  observed.attach(host);
   const app = createApp({
     host, adminToken: settings.adminToken, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
+    observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
   });
   const server = createServer(app.callback());
   await listen(server, settings);
@@ -57,9 +61,10 @@ async function main(): Promise<void> {
   log.info('mesh coordinator ready', {
     url: `http://${hostPart}:${port}`, clock: settings.clock, store: settings.store,
     dataDir: settings.store === 'lowdb' ? settings.dataDir : null, protectedMode: settings.adminToken === undefined,
+    testApi: settings.testApi, alertWebhooks: settings.alertWebhookUrls.length,
     servers: host.coordinator.records().servers.size, regions: host.coordinator.records().regions.size,
   });
-  handleSignals({ server, app, ticker, host, lock, log });
+  handleSignals({ server, app, ticker, host, lock, log, observed });
 }
 
 function listen(server: Server, settings: Settings): Promise<void> {
@@ -75,6 +80,7 @@ function listen(server: Server, settings: Settings): Promise<void> {
  */
 function handleSignals(parts: {
   server: Server; app: MeshApp; ticker: Ticker | null; host: RunningMesh; lock: DataDirLock | null; log: Logger;
+  observed: Observability;
 }): void {
   let stopping = false;
   const stop = async (signal: string) => {
@@ -82,6 +88,7 @@ function handleSignals(parts: {
     stopping = true;
     parts.log.info('shutting down', { signal });
     parts.ticker?.stop();
+    parts.observed.close();
     // Ended streams and idle keep-alive connections close cleanly; requests in flight get the time
     // the final flush takes to finish, then whatever is left is cut.
     parts.app.closeStreams();
@@ -92,9 +99,11 @@ function handleSignals(parts: {
       parts.server.closeAllConnections();
       await parts.lock?.release();
       parts.log.info('stopped; state flushed');
+      await parts.log.flush();
       process.exit(0);
     } catch (error) {
       parts.log.error('shutdown failed to flush the state', { error });
+      await parts.log.flush();
       process.exit(1);
     }
   };

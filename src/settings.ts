@@ -37,6 +37,12 @@ export interface Settings {
   readonly logLevel: LogLevel;
   /** The core's configuration, validated. */
   readonly mesh: MeshConfig;
+  /** Whether setup_test, reset, simulate_failure and advance_time are served (default true). */
+  readonly testApi: boolean;
+  /** URLs that receive every alert raise and resolve (empty: none). */
+  readonly alertWebhookUrls: readonly string[];
+  /** HMAC key of the alert webhooks; required when there is a URL. */
+  readonly alertWebhookSecret: string | undefined;
   /** `--help` was given: print {@link helpText} and exit; the other fields are then defaults. */
   readonly help: boolean;
 }
@@ -65,7 +71,10 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
   { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
   { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
-  { flag: 'log-level', env: 'MESH_LOG_LEVEL', arg: 'debug|info|warn|error', fallback: 'info', describe: 'Minimum level of the JSON log lines on stdout.' },
+  { flag: 'log-level', env: 'MESH_LOG_LEVEL', arg: 'debug|info|warn|error', fallback: 'info', describe: 'Minimum level of the log lines on stdout (JSON; pretty on a terminal).' },
+  { flag: 'test-api', env: 'MESH_TEST_API', arg: 'on|off', fallback: 'on', describe: 'off removes setup_test, reset, simulate_failure and advance_time (they answer 404).' },
+  { flag: 'alert-webhook-urls', env: 'MESH_ALERT_WEBHOOK_URLS', arg: 'url,url', fallback: '(none)', describe: 'Comma-separated http(s) URLs that receive every alert raise and resolve, signed.' },
+  { flag: undefined, env: 'MESH_ALERT_WEBHOOK_SECRET', arg: '', fallback: '(unset)', describe: 'HMAC-SHA256 key of the alert webhooks; needed with a URL; never a flag.' },
 ];
 
 /**
@@ -151,7 +160,7 @@ export function parseSettings(argv: readonly string[], env: Env): SettingsResult
   };
   const errors: string[] = [];
   const settings = buildSettings(lookup, errors);
-  errors.push(...validateMeshConfig(settings.mesh).map(explainMeshError), ...protectedMode(settings));
+  errors.push(...validateMeshConfig(settings.mesh).map(explainMeshError), ...protectedMode(settings), ...webhookSecret(settings));
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, settings, warnings: unknownVariables(env) };
 }
@@ -175,6 +184,9 @@ function buildSettings(lookup: Lookup, errors: string[]): Settings {
     tickMs: mesh.tickIntervalMs,
     logLevel: oneOf(lookup('log-level', 'MESH_LOG_LEVEL'), logLevels, 'info', errors),
     mesh,
+    testApi: oneOf(lookup('test-api', 'MESH_TEST_API'), ['on', 'off'] as const, 'on', errors) === 'on',
+    alertWebhookUrls: webhookUrls(lookup('alert-webhook-urls', 'MESH_ALERT_WEBHOOK_URLS'), errors),
+    alertWebhookSecret: lookup(undefined, 'MESH_ALERT_WEBHOOK_SECRET')?.text,
     help: false,
   });
 }
@@ -240,6 +252,23 @@ function oneOf<C extends string>(raw: Raw | undefined, choices: readonly C[], fa
   return fallback;
 }
 
+function webhookUrls(raw: Raw | undefined, errors: string[]): readonly string[] {
+  if (raw === undefined) return Object.freeze([]);
+  const urls = raw.text.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  for (const url of urls) {
+    if (!URL.canParse(url) || !['http:', 'https:'].includes(new URL(url).protocol)) {
+      errors.push(`${raw.source}: expected comma-separated http(s) URLs, got ${JSON.stringify(url)}`);
+    }
+  }
+  return Object.freeze(urls);
+}
+
+/** Unsigned notifications could be forged by anyone who can reach the receiver. */
+function webhookSecret(settings: Settings): string[] {
+  if (settings.alertWebhookUrls.length === 0 || (settings.alertWebhookSecret ?? '') !== '') return [];
+  return ['MESH_ALERT_WEBHOOK_URLS is set but MESH_ALERT_WEBHOOK_SECRET is not: set the HMAC key the receivers verify'];
+}
+
 /** Plain decimal notation only: `Number` would also accept '', ' ', '0x1f' and 'Infinity'. */
 const decimalPattern = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -286,7 +315,7 @@ export function isLoopback(host: string): boolean {
 
 /** A MESH_* variable that no setting reads is most likely a typo that would otherwise go unnoticed. */
 function unknownVariables(env: Env): string[] {
-  const known = new Set(['MESH_ADMIN_TOKEN', ...serviceSpecs.map((spec) => spec.env), ...meshSpecs.map((spec) => spec.env)]);
+  const known = new Set(['MESH_ADMIN_TOKEN', 'MESH_ALERT_WEBHOOK_SECRET', ...serviceSpecs.map((spec) => spec.env), ...meshSpecs.map((spec) => spec.env)]);
   return Object.keys(env)
     .filter((name) => name.startsWith('MESH_') && !known.has(name))
     .map((name) => `ignoring unknown environment variable ${name} (run with --help to list every setting)`);

@@ -50,6 +50,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description The Prometheus text exposition (prom-client): heartbeats received, servers by zone and
+         *     status, regions by state, failovers by outcome, histograms of detection and recovery
+         *     seconds, degraded level and fidelity, buffered actions, store write latency and failures,
+         *     alert webhooks, HTTP request durations by route and status, and the default Node.js
+         *     process metrics (event-loop lag among them). Every name is listed, with the alerting rules
+         *     and the Grafana dashboard built on them, in `deploy/` and FAULT_TOLERANCE_DEPLOYMENT.md §4.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live dashboard for operators
+         * @description A small HTML page (no build step, no third-party code) fed by `GET /mesh/events` and the
+         *     read operations: regions coloured by state with primary and backups, degraded level and
+         *     fidelity, servers by zone and status, open alerts with an acknowledge button, a chart of
+         *     recent failovers and, while the test API is on, buttons that inject failures into the test
+         *     mesh. Admin actions ask for the admin token when the service has one.
+         */
+        get: operations["getDashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dashboard/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Script and style sheet of the dashboard */
+        get: operations["getDashboardAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/mesh/status": {
         parameters: {
             query?: never;
@@ -1398,6 +1464,27 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description The test API is switched off on this service (`--test-api off`, `MESH_TEST_API=off`), or,
+         *     for `advance_time`, the service runs on the system clock.
+         */
+        TestApiOff: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/test-api-off",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "POST /mesh/reset is part of the test API, which this service runs without (--test-api off / MESH_TEST_API=off); restart it with the test API on to use it.",
+                 *       "instance": "/mesh/reset"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description An id in the path (or the target of the request) does not exist. */
         NotFound: {
             headers: {
@@ -1572,6 +1659,70 @@ export interface operations {
             };
         };
     };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every metric, in the Prometheus text format 0.0.4. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    getDashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    getDashboardAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                asset: "app.js" | "style.css";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+        };
+    };
     getMeshStatus: {
         parameters: {
             query?: never;
@@ -1668,6 +1819,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["TestApiOff"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1700,6 +1852,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["TestApiOff"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];

@@ -37,6 +37,8 @@ export interface LowdbStoreOptions {
   readonly adapter?: DurableFileOptions;
   /** Told about every failed write (for logging); callers are rejected regardless. */
   readonly onError?: (error: unknown) => void;
+  /** Told how long every successful write took, in ms (for the store-latency metric). */
+  readonly onWritten?: (ms: number) => void;
 }
 
 /** Raised when the data file parses but is not an envelope this build understands. */
@@ -58,6 +60,7 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
   private readonly adapter: DurableFileAdapter<Envelope<T> | null>;
   protected readonly commit: GroupCommit<T>;
   private readonly wallClockMs: () => number;
+  private readonly onWritten: ((ms: number) => void) | undefined;
 
   /** Opens nothing yet: the directory is created and the file read on first use. */
   constructor(options: LowdbStoreOptions) {
@@ -65,6 +68,7 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
     this.file = path.resolve(options.dataDir, DATA_FILE_NAME);
     this.adapter = new DurableFileAdapter(this.file, options.adapter);
     this.wallClockMs = options.wallClockMs ?? Date.now;
+    this.onWritten = options.onWritten;
     this.commit = new GroupCommit<T>((doc, seq) => this.writeOnce(doc, seq), 0, options.onError);
   }
 
@@ -83,7 +87,9 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
 
 
   private async writeOnce(state: T, seq: number): Promise<void> {
+    const started = performance.now();
     await this.open({ formatVersion: FORMAT_VERSION, savedAtMs: this.wallClockMs(), seq, state }).write();
+    this.onWritten?.(performance.now() - started);
   }
 
   /**

@@ -37,7 +37,7 @@ export async function testApp(options: { adminToken?: string; config?: Partial<M
   const clock = new ManualClock(options.startMs ?? 0);
   const store = options.store ?? new MemoryStore<CoreState>();
   const errors: unknown[] = [];
-  const log = createLogger({ level: 'error', sink: { write: () => true } as never });
+  const log = createLogger({ level: 'error', sink: { write: () => true } });
   const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
   const app = createApp({ host, adminToken: options.adminToken, logError: (error) => errors.push(error) });
   return { app, host, clock, store, errors };

@@ -10,7 +10,7 @@ const EXPECTED_OPERATIONS = [
   'getFailoverMetrics', 'getRegionReplication', 'advanceTestTime', 'registerServer', 'listServers', 'getServer',
   'sendHeartbeat', 'leaveServer', 'createRegion', 'listRegions', 'updateRegion', 'getRegionRoute', 'submitAction',
   'collectActions', 'acknowledgeActions', 'putPlayerSnapshot', 'getPlayerSnapshot', 'listAlerts', 'acknowledgeAlert',
-  'streamEvents',
+  'streamEvents', 'getMetrics', 'getDashboard', 'getDashboardAsset',
 ];
 
 /** Every operation object of the document with its method and path. */

@@ -188,7 +188,7 @@ describe('POST /mesh/test/advance_time', () => {
 
   test('under the system clock it answers 404 exactly as an unknown path does', async () => {
     const store = new MemoryStore<CoreState>();
-    const log = createLogger({ level: 'error', sink: { write: () => true } as never });
+    const log = createLogger({ level: 'error', sink: { write: () => true } });
     const host = await RunningMesh.open({ config: testMeshConfig, clock: { now: () => Date.now() }, store, seed: 1, log });
     const app = createApp({ host, adminToken: 'admin-token', logError: () => {} });
     const advance = await request(app.callback()).post('/mesh/test/advance_time').send({ ms: 1000 });

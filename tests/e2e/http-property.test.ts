@@ -90,7 +90,7 @@ class SwappableHost implements MeshHost {
   /** Replaces the mesh with a fresh one: manual clock at 0, empty memory store, `seed`. */
   async fresh(seed: number): Promise<void> {
     this.unsubscribe?.();
-    const log = createLogger({ level: 'error', sink: { write: () => true } as never });
+    const log = createLogger({ level: 'error', sink: { write: () => true } });
     this.current = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore<CoreState>(), seed, log });
     this.suspected.length = 0;
     this.unsubscribe = this.current.subscribe((event) => {

@@ -22,7 +22,7 @@ describe('parseSettings', () => {
       { ...settings, mesh: undefined },
       {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
-        tickMs: 100, logLevel: 'info', mesh: undefined, help: false,
+        tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined,
       },
     );
     assert.deepEqual(settings.mesh, defaultMeshConfig);
@@ -112,6 +112,19 @@ describe('parseSettings', () => {
     ]);
     assert.match(errorsOf([], { MESH_HOST: '10.0.0.5' })[0] ?? '', /refusing to bind 10.0.0.5/);
     assert.match(errorsOf(['--host', '::'])[0] ?? '', /refusing to bind ::/);
+  });
+
+  it('reads --test-api and the alert webhooks; a webhook URL needs the secret and must be http(s)', () => {
+    assert.equal(settingsOf(['--test-api', 'off']).testApi, false);
+    assert.equal(settingsOf([], { MESH_TEST_API: 'off' }).testApi, false);
+    assert.match(errorsOf(['--test-api', 'no']).join('\n'), /--test-api: expected one of on\|off/);
+    const hooks = settingsOf(['--alert-webhook-urls', 'http://127.0.0.1:9/a, https://hooks.example/b'], { MESH_ALERT_WEBHOOK_SECRET: 's3cret' });
+    assert.deepEqual(hooks.alertWebhookUrls, ['http://127.0.0.1:9/a', 'https://hooks.example/b']);
+    assert.equal(hooks.alertWebhookSecret, 's3cret');
+    assert.match(errorsOf([], { MESH_ALERT_WEBHOOK_URLS: 'http://127.0.0.1:9/a' }).join('\n'), /MESH_ALERT_WEBHOOK_SECRET is not/);
+    assert.match(errorsOf(['--alert-webhook-urls', 'ftp://x/y'], { MESH_ALERT_WEBHOOK_SECRET: 's' }).join('\n'), /http\(s\) URLs/);
+    const quiet = parseSettings([], { MESH_ALERT_WEBHOOK_SECRET: 's' });
+    assert.ok(quiet.ok && quiet.warnings.length === 0, 'the secret is a known variable');
   });
 
   it('knows which hosts are loopback', () => {
