@@ -99,6 +99,7 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   maxTransitionsPerServer: 'Most promotions and backup syncs one server takes at once.',
   maxBackupAssignmentsPerTick: 'Most replacement backups assigned per tick, mesh-wide, less the promotions of that tick (promotions come first and are never held back).',
   serverFailureAlertsPerTick: 'Most servers declared failed in one tick that get an alert each; above it, one mass-server-failure alert.',
+  maxRebalanceMoves: 'Most planned primary moves (rebalancing after a heal) in flight at once; 0 turns rebalancing off.',
   failureWindowMs: 'Sliding window over which failures count towards degraded mode.',
   failureCountThresholds: 'Failures within the window that raise LIGHT,MODERATE,SEVERE.',
   failedServerShareThresholds: 'Share of servers failed that raises LIGHT,MODERATE,SEVERE.',

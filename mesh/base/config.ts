@@ -90,6 +90,15 @@ export interface MeshConfig {
    * `server_failure_detected` events and their failovers are the same either way.
    */
   readonly serverFailureAlertsPerTick: number;
+  /**
+   * Most planned primary moves (rebalancing, mesh/failover/rebalance.ts) in flight at once, a count;
+   * 0 turns rebalancing off. Each move copies a region to a new server (unless it is already a
+   * backup there) and pauses the region's play for one hand-off (players' actions are buffered for
+   * about a heartbeat round trip and a write), so a few at a time spread that cost out: the mesh
+   * drifts back to balance over minutes after a heal instead of pausing a zone's worth of regions
+   * at once, and never competes with a failover (moves wait while any region fails over).
+   */
+  readonly maxRebalanceMoves: number;
   /** Sliding window over which failures are counted for the degraded mode (seed: 60 s). */
   readonly failureWindowMs: number;
   /** Failures within the window that raise each level (seed: 3 per minute). */
@@ -133,6 +142,7 @@ export const defaultMeshConfig: MeshConfig = Object.freeze({
   maxTransitionsPerServer: 32,
   maxBackupAssignmentsPerTick: 500,
   serverFailureAlertsPerTick: 10,
+  maxRebalanceMoves: 8,
   failureWindowMs: 60_000,
   failureCountThresholds: Object.freeze({ LIGHT: 3, MODERATE: 6, SEVERE: 12 }),
   failedServerShareThresholds: Object.freeze({ LIGHT: 0.1, MODERATE: 0.2, SEVERE: 0.3 }),
@@ -180,6 +190,9 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   }
   if (!(Number.isInteger(config.backupsPerRegion) && config.backupsPerRegion >= 0)) {
     errors.push(`backupsPerRegion must be a number >= 0 and whole (a count of backups), got ${String(config.backupsPerRegion)}`);
+  }
+  if (!(Number.isInteger(config.maxRebalanceMoves) && config.maxRebalanceMoves >= 0)) {
+    errors.push(`maxRebalanceMoves must be a whole number >= 0 (0 turns rebalancing off), got ${String(config.maxRebalanceMoves)}`);
   }
   const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs'] as const;
   for (const key of nonNegative) {

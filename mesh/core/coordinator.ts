@@ -11,6 +11,7 @@ import type { MeshConfig } from '../base/config.ts';
 import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from '../failover/context.ts';
 import { DegradedMode } from '../health/degraded-mode.ts';
 import { Recovery } from '../failover/recovery.ts';
+import { Rebalancer } from '../failover/rebalance.ts';
 import { isAnnounced, type TransitionTrace } from '../failover/region-state.ts';
 import { FailoverMetrics } from '../health/failover-metrics.ts';
 import { ServerDetector } from '../detection/failure-detector.ts';
@@ -42,6 +43,7 @@ export class Coordinator {
   private readonly ctx: CoreContext;
   private readonly recovery: Recovery;
   private readonly membership: Membership;
+  private readonly rebalancer: Rebalancer;
   private lastTickMs: number | null = null;
   private tiltUntilMs: number;
   private nextServerNumber = 1;
@@ -64,6 +66,7 @@ export class Coordinator {
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);
+    this.rebalancer = new Rebalancer(this.ctx, this.recovery);
     this.tiltUntilMs = nowMs;
     if (state) {
       const numbers = importState(this.ctx, state, nowMs);
@@ -147,6 +150,7 @@ export class Coordinator {
     this.membership.observe(nowMs, this.tilted(nowMs));
     this.expireActions(nowMs);
     this.recovery.run(nowMs, this.tilted(nowMs));
+    this.rebalancer.run(nowMs, this.tilted(nowMs));
     this.membership.finishDrains(nowMs);
     this.evaluateDegraded(nowMs);
   }

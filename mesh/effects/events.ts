@@ -23,7 +23,10 @@ export type MeshEventBody =
   | { type: 'degraded_mode_deactivated'; level: DegradedLevel; previous: DegradedLevel }
   | { type: 'administrator_alert'; alert: Alert }
   | { type: 'player_reconnected'; regionId: RegionId; playerId: PlayerId; serverId: ServerId }
-  | { type: 'actions_expired'; regionId: RegionId; count: number };
+  | { type: 'actions_expired'; regionId: RegionId; count: number }
+  | { type: 'rebalance_started'; regionId: RegionId; fromServerId: ServerId; toServerId: ServerId; copy: boolean }
+  | { type: 'rebalance_completed'; regionId: RegionId; fromServerId: ServerId; toServerId: ServerId; epoch: number }
+  | { type: 'rebalance_aborted'; regionId: RegionId; fromServerId: ServerId; toServerId: ServerId; reason: string };
 
 /** An event with its position in the stream and the virtual or real time it happened at. */
 export type MeshEvent = MeshEventBody & { readonly seq: number; readonly atMs: number };

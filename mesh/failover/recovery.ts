@@ -41,6 +41,13 @@ export class Recovery {
   /** Regions short of backups for lack of capacity; retried when capacity appears. */
   private readonly starved = new Set<RegionRecord>();
   private capacityAppeared = false;
+  /**
+   * Planned hand-offs (rebalance.ts): region -> the confirmed backup that takes its primary over at
+   * the next run, through the same hand-off as a drain.
+   */
+  private readonly handOffs = new Map<RegionRecord, ServerId>();
+  /** False during a run that fails a region over or runs in TILT: no planned hand-off then. */
+  private handOffsOpen = false;
   /** Sees every transition when set (tests only). */
   trace: TransitionTrace | null = null;
 
@@ -54,6 +61,7 @@ export class Recovery {
   /** A region removed from the topology needs no decision any more. */
   forget(region: RegionRecord): void {
     this.work.delete(region);
+    this.handOffs.delete(region);
     this.timed.delete(region);
     this.starved.delete(region);
   }
@@ -193,6 +201,7 @@ export class Recovery {
     if (this.work.size === 0) return;
     const regions = byPriority(this.work);
     this.work.clear();
+    this.handOffsOpen = !tilted && !regions.some((region) => region.primary === null);
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
     // Failover first, in priority order: promotions take the servers' transition slots before any
@@ -226,14 +235,62 @@ export class Recovery {
     }
   }
 
-  /** A primary that drains is replaced like a lost one, without a failure; true when promoted. */
+  /**
+   * A primary that drains is replaced like a lost one, without a failure; so is one whose region
+   * has a planned hand-off (rebalancing), to the planned backup. True when promoted.
+   */
   private handOffIfDraining(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
-    // While no server drains, a region with a primary keeps it: no lookup (a mass failure's run
-    // passes thousands of regions that only lost a backup).
-    if (this.ctx.counts.statuses.draining === 0) return false;
+    // While no server drains and nothing is planned, a region with a primary keeps it: no lookup (a
+    // mass failure's run passes thousands of regions that only lost a backup).
+    if (this.ctx.counts.statuses.draining === 0 && this.handOffs.size === 0) return false;
     const primary = this.ctx.topology.servers.get(region.primary as ServerId);
-    if (primary !== undefined && primary.status !== 'draining') return false;
+    if (primary !== undefined && primary.status !== 'draining') return this.plannedHandOff(region, primary, nowMs, transitions);
+    this.handOffs.delete(region);
     return this.replacePrimary(region, nowMs, transitions, primary ?? null);
+  }
+
+  /**
+   * A planned hand-off of an active region to a confirmed backup. The old primary is told at once
+   * that it is a backup (it stops serving; players' actions are buffered meanwhile) and stays one,
+   * since it holds the whole state; the backup is promoted under epoch + 1, announced once durable.
+   */
+  private plannedHandOff(region: RegionRecord, primary: ServerRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
+    const to = this.handOffs.get(region);
+    if (to === undefined || !this.handOffsOpen || stateOf(region) !== 'active') return false;
+    this.handOffs.delete(region);
+    return this.replacePrimary(region, nowMs, transitions, primary, to);
+  }
+
+  /** Asks for a planned hand-off of `region`'s primary to its confirmed backup `to` at the next run. */
+  requestHandOff(region: RegionRecord, to: ServerId): void {
+    this.handOffs.set(region, to);
+    this.work.add(region);
+  }
+
+  /** Withdraws a planned hand-off that has not happened yet. */
+  cancelHandOff(region: RegionRecord): void {
+    this.handOffs.delete(region);
+  }
+
+  /**
+   * Adds `to` as a syncing backup beyond the region's target: the copy a planned move makes before
+   * the hand-off, so that the region never has fewer backups than its target (make before break).
+   */
+  addMoveTarget(region: RegionRecord, to: ServerId, nowMs: number): void {
+    const primarySeq = region.primary === null ? 0 : region.appliedSeq.get(region.primary) ?? 0;
+    this.traced(region, 'backup_assigned', () =>
+      this.ctx.topology.addBackup(region, to, nowMs + this.ctx.config.backupSyncTimeoutMs, primarySeq));
+    this.forgetFormerReplica(region, to);
+    this.timed.add(region);
+    this.ctx.outbox.changed();
+  }
+
+  /** Releases a backup beyond the region's target, once a planned move is done or abandoned. */
+  releaseSurplus(region: RegionRecord, backup: ServerId, nowMs: number): void {
+    if (region.backups.length <= region.backupTarget || !region.backups.includes(backup)) return;
+    this.traced(region, 'backup_released', () => this.ctx.topology.removeBackup(region, backup));
+    this.ctx.outbox.changed();
+    refreshPhase(this.ctx, region, nowMs);
   }
 
   /**
@@ -247,17 +304,21 @@ export class Recovery {
 
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
-    handingOff: ServerRecord | null): boolean {
-    const candidate = chooseCandidate(this.ctx.topology, region);
+    handingOff: ServerRecord | null, plannedTo: ServerId | null = null): boolean {
+    const candidate = plannedTo ?? chooseCandidate(this.ctx.topology, region);
     const throttled = candidate !== null &&
       (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
     if (candidate !== null && !throttled) {
       this.traced(region, 'promote', () => {
         if (handingOff !== null) this.dropPrimary(region);
         this.promote(region, candidate, nowMs, transitions);
+        // A planned hand-off keeps the old primary as a backup: it holds the region's whole state.
+        if (handingOff !== null && plannedTo !== null) this.ctx.topology.addBackup(region, handingOff.id, null);
       });
       return true;
     }
+    // A planned hand-off that is throttled is simply not done now; the rebalancer asks again.
+    if (plannedTo !== null) return false;
     if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
       this.work.add(region);
     } else {

@@ -1,9 +1,11 @@
 /**
- * Creation of regions: validation of the batch, then placement of every region's primary and
- * backups with one planner, so that creating the 10,000 regions of a large test mesh is linear.
+ * Creation of regions: validation of the batch, then placement of every region's primary (spread
+ * over zones and servers, primary-placement.ts) and backups (other zones, least loaded) with one
+ * planner each, so that creating the 10,000 regions of a large test mesh is linear.
  */
 import { refreshPhase, type CoreContext } from './context.ts';
 import { PlacementPlanner } from './placement.ts';
+import { PrimaryPlanner } from './primary-placement.ts';
 import { isUsable, type RegionRecord } from './topology.ts';
 import { ok, regionId as toRegionId, reject, type RegionId, type Result } from '../base/types.ts';
 
@@ -38,6 +40,7 @@ export function createRegions(ctx: CoreContext, inputs: readonly RegionInput[], 
       `${free} free slot(s); register servers or raise their capacity`);
   }
   const planner = new PlacementPlanner(ctx.topology, () => true);
+  const primaries = new PrimaryPlanner(ctx.topology, inputs.length);
   const created: RegionRecord[] = [];
   for (const input of inputs) {
     const region = emptyRegion(input.id === undefined ? toRegionId(newId()) : toRegionId(input.id), input, nowMs,
@@ -45,11 +48,14 @@ export function createRegions(ctx: CoreContext, inputs: readonly RegionInput[], 
     ctx.topology.addRegion(region);
     ctx.counts.phases.unavailable += 1;
     for (let i = 0; i <= region.backupTarget; i++) {
-      const chosen = planner.pick(region);
+      // The primary is spread over zones and servers first; its backups then go to other zones.
+      const asPrimary = region.primary === null;
+      const chosen = (asPrimary ? primaries.pick() : null) ?? planner.pick(region);
       if (chosen === null) break;
-      if (region.primary === null) ctx.topology.setPrimary(region, chosen);
+      if (asPrimary) ctx.topology.setPrimary(region, chosen);
       else ctx.topology.addBackup(region, chosen, null);
       planner.placed(chosen);
+      primaries.placed(chosen, asPrimary);
     }
     refreshPhase(ctx, region, nowMs);
     // Like a promotion, a new region is announced to servers only once it is on disk: a restart

@@ -27,7 +27,7 @@ export type FailoverState =
 /** What moves a region from one state to another, named as in the table. */
 export type FailoverEvent =
   | 'replica_lost' | 'backup_drained' | 'promote' | 'give_up' | 'epoch_durable' | 'primary_ack' | 'ack_timeout'
-  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns';
+  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns' | 'backup_released';
 
 /** One row of the transition table. */
 export interface Transition {
@@ -53,7 +53,14 @@ export const transitions: readonly Transition[] = [
   row('active', 'replica_lost', 'the primary; no confirmed backup is left', 'unavailable', 'remember the lost primary and who held the region'),
   row('active', 'replica_lost', 'a backup', 'under_replicated', 'remember who held the region'),
   row('active', 'backup_drained', 'a backup leaves gracefully', 'under_replicated', 'remove the backup'),
+  row('active', 'backup_drained', 'a backup leaves gracefully; the confirmed ones left still meet the target', 'active', 'remove the backup'),
   row('active', 'promote', 'the primary drains', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline'),
+  row('active', 'promote', 'a planned hand-off to a confirmed backup (rebalancing)', 'awaiting_announcement', 'epoch + 1; the old primary becomes a backup; hold the announcement; start the ack deadline'),
+  row('active', 'replica_lost', 'a backup; the confirmed ones left still meet the target (a planned move\'s extra backup)', 'active', 'remember who held the region'),
+  row('active', 'backup_assigned', 'a planned move copies the region to its target first', 'active', 'add a syncing backup beyond the target with a sync deadline'),
+  row('active', 'backup_confirmed', 'it reports the primary\'s state (a planned move\'s extra backup)', 'active', 'publish backup_created'),
+  row('active', 'sync_timeout', 'a planned move\'s extra backup did not confirm in time', 'active', 'remove it; the move is abandoned'),
+  row('active', 'backup_released', 'a planned move is done or abandoned with a backup beyond the target', 'active', 'remove the surplus backup'),
   row('under_replicated', 'replica_lost', 'the primary; a confirmed backup is left', 'awaiting_promotion', 'remember the lost primary; drop syncing backups'),
   row('under_replicated', 'replica_lost', 'the primary; no confirmed backup is left', 'unavailable', 'remember the lost primary and who held the region'),
   row('under_replicated', 'replica_lost', 'a backup', 'under_replicated', 'remember who held the region (if it was confirmed)'),

@@ -1,0 +1,241 @@
+/**
+ * Rebalancing: after failures heal, primaries drift back towards an even spread over zones and
+ * servers (the spread primary-placement.ts gives new regions) through planned, throttled moves.
+ *
+ * A move takes one active region's primary from an over-loaded server to a server short of
+ * primaries. If that server is already a confirmed backup, the roles are swapped; otherwise the
+ * region is first copied to it as an extra backup (make before break: the region never has fewer
+ * backups than its target). The hand-off itself is Recovery's drain hand-off: the old primary is
+ * told at once it is a backup and stops serving, players' actions are buffered, the new primary is
+ * promoted under epoch + 1 and announced once durable, then collects the buffered actions. The
+ * surplus backup is released afterwards, from the zone the region uses most.
+ *
+ * Throttle: at most `maxRebalanceMoves` moves in flight; none planned or handed off while the
+ * coordinator is in TILT or any region fails over for another reason; critical regions are never
+ * moved while the mesh is degraded. A move is not a failure: no failover record, no failure alert.
+ */
+import type { CoreContext } from './context.ts';
+import { primaryBound, primaryCounts, primaryShare } from './primary-placement.ts';
+import type { Recovery } from './recovery.ts';
+import { isAnnounced, stateOf } from './region-state.ts';
+import { isUsable, replicasOf, type RegionRecord, type ServerRecord } from './topology.ts';
+import type { ServerId } from '../base/types.ts';
+
+/** One planned move of a region's primary. */
+interface Move {
+  readonly region: RegionRecord;
+  readonly from: ServerId;
+  readonly to: ServerId;
+  readonly startedAtMs: number;
+}
+
+/** Primaries per usable server and per zone, as planning sees them (moves in flight included). */
+interface Spread {
+  readonly servers: ServerRecord[];
+  readonly perServer: Map<ServerId, number>;
+  readonly perZone: Map<string, number>;
+  readonly share: number;
+  readonly bound: number;
+}
+
+/** Plans and follows the moves that bring primaries back towards balance. */
+export class Rebalancer {
+  private readonly moves = new Map<RegionRecord, Move>();
+  /** Regions left with a backup beyond their target, and the backup to release first. */
+  private readonly surplus = new Map<RegionRecord, ServerId>();
+  private nextPlanMs = 0;
+
+  constructor(private readonly ctx: CoreContext, private readonly recovery: Recovery) {}
+
+  /** Number of moves in flight (tests and views). */
+  inFlight(): number {
+    return this.moves.size;
+  }
+
+  /** One step per tick, after recovery's run: follow the moves in flight, then plan new ones. */
+  run(nowMs: number, tilted: boolean): void {
+    if (this.moves.size === 0 && this.surplus.size === 0 && this.ctx.config.maxRebalanceMoves === 0) return;
+    this.releaseSurplus(nowMs);
+    const open = !tilted && this.otherFailovers() === 0;
+    for (const move of [...this.moves.values()]) this.follow(move, nowMs, open);
+    if (!open || nowMs < this.nextPlanMs || this.moves.size >= this.ctx.config.maxRebalanceMoves) return;
+    // Planning scans every region; once per heartbeat interval is as often as moves can complete.
+    this.nextPlanMs = nowMs + this.ctx.config.heartbeatIntervalMs;
+    this.plan(nowMs);
+  }
+
+  /** Regions failing over that no move of ours put there. */
+  private otherFailovers(): number {
+    let ours = 0;
+    for (const region of this.moves.keys()) if (region.phase === 'failing_over') ours += 1;
+    return this.ctx.counts.phases.failing_over - ours;
+  }
+
+  private follow(move: Move, nowMs: number, open: boolean): void {
+    const { region, from, to } = move;
+    const { topology, config, degraded } = this.ctx;
+    if (topology.regions.get(region.id) !== region) {
+      this.moves.delete(region);
+      return;
+    }
+    if (region.primary === to) {
+      if (region.primaryAcked && isAnnounced(region)) this.complete(move, nowMs);
+      return;
+    }
+    const target = topology.servers.get(to);
+    const reason = region.primary !== from ? 'the region failed over'
+      : !region.backups.includes(to) || target === undefined || !isUsable(target.status) ? `${to} no longer holds the region or is not alive`
+      : topology.servers.get(from)?.status !== 'alive' ? `${from} is not alive`
+      : region.critical && degraded.level !== 'NORMAL' ? 'critical regions are not moved while the mesh is degraded'
+      : nowMs - move.startedAtMs > config.backupSyncTimeoutMs + config.promotionAckTimeoutMs ? 'it did not complete in time'
+      : null;
+    if (reason !== null) {
+      this.abort(move, reason, nowMs);
+    } else if (!open || region.syncing.has(to) || stateOf(region) !== 'active') {
+      this.recovery.cancelHandOff(region);
+    } else {
+      this.recovery.requestHandOff(region, to);
+    }
+  }
+
+  private complete(move: Move, nowMs: number): void {
+    const { region, from, to } = move;
+    this.moves.delete(region);
+    if (region.backups.length > region.backupTarget) this.surplus.set(region, from);
+    this.ctx.outbox.emit({ type: 'rebalance_completed', regionId: region.id, fromServerId: from, toServerId: to,
+      epoch: region.epoch, seq: 0, atMs: nowMs });
+  }
+
+  private abort(move: Move, reason: string, nowMs: number): void {
+    const { region, from, to } = move;
+    this.moves.delete(region);
+    this.recovery.cancelHandOff(region);
+    if (region.backups.length > region.backupTarget) this.surplus.set(region, to);
+    this.ctx.outbox.emit({ type: 'rebalance_aborted', regionId: region.id, fromServerId: from, toServerId: to, reason,
+      seq: 0, atMs: nowMs });
+  }
+
+  /** Releases surplus backups of regions that are active (others keep them as help until then). */
+  private releaseSurplus(nowMs: number): void {
+    for (const [region, preferred] of this.surplus) {
+      if (this.ctx.topology.regions.get(region.id) !== region || region.backups.length <= region.backupTarget) {
+        this.surplus.delete(region);
+      } else if (stateOf(region) === 'active' && !this.moves.has(region)) {
+        this.recovery.releaseSurplus(region, this.toRelease(region, preferred), nowMs);
+        this.surplus.delete(region);
+      }
+    }
+  }
+
+  /** The backup in the zone the region uses most; ties: `preferred`, then the most loaded. */
+  private toRelease(region: RegionRecord, preferred: ServerId): ServerId {
+    const { servers } = this.ctx.topology;
+    const inZone = new Map<string, number>();
+    for (const id of replicasOf(region)) {
+      const zone = servers.get(id)?.zone ?? '';
+      inZone.set(zone, (inZone.get(zone) ?? 0) + 1);
+    }
+    const score = (id: ServerId): [number, number, number] => {
+      const server = servers.get(id);
+      return [inZone.get(server?.zone ?? '') ?? 0, id === preferred ? 1 : 0, server === undefined ? 0 : server.hosted.size / server.capacity];
+    };
+    let best = region.backups[0] as ServerId;
+    for (const id of region.backups) {
+      const [a, b] = [score(id), score(best)];
+      if (a[0] > b[0] || (a[0] === b[0] && (a[1] > b[1] || (a[1] === b[1] && a[2] > b[2])))) best = id;
+    }
+    return best;
+  }
+
+  /** Starts moves, most over-loaded first, until the throttle is reached or nothing improves. */
+  private plan(nowMs: number): void {
+    const spread = this.spread();
+    while (this.moves.size < this.ctx.config.maxRebalanceMoves) {
+      const move = this.nextMove(spread, nowMs);
+      if (move === null) return;
+      this.start(move, spread, nowMs);
+    }
+  }
+
+  private spread(): Spread {
+    const { topology } = this.ctx;
+    const perServer = primaryCounts(topology);
+    for (const move of this.moves.values()) {
+      perServer.set(move.from, (perServer.get(move.from) ?? 0) - 1);
+      perServer.set(move.to, (perServer.get(move.to) ?? 0) + 1);
+    }
+    // A suspect server still counts (suspicion comes and goes with a lost heartbeat, and the spread
+    // must not flicker with it); it only takes no new primary.
+    const servers = [...topology.servers.values()].filter((s) => s.status === 'alive' || s.status === 'suspect');
+    const perZone = new Map<string, number>();
+    for (const server of servers) perZone.set(server.zone, (perZone.get(server.zone) ?? 0) + (perServer.get(server.id) ?? 0));
+    const regions = topology.regions.size;
+    return { servers, perServer, perZone, share: primaryShare(regions, servers.length), bound: primaryBound(regions, servers.length) };
+  }
+
+  /**
+   * The next move that brings the spread closer to even, as primary-placement.ts spreads new
+   * regions: between zones while they differ by more than one primary (into servers under the
+   * bound), then between the servers of one zone while one leads more than the even share and
+   * another less. Moves between servers stay within their zone so that they never undo the zones'
+   * balance, and both kinds only ever lower the excess, so planning settles.
+   */
+  private nextMove(spread: Spread, nowMs: number): Move | null {
+    const zones = [...spread.perZone].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+    const [low, high] = [zones[0], zones[zones.length - 1]];
+    if (low === undefined || high === undefined) return null;
+    const led = (s: ServerRecord) => spread.perServer.get(s.id) ?? 0;
+    const byLed = (a: ServerRecord, b: ServerRecord) => led(a) - led(b) || a.hosted.size / a.capacity - b.hosted.size / b.capacity;
+    if (high[1] - low[1] > 1) {
+      const donors = spread.servers.filter((s) => s.zone === high[0] && s.status === 'alive').sort((a, b) => byLed(b, a));
+      const receivers = spread.servers.filter((s) => s.zone === low[0] && isUsable(s.status) && led(s) < spread.bound).sort(byLed);
+      for (const donor of donors) {
+        const move = this.moveFrom(donor, receivers, nowMs);
+        if (move !== null) return move;
+      }
+      return null;
+    }
+    const donors = spread.servers.filter((s) => s.status === 'alive' && led(s) > spread.share).sort((a, b) => byLed(b, a));
+    for (const donor of donors) {
+      const receivers = spread.servers.filter((s) => s.zone === donor.zone && isUsable(s.status) && led(s) < spread.share).sort(byLed);
+      const move = this.moveFrom(donor, receivers, nowMs);
+      if (move !== null) return move;
+    }
+    return null;
+  }
+
+  /** A move of one of `donor`'s movable regions to the first receiver that can take it. */
+  private moveFrom(donor: ServerRecord, receivers: readonly ServerRecord[], nowMs: number): Move | null {
+    for (const region of donor.hosted) {
+      if (region.primary !== donor.id || !this.movable(region)) continue;
+      const backupZones = region.backups.map((id) => this.ctx.topology.servers.get(id)?.zone);
+      for (const receiver of receivers) {
+        const isBackup = region.backups.includes(receiver.id);
+        const canCopy = !isBackup && receiver.hosted.size < receiver.capacity && !backupZones.includes(receiver.zone);
+        if (isBackup || canCopy) return { region, from: donor.id, to: receiver.id, startedAtMs: nowMs };
+      }
+    }
+    return null;
+  }
+
+  private movable(region: RegionRecord): boolean {
+    return stateOf(region) === 'active' && isAnnounced(region) && region.syncing.size === 0 &&
+      region.backups.length === region.backupTarget && !this.moves.has(region) && !this.surplus.has(region) &&
+      !(region.critical && this.ctx.degraded.level !== 'NORMAL');
+  }
+
+  private start(move: Move, spread: Spread, nowMs: number): void {
+    const { region, from, to } = move;
+    const copy = !region.backups.includes(to);
+    if (copy) this.recovery.addMoveTarget(region, to, nowMs);
+    this.moves.set(region, move);
+    spread.perServer.set(from, (spread.perServer.get(from) ?? 0) - 1);
+    spread.perServer.set(to, (spread.perServer.get(to) ?? 0) + 1);
+    const zoneOf = (id: ServerId) => this.ctx.topology.servers.get(id)?.zone ?? '';
+    spread.perZone.set(zoneOf(from), (spread.perZone.get(zoneOf(from)) ?? 0) - 1);
+    spread.perZone.set(zoneOf(to), (spread.perZone.get(zoneOf(to)) ?? 0) + 1);
+    this.ctx.outbox.emit({ type: 'rebalance_started', regionId: region.id, fromServerId: from, toServerId: to, copy,
+      seq: 0, atMs: nowMs });
+    if (!copy) this.recovery.requestHandOff(region, to);
+  }
+}
