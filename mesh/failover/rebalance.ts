@@ -11,8 +11,11 @@
  * surplus backup is released afterwards, from the zone the region uses most.
  *
  * Throttle: at most `maxRebalanceMoves` moves in flight; none planned or handed off while the
- * coordinator is in TILT or any region fails over for another reason; critical regions are never
- * moved while the mesh is degraded. A move is not a failure: no failover record, no failure alert.
+ * coordinator is in TILT, while any region fails over for another reason, or while a server failure
+ * is still within the degraded mode's window (`failureWindowMs`): right after a failure more may
+ * follow (a zone going down server by server), and a move onto a server about to fail is wasted.
+ * Critical regions are never moved while the mesh is degraded. A move is not a failure: no
+ * failover record, no failure alert, no false failover.
  */
 import type { CoreContext } from './context.ts';
 import { primaryBound, primaryCounts, primaryShare } from './primary-placement.ts';
@@ -56,7 +59,7 @@ export class Rebalancer {
   run(nowMs: number, tilted: boolean): void {
     if (this.moves.size === 0 && this.surplus.size === 0 && this.ctx.config.maxRebalanceMoves === 0) return;
     this.releaseSurplus(nowMs);
-    const open = !tilted && this.otherFailovers() === 0;
+    const open = !tilted && this.otherFailovers() === 0 && this.ctx.degraded.failuresInWindow(nowMs) === 0;
     for (const move of [...this.moves.values()]) this.follow(move, nowMs, open);
     if (!open || nowMs < this.nextPlanMs || this.moves.size >= this.ctx.config.maxRebalanceMoves) return;
     // Planning scans every region; once per heartbeat interval is as often as moves can complete.

@@ -806,13 +806,23 @@ describe('Coordinator: snapshots', () => {
 
 describe('Coordinator: priority and throttling', () => {
   /**
-   * Servers a1, b1, c1 only at creation: every region gets a1 as primary (equal loads, lowest id)
-   * and b1, c1 as backups; a2, b2, c2 register afterwards as room for replacements.
+   * Servers a1, b1, c1 only at creation: every region spans the three, and a1 is made the primary
+   * of every one (placement spreads primaries, so the roles are swapped by hand before any server
+   * heartbeats); a2, b2, c2 register afterwards as room for replacements. Rebalancing is off: it
+   * would move primaries off a1 before the failure these tests are about.
    */
-  function sharedPrimary(priorities: { critical?: boolean; players: number }[], config?: MeshConfig): Mesh {
-    const mesh = new Mesh(config === undefined ? {} : { config });
+  function sharedPrimary(priorities: { critical?: boolean; players: number }[], config: MeshConfig = testMeshConfig): Mesh {
+    const mesh = new Mesh({ config: { ...config, maxRebalanceMoves: 0 } });
     for (const id of ['a1', 'b1', 'c1']) mesh.register(id, id[0] ?? '?');
     const ids = mesh.createRegions(priorities.map(() => ({})));
+    const { topology } = Coordinator.partsForTests(mesh.c);
+    for (const id of ids) {
+      const region = topology.regions.get(rid(id));
+      const primary = region?.primary ?? null;
+      if (region === undefined || primary === null || primary === sid('a1')) continue;
+      topology.promote(region, sid('a1'));
+      topology.addBackup(region, primary, null);
+    }
     priorities.forEach((p, i) => {
       assert.ok(mesh.c.updateRegion(rid(ids[i] ?? ''), p).ok, 'mesh.c.updateRegion(rid(ids[i] ?? \'\'), p).ok');
       assert.equal(mesh.c.replication(rid(ids[i] ?? ''))?.primary?.serverId, 'a1');
