@@ -164,6 +164,8 @@ export class Rebalancer {
     const { topology } = this.ctx;
     const perServer = primaryCounts(topology);
     for (const move of this.moves.values()) {
+      // A move whose hand-off happened is already counted where it goes.
+      if (move.region.primary !== move.from) continue;
       perServer.set(move.from, (perServer.get(move.from) ?? 0) - 1);
       perServer.set(move.to, (perServer.get(move.to) ?? 0) + 1);
     }
@@ -179,28 +181,37 @@ export class Rebalancer {
   /**
    * The next move that brings the spread closer to even, as primary-placement.ts spreads new
    * regions: between zones while they differ by more than one primary (into servers under the
-   * bound), then between the servers of one zone while one leads more than the even share and
-   * another less. Moves between servers stay within their zone so that they never undo the zones'
-   * balance, and both kinds only ever lower the excess, so planning settles.
+   * bound), then from a server that leads more than the even share to one that leads less, in its
+   * zone or in a zone that leads fewer: such a move swaps two zones' counts at most, so it never
+   * undoes the zones' balance, and both kinds only ever lower the excess, so planning settles.
    */
   private nextMove(spread: Spread, nowMs: number): Move | null {
     const zones = [...spread.perZone].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
-    const [low, high] = [zones[0], zones[zones.length - 1]];
-    if (low === undefined || high === undefined) return null;
+    const high = zones[zones.length - 1];
+    if (high === undefined) return null;
     const led = (s: ServerRecord) => spread.perServer.get(s.id) ?? 0;
     const byLed = (a: ServerRecord, b: ServerRecord) => led(a) - led(b) || a.hosted.size / a.capacity - b.hosted.size / b.capacity;
-    if (high[1] - low[1] > 1) {
-      const donors = spread.servers.filter((s) => s.zone === high[0] && s.status === 'alive').sort((a, b) => byLed(b, a));
-      const receivers = spread.servers.filter((s) => s.zone === low[0] && isUsable(s.status) && led(s) < spread.bound).sort(byLed);
-      for (const donor of donors) {
-        const move = this.moveFrom(donor, receivers, nowMs);
-        if (move !== null) return move;
+    // Zones first: from a zone that leads more (most first) into one that leads at least two fewer
+    // (fewest first) and has a server with room under the bound.
+    for (const [from, most] of [...zones].reverse()) {
+      const zoneDonors = spread.servers.filter((s) => s.zone === from && s.status === 'alive').sort((a, b) => byLed(b, a));
+      for (const [zone, count] of zones) {
+        if (most - count <= 1) break;
+        const receivers = spread.servers.filter((s) => s.zone === zone && isUsable(s.status) && led(s) < spread.bound).sort(byLed);
+        for (const donor of receivers.length === 0 ? [] : zoneDonors) {
+          const move = this.moveFrom(donor, receivers, nowMs);
+          if (move !== null) return move;
+        }
       }
-      return null;
     }
     const donors = spread.servers.filter((s) => s.status === 'alive' && led(s) > spread.share).sort((a, b) => byLed(b, a));
     for (const donor of donors) {
-      const receivers = spread.servers.filter((s) => s.zone === donor.zone && isUsable(s.status) && led(s) < spread.share).sort(byLed);
+      const zoneLed = spread.perZone.get(donor.zone) ?? 0;
+      // A server above the bound may also shed into a zone that leads as many: the zone phase then
+      // evens the zones out again through other servers, which stay within the bound.
+      const reach = led(donor) > spread.bound ? zoneLed + 1 : zoneLed;
+      const receivers = spread.servers.filter((s) => isUsable(s.status) && led(s) < spread.share &&
+        (s.zone === donor.zone || (spread.perZone.get(s.zone) ?? 0) < reach)).sort(byLed);
       const move = this.moveFrom(donor, receivers, nowMs);
       if (move !== null) return move;
     }
@@ -211,10 +222,10 @@ export class Rebalancer {
   private moveFrom(donor: ServerRecord, receivers: readonly ServerRecord[], nowMs: number): Move | null {
     for (const region of donor.hosted) {
       if (region.primary !== donor.id || !this.movable(region)) continue;
-      const backupZones = region.backups.map((id) => this.ctx.topology.servers.get(id)?.zone);
+      const zones = replicasOf(region).map((id) => this.ctx.topology.servers.get(id)?.zone ?? '');
       for (const receiver of receivers) {
         const isBackup = region.backups.includes(receiver.id);
-        const canCopy = !isBackup && receiver.hosted.size < receiver.capacity && !backupZones.includes(receiver.zone);
+        const canCopy = !isBackup && receiver.hosted.size < receiver.capacity && keepsZones(zones, receiver.zone);
         if (isBackup || canCopy) return { region, from: donor.id, to: receiver.id, startedAtMs: nowMs };
       }
     }
@@ -241,4 +252,17 @@ export class Rebalancer {
       seq: 0, atMs: nowMs });
     if (!copy) this.recovery.requestHandOff(region, to);
   }
+}
+
+/**
+ * True when copying a region to a server in `zone` and then releasing the surplus replica (from
+ * the zone the region uses most) leaves the region in no fewer distinct zones than `zones`, its
+ * replicas' zones now.
+ */
+function keepsZones(zones: readonly string[], zone: string): boolean {
+  const counts = new Map<string, number>();
+  for (const z of [...zones, zone]) counts.set(z, (counts.get(z) ?? 0) + 1);
+  const most = Math.max(...counts.values());
+  const after = most > 1 ? counts.size : counts.size - 1;
+  return after >= new Set(zones).size;
 }
