@@ -38,7 +38,7 @@ export function primarySpread(core: Coordinator): PrimarySpread {
 }
 
 /** Problems with the spread of primaries, as sentences; empty when balanced. */
-export function balanceProblems(core: Coordinator, options: { distinctZones?: boolean } = {}): string[] {
+export function balanceProblems(core: Coordinator, options: { distinctZones?: boolean; nowMs?: number } = {}): string[] {
   const { servers, regions } = core.records();
   const spread = primarySpread(core);
   const problems: string[] = [];
@@ -54,7 +54,7 @@ export function balanceProblems(core: Coordinator, options: { distinctZones?: bo
     if (short || over) problems.push(`${zone} leads ${count} regions; the even split is ${even.toFixed(1)}`);
   }
   for (const [id, count] of spread.perServer) {
-    if (count > spread.bound && canShed(core, spread, id)) problems.push(`${id} leads ${count} regions; at most ${spread.bound} allowed`);
+    if (count > spread.bound && canShed(core, spread, id, options.nowMs ?? Infinity)) problems.push(`${id} leads ${count} regions; at most ${spread.bound} allowed`);
   }
   if (options.distinctZones) problems.push(...sharedZones(core));
   return problems.slice(0, 20);
@@ -74,11 +74,14 @@ function sharedZones(core: Coordinator): string[] {
   return problems;
 }
 
+/** How long a region must have been whole before its primary is expected to have moved. */
+const settleMs = 5000;
+
 /**
  * True when a server below the even share could take one of `id`'s primaries that may move (room,
  * or a backup); critical regions may not move while the mesh is degraded.
  */
-function canShed(core: Coordinator, spread: PrimarySpread, id: ServerId): boolean {
+function canShed(core: Coordinator, spread: PrimarySpread, id: ServerId, nowMs: number): boolean {
   const { servers, regions } = core.records();
   const degraded = Coordinator.partsForTests(core).degraded.level !== 'NORMAL';
   const share = spread.bound - 1;
@@ -87,7 +90,9 @@ function canShed(core: Coordinator, spread: PrimarySpread, id: ServerId): boolea
   let movable = false;
   for (const region of regions.values()) {
     // Only whole regions move: one short of backups for lack of room waits for room first.
-    if (region.primary !== id || region.phase !== 'active' || (region.critical && degraded)) continue;
+    // A region whole for less than `settleMs` may not have been planned yet (once a second).
+    if (region.primary !== id || region.phase !== 'active' || region.phaseSinceMs > nowMs - settleMs ||
+      (region.critical && degraded)) continue;
     movable = true;
     for (const b of region.backups) backups.add(b);
   }

@@ -67,12 +67,12 @@ function check(s: Spec): void {
   // Moves wait out the failure window (60 s) after the last failure; the servers are still down.
   run.advanceTo(70_000);
   settle(run, 5000 + outageMs - 2000 - run.nowMs);
-  stage('unbalanced with the servers down', balanceProblems(run.coordinator));
+  stage('unbalanced with the servers down', balanceProblems(run.coordinator, { nowMs: run.nowMs }));
   const failovers = run.coordinator.metrics().recent.length;
   const healAt = 5000 + outageMs;
   run.advanceTo(healAt + 1000);
   settle(run, 120_000);
-  stage('unbalanced after healing', balanceProblems(run.coordinator));
+  stage('unbalanced after healing', balanceProblems(run.coordinator, { nowMs: run.nowMs }));
   // The servers hear of the last hand-off or released backup by their next heartbeat replies.
   run.advanceTo(run.nowMs + 3000);
   stage('safety violated', safety.violations);
