@@ -70,6 +70,12 @@ export function logEvent(host: MetricsHost, log: Logger, event: MeshEvent): void
     case 'actions_expired':
       log.warn('buffered actions expired', { decision: 'actions-expired', regionId: event.regionId, count: event.count, ...at });
       return;
+    case 'rebalance_started':
+    case 'rebalance_completed':
+    case 'rebalance_aborted':
+      log.info(`primary move ${event.type.slice('rebalance_'.length)}`, { decision: event.type.replace('_', '-'), regionId: event.regionId,
+        fromServerId: event.fromServerId, toServerId: event.toServerId, ...at });
+      return;
     default:
       // player_reconnected: one per player, not a decision of the coordinator.
       return;

@@ -150,8 +150,12 @@ export interface paths {
          * Create a simulated test mesh
          * @description Creates simulated servers and regions driven by the coordinator's clock (heartbeats with the
          *     standard network model, replication, acknowledgement of promotions). Servers are spread
-         *     round-robin over `zones` zones; every region gets a primary and `backups_per_region` backups
-         *     in distinct zones where possible. The mesh is sized so that any one failure can be healed
+         *     round-robin over `zones` zones. Primaries are spread over zones and servers as for any new
+         *     region: each zone leads within one region of `regions / zones` where its servers have room,
+         *     and no server leads more than `ceil(regions / servers) + 1`; every region's
+         *     `backups_per_region` backups go to zones other than its primary's where possible. After
+         *     failures heal, planned hand-offs move primaries back towards that balance
+         *     (`rebalance_*` events). The mesh is sized so that any one failure can be healed
          *     (at least `backups_per_region + 2` servers; see `spare_servers`). Only one test mesh exists
          *     at a time.
          */
@@ -625,7 +629,8 @@ export interface paths {
          *     Event types: `server_failure_detected`, `server_status_changed`, `failover_initiated`,
          *     `failover_completed`, `failover_aborted`, `backup_created`, `region_phase_changed`,
          *     `degraded_mode_activated`, `degraded_mode_deactivated`, `administrator_alert`,
-         *     `player_reconnected`, `actions_expired`. The `data` of each is described by `MeshEvent`.
+         *     `player_reconnected`, `actions_expired`, `rebalance_started`, `rebalance_completed`,
+         *     `rebalance_aborted`. The `data` of each is described by `MeshEvent`.
          */
         get: operations["streamEvents"];
         put?: never;
@@ -1192,7 +1197,7 @@ export interface components {
             at: components["schemas"]["TimestampMs"];
         };
         /** @description The `data` of one server-sent event, discriminated by `type`. */
-        MeshEvent: components["schemas"]["ServerFailureDetectedEvent"] | components["schemas"]["ServerStatusChangedEvent"] | components["schemas"]["FailoverInitiatedEvent"] | components["schemas"]["FailoverCompletedEvent"] | components["schemas"]["FailoverAbortedEvent"] | components["schemas"]["BackupCreatedEvent"] | components["schemas"]["RegionPhaseChangedEvent"] | components["schemas"]["DegradedModeActivatedEvent"] | components["schemas"]["DegradedModeDeactivatedEvent"] | components["schemas"]["AdministratorAlertEvent"] | components["schemas"]["PlayerReconnectedEvent"] | components["schemas"]["ActionsExpiredEvent"];
+        MeshEvent: components["schemas"]["ServerFailureDetectedEvent"] | components["schemas"]["ServerStatusChangedEvent"] | components["schemas"]["FailoverInitiatedEvent"] | components["schemas"]["FailoverCompletedEvent"] | components["schemas"]["FailoverAbortedEvent"] | components["schemas"]["BackupCreatedEvent"] | components["schemas"]["RegionPhaseChangedEvent"] | components["schemas"]["DegradedModeActivatedEvent"] | components["schemas"]["DegradedModeDeactivatedEvent"] | components["schemas"]["AdministratorAlertEvent"] | components["schemas"]["PlayerReconnectedEvent"] | components["schemas"]["ActionsExpiredEvent"] | components["schemas"]["RebalanceStartedEvent"] | components["schemas"]["RebalanceCompletedEvent"] | components["schemas"]["RebalanceAbortedEvent"];
         /** @description A server was declared failed. */
         ServerFailureDetectedEvent: {
             /** @constant */
@@ -1366,6 +1371,51 @@ export interface components {
              * @enum {string}
              */
             type: "actions_expired";
+        });
+        /** @description A planned move of a region's primary began (rebalancing after a heal): `copy` true when the region is first copied to the new server as an extra backup, false when that server is a backup already. The hand-off itself shows as `failover_initiated` with no failed server. */
+        RebalanceStartedEvent: {
+            /** @constant */
+            type?: "rebalance_started";
+            region_id: components["schemas"]["RegionId"];
+            from_server_id: components["schemas"]["ServerId"];
+            to_server_id: components["schemas"]["ServerId"];
+            copy: boolean;
+        } & (components["schemas"]["EventEnvelope"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "rebalance_started";
+        });
+        /** @description The new primary of a planned move acknowledged its promotion at `epoch`. */
+        RebalanceCompletedEvent: {
+            /** @constant */
+            type?: "rebalance_completed";
+            region_id: components["schemas"]["RegionId"];
+            from_server_id: components["schemas"]["ServerId"];
+            to_server_id: components["schemas"]["ServerId"];
+            epoch: components["schemas"]["Epoch"];
+        } & (components["schemas"]["EventEnvelope"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "rebalance_completed";
+        });
+        /** @description A planned move was given up (the region failed over, a server left or failed, the move took too long, or the mesh became degraded while the region is critical); its extra backup, if any, is released once the region is whole. */
+        RebalanceAbortedEvent: {
+            /** @constant */
+            type?: "rebalance_aborted";
+            region_id: components["schemas"]["RegionId"];
+            from_server_id: components["schemas"]["ServerId"];
+            to_server_id: components["schemas"]["ServerId"];
+            reason: string;
+        } & (components["schemas"]["EventEnvelope"] & {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "rebalance_aborted";
         });
     };
     responses: {

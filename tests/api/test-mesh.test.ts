@@ -36,6 +36,19 @@ describe('POST /mesh/setup_test', () => {
     assert.ok((await t.store.load())?.servers.some((s) => s.simulated), 'the test mesh is on disk when 201 is answered');
   });
 
+  test('100 regions over 3 zones: primaries spread evenly over zones and over the 50 servers (issue 16, point 9)', async () => {
+    const { t } = await withMesh({ regions: 100, zones: 3 });
+    const listed = expectResponse('listServers', await request(handler(t)).get('/mesh/servers'), 200) as
+      { servers: { server_id: string; zone: string; primaries: number }[] };
+    assert.equal(listed.servers.length, 50);
+    const perZone = new Map<string, number>();
+    for (const s of listed.servers) perZone.set(s.zone, (perZone.get(s.zone) ?? 0) + s.primaries);
+    assert.deepEqual([...perZone.values()].sort(), [33, 33, 34], 'within one region of 100 / 3 per zone');
+    const most = Math.max(...listed.servers.map((s) => s.primaries));
+    assert.ok(most <= Math.ceil(100 / 50) + 1, `a server leads ${most} regions`);
+    assert.equal(listed.servers.filter((s) => s.primaries > 0).length, 50, 'every server leads some region');
+  });
+
   test('defaults: two backups per region, three zones', async () => {
     const { t } = await withMesh({ regions: 1 });
     const [region] = t.host.coordinator.regions();
