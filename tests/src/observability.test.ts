@@ -39,7 +39,7 @@ function sample(text: string, series: string): number | undefined {
 describe('decision log and metrics over the real core', () => {
   test('a crashed primary: failed with evidence, failover started and completed with durations, backup assigned, alert raised; no heartbeat lines', async () => {
     const { host, observed, records } = await observedMesh();
-    assert.ok((await host.setupTest({ regions: 6, zones: 3, criticalRegions: 1, spareServers: 3 })).ok);
+    assert.ok((await host.setupTest({ regions: 6, zones: 3, criticalRegions: 1, spareServers: 3, heartbeatLoss: 0 })).ok);
     await host.advance(5_000);
     assert.deepEqual(records().filter((r) => r.decision !== 'backup-assigned'), [], 'a healthy mesh logs no decision, and no heartbeat');
 
