@@ -6,7 +6,8 @@
  * returns false for everything else, BEFORE reading a byte of the body, so that Koa sees the
  * request untouched.
  *
- * Taken only when, from the request line and headers alone: the method is `POST`, the raw URL is
+ * Taken only when, from the request line and headers alone: the method is `POST`, the `Host` is one
+ * the request guard allows and there is no `Origin` (browsers' requests go through the guard), the raw URL is
  * exactly `/mesh/servers/{server_id}/heartbeat` (no query, no trailing slash, no percent-encoding,
  * the path case Koa's router documents), `Content-Type` is `application/json` (optionally with
  * `charset=utf-8`), `Content-Length` is a plain number between 1 and the operation's
@@ -15,17 +16,17 @@
  * as `authenticateServer`, and the same answer as its `tokenMatchesHash`, remembered per stored
  * hash by `VerifiedTokens`; any 401/403/404 is left to Koa).
  *
- * Then the body is read (never past the limit), parsed as @koa/bodyparser does (strict JSON through
- * the same @hapi/bourne parser co-body uses), validated by the contract's compiled validator for
+ * Then the body is read (never past the limit), parsed by `parseJsonBody` (api/json-text.ts), the
+ * parser of the Koa path with the same UTF-8, depth and surrogate checks, validated by the contract's compiled validator for
  * `sendHeartbeat`, and handed to `applyHeartbeat` (api/routes/servers.ts), the function the Koa
  * route calls. Errors after that point (malformed JSON, schema failures, core rejections, the
  * injected-drop 503, unexpected errors) go through `problemOf`/`problemHeaders`/`toDocument`, the
  * problem middleware's own mapping: one error path. Answers are written in batches, once per
  * event-loop iteration (`ReplyBatch`).
  */
-import { createRequire } from 'node:module';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { bearerTokenOf, VerifiedTokens } from './auth.ts';
+import { parseJsonBody } from './json-text.ts';
 import { PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
 import type { OpenApiDocument } from './openapi.ts';
 import type { RouteKit } from './route-kit.ts';
@@ -38,22 +39,13 @@ const OPERATION_ID = 'sendHeartbeat';
 const PATH = /^\/mesh\/servers\/([A-Za-z0-9._~-]+)\/heartbeat$/;
 const JSON_TYPE = /^application\/json[ \t]*(?:;[ \t]*charset=(?:utf-8|"utf-8")[ \t]*)?$/i;
 const DIGITS = /^[0-9]{1,9}$/;
-/** co-body's strict mode: the body must start (after RFC 7159 whitespace) with an object or array. */
-const STRICT_JSON = /^[\x20\x09\x0a\x0d]*(\[|\{)/;
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
-/** The JSON parser co-body (under @koa/bodyparser) uses, resolved through the same packages. */
-const bourne = loadBourne();
-
-function loadBourne(): { parse(text: string, options: { protoAction: 'error' }): unknown } {
-  const fromHere = createRequire(import.meta.url);
-  const fromBodyParser = createRequire(fromHere.resolve('@koa/bodyparser'));
-  const fromCoBody = createRequire(fromBodyParser.resolve('co-body'));
-  return fromCoBody('@hapi/bourne') as { parse(text: string, options: { protoAction: 'error' }): unknown };
-}
-
-/** Builds the fast path over the same kit the routers use. */
-export function heartbeatFastPath(kit: RouteKit): FastPath {
+/**
+ * Builds the fast path over the same kit the routers use. `hostAllowed` is the request guard's Host
+ * check (api/request-guard.ts): a foreign Host, like any `Origin`, is left to Koa, which refuses it.
+ */
+export function heartbeatFastPath(kit: RouteKit, hostAllowed: (host: string | undefined) => boolean): FastPath {
   const { contract, host, deps } = kit;
   const info = contract.operations.get(OPERATION_ID);
   const securedByServerTokenOnly = info !== undefined && info.security.length === 1 &&
@@ -92,6 +84,7 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     const match = PATH.exec(url);
     if (!match) return false;
     const headers = req.headers;
+    if (headers.origin !== undefined || !hostAllowed(headers.host)) return false;
     const type = headers['content-type'];
     if (type === undefined || !JSON_TYPE.test(type)) return false;
     if (headers['transfer-encoding'] !== undefined || headers['content-encoding'] !== undefined) return false;
@@ -137,7 +130,7 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     let contentType = JSON_CONTENT_TYPE;
     let extraHeaders: Record<string, string> | undefined;
     try {
-      const body = parseJson(raw);
+      const body = parseJsonBody(raw);
       const checked = contract.validateRequestBody(OPERATION_ID, body);
       if (!checked.ok) throw validationFailed(checked.errors);
       payload = JSON.stringify(applyHeartbeat(host, serverIdParam, checked.value as HeartbeatBody));
@@ -208,23 +201,4 @@ export function onlyServerIdParameter(document: OpenApiDocument, path: string): 
     parameter = (document.components?.parameters?.[parameter.$ref.slice(prefix.length)] ?? {}) as typeof parameter;
   }
   return parameter.in === 'path' && parameter.name === 'server_id';
-}
-
-/** Parses a body as @koa/bodyparser (co-body, strict, utf-8) does; errors carry its marks (status 400). */
-function parseJson(raw: Buffer): unknown {
-  let text = raw.toString('utf8');
-  // raw-body decodes through iconv-lite, which drops a byte-order mark.
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  try {
-    if (!text) return {};
-    if (!STRICT_JSON.test(text)) throw new SyntaxError('invalid JSON, only supports object and array');
-    // bourne parses with JSON.parse and then scans the text for a `"__proto__":` key, written
-    // plainly or with \u escapes. Without "proto" and without a \u escape in the text that scan
-    // cannot match, so JSON.parse alone gives bourne's answer, without the regular-expression pass.
-    if (!text.includes('proto') && !text.includes('\\u')) return JSON.parse(text);
-    return bourne.parse(text, { protoAction: 'error' });
-  } catch (error) {
-    (error as { status?: number }).status = 400;
-    throw error;
-  }
 }
