@@ -30,6 +30,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness probe
+         * @description 200 while the service serves requests and can make changes durable; 503, with the reason,
+         *     while the last write of the state failed (nothing new can be acknowledged until a write
+         *     succeeds) or while the service shuts down.
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -552,6 +574,14 @@ export interface paths {
          *     id in `Last-Event-ID`: the events after it are replayed from a window of the last 1000
          *     events; older ones are gone, which the client sees as a jump in ids.
          *
+         *     Each client's connection may hold at most 256 KiB and 1000 events it has not read yet; a
+         *     client that falls further behind, and every client when the service shuts down, gets a
+         *     last frame without an id, `event: stream_closed` with
+         *     `data: {"reason": "slow_consumer" | "shutdown", "detail": ..., "last_event_id": ...}`, and
+         *     the stream ends (a slow client that still does not read is disconnected 5 s later).
+         *     At most `MESH_MAX_EVENT_SUBSCRIBERS` clients (100) follow the stream at once; one more is
+         *     answered 429 with `Retry-After`.
+         *
          *     Event types: `server_failure_detected`, `server_status_changed`, `failover_initiated`,
          *     `failover_completed`, `failover_aborted`, `backup_created`, `region_phase_changed`,
          *     `degraded_mode_activated`, `degraded_mode_deactivated`, `administrator_alert`,
@@ -570,9 +600,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Letters, digits, `_`, `.` and `-`, at most 64; not `.` or `..` (path segments). */
         Identifier: string;
         /**
-         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64).
+         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64; not `.` or `..`).
          * @example castle-north
          */
         RegionId: components["schemas"]["Identifier"];
@@ -610,7 +641,11 @@ export interface components {
         /** @description Simulation fidelity servers should run at (1 NORMAL, 0.75 LIGHT, 0.5 MODERATE, 0.25 SEVERE). */
         Fidelity: number;
         PlayerCount: number;
-        /** @description Any JSON value; the coordinator stores and forwards it untouched. */
+        /**
+         * @description Any JSON value; the coordinator stores and forwards it untouched. Bounded by the body it
+         *     comes in: its size by the operation's body limit, its nesting by the 32 levels of the whole
+         *     body, its strings to valid Unicode.
+         */
         AnyJson: unknown;
         /**
          * @description `alive` heartbeats on time; `suspect` late, nothing moved yet; `failed` declared dead and
@@ -642,6 +677,10 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+        };
+        Readiness: {
+            /** @constant */
+            status: "ready";
         };
         /**
          * @description RFC 9457 problem details. Extension members may appear (for example `primary` and `epoch`
@@ -1440,7 +1479,49 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request has a body that is not `application/json`. */
+        /**
+         * @description The `Host` header names neither a loopback name nor one of `MESH_ALLOWED_HOSTS` (a page
+         *     reaching the service by DNS rebinding looks like this). Nothing changed.
+         */
+        MisdirectedRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/misdirected-request",
+                 *       "title": "Misdirected Request",
+                 *       "status": 421,
+                 *       "detail": "This service does not answer to Host \"evil.example\": use a loopback name or a host in MESH_ALLOWED_HOSTS.",
+                 *       "instance": "/mesh/reset"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request body did not arrive in time after the headers. Nothing changed. */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/request-timeout",
+                 *       "title": "Request Timeout",
+                 *       "status": 408,
+                 *       "detail": "The request body did not arrive within 10000 ms; send it at once after the headers.",
+                 *       "instance": "/mesh/servers"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's `Content-Type` is not `application/json`, or its `Content-Encoding` is not one
+         *     of identity, gzip, deflate or br.
+         */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -1530,6 +1611,34 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getOpenApiDocument: {
@@ -1550,6 +1659,7 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMeshStatus: {
@@ -1595,6 +1705,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeshStatus"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     setupTestMesh: {
@@ -1648,9 +1759,11 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1682,6 +1795,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1722,8 +1836,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getFailoverMetrics: {
@@ -1803,6 +1919,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getRegionReplication: {
@@ -1861,6 +1978,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     advanceTestTime: {
@@ -1899,8 +2017,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listServers: {
@@ -1946,6 +2066,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     registerServer: {
@@ -1989,8 +2110,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2034,6 +2157,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     sendHeartbeat: {
@@ -2121,9 +2245,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2161,6 +2287,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2205,6 +2332,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     createRegion: {
@@ -2264,9 +2392,11 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2329,8 +2459,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2362,6 +2494,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     submitAction: {
@@ -2408,7 +2541,9 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             /** @description The region is healthy; send the action to its primary. */
             409: {
                 headers: {
@@ -2434,6 +2569,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2496,9 +2632,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeActions: {
@@ -2553,9 +2691,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2612,6 +2752,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     putPlayerSnapshot: {
@@ -2672,9 +2813,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listAlerts: {
@@ -2720,6 +2863,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeAlert: {
@@ -2767,6 +2911,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2797,6 +2942,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
 }
