@@ -4,13 +4,14 @@
  */
 import { createServer, type Server } from 'node:http';
 import { createApp, type MeshApp } from '../api/app.ts';
+import type { HttpOptions } from '../api/deps.ts';
 import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/ports.ts';
 import { rehearseMassFailure } from '../mesh/simulation/rehearsal.ts';
 import type { CoreState } from '../mesh/state.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
-import { helpText, parseSettings, type Settings } from './settings.ts';
+import { helpText, isWildcard, parseSettings, type Settings } from './settings.ts';
 import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
@@ -33,11 +34,20 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: settings.logLevel, fields: { service: 'mesh-coordinator' } });
   for (const warning of parsed.warnings) log.warn(warning);
+  if (isWildcard(settings.host) && settings.allowedHosts.length === 0) {
+    log.warn('bound to every interface without MESH_ALLOWED_HOSTS: any Host header is accepted; list the names clients use');
+  }
   // Everything slow comes before the mesh is restored: a restored mesh starts every server's
   // detection window (and every pending deadline) at once, and the listener must be up by then.
   const contract = loadContract();
   rehearse(settings, log);
-  const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir) : null;
+  const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir, {
+    // Another process may take an unrenewed lock: stop writing at once rather than share the file.
+    onCompromised: (error) => {
+      log.error('lost the data directory lock; stopping so that two processes never write one file', { error });
+      process.exit(1);
+    },
+  }) : null;
   const store: Store<CoreState> = settings.store === 'lowdb'
     ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: (error) => log.error('store write failed', { error }) })
     : new MemoryStore<CoreState>();
@@ -48,8 +58,16 @@ async function main(): Promise<void> {
   const app = createApp({
     host, adminToken: settings.adminToken, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
+    logDebug: (message, context) => log.debug(message, context),
+    http: httpOptions(settings),
   });
-  const server = createServer(app.callback());
+  const server = createServer({
+    // Headers get the request timeout, the body gets it again in the app (a 408 problem); the
+    // server's own limit is the backstop for both, checked every second instead of every 30 s.
+    headersTimeout: settings.requestTimeoutMs,
+    requestTimeout: 2 * settings.requestTimeoutMs + 1000,
+    connectionsCheckingInterval: 1000,
+  }, app.callback());
   await listen(server, settings);
   const ticker = settings.clock === 'system'
     ? startTicker(() => host.tick(), settings.tickMs, (error) => log.error('tick failed', { error })) : null;
@@ -62,6 +80,18 @@ async function main(): Promise<void> {
     servers: host.coordinator.ctx.topology.servers.size, regions: host.coordinator.ctx.topology.regions.size,
   });
   handleSignals({ server, app, ticker, host, lock, log });
+}
+
+/** The HTTP layer's limits from the settings. A wildcard bind has no one name, so it checks Host only against a list. */
+function httpOptions(settings: Settings): HttpOptions {
+  const bound = isWildcard(settings.host) ? [] : [settings.host];
+  const anyHost = isWildcard(settings.host) && settings.allowedHosts.length === 0;
+  return {
+    allowedHosts: anyHost ? 'any' : [...bound, ...settings.allowedHosts],
+    allowedOrigins: settings.allowedOrigins,
+    maxEventSubscribers: settings.maxEventSubscribers,
+    bodyTimeoutMs: settings.requestTimeoutMs,
+  };
 }
 
 /**
