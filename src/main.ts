@@ -12,6 +12,7 @@ import type { CoreState } from '../mesh/state.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
 import { helpText, isWildcard, parseSettings, type Settings } from './settings.ts';
+import { dataFileProblem } from './store/data-file-schema.ts';
 import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
@@ -49,7 +50,9 @@ async function main(): Promise<void> {
     },
   }) : null;
   const store: Store<CoreState> = settings.store === 'lowdb'
-    ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: (error) => log.error('store write failed', { error }) })
+    ? new LowdbStore<CoreState>({
+      dataDir: settings.dataDir, checkState: dataFileProblem, onError: (error) => log.error('store write failed', { error }),
+    })
     : new MemoryStore<CoreState>();
   const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
   const host = await RunningMesh.open({

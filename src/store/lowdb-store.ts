@@ -37,6 +37,12 @@ export interface LowdbStoreOptions {
   readonly adapter?: DurableFileOptions;
   /** Told about every failed write (for logging); callers are rejected regardless. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Checks the loaded state's shape; returns a sentence naming what is wrong, or undefined. Without
+   * it the state is trusted once the envelope is (the store is generic; the service passes
+   * `dataFileProblem` from data-file-schema.ts).
+   */
+  readonly checkState?: (state: unknown) => string | undefined;
 }
 
 /** Raised when the data file parses but is not an envelope this build understands. */
@@ -58,6 +64,7 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
   private readonly adapter: DurableFileAdapter<Envelope<T> | null>;
   protected readonly commit: GroupCommit<T>;
   private readonly wallClockMs: () => number;
+  private readonly checkState: ((state: unknown) => string | undefined) | undefined;
 
   /** Opens nothing yet: the directory is created and the file read on first use. */
   constructor(options: LowdbStoreOptions) {
@@ -65,6 +72,7 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
     this.file = path.resolve(options.dataDir, DATA_FILE_NAME);
     this.adapter = new DurableFileAdapter(this.file, options.adapter);
     this.wallClockMs = options.wallClockMs ?? Date.now;
+    this.checkState = options.checkState;
     this.commit = new GroupCommit<T>((doc, seq) => this.writeOnce(doc, seq), 0, options.onError);
   }
 
@@ -77,6 +85,8 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
     await db.read();
     if (db.data === null) return undefined;
     const envelope = checkEnvelope<T>(this.file, db.data);
+    const problem = this.checkState?.(envelope.state);
+    if (problem !== undefined) throw new DataFormatError(this.file, `does not hold a valid mesh state (${problem})`);
     this.commit.noteDurable(envelope.seq);
     return envelope.state;
   }
