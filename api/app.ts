@@ -70,8 +70,11 @@ export function createApp(deps: AppDeps): MeshApp {
   app.use(methodProblems(root));
   app.use(root.routes());
   app.on('error', (error: unknown, ctx?: Context) => {
-    // A client leaving an event stream (or any streamed body) is the normal end of a connection.
-    if (isClientGone(error)) return;
+    // A client leaving an event stream (or any streamed body, or mid-request) is the client's doing.
+    if (isClientGone(error)) {
+      deps.logDebug?.('client left mid-request', { ...(ctx ? { method: ctx.method, path: ctx.path } : {}), reason: String(error) });
+      return;
+    }
     deps.logError(error, ctx ? { method: ctx.method, path: ctx.path } : {});
   });
   // Heartbeats first: `callback()` (what src/main.ts, the bench and every supertest use) tries the

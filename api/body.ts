@@ -104,6 +104,12 @@ async function decompress(decode: Decoder, data: Buffer, limitBytes: number): Pr
   }
 }
 
+/** 408: the body did not arrive in time (shared with the heartbeat fast path). */
+export const requestTimeout = (timeoutMs: number): HttpProblem => new HttpProblem({
+  status: 408, slug: 'request-timeout',
+  detail: `The request body did not arrive within ${timeoutMs} ms; send it at once after the headers.`,
+});
+
 /** Marks a refusal whose body was left unread: the connection cannot be reused. */
 function closing(ctx: Context, problem: HttpProblem): HttpProblem {
   ctx.set('Connection', 'close');
@@ -135,10 +141,7 @@ function readBody(ctx: Context, limitBytes: number, timeoutMs: number): Promise<
     const onEnd = (): void => finish(undefined);
     const onError = (): void => finish(new ClientGone());
     const onClose = (): void => { if (!req.complete) finish(new ClientGone()); };
-    const timer = setTimeout(() => finish(closing(ctx, new HttpProblem({
-      status: 408, slug: 'request-timeout',
-      detail: `The request body did not arrive within ${timeoutMs} ms; send it at once after the headers.`,
-    }))), timeoutMs);
+    const timer = setTimeout(() => finish(closing(ctx, requestTimeout(timeoutMs))), timeoutMs);
     req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }

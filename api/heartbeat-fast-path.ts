@@ -27,7 +27,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { bearerTokenOf, VerifiedTokens } from './auth.ts';
 import { parseJsonBody } from './json-text.ts';
-import { PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
+import { DEFAULT_BODY_TIMEOUT_MS, requestTimeout } from './body.ts';
+import { HttpProblem, PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
 import type { OpenApiDocument } from './openapi.ts';
 import type { RouteKit } from './route-kit.ts';
 import { applyHeartbeat, type HeartbeatBody } from './routes/servers.ts';
@@ -55,6 +56,7 @@ export function heartbeatFastPath(kit: RouteKit, hostAllowed: (host: string | un
     return () => false;
   }
   const limit = info.maxBodyBytes;
+  const bodyTimeoutMs = deps.http?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   const tokens = new VerifiedTokens();
   const replies = new ReplyBatch((error) => deps.logError(error, { method: 'POST', path: info.path }));
   // When the path's server_id is the operation's only parameter, the parameter check depends on
@@ -100,10 +102,14 @@ export function heartbeatFastPath(kit: RouteKit, hostAllowed: (host: string | un
     const checkedServerId = checkServerId(serverIdParam, headers);
     if (checkedServerId === undefined) return false;
 
-    // Taken: from here on this request is answered here.
+    // Taken: from here on this request is answered here, by the body timeout at the latest.
     const chunks: Buffer[] = [];
     let received = 0;
     let failed = false;
+    const timer = setTimeout(() => {
+      failed = true;
+      answerProblem(res, url, requestTimeout(bodyTimeoutMs), true);
+    }, bodyTimeoutMs);
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
       received += chunk.length;
@@ -115,8 +121,12 @@ export function heartbeatFastPath(kit: RouteKit, hostAllowed: (host: string | un
       }
       chunks.push(chunk);
     });
-    req.on('error', () => { failed = true; });
+    req.on('error', () => {
+      failed = true;
+      clearTimeout(timer);
+    });
     req.on('end', () => {
+      clearTimeout(timer);
       if (failed) return;
       const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
       answer(req, res, url, checkedServerId, raw);
@@ -125,23 +135,26 @@ export function heartbeatFastPath(kit: RouteKit, hostAllowed: (host: string | un
   };
 
   function answer(req: IncomingMessage, res: ServerResponse, path: string, serverIdParam: string, raw: Buffer): void {
-    let status = 200;
+    const status = 200;
+    const contentType = JSON_CONTENT_TYPE;
     let payload: string;
-    let contentType = JSON_CONTENT_TYPE;
-    let extraHeaders: Record<string, string> | undefined;
     try {
       const body = parseJsonBody(raw);
       const checked = contract.validateRequestBody(OPERATION_ID, body);
       if (!checked.ok) throw validationFailed(checked.errors);
       payload = JSON.stringify(applyHeartbeat(host, serverIdParam, checked.value as HeartbeatBody));
     } catch (error) {
-      const problem = problemOf(error, { method: req.method ?? 'POST', path }, log);
-      status = problem.status;
-      contentType = PROBLEM_CONTENT_TYPE;
-      extraHeaders = problemHeaders(problem);
-      payload = JSON.stringify(problem.toDocument(path));
+      answerProblem(res, path, problemOf(error, { method: req.method ?? 'POST', path }, log), false);
+      return;
     }
-    replies.add(res, status, { ...extraHeaders, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) }, payload);
+    replies.add(res, status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) }, payload);
+  }
+
+  /** Queues a problem answer; `close` for a body left unread, whose connection cannot be reused. */
+  function answerProblem(res: ServerResponse, path: string, problem: HttpProblem, close: boolean): void {
+    const payload = JSON.stringify(problem.toDocument(path));
+    const headers = { ...problemHeaders(problem), 'Content-Type': PROBLEM_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(payload), ...(close ? { Connection: 'close' } : {}) };
+    replies.add(res, problem.status, headers, payload);
   }
 }
 

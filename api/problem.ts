@@ -185,7 +185,9 @@ export interface ProblemMiddlewareOptions {
 export function isClientGone(error: unknown): boolean {
   if (error instanceof Error && error.name === 'ClientGone') return true;
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+  // HPE_INVALID_EOF_STATE: the connection ended in the middle of a request (Node's HTTP parser).
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'HPE_INVALID_EOF_STATE';
 }
 
 /**
