@@ -73,7 +73,7 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
   { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
   { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
-  { flag: 'allowed-hosts', env: 'MESH_ALLOWED_HOSTS', arg: 'name,...', fallback: '(none: loopback names and --host)', describe: 'Host header names accepted besides loopback names and the bound address; needed behind a DNS name. With a wildcard bind and none given, any Host is accepted.' },
+  { flag: 'allowed-hosts', env: 'MESH_ALLOWED_HOSTS', arg: 'name,...', fallback: '(none)', describe: 'Host header names accepted besides loopback names and the bound address (--host); needed behind a DNS name. With a wildcard bind and none given, any Host is accepted.' },
   { flag: 'allowed-origins', env: 'MESH_ALLOWED_ORIGINS', arg: 'origin,...', fallback: '(none)', describe: 'Web origins (https://ops.example) whose pages may change state and get CORS answers.' },
   { flag: 'max-event-subscribers', env: 'MESH_MAX_EVENT_SUBSCRIBERS', arg: 'number', fallback: '100', describe: 'Most clients of GET /mesh/events at once; one more gets 429.' },
   { flag: 'request-timeout-ms', env: 'MESH_REQUEST_TIMEOUT_MS', arg: 'ms', fallback: '10000', describe: 'Longest time for the request headers, and then the body, to arrive (408 after it).' },
