@@ -30,6 +30,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness probe
+         * @description 200 while the service serves requests and can make changes durable; 503, with the reason,
+         *     while the last write of the state failed (nothing new can be acknowledged until a write
+         *     succeeds) or while the service shuts down.
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -622,6 +644,14 @@ export interface paths {
          *     id in `Last-Event-ID`: the events after it are replayed from a window of the last 1000
          *     events; older ones are gone, which the client sees as a jump in ids.
          *
+         *     Each client's connection may hold at most 256 KiB and 1000 events it has not read yet; a
+         *     client that falls further behind, and every client when the service shuts down, gets a
+         *     last frame without an id, `event: stream_closed` with
+         *     `data: {"reason": "slow_consumer" | "shutdown", "detail": ..., "last_event_id": ...}`, and
+         *     the stream ends (a slow client that still does not read is disconnected 5 s later).
+         *     At most `MESH_MAX_EVENT_SUBSCRIBERS` clients (100) follow the stream at once; one more is
+         *     answered 429 with `Retry-After`.
+         *
          *     Event types: `server_failure_detected`, `server_status_changed`, `failover_initiated`,
          *     `failover_completed`, `failover_aborted`, `backup_created`, `region_phase_changed`,
          *     `degraded_mode_activated`, `degraded_mode_deactivated`, `administrator_alert`,
@@ -640,9 +670,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Letters, digits, `_`, `.` and `-`, at most 64; not `.` or `..` (path segments). */
         Identifier: string;
         /**
-         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64).
+         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64; not `.` or `..`).
          * @example castle-north
          */
         RegionId: components["schemas"]["Identifier"];
@@ -680,7 +711,11 @@ export interface components {
         /** @description Simulation fidelity servers should run at (1 NORMAL, 0.75 LIGHT, 0.5 MODERATE, 0.25 SEVERE). */
         Fidelity: number;
         PlayerCount: number;
-        /** @description Any JSON value; the coordinator stores and forwards it untouched. */
+        /**
+         * @description Any JSON value; the coordinator stores and forwards it untouched. Bounded by the body it
+         *     comes in: its size by the operation's body limit, its nesting by the 32 levels of the whole
+         *     body, its strings to valid Unicode.
+         */
         AnyJson: unknown;
         /**
          * @description `alive` heartbeats on time; `suspect` late, nothing moved yet; `failed` declared dead and
@@ -712,6 +747,10 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+        };
+        Readiness: {
+            /** @constant */
+            status: "ready";
         };
         /**
          * @description RFC 9457 problem details. Extension members may appear (for example `primary` and `epoch`
@@ -1547,7 +1586,49 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request has a body that is not `application/json`. */
+        /**
+         * @description The `Host` header names neither a loopback name nor one of `MESH_ALLOWED_HOSTS` (a page
+         *     reaching the service by DNS rebinding looks like this). Nothing changed.
+         */
+        MisdirectedRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/misdirected-request",
+                 *       "title": "Misdirected Request",
+                 *       "status": 421,
+                 *       "detail": "This service does not answer to Host \"evil.example\": use a loopback name or a host in MESH_ALLOWED_HOSTS.",
+                 *       "instance": "/mesh/reset"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request body did not arrive in time after the headers. Nothing changed. */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/request-timeout",
+                 *       "title": "Request Timeout",
+                 *       "status": 408,
+                 *       "detail": "The request body did not arrive within 10000 ms; send it at once after the headers.",
+                 *       "instance": "/mesh/servers"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's `Content-Type` is not `application/json`, or its `Content-Encoding` is not one
+         *     of identity, gzip, deflate or br.
+         */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -1637,6 +1718,34 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getOpenApiDocument: {
@@ -1657,6 +1766,7 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMetrics: {
@@ -1677,6 +1787,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getDashboard: {
@@ -1697,6 +1808,7 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getDashboardAsset: {
@@ -1721,6 +1833,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMeshStatus: {
@@ -1766,6 +1879,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeshStatus"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     setupTestMesh: {
@@ -1820,9 +1934,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["TestApiOff"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1855,6 +1971,7 @@ export interface operations {
             404: components["responses"]["TestApiOff"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1895,8 +2012,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getFailoverMetrics: {
@@ -1976,6 +2095,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getRegionReplication: {
@@ -2034,6 +2154,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     advanceTestTime: {
@@ -2072,8 +2193,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listServers: {
@@ -2119,6 +2242,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     registerServer: {
@@ -2162,8 +2286,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2207,6 +2333,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     sendHeartbeat: {
@@ -2294,9 +2421,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2334,6 +2463,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2378,6 +2508,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     createRegion: {
@@ -2437,9 +2568,11 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2502,8 +2635,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2535,6 +2670,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     submitAction: {
@@ -2581,7 +2717,9 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             /**
              * @description The region is healthy; send the action to its primary (also when `unreachable_primary`
              *     names an older epoch than the region's: the player should try the current primary).
@@ -2610,6 +2748,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2672,9 +2811,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeActions: {
@@ -2729,9 +2870,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2788,6 +2931,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     putPlayerSnapshot: {
@@ -2848,9 +2992,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listAlerts: {
@@ -2896,6 +3042,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeAlert: {
@@ -2943,6 +3090,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2973,6 +3121,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
 }
