@@ -3,17 +3,18 @@
  * Koa's context, router and body parser cost more than the core does. `heartbeatFastPath(kit)`
  * returns a `(req, res) => boolean` that the app's `callback()` tries first. It takes a request
  * only when the request line and headers alone show that it would answer exactly as the Koa route
- * (a plain `POST` to the exact heartbeat path, a JSON body of a plain length within the limit,
+ * (a plain `POST` to the exact heartbeat path, an allowed `Host` and no `Origin`, no content coding, a JSON body of a plain length within the limit,
  * valid path parameters and a valid bearer token for that server), and returns false before
- * reading a byte of the body otherwise, so that Koa sees the request untouched. It then parses and
- * validates the body as the Koa route does and calls the same `applyHeartbeat`
+ * reading a byte of the body otherwise, so that Koa sees the request untouched. It then parses the
+ * body with the Koa path's parser (`parseJsonBody`, api/json-text.ts) and validates it as the route does and calls the same `applyHeartbeat`
  * (api/routes/servers.ts); every error goes through the problem middleware's own mapping, so there
  * is one error path. Answers are written in batches, once per event-loop iteration (`ReplyBatch`).
  */
-import { createRequire } from 'node:module';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { bearerTokenOf, VerifiedTokens } from './auth.ts';
-import { PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
+import { parseJsonBody } from './json-text.ts';
+import { DEFAULT_BODY_TIMEOUT_MS, requestTimeout } from './body.ts';
+import { HttpProblem, PROBLEM_CONTENT_TYPE, problemHeaders, problemOf, validationFailed } from './problem.ts';
 import type { OpenApiDocument } from './openapi.ts';
 import type { RouteKit } from './route-kit.ts';
 import { applyHeartbeat, type HeartbeatBody } from './routes/servers.ts';
@@ -25,22 +26,13 @@ const OPERATION_ID = 'sendHeartbeat';
 const PATH = /^\/mesh\/servers\/([A-Za-z0-9._~-]+)\/heartbeat$/;
 const JSON_TYPE = /^application\/json[ \t]*(?:;[ \t]*charset=(?:utf-8|"utf-8")[ \t]*)?$/i;
 const DIGITS = /^[0-9]{1,9}$/;
-/** co-body's strict mode: the body must start (after RFC 7159 whitespace) with an object or array. */
-const STRICT_JSON = /^[\x20\x09\x0a\x0d]*(\[|\{)/;
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
-/** The JSON parser co-body (under @koa/bodyparser) uses, resolved through the same packages. */
-const bourne = loadBourne();
-
-function loadBourne(): { parse(text: string, options: { protoAction: 'error' }): unknown } {
-  const fromHere = createRequire(import.meta.url);
-  const fromBodyParser = createRequire(fromHere.resolve('@koa/bodyparser'));
-  const fromCoBody = createRequire(fromBodyParser.resolve('co-body'));
-  return fromCoBody('@hapi/bourne') as { parse(text: string, options: { protoAction: 'error' }): unknown };
-}
-
-/** Builds the fast path over the same kit the routers use. */
-export function heartbeatFastPath(kit: RouteKit): FastPath {
+/**
+ * Builds the fast path over the same kit the routers use. `hostAllowed` is the request guard's Host
+ * check (api/request-guard.ts): a foreign Host, like any `Origin`, is left to Koa, which refuses it.
+ */
+export function heartbeatFastPath(kit: RouteKit, hostAllowed: (host: string | undefined) => boolean): FastPath {
   const { contract, host, deps } = kit;
   const info = contract.operations.get(OPERATION_ID);
   const securedByServerTokenOnly = info !== undefined && info.security.length === 1 &&
@@ -50,6 +42,7 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     return () => false;
   }
   const limit = info.maxBodyBytes;
+  const bodyTimeoutMs = deps.http?.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   const tokens = new VerifiedTokens();
   const replies = new ReplyBatch((error) => deps.logError(error, { method: 'POST', path: info.path }));
   // When the path's server_id is the operation's only parameter, the parameter check depends on
@@ -79,6 +72,7 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     const match = PATH.exec(url);
     if (!match) return false;
     const headers = req.headers;
+    if (headers.origin !== undefined || !hostAllowed(headers.host)) return false;
     const type = headers['content-type'];
     if (type === undefined || !JSON_TYPE.test(type)) return false;
     if (headers['transfer-encoding'] !== undefined || headers['content-encoding'] !== undefined) return false;
@@ -94,10 +88,14 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
     const checkedServerId = checkServerId(serverIdParam, headers);
     if (checkedServerId === undefined) return false;
 
-    // Taken: from here on this request is answered here.
+    // Taken: from here on this request is answered here, by the body timeout at the latest.
     const chunks: Buffer[] = [];
     let received = 0;
     let failed = false;
+    const timer = setTimeout(() => {
+      failed = true;
+      answerProblem(res, url, requestTimeout(bodyTimeoutMs), true);
+    }, bodyTimeoutMs);
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
       received += chunk.length;
@@ -109,8 +107,12 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
       }
       chunks.push(chunk);
     });
-    req.on('error', () => { failed = true; });
+    req.on('error', () => {
+      failed = true;
+      clearTimeout(timer);
+    });
     req.on('end', () => {
+      clearTimeout(timer);
       if (failed) return;
       const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
       answer(req, res, url, checkedServerId, raw);
@@ -119,23 +121,26 @@ export function heartbeatFastPath(kit: RouteKit): FastPath {
   };
 
   function answer(req: IncomingMessage, res: ServerResponse, path: string, serverIdParam: string, raw: Buffer): void {
-    let status = 200;
+    const status = 200;
+    const contentType = JSON_CONTENT_TYPE;
     let payload: string;
-    let contentType = JSON_CONTENT_TYPE;
-    let extraHeaders: Record<string, string> | undefined;
     try {
-      const body = parseJson(raw);
+      const body = parseJsonBody(raw);
       const checked = contract.validateRequestBody(OPERATION_ID, body);
       if (!checked.ok) throw validationFailed(checked.errors);
       payload = JSON.stringify(applyHeartbeat(host, serverIdParam, checked.value as HeartbeatBody));
     } catch (error) {
-      const problem = problemOf(error, { method: req.method ?? 'POST', path }, log);
-      status = problem.status;
-      contentType = PROBLEM_CONTENT_TYPE;
-      extraHeaders = problemHeaders(problem);
-      payload = JSON.stringify(problem.toDocument(path));
+      answerProblem(res, path, problemOf(error, { method: req.method ?? 'POST', path }, log), false);
+      return;
     }
-    replies.add(res, status, { ...extraHeaders, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) }, payload);
+    replies.add(res, status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(payload) }, payload);
+  }
+
+  /** Queues a problem answer; `close` for a body left unread, whose connection cannot be reused. */
+  function answerProblem(res: ServerResponse, path: string, problem: HttpProblem, close: boolean): void {
+    const payload = JSON.stringify(problem.toDocument(path));
+    const headers = { ...problemHeaders(problem), 'Content-Type': PROBLEM_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(payload), ...(close ? { Connection: 'close' } : {}) };
+    replies.add(res, problem.status, headers, payload);
   }
 }
 
@@ -194,23 +199,4 @@ export function onlyServerIdParameter(document: OpenApiDocument, path: string): 
     parameter = (document.components?.parameters?.[parameter.$ref.slice(prefix.length)] ?? {}) as typeof parameter;
   }
   return parameter.in === 'path' && parameter.name === 'server_id';
-}
-
-/** Parses a body as @koa/bodyparser (co-body, strict, utf-8) does; errors carry its marks (status 400). */
-function parseJson(raw: Buffer): unknown {
-  let text = raw.toString('utf8');
-  // raw-body decodes through iconv-lite, which drops a byte-order mark.
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  try {
-    if (!text) return {};
-    if (!STRICT_JSON.test(text)) throw new SyntaxError('invalid JSON, only supports object and array');
-    // bourne parses with JSON.parse and then scans the text for a `"__proto__":` key, written
-    // plainly or with \u escapes. Without "proto" and without a \u escape in the text that scan
-    // cannot match, so JSON.parse alone gives bourne's answer, without the regular-expression pass.
-    if (!text.includes('proto') && !text.includes('\\u')) return JSON.parse(text);
-    return bourne.parse(text, { protoAction: 'error' });
-  } catch (error) {
-    (error as { status?: number }).status = 400;
-    throw error;
-  }
 }

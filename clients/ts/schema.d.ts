@@ -30,6 +30,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness probe
+         * @description 200 while the service serves requests and can make changes durable; 503, with the reason,
+         *     while the last write of the state failed (nothing new can be acknowledged until a write
+         *     succeeds) or while the service shuts down.
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -626,6 +648,14 @@ export interface paths {
          *     id in `Last-Event-ID`: the events after it are replayed from a window of the last 1000
          *     events; older ones are gone, which the client sees as a jump in ids.
          *
+         *     Each client's connection may hold at most 256 KiB and 1000 events it has not read yet; a
+         *     client that falls further behind, and every client when the service shuts down, gets a
+         *     last frame without an id, `event: stream_closed` with
+         *     `data: {"reason": "slow_consumer" | "shutdown", "detail": ..., "last_event_id": ...}`, and
+         *     the stream ends (a slow client that still does not read is disconnected 5 s later).
+         *     At most `MESH_MAX_EVENT_SUBSCRIBERS` clients (100) follow the stream at once; one more is
+         *     answered 429 with `Retry-After`.
+         *
          *     Event types: `server_failure_detected`, `server_status_changed`, `failover_initiated`,
          *     `failover_completed`, `failover_aborted`, `backup_created`, `region_phase_changed`,
          *     `degraded_mode_activated`, `degraded_mode_deactivated`, `administrator_alert`,
@@ -645,9 +675,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Letters, digits, `_`, `.` and `-`, at most 64; not `.` or `..` (path segments). */
         Identifier: string;
         /**
-         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64).
+         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64; not `.` or `..`).
          * @example castle-north
          */
         RegionId: components["schemas"]["Identifier"];
@@ -685,7 +716,11 @@ export interface components {
         /** @description Simulation fidelity servers should run at (1 NORMAL, 0.75 LIGHT, 0.5 MODERATE, 0.25 SEVERE). */
         Fidelity: number;
         PlayerCount: number;
-        /** @description Any JSON value; the coordinator stores and forwards it untouched. */
+        /**
+         * @description Any JSON value; the coordinator stores and forwards it untouched. Bounded by the body it
+         *     comes in: its size by the operation's body limit, its nesting by the 32 levels of the whole
+         *     body, its strings to valid Unicode.
+         */
         AnyJson: unknown;
         /**
          * @description `alive` heartbeats on time; `suspect` late, nothing moved yet; `failed` declared dead and
@@ -717,6 +752,10 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+        };
+        Readiness: {
+            /** @constant */
+            status: "ready";
         };
         /**
          * @description RFC 9457 problem details. Extension members may appear (for example `primary` and `epoch`
@@ -1597,7 +1636,49 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request has a body that is not `application/json`. */
+        /**
+         * @description The `Host` header names neither a loopback name nor one of `MESH_ALLOWED_HOSTS` (a page
+         *     reaching the service by DNS rebinding looks like this). Nothing changed.
+         */
+        MisdirectedRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/misdirected-request",
+                 *       "title": "Misdirected Request",
+                 *       "status": 421,
+                 *       "detail": "This service does not answer to Host \"evil.example\": use a loopback name or a host in MESH_ALLOWED_HOSTS.",
+                 *       "instance": "/mesh/reset"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request body did not arrive in time after the headers. Nothing changed. */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/request-timeout",
+                 *       "title": "Request Timeout",
+                 *       "status": 408,
+                 *       "detail": "The request body did not arrive within 10000 ms; send it at once after the headers.",
+                 *       "instance": "/mesh/servers"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's `Content-Type` is not `application/json`, or its `Content-Encoding` is not one
+         *     of identity, gzip, deflate or br.
+         */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -1687,6 +1768,34 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getOpenApiDocument: {
@@ -1707,6 +1816,7 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMetrics: {
@@ -1727,6 +1837,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getDashboard: {
@@ -1747,6 +1858,7 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getDashboardAsset: {
@@ -1771,6 +1883,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMeshStatus: {
@@ -1816,6 +1929,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeshStatus"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     setupTestMesh: {
@@ -1870,9 +1984,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["TestApiOff"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1905,6 +2021,7 @@ export interface operations {
             404: components["responses"]["TestApiOff"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1945,8 +2062,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getFailoverMetrics: {
@@ -2026,6 +2145,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getRegionReplication: {
@@ -2084,6 +2204,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     advanceTestTime: {
@@ -2122,8 +2243,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listServers: {
@@ -2169,6 +2292,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     registerServer: {
@@ -2212,8 +2336,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2257,6 +2383,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     sendHeartbeat: {
@@ -2344,9 +2471,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2384,6 +2513,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2428,6 +2558,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     createRegion: {
@@ -2487,9 +2618,11 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2552,8 +2685,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2585,6 +2720,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     submitAction: {
@@ -2631,7 +2767,9 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             /**
              * @description The region is healthy; send the action to its primary (also when `unreachable_primary`
              *     names an older epoch than the region's: the player should try the current primary).
@@ -2660,6 +2798,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2722,9 +2861,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeActions: {
@@ -2779,9 +2920,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2838,6 +2981,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     putPlayerSnapshot: {
@@ -2898,9 +3042,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listAlerts: {
@@ -2946,6 +3092,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeAlert: {
@@ -2993,6 +3140,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -3023,6 +3171,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
 }
