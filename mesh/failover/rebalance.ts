@@ -183,7 +183,8 @@ export class Rebalancer {
    * regions: between zones while they differ by more than one primary (into servers under the
    * bound), then from a server that leads more than the even share to one that leads less, in its
    * zone or in a zone that leads fewer: such a move swaps two zones' counts at most, so it never
-   * undoes the zones' balance, and both kinds only ever lower the excess, so planning settles.
+   * undoes the zones' balance, and both kinds only ever lower the excess, so planning settles. A
+   * server above the bound sheds to any server under it (boundReceivers).
    */
   private nextMove(spread: Spread, nowMs: number): Move | null {
     const zones = [...spread.perZone].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
@@ -206,16 +207,29 @@ export class Rebalancer {
     }
     const donors = spread.servers.filter((s) => s.status === 'alive' && led(s) > spread.share).sort((a, b) => byLed(b, a));
     for (const donor of donors) {
-      const zoneLed = spread.perZone.get(donor.zone) ?? 0;
-      // A server above the bound may also shed into a zone that leads as many: the zone phase then
-      // evens the zones out again through other servers, which stay within the bound.
-      const reach = led(donor) > spread.bound ? zoneLed + 1 : zoneLed;
-      const receivers = spread.servers.filter((s) => isUsable(s.status) && led(s) < spread.share &&
-        (s.zone === donor.zone || (spread.perZone.get(s.zone) ?? 0) < reach)).sort(byLed);
+      const receivers = led(donor) > spread.bound ? this.boundReceivers(donor, spread)
+        : spread.servers.filter((s) => isUsable(s.status) && led(s) < spread.share &&
+          (s.zone === donor.zone || (spread.perZone.get(s.zone) ?? 0) < (spread.perZone.get(donor.zone) ?? 0))).sort(byLed);
       const move = this.moveFrom(donor, receivers, nowMs);
       if (move !== null) return move;
     }
     return null;
+  }
+
+  /**
+   * Receivers for a server above the bound: any server under the bound, not only one below the
+   * even share (when every server below the share is in a zone that leads more, a server at the
+   * share in the donor's zone is the only place within the bound). Servers that keep the zones'
+   * balance (the donor's zone, or one leading fewer) come first, then the fewest primaries. Another
+   * zone is taken only when none does: the move lowers the excess over the bound, which the other
+   * phases never raise, and the zone phase evens the zones out again where they have room.
+   */
+  private boundReceivers(donor: ServerRecord, spread: Spread): ServerRecord[] {
+    const led = (s: ServerRecord) => spread.perServer.get(s.id) ?? 0;
+    const zoneLed = spread.perZone.get(donor.zone) ?? 0;
+    const tier = (s: ServerRecord) => (s.zone === donor.zone || (spread.perZone.get(s.zone) ?? 0) < zoneLed ? 0 : 1);
+    return spread.servers.filter((s) => isUsable(s.status) && led(s) < spread.bound)
+      .sort((a, b) => tier(a) - tier(b) || led(a) - led(b) || a.hosted.size / a.capacity - b.hosted.size / b.capacity);
   }
 
   /** A move of one of `donor`'s movable regions to the first receiver that can take it. */

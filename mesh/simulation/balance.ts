@@ -4,7 +4,7 @@
  * - every zone leads within one region of the even split, regions / zones, unless its servers have
  *   no room for more (every one full or at the per-server bound);
  * - no server leads more than ceil(regions / servers) + 1 primaries, unless capacity does not allow
- *   it: no server below the even share has room for a copy or backs up one of its regions, or its
+ *   it: no other server under that bound has room for a copy or backs up one of its regions, or its
  *   regions are critical while the mesh is degraded or short of backups (they are not moved then);
  * - every backup is in a zone other than its primary's while the region's replicas fit in distinct
  *   zones (only checked when `distinctZones` is asked for: after failures a region may have had to
@@ -78,14 +78,14 @@ function sharedZones(core: Coordinator): string[] {
 const settleMs = 5000;
 
 /**
- * True when a server below the even share could take one of `id`'s primaries that may move (room,
- * or a backup); critical regions may not move while the mesh is degraded.
+ * True when a server under the bound (in any zone: the bound comes before the zones' split, and a
+ * server at the even share in the same zone will do) could take one of `id`'s primaries that may
+ * move (room, or a backup); critical regions may not move while the mesh is degraded.
  */
 function canShed(core: Coordinator, spread: PrimarySpread, id: ServerId, nowMs: number): boolean {
   const { servers, regions } = core.records();
   const degraded = Coordinator.partsForTests(core).degraded.level !== 'NORMAL';
-  const share = spread.bound - 1;
-  const below = [...servers.values()].filter((s) => isUsable(s.status) && (spread.perServer.get(s.id) ?? 0) < share);
+  const under = [...servers.values()].filter((s) => isUsable(s.status) && (spread.perServer.get(s.id) ?? 0) < spread.bound);
   const backups = new Set<ServerId>();
   let movable = false;
   for (const region of regions.values()) {
@@ -96,5 +96,5 @@ function canShed(core: Coordinator, spread: PrimarySpread, id: ServerId, nowMs: 
     movable = true;
     for (const b of region.backups) backups.add(b);
   }
-  return movable && (below.some((s) => s.hosted.size < s.capacity) || below.some((s) => backups.has(s.id)));
+  return movable && (under.some((s) => s.hosted.size < s.capacity) || under.some((s) => backups.has(s.id)));
 }

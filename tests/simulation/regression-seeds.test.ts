@@ -19,6 +19,7 @@ import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import { knownBugs } from './known-bugs.ts';
 import { make, runModel, type Cmd } from './model.ts';
 import { runFaultsThenHeal, runMultiFailure, runReplication, runSingleFailure, type Findings } from './runs.ts';
+import { runRebalance } from './rebalance-run.ts';
 
 interface SimEntry {
   readonly name: string;
@@ -129,6 +130,13 @@ const simulations: SimEntry[] = [
         { atMs: 18254, kind: 'slow', durationMs: 11176, zoneMode: 'partition', percent: 12, delayMs: 2198 },
       ],
     }),
+  },
+  {
+    name: 'with 9 of 33 servers down, sim-24 led 5 of 65 regions (at most ceil(65 / 24) + 1 = 4): the only servers below the ' +
+      'even share were in the zone that led one more, and the planner moved only to servers below the share; a server at the ' +
+      'share in sim-24\'s own zone now takes one (rebalance property, seed 942633180; its critical share was not kept, 0 ' +
+      'fails the same way)',
+    run: () => runRebalance({ seed: 942633180, regions: 65, zones: 2, criticalPercent: 0, fault: 'fraction', percent: 26 }),
   },
   {
     name: 'single failure 3 s after start-up, the slowest detection seen (2.9 s)',
