@@ -9,11 +9,11 @@ import fc from 'fast-check';
 import { fcParams } from './harness.ts';
 import { rebalanceSpecArb, runRebalance } from './rebalance-run.ts';
 
-test('primaries stay balanced over zones and servers after setup, failures and healing (20 runs)', () => {
+test('primaries stay balanced over zones and servers after setup, failures and healing (40 runs)', () => {
   fc.assert(fc.property(rebalanceSpecArb, (s) => {
     const found = runRebalance(s);
     assert.deepEqual(found.safety, []);
     assert.deepEqual(found.lostState, []);
     assert.deepEqual(found.problems, []);
-  }), fcParams(20));
+  }), fcParams(40));
 });
