@@ -15,9 +15,8 @@ import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
 import type { Store } from './store/store.ts';
+import { monotonicClock, processTimeSources } from './system-clock.ts';
 import { startTicker, type Ticker } from './ticker.ts';
-
-const systemClock: Clock = { now: () => Date.now() };
 
 async function main(): Promise<void> {
   const parsed = parseSettings(process.argv.slice(2), process.env);
@@ -41,9 +40,11 @@ async function main(): Promise<void> {
   const store: Store<CoreState> = settings.store === 'lowdb'
     ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten })
     : new MemoryStore<CoreState>();
-  const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
+  const time = processTimeSources;
+  const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
   const host = await RunningMesh.open({
-    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : Date.now() >>> 0, log,
+    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log,
+    wallMs: settings.clock === 'manual' ? undefined : time.wallMs,
   });
   observed.attach(host);
   const app = createApp({

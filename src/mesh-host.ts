@@ -15,6 +15,7 @@ import type { HeartbeatInput, HeartbeatReply } from '../mesh/core/heartbeat.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { Effect } from '../mesh/effects/outbox.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
+import { ClockWatch } from '../mesh/runtime/clock-watch.ts';
 import { SeededRandom } from '../mesh/runtime/random.ts';
 import { MeshRuntime } from '../mesh/runtime/runtime.ts';
 import { resumeTestMesh, setupTestMesh, type TestMeshSpec } from '../mesh/simulation/setup.ts';
@@ -31,6 +32,11 @@ export interface HostOptions {
   readonly store: Store<CoreState>;
   readonly seed: number;
   readonly log: Logger;
+  /**
+   * The wall clock, watched every tick for steps against `clock` (which must then be monotonic);
+   * absent under the manual clock, which has no wall clock to step.
+   */
+  readonly wallMs?: () => number;
 }
 
 /** The mesh behind the HTTP API. */
@@ -41,11 +47,13 @@ export class RunningMesh implements MeshHost {
   private readonly listeners = new Set<(event: MeshEvent) => void>();
   private readonly random: SeededRandom;
   private lastPersistSeq = 0;
+  private readonly clockWatch: ClockWatch;
 
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
     this.clockKind = clock instanceof ManualClock ? 'manual' : 'system';
     this.random = new SeededRandom(seed);
+    this.clockWatch = new ClockWatch(config.clockStepThresholdMs);
     const now = clock.now();
     this.coordinator = new Coordinator(config, now, state);
     const faults = new FaultLayer(this.coordinator, this.random.fork());
@@ -69,9 +77,21 @@ export class RunningMesh implements MeshHost {
     return this.options.clock.now();
   }
 
-  /** One ticker step under the system clock: every tick due by now (a stall is not replayed). */
+  /**
+   * One ticker step under the system clock: every tick due by now (a stall is not replayed). A
+   * wall-clock step since the last step puts the coordinator in TILT first (it is logged as an alert).
+   */
   tick(): void {
-    this.runtime.advanceTo(this.now(), false);
+    const now = this.now();
+    const wallMs = this.options.wallMs;
+    if (wallMs !== undefined) {
+      const stepMs = this.clockWatch.observe({ monotonicMs: now, wallMs: wallMs() });
+      if (stepMs !== 0) {
+        this.options.log.warn('wall clock stepped', { stepMs });
+        this.coordinator.clockStepped(stepMs, now);
+      }
+    }
+    this.runtime.advanceTo(now, false);
   }
 
   run<T>(command: Command<T>): T {

@@ -151,6 +151,20 @@ export class Coordinator {
     this.evaluateDegraded(nowMs);
   }
 
+  /**
+   * The wall clock stepped by `stepMs` against the monotonic clock (mesh/runtime/clock-watch.ts):
+   * TILT, as after a stall, since a suspended VM's monotonic clock hides the suspension and only the
+   * step shows it. Ticks go on; no failure is declared for `tiltRecoveryMs`.
+   */
+  clockStepped(stepMs: number, nowMs: number): void {
+    this.tiltUntilMs = Math.max(this.tiltUntilMs, nowMs + this.ctx.config.tiltRecoveryMs);
+    raiseAlert(this.ctx, {
+      dedupKey: 'coordinator-tilt', severity: 'warning', title: 'Wall clock stepped (TILT)',
+      message: `The wall clock stepped ${stepMs > 0 ? 'forward' : 'back'} by ${Math.abs(Math.round(stepMs))} ms against the ` +
+        `monotonic clock; no failure is declared for ${this.ctx.config.tiltRecoveryMs} ms.`,
+    }, nowMs);
+  }
+
   /** True while the coordinator distrusts its own observations after a stall. */
   tilted(nowMs: number): boolean {
     return nowMs < this.tiltUntilMs;

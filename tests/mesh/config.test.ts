@@ -45,7 +45,7 @@ describe('validateMeshConfig: the shipped configurations', () => {
 
 const positiveIntegerFields = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
-  'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
+  'tiltThresholdMs', 'tiltRecoveryMs', 'clockStepThresholdMs', 'primaryLeaseMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
   'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'serverFailureAlertsPerTick', 'failureWindowMs',
   'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs', 'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit',
   'resolvedAlertsLimit',
