@@ -159,10 +159,11 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
     regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
     expedite ||= hasPending(ctx, region, server.id);
   }
+  const heartbeatIntervalMs = expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs;
+  server.detector.asked(heartbeatIntervalMs);
   return {
     serverId: server.id, status: server.status, degradedLevel: level, fidelity: fidelityFor(level, false),
-    heartbeatIntervalMs: expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs,
-    regions, demoted,
+    heartbeatIntervalMs, regions, demoted,
   };
 }
 
