@@ -11,7 +11,8 @@
  * - per failover (one per region whose primary crashed), from `coordinator.metrics()`: detection =
  *   detected_at - last heartbeat of the failed primary, recovery = completed_at - that heartbeat;
  * - per crashed server, from the events: detection after the injected crash (detected_at - crash
- *   time, which is what a player would feel) and after its last heartbeat;
+ *   time, which is what a player would feel) and after its last heartbeat, and its first
+ *   suspicion after its last heartbeat (the figure the deployment guide quotes);
  * - false failovers: `metrics().falseFailovers`, and from ground truth the failure detections and
  *   failovers naming a server that the bench had not crashed (or had crashed and already seen
  *   detected).
@@ -52,6 +53,8 @@ class GroundTruth {
   readonly down = new Map<ServerId, number>();
   readonly detectAfterCrashMs: number[] = [];
   readonly detectAfterLastHeartbeatMs: number[] = [];
+  /** A crashed server's first suspicion after its crash, from its last heartbeat (the guide's figure). */
+  readonly suspectAfterLastHeartbeatMs: number[] = [];
   /** Regions the server hosted when it was crashed (0 means it had no replication peer). */
   readonly hostedAtCrash = new Map<ServerId, number>();
   /** Detection after the last heartbeat, by the detector's reason and by whether the server hosted anything. */
@@ -64,7 +67,12 @@ class GroundTruth {
   crashesUndetected = 0;
   downServerMs = 0;
 
+  constructor(private readonly lastHeartbeatOf: (id: ServerId) => number) {}
+
   onEvent(event: MeshEvent): void {
+    if (event.type === 'server_status_changed' && event.to === 'suspect' && this.awaitingDetection.has(event.serverId)) {
+      this.suspectAfterLastHeartbeatMs.push(event.atMs - this.lastHeartbeatOf(event.serverId));
+    }
     if (event.type === 'server_failure_detected') {
       const crashedAt = this.awaitingDetection.get(event.serverId);
       if (crashedAt === undefined) {
@@ -89,9 +97,9 @@ class GroundTruth {
 }
 
 function run(p: Params) {
-  const truth = new GroundTruth();
   const random = new SeededRandom(p.seed);
   const coordinator = new Coordinator(testMeshConfig, 0);
+  const truth = new GroundTruth((id) => coordinator.records().servers.get(id)?.detector.lastHeartbeatAtMs ?? NaN);
   const runtime = new MeshRuntime(new FaultLayer(coordinator, random.fork()), 0, immediateDurability((e) => truth.onEvent(e)));
   // Enough regions to fill the fleet at the simulator's target utilisation.
   const regions = Math.floor((p.servers * defaultSimCapacity * targetUtilisation) / (1 + testMeshConfig.backupsPerRegion));
@@ -181,6 +189,7 @@ function main(): void {
   console.log(table(['detection of a crashed server', 'n', 'p50', 'p99', 'max'], [
     row('after the crash', crash),
     row('after its last heartbeat', lastHb),
+    row('suspected, after its last heartbeat', summarize(truth.suspectAfterLastHeartbeatMs)),
     ...[...truth.byKind].sort().map(([kind, values]) => row(`  after its last heartbeat: ${kind}`, summarize(values))),
   ]));
   if (m.detectionMs.count < m.failovers.total || m.recoveryMs.count < m.failovers.completed) {
