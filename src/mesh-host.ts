@@ -15,7 +15,6 @@ import type { HeartbeatInput, HeartbeatReply } from '../mesh/core/heartbeat.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { Effect } from '../mesh/effects/outbox.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
-import { ClockWatch } from '../mesh/runtime/clock-watch.ts';
 import { SeededRandom } from '../mesh/runtime/random.ts';
 import { MeshRuntime } from '../mesh/runtime/runtime.ts';
 import { resumeTestMesh, setupTestMesh, type TestMeshSpec } from '../mesh/simulation/setup.ts';
@@ -47,13 +46,11 @@ export class RunningMesh implements MeshHost {
   private readonly listeners = new Set<(event: MeshEvent) => void>();
   private readonly random: SeededRandom;
   private lastPersistSeq = 0;
-  private readonly clockWatch: ClockWatch;
 
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
     this.clockKind = clock instanceof ManualClock ? 'manual' : 'system';
     this.random = new SeededRandom(seed);
-    this.clockWatch = new ClockWatch(config.clockStepThresholdMs);
     const now = clock.now();
     this.coordinator = new Coordinator(config, now, state);
     const faults = new FaultLayer(this.coordinator, this.random.fork());
@@ -84,13 +81,8 @@ export class RunningMesh implements MeshHost {
   tick(): void {
     const now = this.now();
     const wallMs = this.options.wallMs;
-    if (wallMs !== undefined) {
-      const stepMs = this.clockWatch.observe({ monotonicMs: now, wallMs: wallMs() });
-      if (stepMs !== 0) {
-        this.options.log.warn('wall clock stepped', { stepMs });
-        this.coordinator.clockStepped(stepMs, now);
-      }
-    }
+    const stepMs = wallMs === undefined ? 0 : this.runtime.observeWallClock(now, wallMs());
+    if (stepMs !== 0) this.options.log.warn('wall clock stepped', { stepMs });
     this.runtime.advanceTo(now, false);
   }
 
