@@ -36,6 +36,11 @@ export interface HostOptions {
    * absent under the manual clock, which has no wall clock to step.
    */
   readonly wallMs?: () => number;
+  /**
+   * Called with the error when a tick throws (a violated invariant): the process must stop, since
+   * the core's state may be half-updated. Without it the error propagates to the caller.
+   */
+  readonly failStop?: (error: unknown) => void;
 }
 
 /** The mesh behind the HTTP API. */
@@ -83,7 +88,17 @@ export class RunningMesh implements MeshHost {
     const wallMs = this.options.wallMs;
     const stepMs = wallMs === undefined ? 0 : this.runtime.observeWallClock(now, wallMs());
     if (stepMs !== 0) this.options.log.warn('wall clock stepped', { stepMs });
-    this.runtime.advanceTo(now, false);
+    this.ticking(() => this.runtime.advanceTo(now, false));
+  }
+
+  /** Runs ticks; a tick that throws is handed to `failStop` (and still thrown to the caller). */
+  private ticking(advance: () => void): void {
+    try {
+      advance();
+    } catch (error) {
+      this.options.failStop?.(error);
+      throw error;
+    }
   }
 
   run<T>(command: Command<T>): T {
@@ -161,7 +176,7 @@ export class RunningMesh implements MeshHost {
     while (this.runtime.nextTick <= target) {
       const next = this.runtime.nextTick;
       clock.advance(next - clock.now());
-      this.runtime.advanceTo(next);
+      this.ticking(() => this.runtime.advanceTo(next));
       if (this.lastPersistSeq > this.options.store.durableSeq()) await this.persist(this.lastPersistSeq);
     }
     clock.advance(target - clock.now());
