@@ -1080,6 +1080,16 @@ export interface components {
             heartbeat_interval_ms: number;
             regions: components["schemas"]["HeartbeatAssignment"][];
             demoted: components["schemas"]["Demotion"][];
+            /**
+             * @description The primary lease this reply grants for every region it names this server `primary` of
+             *     (0 when it names none, and while the server drains). The server may accept players'
+             *     actions for those regions only until `lease_ms` after it SENT the heartbeat this reply
+             *     answers, counted on a monotonic clock; when no later reply renewed the lease by then, it
+             *     stops accepting them until it hears from the coordinator again. The coordinator never
+             *     promotes a backup before the old primary's last lease plus a clock-drift margin is over,
+             *     so at most one primary serves a region at any instant (FAULT_TOLERANCE_DEPLOYMENT.md §1.2).
+             */
+            lease_ms: number;
         };
         LeaveResponse: {
             server_id: components["schemas"]["ServerId"];
@@ -2411,7 +2421,8 @@ export interface operations {
                      *           "actions_pending": 0
                      *         }
                      *       ],
-                     *       "demoted": []
+                     *       "demoted": [],
+                     *       "lease_ms": 2000
                      *     }
                      */
                     "application/json": components["schemas"]["HeartbeatResponse"];

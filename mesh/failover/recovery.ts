@@ -41,6 +41,11 @@ export class Recovery {
   /** Regions short of backups for lack of capacity; retried when capacity appears. */
   private readonly starved = new Set<RegionRecord>();
   private capacityAppeared = false;
+  /**
+   * Regions whose primary was taken away while it may still hold a lease: no backup is promoted
+   * there before this instant (the old primary's last lease plus the drift margin).
+   */
+  private readonly leaseFences = new Map<RegionRecord, number>();
   /** Sees every transition when set (tests only). */
   trace: TransitionTrace | null = null;
 
@@ -53,6 +58,7 @@ export class Recovery {
 
   /** A region removed from the topology needs no decision any more. */
   forget(region: RegionRecord): void {
+    this.leaseFences.delete(region);
     this.work.delete(region);
     this.timed.delete(region);
     this.starved.delete(region);
@@ -89,6 +95,7 @@ export class Recovery {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
       const heldState = wasPrimary || !region.syncing.has(server.id);
       if (wasPrimary) {
+        this.fenceOldLease(region, server.id);
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
         }
@@ -162,7 +169,14 @@ export class Recovery {
    * under a new epoch, which brings the region back.
    */
   readopt(region: RegionRecord, serverId: ServerId, nowMs: number): void {
-    this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
+    if (nowMs < this.leaseFence(region)) {
+      // The lost primary may still serve on its lease: the returning replica keeps what it holds as
+      // a confirmed backup, and the region is promoted as any other once the lease is over.
+      this.traced(region, 'replica_returns', () => this.ctx.topology.addBackup(region, serverId, null));
+      this.work.add(region);
+    } else {
+      this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
+    }
     region.formerReplicas = [];
     refreshPhase(this.ctx, region, nowMs);
   }
@@ -248,6 +262,12 @@ export class Recovery {
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
     handingOff: ServerRecord | null): boolean {
+    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.endOf(handingOff.id) + this.ctx.config.leaseDriftMarginMs;
+    if (nowMs < fence) {
+      // The old primary may still serve: wait for its lease (a draining one is granted none).
+      this.work.add(region);
+      return false;
+    }
     const candidate = chooseCandidate(this.ctx.topology, region);
     const throttled = candidate !== null &&
       (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
@@ -402,6 +422,7 @@ export class Recovery {
   }
 
   private dropPrimary(region: RegionRecord): void {
+    if (region.primary !== null) this.fenceOldLease(region, region.primary);
     this.ctx.topology.setPrimary(region, null);
     this.primaryGone(region);
   }
@@ -419,6 +440,21 @@ export class Recovery {
    */
   private noteLoss(region: RegionRecord, serverId: ServerId): void {
     if (!region.formerReplicas.includes(serverId)) region.formerReplicas = [...region.formerReplicas, serverId];
+  }
+
+  /** The region's primary `serverId` leaves it: no backup is promoted before its lease is surely over. */
+  private fenceOldLease(region: RegionRecord, serverId: ServerId): void {
+    const until = this.ctx.leases.endOf(serverId) + this.ctx.config.leaseDriftMarginMs;
+    if (until > (this.leaseFences.get(region) ?? -Infinity)) this.leaseFences.set(region, until);
+  }
+
+  /**
+   * The instant before which no backup may be promoted in the region: the lease of a primary it
+   * lost, or of any primary of an earlier run of the coordinator, plus the drift margin.
+   */
+  private leaseFence(region: RegionRecord): number {
+    const inherited = this.ctx.leases.endOf(null) + this.ctx.config.leaseDriftMarginMs;
+    return Math.max(this.leaseFences.get(region) ?? -Infinity, inherited);
   }
 
   /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */

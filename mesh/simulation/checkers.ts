@@ -472,10 +472,12 @@ export function failoverRecords(core: Coordinator): FailoverRecord[] {
  * detector, not for other regions, and priority cannot hurry the detector. That is the case when
  * at some tick after losing their primary they had a confirmed backup but none that could be
  * promoted (a suspect one), and when the backup they promoted had crashed too, unnoticed yet, so
- * that they were promoted again once it was declared failed.
+ * that they were promoted again once it was declared failed. `leaseEnds` says when each region's
+ * lost primary's lease (plus the drift margin) was over: rule 2 counts only non-critical regions
+ * promoted after that, since no region may be promoted before.
  */
 export function criticalOrderingProblems(records: readonly FailoverRecord[], firstPromotion: ReadonlyMap<RegionId, number>,
-  waited: ReadonlySet<RegionId> = new Set()): string[] {
+  waited: ReadonlySet<RegionId> = new Set(), leaseEnds: ReadonlyMap<RegionId, number> = new Map()): string[] {
   const problems: string[] = [];
   const completed = records.filter((r) => r.recoveryMs !== null && !(r.critical && waited.has(r.regionId)));
   const maxOf = (rs: readonly FailoverRecord[]) => Math.max(-Infinity, ...rs.map((r) => r.recoveryMs ?? 0));
@@ -488,7 +490,11 @@ export function criticalOrderingProblems(records: readonly FailoverRecord[], fir
   for (const c of records.filter((r) => r.critical && !waited.has(r.regionId))) {
     const cAt = promoted(c);
     if (cAt === undefined) continue;
-    const overtaken = records.find((n) => !n.critical && n.detectedAtMs >= c.detectedAtMs && (promoted(n) ?? Infinity) < cAt);
+    // A region may not be promoted before its lost primary's lease is over: only a non-critical
+    // region promoted once the critical one could have been has overtaken it.
+    const eligibleAt = leaseEnds.get(c.regionId) ?? -Infinity;
+    const overtaken = records.find((n) => !n.critical && n.detectedAtMs >= c.detectedAtMs && (promoted(n) ?? Infinity) < cAt &&
+      (promoted(n) ?? -Infinity) >= eligibleAt);
     if (overtaken) {
       problems.push(`critical ${c.regionId} (detected ${c.detectedAtMs}, promoted ${cAt}) promoted after non-critical ` +
         `${overtaken.regionId} (detected ${overtaken.detectedAtMs}, promoted ${promoted(overtaken)})`);

@@ -91,6 +91,8 @@ export class SimRun {
   readonly tickMs: number;
   private readonly afterTick: ((nowMs: number) => void)[] = [];
   private lastTickMs = 0;
+  /** How far the simulated wall clock is from virtual (monotonic) time. */
+  private wallOffsetMs = 0;
 
   constructor(readonly spec: ScenarioSpec, observer: CoreObserver = {}) {
     const config: MeshConfig = { ...testMeshConfig, ...spec.config };
@@ -126,6 +128,7 @@ export class SimRun {
   advanceTo(targetMs: number): void {
     while (this.runtime.nextTick <= targetMs) {
       const now = this.runtime.nextTick;
+      this.runtime.observeWallClock(now, now + this.wallOffsetMs);
       this.runtime.advanceTo(now);
       this.lastTickMs = now;
       for (const check of this.afterTick) check(now);
@@ -140,6 +143,29 @@ export class SimRun {
     this.advanceTo(atMs);
     this.fleet.runUntil(atMs);
     return this.runtime.injectFailure(spec, atMs);
+  }
+
+  /**
+   * The coordinator's whole process pauses at `atMs` for `durationMs` (a long GC pause, a stopped
+   * or suspended process): no tick runs and no heartbeat is read until it resumes, when the first
+   * tick sees the gap (TILT) and the heartbeats that waited are read.
+   */
+  stallCoordinator(atMs: number, durationMs: number): void {
+    this.advanceTo(atMs);
+    const untilMs = atMs + durationMs;
+    this.fleet.pauseCoordinatorUntil(untilMs);
+    this.runtime.advanceTo(untilMs, false);
+    this.lastTickMs = this.runtime.nextTick - this.tickMs;
+    for (const check of this.afterTick) check(this.lastTickMs);
+  }
+
+  /**
+   * The coordinator's wall clock steps by `stepMs` (either way) at `atMs`; the core's monotonic
+   * time does not. The next tick compares the two clocks, as the service's ticker does.
+   */
+  stepWallClock(atMs: number, stepMs: number): void {
+    this.advanceTo(atMs);
+    this.wallOffsetMs += stepMs;
   }
 
   /** Servers that lead at least one region right now. */

@@ -52,10 +52,21 @@ export const show = (spec: unknown): string => JSON.stringify(spec);
 // ---- random fault schedules ------------------------------------------------------------------
 
 
+/**
+ * Faults of time and of the coordinator itself (issue 16 point 6), planned like the others:
+ * - `isolated_primary`: a region's primary is partitioned from the coordinator and its peers for
+ *   `durationMs`, but players still reach it (the lease checker counts it as serving);
+ * - `wall_step`: the coordinator's wall clock steps by `stepMs` (either way);
+ * - `coordinator_stall`: the coordinator's whole process pauses for `durationMs`.
+ */
+export const timeFaultKinds = ['isolated_primary', 'wall_step', 'coordinator_stall'] as const;
+
 /** One planned fault: when (after the warm-up), what, and for how long. */
 export interface FaultPlan {
   readonly atMs: number;
-  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary';
+  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary' | (typeof timeFaultKinds)[number];
+  /** For `wall_step`: how far the wall clock steps (negative: back). */
+  readonly stepMs?: number;
   readonly durationMs: number;
   /** For `zone` and `fraction`: crash (lose state, restart empty) or partition (keep state). */
   readonly zoneMode: 'crash' | 'partition';
@@ -75,6 +86,18 @@ export const faultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs 
     percent: fc.integer({ min: 5, max: 30 }),
     delayMs: fc.integer({ min: 200, max: 4000 }),
   }), { minLength: 1, maxLength: maxFaults }).map((plans) => [...plans].sort((a, b) => a.atMs - b.atMs));
+
+/** Plans of {@link timeFaultKinds} over a window of `windowMs` (stalls and partitions up to `maxDurationMs`). */
+export const timeFaultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 8_000): fc.Arbitrary<FaultPlan[]> =>
+  fc.array(fc.record({
+    atMs: fc.integer({ min: 0, max: windowMs }),
+    kind: fc.constantFrom(...timeFaultKinds),
+    durationMs: fc.integer({ min: 500, max: maxDurationMs }),
+    stepMs: fc.integer({ min: -120_000, max: 120_000 }),
+    zoneMode: fc.constant('partition' as const),
+    percent: fc.constant(0),
+    delayMs: fc.constant(0),
+  }), { minLength: 1, maxLength: maxFaults });
 
 /** Turns a plan into a fault spec at injection time (targets drawn from the run's workload stream). */
 export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
@@ -98,6 +121,13 @@ export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
       const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
       return led.length === 0 ? null : { target: { regionId: run.pick(led) as RegionId, role: 'primary' }, mode: 'crash', ...duration };
     }
+    case 'isolated_primary': {
+      const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
+      return led.length === 0 ? null : { target: { regionId: run.pick(led) as RegionId, role: 'primary' }, mode: 'partition', ...duration };
+    }
+    case 'wall_step':
+    case 'coordinator_stall':
+      return null;
   }
 }
 
@@ -109,6 +139,16 @@ export function applyFaultPlans(run: SimRun, plans: readonly FaultPlan[], startM
   let healAt = startMs;
   for (const plan of plans) {
     const at = startMs + plan.atMs;
+    if (plan.kind === 'coordinator_stall') {
+      run.stallCoordinator(at, plan.durationMs);
+      healAt = Math.max(healAt, at + plan.durationMs);
+      continue;
+    }
+    if (plan.kind === 'wall_step') {
+      run.stepWallClock(at, plan.stepMs ?? 0);
+      healAt = Math.max(healAt, at);
+      continue;
+    }
     run.advanceTo(at);
     const spec = faultSpecOf(run, plan);
     if (spec === null) continue;

@@ -19,6 +19,7 @@ import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import { knownBugs } from './known-bugs.ts';
 import { make, runModel, type Cmd } from './model.ts';
 import { runFaultsThenHeal, runMultiFailure, runReplication, runSingleFailure, type Findings } from './runs.ts';
+import { runLeaseScenario, type LeaseSpec } from './lease-runs.ts';
 
 interface SimEntry {
   readonly name: string;
@@ -220,4 +221,27 @@ describe('regression seeds', () => {
       checker.checkBeliefs(beliefs, 120);
       assert.deepEqual(checker.violations, [], `server ${a.value.serverId} was told it leads ${first.value[0]?.id} and so was b`);
     });
+});
+
+describe('regression seeds of the primary lease', () => {
+  const leaseSeeds: { name: string; spec: LeaseSpec }[] = [
+    {
+      name: 'a primary partitioned from the coordinator kept serving on its lease while a backup was promoted (found ' +
+        'with the lease fence disabled: promotion before the old lease plus margin was over)',
+      spec: {
+        seed: 1289631274, regions: 10, faults: [
+          { atMs: 0, kind: 'isolated_primary', durationMs: 500, stepMs: 0, zoneMode: 'partition', percent: 0, delayMs: 0 },
+          { atMs: 0, kind: 'coordinator_stall', durationMs: 500, stepMs: 0, zoneMode: 'partition', percent: 0, delayMs: 0 },
+          { atMs: 0, kind: 'zone', durationMs: 1060, zoneMode: 'partition', percent: 5, delayMs: 200 },
+        ],
+      },
+    },
+  ];
+  for (const { name, spec } of leaseSeeds) {
+    test(name, () => {
+      const found = runLeaseScenario(spec);
+      assert.deepEqual(found.problems, []);
+      assert.ok(found.checks > 0, 'the lease checker ran');
+    });
+  }
 });

@@ -117,6 +117,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   const crashed = new Set<ServerId | null>(injected.ok ? injected.value.serverIds : []);
   const activeAgain = trackReturnToActive(run);
   const waitedForJudgement = trackWaitsForPromotable(run);
+  const leaseEnds = trackLeaseEnds(run);
   run.advanceTo(crashAt + 20_000);
 
   const problems: string[] = [];
@@ -156,7 +157,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
     else firstPromotion.set(e.regionId, e.atMs);
   }
   const waited = new Set([...waitedForJudgement, ...promotedAgain]);
-  problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited));
+  problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited, leaseEnds));
   problems.push(...run.fleet.ledger.violations().slice(0, 5));
   return { problems, safety: safety.violations, lostState: safety.lostState, recovery, rereplication, lostAll, revived };
 }
@@ -174,6 +175,18 @@ function trackWaitsForPromotable(run: SimRun): Set<RegionId> {
     }
   });
   return waited;
+}
+
+/** When each region that lost its primary may promote a backup: the lost primary's lease plus the margin. */
+function trackLeaseEnds(run: SimRun): Map<RegionId, number> {
+  const ends = new Map<RegionId, number>();
+  const { leases, config } = Coordinator.partsForTests(run.coordinator);
+  run.onTick(() => {
+    for (const r of run.coordinator.records().regions.values()) {
+      if (r.lostPrimary !== null && !ends.has(r.id)) ends.set(r.id, leases.endOf(r.lostPrimary.serverId) + config.leaseDriftMarginMs);
+    }
+  });
+  return ends;
 }
 
 /** Records when each region that left `active` was back to it. */

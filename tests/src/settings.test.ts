@@ -75,8 +75,9 @@ describe('parseSettings', () => {
     for (const field of fields) {
       const kebab = field === 'tickIntervalMs' ? 'tick-ms' : field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
       const env = `MESH_${kebab.replace(/-/g, '_').toUpperCase()}`;
-      // Doubling a valid default keeps every cross-field rule of the defaults satisfied.
-      const wanted = (defaultMeshConfig[field] as number) * 2;
+      // One and a half times a valid default keeps every cross-field rule of the defaults satisfied
+      // (doubling no longer does: a heartbeat interval of 2 s would equal the default lease).
+      const wanted = (defaultMeshConfig[field] as number) * 1.5;
       for (const result of [parseSettings([`--${kebab}`, String(wanted)], {}), parseSettings([], { [env]: String(wanted) })]) {
         assert.ok(result.ok, `${field}: ${JSON.stringify(result)}`);
         assert.equal(result.settings.mesh[field], wanted, field);
