@@ -63,6 +63,11 @@ export interface AppDeps {
   readonly host: MeshHost;
   /** Admin bearer token; undefined means protected mode (loopback callers only). */
   readonly adminToken: string | undefined;
+  /**
+   * `MESH_PLAYER_TICKET_SECRET`: when set, submitting an action needs a player ticket for the
+   * action's player (api/player-ticket.ts); undefined leaves actions open.
+   */
+  readonly playerTicketSecret?: string | undefined;
   /** Where unexpected errors are logged (never sent to clients). */
   readonly logError: (error: unknown, context?: Record<string, unknown>) => void;
   /** Path of openapi.yaml; defaults to the one at the repository root. */

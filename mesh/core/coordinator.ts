@@ -235,7 +235,7 @@ export class Coordinator {
    */
   submitAction(id: RegionId, action: { playerId: PlayerId; seq: number; payload: unknown }, nowMs: number,
     unreachable?: { readonly knownEpoch: number }):
-    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full'> {
+    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full' | 'action_conflict'> {
     const region = this.ctx.topology.regions.get(id);
     if (!region) return reject('unknown_region', `no region ${id}`);
     const route = routeView(this.ctx, region);
@@ -247,6 +247,7 @@ export class Coordinator {
       this.ctx.topology.servers.get(route.primary.serverId)?.detector.playerReport(nowMs);
     }
     const result = this.ctx.buffer.submit(id, action, nowMs);
+    if (!result.ok && result.code === 'action_conflict') return result;
     if (!result.ok) {
       raiseAlert(this.ctx, {
         dedupKey: `buffer-full:${id}`, severity: 'warning', title: `Action buffer full in ${id}`,

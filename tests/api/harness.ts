@@ -33,13 +33,17 @@ export interface TestApp {
 }
 
 /** Builds the app; `adminToken` undefined means protected mode (supertest calls from loopback). */
-export async function testApp(options: { adminToken?: string; config?: Partial<MeshConfig>; store?: Store<CoreState>; startMs?: number } = {}): Promise<TestApp> {
+export async function testApp(options: {
+  adminToken?: string; playerTicketSecret?: string; config?: Partial<MeshConfig>; store?: Store<CoreState>; startMs?: number;
+} = {}): Promise<TestApp> {
   const clock = new ManualClock(options.startMs ?? 0);
   const store = options.store ?? new MemoryStore<CoreState>();
   const errors: unknown[] = [];
   const log = createLogger({ level: 'error', sink: { write: () => true } });
   const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
-  const app = createApp({ host, adminToken: options.adminToken, logError: (error) => errors.push(error) });
+  const app = createApp({
+    host, adminToken: options.adminToken, playerTicketSecret: options.playerTicketSecret, logError: (error) => errors.push(error),
+  });
   return { app, host, clock, store, errors };
 }
 

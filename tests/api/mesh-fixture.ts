@@ -21,6 +21,7 @@ interface Claim { role: Role; epoch: number; appliedSeq: number }
 /** Options of {@link MeshFixture.create}. */
 export interface FixtureOptions {
   adminToken?: string;
+  playerTicketSecret?: string;
   config?: Partial<MeshConfig>;
   store?: Store<CoreState>;
 }
