@@ -110,6 +110,8 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   demoted: { regionId: RegionId; epoch: number }[]): void {
   const region = ctx.topology.regions.get(claim.regionId);
   if (!region) return;
+  // Epochs never go backwards, whatever this coordinator's record says (a restored old data file).
+  if (claim.epoch > region.epoch) recovery.ratchetEpoch(region, { serverId: server.id, role: claim.role, epoch: claim.epoch }, nowMs);
   const role = ctx.topology.roleOf(region, server.id);
   if (role === null) {
     if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&

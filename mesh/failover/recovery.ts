@@ -145,6 +145,31 @@ export class Recovery {
     this.traced(region, 'epoch_durable', () => announce(region, epoch));
   }
 
+  /**
+   * A server claims an epoch above the region's: this coordinator's record is older than what
+   * servers were told (an operator restored an old data file, or a write was lost), so it ratchets
+   * the epoch up to the claim, and fencing tokens never go backwards. That epoch is already known
+   * to servers, so it is announced at once; but who leads under it is not known here, so a region
+   * with a primary gets a new promotion under `claimed + 1` (held until durable, as any): the
+   * claiming server when it claims primary and is one of the region's confirmed replicas, else the
+   * primary of the record. Every other claimant at the old epochs is then demoted or told backup.
+   */
+  ratchetEpoch(region: RegionRecord, claim: { serverId: ServerId; role: 'primary' | 'backup'; epoch: number }, nowMs: number): void {
+    if (claim.epoch <= region.epoch) return;
+    this.traced(region, 'epoch_ratchet', () => {
+      region.epoch = claim.epoch;
+      region.announcedEpoch = claim.epoch;
+      if (region.primary === null) return;
+      const claimerHolds = region.primary === claim.serverId ||
+        (region.backups.includes(claim.serverId) && !region.syncing.has(claim.serverId));
+      const candidate = claim.role === 'primary' && claimerHolds ? claim.serverId : region.primary;
+      this.promote(region, candidate, nowMs, new Map());
+    });
+    this.ctx.outbox.changed();
+    this.work.add(region);
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     this.traced(region, 'backup_confirmed', () => {

@@ -27,7 +27,7 @@ export type FailoverState =
 /** What moves a region from one state to another, named as in the table. */
 export type FailoverEvent =
   | 'replica_lost' | 'backup_drained' | 'promote' | 'give_up' | 'epoch_durable' | 'primary_ack' | 'ack_timeout'
-  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns';
+  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns' | 'epoch_ratchet';
 
 /** One row of the transition table. */
 export interface Transition {
@@ -80,7 +80,12 @@ export const transitions: readonly Transition[] = [
   row('awaiting_ack', 'ack_timeout', 'a confirmed backup is left', 'awaiting_promotion', 'publish failover_aborted; alert; try the next backup'),
   row('awaiting_ack', 'ack_timeout', 'no confirmed backup is left', 'unavailable', 'publish failover_aborted; alert'),
   row('unavailable', 'give_up', 'no backup may become promotable', 'unavailable', 'fail the failover record; alert (critical)'),
-  row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room', 'awaiting_announcement', 'epoch + 1; it becomes the primary'),
+  row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room', 'awaiting_announcement', 'epoch + 1; it becomes the primary'),  row('active', 'epoch_ratchet', 'a server claims an epoch above the region\'s; the region names a primary', 'awaiting_announcement', 'epoch := the claim, announced; promote the claimant if it claims primary and holds the region, else the named primary, under claim + 1'),
+  row('under_replicated', 'epoch_ratchet', 'a server claims an epoch above the region\'s; the region names a primary', 'awaiting_announcement', 'epoch := the claim, announced; promote the claimant if it claims primary and holds the region, else the named primary, under claim + 1'),
+  row('awaiting_announcement', 'epoch_ratchet', 'a server claims an epoch above the region\'s; the region names a primary', 'awaiting_announcement', 'epoch := the claim, announced; promote the claimant if it claims primary and holds the region, else the named primary, under claim + 1'),
+  row('awaiting_ack', 'epoch_ratchet', 'a server claims an epoch above the region\'s; the region names a primary', 'awaiting_announcement', 'epoch := the claim, announced; promote the claimant if it claims primary and holds the region, else the named primary, under claim + 1'),
+  row('awaiting_promotion', 'epoch_ratchet', 'a server claims an epoch above the region\'s; no primary', 'awaiting_promotion', 'epoch := the claim, announced'),
+  row('unavailable', 'epoch_ratchet', 'a server claims an epoch above the region\'s; no primary', 'unavailable', 'epoch := the claim, announced'),
 ];
 
 /**
