@@ -35,6 +35,8 @@ export interface MeshHost {
   readonly coordinator: CoreQueries;
   /** Which clock drives the core. */
   readonly clockKind: 'system' | 'manual';
+  /** Identifies this run of the service (new at every start); qualifies event ids. */
+  readonly bootId: string;
   /** Current time of that clock in ms. */
   now(): number;
   /** Runs a command; its effects are published (and a write started) before it returns. */

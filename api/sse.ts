@@ -3,14 +3,19 @@
  * every attached client, keeps the last events in a ring so a client reconnecting with
  * `Last-Event-ID` misses nothing recent, pings idle streams so proxies keep them open, and drops
  * clients too slow to keep up (they reconnect and replay, instead of growing memory without bound).
+ * A client resuming from an id the ring no longer holds (too old, or from before a restart) is told
+ * so with an `events_missed` notice before the replay: a gap is never silent.
  */
 import { PassThrough } from 'node:stream';
 import type { Context } from 'koa';
 
 /** One event as it goes on the wire: `id`, `event` and `data` (JSON-encoded on one line). */
 export interface SseEvent {
-  /** Position in the stream; increases with every event (the core's `seq`). */
-  readonly id: number;
+  /**
+   * Position in the stream, unique across restarts (`<boot>.<seq>`, see mesh/effects/events.ts
+   * `eventId`); absent on a notice that is no position in the stream (`events_missed`).
+   */
+  readonly id?: string;
   /** Event type, for `EventSource.addEventListener(type, ...)`. */
   readonly event: string;
   /** Anything JSON-serialisable. */
@@ -32,10 +37,11 @@ export interface EventStreamOptions {
 /** A broadcaster of server-sent events. */
 export interface EventStream {
   /**
-   * Turns the response into an event stream for this client, replaying the retained events with
-   * an id greater than `lastEventId` first.
+   * Turns the response into an event stream for this client, replaying first the retained events
+   * after the one with id `lastEventId`; when that one is not retained, an `events_missed` notice
+   * and then every retained event.
    */
-  attach(ctx: Context, lastEventId?: number): void;
+  attach(ctx: Context, lastEventId?: string): void;
   /** Sends an event to every attached client and keeps it for replay. */
   publish(event: SseEvent): void;
   /** Number of attached clients. */
@@ -47,14 +53,34 @@ export interface EventStream {
 /** Serialises one event; `data` is one line because JSON.stringify escapes newlines in strings. */
 export function formatEvent(event: SseEvent): string {
   if (!/^[^\r\n:]+$/.test(event.event)) throw new Error(`invalid SSE event name ${JSON.stringify(event.event)}`);
-  return `id: ${event.id}\nevent: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
+  const id = event.id === undefined ? '' : `id: ${event.id}\n`;
+  return `${id}event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
 }
 
-/** Parses a `Last-Event-ID` header; undefined when absent or not a non-negative integer. */
-export function parseLastEventId(header: string | undefined): number | undefined {
-  if (header === undefined || !/^\d{1,16}$/.test(header.trim())) return undefined;
-  const id = Number(header.trim());
-  return Number.isSafeInteger(id) ? id : undefined;
+/** A `Last-Event-ID` header as an id to resume after; undefined when absent or blank. */
+export function parseLastEventId(header: string | undefined): string | undefined {
+  const id = header?.trim();
+  return id === undefined || id === '' ? undefined : id;
+}
+
+/**
+ * The frames to replay after `lastEventId`: the retained ones after it, or, when it is not retained
+ * (older than the window, from an earlier run of the service, or never issued), a notice that
+ * events may have been missed followed by everything retained.
+ */
+function replayAfter(ring: readonly { id: string; frame: string }[], lastEventId: string): string {
+  const at = ring.findIndex((e) => e.id === lastEventId);
+  if (at >= 0) return ring.slice(at + 1).map((e) => e.frame).join('');
+  const oldest = ring[0]?.id ?? null;
+  const notice = formatEvent({
+    event: 'events_missed',
+    data: {
+      type: 'events_missed', last_event_id: lastEventId, oldest_retained_id: oldest,
+      detail: `Event ${lastEventId} is no longer retained (the service restarted, or more events followed it than are kept); ` +
+        'events after it may have been missed. Re-read the state you track (GET /mesh/status, /mesh/regions).',
+    },
+  });
+  return notice + ring.map((e) => e.frame).join('');
 }
 
 /** True for the error Koa reports when a streamed body ends before the response did. */
@@ -80,7 +106,7 @@ function errorCode(error: unknown): unknown {
 export function createEventStream(options: EventStreamOptions = {}): EventStream {
   const { pingIntervalMs = 15_000, replayLimit = 1000, retryMs = 2000, maxBufferedBytes = 1024 * 1024 } = options;
   const clients = new Set<PassThrough>();
-  const ring: { id: number; frame: string }[] = [];
+  const ring: { id: string; frame: string }[] = [];
   let ping: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -120,12 +146,12 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
       ctx.res.on('close', () => drop(client));
       client.on('close', () => drop(client));
       let text = `retry: ${retryMs}\n\n`;
-      if (lastEventId !== undefined) for (const e of ring) if (e.id > lastEventId) text += e.frame;
+      if (lastEventId !== undefined) text += replayAfter(ring, lastEventId);
       write(client, text);
     },
     publish(event) {
       const frame = formatEvent(event);
-      ring.push({ id: event.id, frame });
+      if (event.id !== undefined) ring.push({ id: event.id, frame });
       if (ring.length > replayLimit) ring.splice(0, ring.length - replayLimit);
       for (const client of clients) write(client, frame);
     },
