@@ -61,6 +61,8 @@ export class Coordinator {
       snapshots: new SnapshotStore(config),
       degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
       counts: emptyCounts(),
+      // Two heartbeat intervals: one lost or late heartbeat still reports in time.
+      promotionsHeldUntilMs: state ? nowMs + 2 * config.heartbeatIntervalMs : 0,
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);

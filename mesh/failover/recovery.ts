@@ -146,24 +146,23 @@ export class Recovery {
   }
 
   /**
-   * A server claims an epoch above the region's: this coordinator's record is older than what
-   * servers were told (an operator restored an old data file, or a write was lost), so it ratchets
-   * the epoch up to the claim, and fencing tokens never go backwards. That epoch is already known
-   * to servers, so it is announced at once; but who leads under it is not known here, so a region
-   * with a primary gets a new promotion under `claimed + 1` (held until durable, as any): the
-   * claiming server when it claims primary and is one of the region's confirmed replicas, else the
-   * primary of the record. Every other claimant at the old epochs is then demoted or told backup.
+   * A server claims an epoch above the region's, or primary at the region's epoch without being the
+   * record's primary: this coordinator's record is older than what servers were told (an operator
+   * restored an old data file, or a write was lost). It ratchets the epoch up to the claim, so that
+   * fencing tokens never go backwards; that epoch is known to servers already, so it is announced at
+   * once. Who leads under it is not known here, so the record's primary steps down to a confirmed
+   * backup (it keeps its state) and the region waits for a promotion, which takes the most
+   * up-to-date backup under the highest epoch seen + 1 (after the restart grace, once every
+   * reachable server has reported its epoch). Every claimant of primary meanwhile is told backup.
    */
-  ratchetEpoch(region: RegionRecord, claim: { serverId: ServerId; role: 'primary' | 'backup'; epoch: number }, nowMs: number): void {
-    if (claim.epoch <= region.epoch) return;
+  ratchetEpoch(region: RegionRecord, claimedEpoch: number, nowMs: number): void {
     this.traced(region, 'epoch_ratchet', () => {
-      region.epoch = claim.epoch;
-      region.announcedEpoch = claim.epoch;
-      if (region.primary === null) return;
-      const claimerHolds = region.primary === claim.serverId ||
-        (region.backups.includes(claim.serverId) && !region.syncing.has(claim.serverId));
-      const candidate = claim.role === 'primary' && claimerHolds ? claim.serverId : region.primary;
-      this.promote(region, candidate, nowMs, new Map());
+      region.epoch = Math.max(region.epoch, claimedEpoch);
+      region.announcedEpoch = region.epoch;
+      const primary = region.primary;
+      if (primary === null) return;
+      this.dropPrimary(region);
+      this.ctx.topology.addBackup(region, primary, null);
     });
     this.ctx.outbox.changed();
     this.work.add(region);
@@ -209,6 +208,7 @@ export class Recovery {
    * processed during its own stall is no reason to abort a promotion.
    */
   run(nowMs: number, tilted = false): void {
+    const promotionsHeld = nowMs < this.ctx.promotionsHeldUntilMs;
     if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
       for (const region of this.starved) this.work.add(region);
@@ -223,7 +223,10 @@ export class Recovery {
     // Failover first, in priority order: promotions take the servers' transition slots before any
     // new backup does, and they use up the run's assignment budget.
     let promotions = 0;
-    for (const region of regions) if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    for (const region of regions) {
+      if (promotionsHeld) this.work.add(region);
+      else if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    }
     let planner: PlacementPlanner | null = null;
     const assignmentsLeft = Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions);
     const pass: Pass = { nowMs, transitions, assignmentsLeft,
