@@ -337,10 +337,14 @@ export interface paths {
         /**
          * Heartbeat
          * @description Sent every `heartbeat_interval_ms` by each server, as itself only (the bearer token must be
-         *     the one issued to `server_id`). Heartbeats update memory only, never the disk. The answer
-         *     carries the coordinator's assignments: every region this server must hold, with the role
-         *     and the epoch to use, and the regions it claimed as primary with an older epoch
-         *     (`demoted`: it must stop serving them as primary at once).
+         *     the one issued to `server_id`). A heartbeat that changes nothing updates memory only; one
+         *     that changes the topology (acknowledges a promotion, confirms a new backup, brings an
+         *     unavailable region back, or claims an epoch above the coordinator's record) also queues a
+         *     group-committed write, which the answer does not wait for. The answer carries the
+         *     coordinator's assignments: every region this server must hold, with the role and the
+         *     epoch to use (never below an epoch the server claims: the coordinator ratchets up to it),
+         *     and the regions it claimed as primary with an older epoch (`demoted`: it must stop serving
+         *     them as primary at once).
          */
         post: operations["sendHeartbeat"];
         delete?: never;
