@@ -472,7 +472,8 @@ export interface paths {
          *     the primary acknowledges it (a primary that dies before acknowledging gets it again), and a
          *     primary applies each (`player_id`, `seq`) at most once, so every accepted action takes
          *     effect exactly once, or is reported expired (`actions_expired`). The de-duplication is the
-         *     primary's: the game-server clients (TypeScript, Godot) keep the applied `seq` per player.
+         *     primary's: the Godot addon's action ledger keeps the highest applied `seq` per player and
+         *     region (replicated to the backups) and skips repeats; any other game server must do the same.
          *     A repeated (`player_id`, `seq`) with the same payload answers `duplicate` and changes
          *     nothing; with another payload it answers 409 `action-conflict` (the first payload stands;
          *     use a new `seq` for a new action). While the region is healthy the answer is 409 with the
