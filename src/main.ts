@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   if (violation !== null) violateInvariantAt(host.coordinator, violation.atMs);
   observed.attach(host);
   const app = createApp({
-    host, adminToken: settings.adminToken, contract,
+    host, adminToken: settings.adminToken, playerTicketSecret: settings.playerTicketSecret, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
     observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
     logDebug: (message, context) => log.debug(message, context),

@@ -7,6 +7,7 @@
  * back until their epoch was on disk. Every command goes through `run` or `runDurably`, so that its
  * effects are handed on before it returns: no caller has to remember to.
  */
+import { randomBytes } from 'node:crypto';
 import { NotDurableError, type Command, type MeshHost } from '../api/deps.ts';
 import type { MeshConfig } from '../mesh/base/config.ts';
 import { Coordinator } from '../mesh/core/coordinator.ts';
@@ -41,12 +42,15 @@ export interface HostOptions {
    * the core's state may be half-updated. Without it the error propagates to the caller.
    */
   readonly failStop?: (error: unknown) => void;
+  /** Identifies this run (event ids are `<boot>.<seq>`); a random one when not given. */
+  readonly bootId?: string;
 }
 
 /** The mesh behind the HTTP API. */
 export class RunningMesh implements MeshHost {
   readonly coordinator: Coordinator;
   readonly clockKind: 'system' | 'manual';
+  readonly bootId: string;
   private readonly runtime: MeshRuntime;
   private readonly listeners = new Set<(event: MeshEvent) => void>();
   private readonly random: SeededRandom;
@@ -58,6 +62,8 @@ export class RunningMesh implements MeshHost {
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
     this.clockKind = clock instanceof ManualClock ? 'manual' : 'system';
+    // 48 random bits: two runs sharing an id (and so possibly event ids) is a one-in-10^14 event.
+    this.bootId = options.bootId ?? randomBytes(6).toString('hex');
     this.random = new SeededRandom(seed);
     const now = clock.now();
     this.coordinator = new Coordinator(config, now, state);

@@ -63,6 +63,8 @@ export class Coordinator {
       degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
       leases: new LeaseBook(),
       counts: emptyCounts(),
+      // Two heartbeat intervals: one lost or late heartbeat still reports in time.
+      promotionsHeldUntilMs: state ? nowMs + 2 * config.heartbeatIntervalMs : 0,
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);
@@ -256,7 +258,7 @@ export class Coordinator {
    */
   submitAction(id: RegionId, action: { playerId: PlayerId; seq: number; payload: unknown }, nowMs: number,
     unreachable?: { readonly knownEpoch: number }):
-    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full'> {
+    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full' | 'action_conflict'> {
     const region = this.ctx.topology.regions.get(id);
     if (!region) return reject('unknown_region', `no region ${id}`);
     const route = routeView(this.ctx, region);
@@ -268,6 +270,7 @@ export class Coordinator {
       this.ctx.topology.servers.get(route.primary.serverId)?.detector.playerReport(nowMs);
     }
     const result = this.ctx.buffer.submit(id, action, nowMs);
+    if (!result.ok && result.code === 'action_conflict') return result;
     if (!result.ok) {
       raiseAlert(this.ctx, {
         dedupKey: `buffer-full:${id}`, severity: 'warning', title: `Action buffer full in ${id}`,

@@ -118,10 +118,16 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   demoted: { regionId: RegionId; epoch: number }[]): void {
   const region = ctx.topology.regions.get(claim.regionId);
   if (!region) return;
+  // Epochs never go backwards, whatever this coordinator's record says (a restored old data file),
+  // and a primary at the region's epoch that is not the record's means that epoch was given twice.
+  if (claim.epoch > region.epoch || (claim.role === 'primary' && claim.epoch === region.epoch && region.primary !== null &&
+    region.primary !== server.id)) {
+    recovery.ratchetEpoch(region, claim.epoch, nowMs);
+  }
   const role = ctx.topology.roleOf(region, server.id);
   if (role === null) {
     if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&
-      server.hosted.size < server.capacity) {
+      server.hosted.size < server.capacity && nowMs >= ctx.promotionsHeldUntilMs) {
       region.appliedSeq.set(server.id, claim.appliedSeq);
       recovery.readopt(region, server.id, nowMs);
       return;

@@ -28,6 +28,13 @@ export interface CoreContext {
   readonly leases: LeaseBook;
   /** Live counts by phase and status, kept in step with every transition (read every tick). */
   readonly counts: { phases: Record<RegionPhase, number>; statuses: Record<ServerStatus, number> };
+  /**
+   * After a restart from a persisted state, no promotion is made before this time: every reachable
+   * server has reported by then, and a server holding a newer epoch than the persisted one (an
+   * operator restored an old data file) has ratcheted the region's epoch, so the next promotion is
+   * above every epoch a reachable server holds. 0 when the coordinator started empty.
+   */
+  promotionsHeldUntilMs: number;
 }
 
 /** Empty phase and status counters. */

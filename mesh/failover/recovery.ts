@@ -152,6 +152,30 @@ export class Recovery {
     this.traced(region, 'epoch_durable', () => announce(region, epoch));
   }
 
+  /**
+   * A server claims an epoch above the region's, or primary at the region's epoch without being the
+   * record's primary: this coordinator's record is older than what servers were told (an operator
+   * restored an old data file, or a write was lost). It ratchets the epoch up to the claim, so that
+   * fencing tokens never go backwards; that epoch is known to servers already, so it is announced at
+   * once. Who leads under it is not known here, so the record's primary steps down to a confirmed
+   * backup (it keeps its state) and the region waits for a promotion, which takes the most
+   * up-to-date backup under the highest epoch seen + 1 (after the restart grace, once every
+   * reachable server has reported its epoch). Every claimant of primary meanwhile is told backup.
+   */
+  ratchetEpoch(region: RegionRecord, claimedEpoch: number, nowMs: number): void {
+    this.traced(region, 'epoch_ratchet', () => {
+      region.epoch = Math.max(region.epoch, claimedEpoch);
+      region.announcedEpoch = region.epoch;
+      const primary = region.primary;
+      if (primary === null) return;
+      this.dropPrimary(region);
+      this.ctx.topology.addBackup(region, primary, null);
+    });
+    this.ctx.outbox.changed();
+    this.work.add(region);
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     this.traced(region, 'backup_confirmed', () => {
@@ -198,6 +222,7 @@ export class Recovery {
    * processed during its own stall is no reason to abort a promotion.
    */
   run(nowMs: number, tilted = false): void {
+    const promotionsHeld = nowMs < this.ctx.promotionsHeldUntilMs;
     if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
       for (const region of this.starved) this.work.add(region);
@@ -212,7 +237,10 @@ export class Recovery {
     // Failover first, in priority order: promotions take the servers' transition slots before any
     // new backup does, and they use up the run's assignment budget.
     let promotions = 0;
-    for (const region of regions) if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    for (const region of regions) {
+      if (promotionsHeld) this.work.add(region);
+      else if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    }
     let planner: PlacementPlanner | null = null;
     const assignmentsLeft = Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions);
     const pass: Pass = { nowMs, transitions, assignmentsLeft,

@@ -27,7 +27,7 @@ export type FailoverState =
 /** What moves a region from one state to another, named as in the table. */
 export type FailoverEvent =
   | 'replica_lost' | 'backup_drained' | 'promote' | 'give_up' | 'epoch_durable' | 'primary_ack' | 'ack_timeout'
-  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns';
+  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns' | 'epoch_ratchet';
 
 /** One row of the transition table. */
 export interface Transition {
@@ -82,6 +82,12 @@ export const transitions: readonly Transition[] = [
   row('unavailable', 'give_up', 'no backup may become promotable', 'unavailable', 'fail the failover record; alert (critical)'),
   row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room; the lost primary\'s lease is over', 'awaiting_announcement', 'epoch + 1; it becomes the primary'),
   row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room; the lost primary\'s lease may still run', 'awaiting_promotion', 'it becomes a confirmed backup, promoted once the lease is over'),
+  row('active', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('under_replicated', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('awaiting_announcement', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('awaiting_ack', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('awaiting_promotion', 'epoch_ratchet', 'a server claims an epoch above the region\'s; no primary', 'awaiting_promotion', 'epoch := the claim, announced'),
+  row('unavailable', 'epoch_ratchet', 'a server claims an epoch above the region\'s; no primary', 'unavailable', 'epoch := the claim, announced'),
 ];
 
 /**

@@ -54,9 +54,14 @@ export class SimulatedFleet {
   /** Sees every reply a server applied, right after (the lease checker). */
   onReplyApplied: ((server: SimServer, nowMs: number) => void) | null = null;
 
-  constructor(private readonly coordinator: Coordinator, private readonly random: SeededRandom,
+  constructor(private coordinator: Coordinator, private readonly random: SeededRandom,
     private readonly options: FleetOptions = {}) {
     this.network = options.network ?? standardNetwork;
+  }
+
+  /** The coordinator restarted (a new process): players and primaries talk to the new one. */
+  reattach(coordinator: Coordinator): void {
+    this.coordinator = coordinator;
   }
 
   /** Sends heartbeats through `sink` from now on. */
@@ -225,7 +230,9 @@ export class SimulatedFleet {
     const collected = this.coordinator.collectActions(regionId, server.id, nowMs);
     if (!collected.ok) return;
     const acks = collected.value.actions.map((a) => ({ playerId: a.playerId, seq: a.seq }));
-    for (const a of acks) this.ledger.applied(regionId, a.playerId, a.seq);
+    // Delivery is at least once until acknowledged (an acknowledgement lost with a coordinator
+    // crash hands the action out again); the primary applies each (player, seq) at most once.
+    for (const a of acks) if (!this.ledger.wasApplied(regionId, a.playerId, a.seq)) this.ledger.applied(regionId, a.playerId, a.seq);
     const result = this.coordinator.acknowledgeActions(regionId, server.id, acks, nowMs);
     if (result.ok) this.failing.delete(regionId);
   }

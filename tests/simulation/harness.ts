@@ -16,6 +16,10 @@ export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChe
   const safety = new SafetyChecker(() => (run as SimRun).coordinator, () => (run as SimRun).fleet);
   run = new SimRun(spec, safety.observer());
   run.onTick((nowMs) => safety.afterStep(nowMs));
+  if (spec.coordinatorFaults === true) {
+    run.onPersist(() => safety.persisted());
+    run.onRestart((nowMs, restored) => safety.coordinatorRestarted(nowMs, restored));
+  }
   return { run, safety };
 }
 
@@ -64,7 +68,11 @@ export const timeFaultKinds = ['isolated_primary', 'wall_step', 'coordinator_sta
 /** One planned fault: when (after the warm-up), what, and for how long. */
 export interface FaultPlan {
   readonly atMs: number;
-  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary' | (typeof timeFaultKinds)[number];
+  /**
+   * `coordinator`: the coordinator process crashes for `durationMs` (capped at 5 s) and restarts
+   * from its last durable state, or, with `restoreAgeMs` > 0, from an older one (an operator's restore).
+   */
+  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary' | 'coordinator' | (typeof timeFaultKinds)[number];
   /** For `wall_step`: how far the wall clock steps (negative: back). */
   readonly stepMs?: number;
   readonly durationMs: number;
@@ -74,7 +82,27 @@ export interface FaultPlan {
   readonly percent: number;
   /** For `slow`: the extra heartbeat delay. */
   readonly delayMs: number;
+  /** For `coordinator`: how old the restored state is (0: its last durable state, a plain restart). */
+  readonly restoreAgeMs?: number;
 }
+
+/** The longest a planned coordinator crash lasts (longer ones are cut to this). */
+export const maxCoordinatorDownMs = 5000;
+
+/**
+ * Fault plans that also crash and restore the coordinator itself (about one plan in three), over a
+ * window of `windowMs`: the combined property's faults (tests/simulation/combined.test.ts).
+ */
+export const combinedFaultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 12_000): fc.Arbitrary<FaultPlan[]> =>
+  fc.array(fc.record({
+    atMs: fc.integer({ min: 0, max: windowMs }),
+    kind: fc.constantFrom('crash', 'partition', 'slow', 'flap', 'zone', 'fraction', 'primary', 'coordinator', 'coordinator', 'coordinator'),
+    durationMs: fc.integer({ min: 100, max: maxDurationMs }),
+    zoneMode: fc.constantFrom('crash', 'partition'),
+    percent: fc.integer({ min: 5, max: 30 }),
+    delayMs: fc.integer({ min: 200, max: 4000 }),
+    restoreAgeMs: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 500, max: 15_000 })),
+  }), { minLength: 1, maxLength: maxFaults }).map((plans) => [...plans].sort((a, b) => a.atMs - b.atMs));
 
 /** Fault plans over a window of `windowMs` after the warm-up; every fault ends (heals or restarts). */
 export const faultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 20_000): fc.Arbitrary<FaultPlan[]> =>
@@ -127,6 +155,7 @@ export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
     }
     case 'wall_step':
     case 'coordinator_stall':
+    case 'coordinator':
       return null;
   }
 }
@@ -150,6 +179,11 @@ export function applyFaultPlans(run: SimRun, plans: readonly FaultPlan[], startM
       continue;
     }
     run.advanceTo(at);
+    if (plan.kind === 'coordinator') {
+      const downMs = Math.min(plan.durationMs, maxCoordinatorDownMs);
+      if (run.crashCoordinator(at, downMs, plan.restoreAgeMs ?? 0)) healAt = Math.max(healAt, at + downMs);
+      continue;
+    }
     const spec = faultSpecOf(run, plan);
     if (spec === null) continue;
     const injected = run.inject(spec, at);

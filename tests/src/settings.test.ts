@@ -34,13 +34,26 @@ describe('parseSettings', () => {
     assert.match(errorsOf(['--request-timeout-ms', '5s'], {}).join('\n'), /--request-timeout-ms: expected a whole number/);
   });
 
+  it('MESH_PLAYER_TICKET_SECRET is read from the environment; listening beyond loopback without it warns', () => {
+    const withSecret = parseSettings([], { MESH_PLAYER_TICKET_SECRET: 's3cret' });
+    assert.ok(withSecret.ok);
+    assert.equal(withSecret.settings.playerTicketSecret, 's3cret');
+    assert.deepEqual(withSecret.warnings, []);
+    const open = parseSettings(['--host', '0.0.0.0'], { MESH_ADMIN_TOKEN: 'x'.repeat(32) });
+    assert.ok(open.ok);
+    assert.ok(open.warnings.some((w) => /MESH_PLAYER_TICKET_SECRET/.test(w)), JSON.stringify(open.warnings));
+    const closed = parseSettings(['--host', '0.0.0.0'], { MESH_ADMIN_TOKEN: 'x'.repeat(32), MESH_PLAYER_TICKET_SECRET: 's' });
+    assert.ok(closed.ok);
+    assert.deepEqual(closed.warnings, []);
+  });
+
   it('has the documented defaults', () => {
     const settings = settingsOf([]);
     assert.deepEqual(
       { ...settings, mesh: undefined },
       {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
-        tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined,
+        tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined, playerTicketSecret: undefined,
         allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000,
       },
     );
