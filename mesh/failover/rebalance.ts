@@ -5,10 +5,11 @@
  * A move takes one active region's primary from an over-loaded server to a server short of
  * primaries. If that server is already a confirmed backup, the roles are swapped; otherwise the
  * region is first copied to it as an extra backup (make before break: the region never has fewer
- * backups than its target). The hand-off itself is Recovery's drain hand-off: the old primary is
+ * backups than its target). The hand-off itself is Recovery's (plannedHandOff): the old primary is
  * told at once it is a backup and stops serving, players' actions are buffered, the new primary is
- * promoted under epoch + 1 and announced once durable, then collects the buffered actions. The
- * surplus backup is released afterwards, from the zone the region uses most.
+ * promoted under epoch + 1 once the old primary's lease is over, announced once durable, then
+ * collects the buffered actions. The surplus backup is released afterwards, from the zone the
+ * region uses most.
  *
  * Throttle: at most `maxRebalanceMoves` moves in flight; none planned or handed off while the
  * coordinator is in TILT, while any region fails over for another reason, or while a server failure
@@ -86,8 +87,13 @@ export class Rebalancer {
       return;
     }
     const target = topology.servers.get(to);
-    const reason = region.primary !== from ? 'the region failed over'
-      : !region.backups.includes(to) || target === undefined || !isUsable(target.status) ? `${to} no longer holds the region or is not alive`
+    const targetGone = !region.backups.includes(to) || target === undefined || !isUsable(target.status);
+    // The old primary was made a backup: recovery promotes the target once its lease is over (or
+    // the best backup left, if the target is gone).
+    const handingOver = region.primary === null && this.recovery.handingOverTo(region) === to;
+    if (handingOver && !targetGone) return;
+    const reason = region.primary !== from && !handingOver ? 'the region failed over'
+      : targetGone ? `${to} no longer holds the region or is not alive`
       : topology.servers.get(from)?.status !== 'alive' ? `${from} is not alive`
       : region.critical && degraded.level !== 'NORMAL' ? 'critical regions are not moved while the mesh is degraded'
       : nowMs - move.startedAtMs > config.backupSyncTimeoutMs + config.promotionAckTimeoutMs ? 'it did not complete in time'

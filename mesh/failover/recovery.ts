@@ -43,11 +43,21 @@ export class Recovery {
   private capacityAppeared = false;
   /**
    * Planned hand-offs (rebalance.ts): region -> the confirmed backup that takes its primary over at
-   * the next run, through the same hand-off as a drain.
+   * the next run.
    */
   private readonly handOffs = new Map<RegionRecord, ServerId>();
+  /**
+   * Planned hand-offs under way: the old primary was made a backup, and the planned backup is
+   * promoted once the old primary's lease is over (region -> that backup).
+   */
+  private readonly handingOver = new Map<RegionRecord, ServerId>();
   /** False during a run that fails a region over or runs in TILT: no planned hand-off then. */
   private handOffsOpen = false;
+  /**
+   * Regions whose primary was taken away while it may still hold a lease: no backup is promoted
+   * there before this instant (the old primary's last lease plus the drift margin).
+   */
+  private readonly leaseFences = new Map<RegionRecord, number>();
   /** Sees every transition when set (tests only). */
   trace: TransitionTrace | null = null;
 
@@ -60,8 +70,10 @@ export class Recovery {
 
   /** A region removed from the topology needs no decision any more. */
   forget(region: RegionRecord): void {
+    this.leaseFences.delete(region);
     this.work.delete(region);
     this.handOffs.delete(region);
+    this.handingOver.delete(region);
     this.timed.delete(region);
     this.starved.delete(region);
   }
@@ -97,6 +109,7 @@ export class Recovery {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
       const heldState = wasPrimary || !region.syncing.has(server.id);
       if (wasPrimary) {
+        this.fenceOldLease(region, server.id);
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
         }
@@ -153,6 +166,30 @@ export class Recovery {
     this.traced(region, 'epoch_durable', () => announce(region, epoch));
   }
 
+  /**
+   * A server claims an epoch above the region's, or primary at the region's epoch without being the
+   * record's primary: this coordinator's record is older than what servers were told (an operator
+   * restored an old data file, or a write was lost). It ratchets the epoch up to the claim, so that
+   * fencing tokens never go backwards; that epoch is known to servers already, so it is announced at
+   * once. Who leads under it is not known here, so the record's primary steps down to a confirmed
+   * backup (it keeps its state) and the region waits for a promotion, which takes the most
+   * up-to-date backup under the highest epoch seen + 1 (after the restart grace, once every
+   * reachable server has reported its epoch). Every claimant of primary meanwhile is told backup.
+   */
+  ratchetEpoch(region: RegionRecord, claimedEpoch: number, nowMs: number): void {
+    this.traced(region, 'epoch_ratchet', () => {
+      region.epoch = Math.max(region.epoch, claimedEpoch);
+      region.announcedEpoch = region.epoch;
+      const primary = region.primary;
+      if (primary === null) return;
+      this.dropPrimary(region);
+      this.ctx.topology.addBackup(region, primary, null);
+    });
+    this.ctx.outbox.changed();
+    this.work.add(region);
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     this.traced(region, 'backup_confirmed', () => {
@@ -170,7 +207,14 @@ export class Recovery {
    * under a new epoch, which brings the region back.
    */
   readopt(region: RegionRecord, serverId: ServerId, nowMs: number): void {
-    this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
+    if (nowMs < this.leaseFence(region)) {
+      // The lost primary may still serve on its lease: the returning replica keeps what it holds as
+      // a confirmed backup, and the region is promoted as any other once the lease is over.
+      this.traced(region, 'replica_returns', () => this.ctx.topology.addBackup(region, serverId, null));
+      this.work.add(region);
+    } else {
+      this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
+    }
     region.formerReplicas = [];
     refreshPhase(this.ctx, region, nowMs);
   }
@@ -192,6 +236,7 @@ export class Recovery {
    * processed during its own stall is no reason to abort a promotion.
    */
   run(nowMs: number, tilted = false): void {
+    const promotionsHeld = nowMs < this.ctx.promotionsHeldUntilMs;
     if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
       for (const region of this.starved) this.work.add(region);
@@ -201,13 +246,16 @@ export class Recovery {
     if (this.work.size === 0) return;
     const regions = byPriority(this.work);
     this.work.clear();
-    this.handOffsOpen = !tilted && !regions.some((region) => region.primary === null);
+    this.handOffsOpen = !tilted && !regions.some((region) => region.primary === null && !this.handingOver.has(region));
     const transitions = this.pendingTransitions();
     const canTake = (id: ServerId) => (transitions.get(id) ?? 0) < this.ctx.config.maxTransitionsPerServer;
     // Failover first, in priority order: promotions take the servers' transition slots before any
     // new backup does, and they use up the run's assignment budget.
     let promotions = 0;
-    for (const region of regions) if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    for (const region of regions) {
+      if (promotionsHeld) this.work.add(region);
+      else if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    }
     let planner: PlacementPlanner | null = null;
     const assignmentsLeft = Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions);
     const pass: Pass = { nowMs, transitions, assignmentsLeft,
@@ -250,15 +298,41 @@ export class Recovery {
   }
 
   /**
-   * A planned hand-off of an active region to a confirmed backup. The old primary is told at once
-   * that it is a backup (it stops serving; players' actions are buffered meanwhile) and stays one,
-   * since it holds the whole state; the backup is promoted under epoch + 1, announced once durable.
+   * A planned hand-off of an active region to a confirmed backup, in two steps. First the old
+   * primary becomes a confirmed backup (it keeps the whole state): replies name it backup of the
+   * region at once, so no later lease covers the region, and the region is fenced until the lease
+   * it holds now is over (its other regions renew that lease, so it is read now, not later).
+   * Players' actions are buffered meanwhile. Then, once the fence has passed, the planned backup is
+   * promoted under epoch + 1 and announced once durable (replacePrimary). Not a failure: no record.
+   * Never returns true: the promotion happens in a later run.
    */
   private plannedHandOff(region: RegionRecord, primary: ServerRecord, nowMs: number, transitions: Map<ServerId, number>): boolean {
     const to = this.handOffs.get(region);
     if (to === undefined || !this.handOffsOpen || stateOf(region) !== 'active') return false;
+    // A busy target is not handed to now; the rebalancer asks again.
+    if ((transitions.get(to) ?? 0) >= this.ctx.config.maxTransitionsPerServer) return false;
     this.handOffs.delete(region);
-    return this.replacePrimary(region, nowMs, transitions, primary, to);
+    this.traced(region, 'hand_off', () => {
+      this.dropPrimary(region);
+      this.ctx.topology.addBackup(region, primary.id, null);
+    });
+    this.handingOver.set(region, to);
+    this.ctx.outbox.changed();
+    this.work.add(region);
+    refreshPhase(this.ctx, region, nowMs);
+    return false;
+  }
+
+  /** The backup a planned hand-off under way promotes, while it is still a healthy confirmed backup. */
+  private plannedCandidate(region: RegionRecord): ServerId | null {
+    const to = this.handingOver.get(region);
+    if (to === undefined || !region.backups.includes(to) || region.syncing.has(to)) return null;
+    return this.ctx.topology.servers.get(to)?.status === 'alive' ? to : null;
+  }
+
+  /** The backup a planned hand-off under way of `region` promotes, once its old primary's lease is over. */
+  handingOverTo(region: RegionRecord): ServerId | undefined {
+    return this.handingOver.get(region);
   }
 
   /** Asks for a planned hand-off of `region`'s primary to its confirmed backup `to` at the next run. */
@@ -304,21 +378,24 @@ export class Recovery {
 
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
-    handingOff: ServerRecord | null, plannedTo: ServerId | null = null): boolean {
-    const candidate = plannedTo ?? chooseCandidate(this.ctx.topology, region);
+    handingOff: ServerRecord | null): boolean {
+    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.endOf(handingOff.id) + this.ctx.config.leaseDriftMarginMs;
+    if (nowMs < fence) {
+      // The old primary may still serve: wait for its lease (a draining one is granted none).
+      this.work.add(region);
+      return false;
+    }
+    const candidate = this.plannedCandidate(region) ?? chooseCandidate(this.ctx.topology, region);
     const throttled = candidate !== null &&
       (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
     if (candidate !== null && !throttled) {
       this.traced(region, 'promote', () => {
         if (handingOff !== null) this.dropPrimary(region);
         this.promote(region, candidate, nowMs, transitions);
-        // A planned hand-off keeps the old primary as a backup: it holds the region's whole state.
-        if (handingOff !== null && plannedTo !== null) this.ctx.topology.addBackup(region, handingOff.id, null);
       });
+      this.handingOver.delete(region);
       return true;
     }
-    // A planned hand-off that is throttled is simply not done now; the rebalancer asks again.
-    if (plannedTo !== null) return false;
     if (candidate !== null || this.hasPromotableLater(region) || handingOff !== null) {
       this.work.add(region);
     } else {
@@ -463,6 +540,7 @@ export class Recovery {
   }
 
   private dropPrimary(region: RegionRecord): void {
+    if (region.primary !== null) this.fenceOldLease(region, region.primary);
     this.ctx.topology.setPrimary(region, null);
     this.primaryGone(region);
   }
@@ -480,6 +558,21 @@ export class Recovery {
    */
   private noteLoss(region: RegionRecord, serverId: ServerId): void {
     if (!region.formerReplicas.includes(serverId)) region.formerReplicas = [...region.formerReplicas, serverId];
+  }
+
+  /** The region's primary `serverId` leaves it: no backup is promoted before its lease is surely over. */
+  private fenceOldLease(region: RegionRecord, serverId: ServerId): void {
+    const until = this.ctx.leases.endOf(serverId) + this.ctx.config.leaseDriftMarginMs;
+    if (until > (this.leaseFences.get(region) ?? -Infinity)) this.leaseFences.set(region, until);
+  }
+
+  /**
+   * The instant before which no backup may be promoted in the region: the lease of a primary it
+   * lost, or of any primary of an earlier run of the coordinator, plus the drift margin.
+   */
+  private leaseFence(region: RegionRecord): number {
+    const inherited = this.ctx.leases.endOf(null) + this.ctx.config.leaseDriftMarginMs;
+    return Math.max(this.leaseFences.get(region) ?? -Infinity, inherited);
   }
 
   /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */

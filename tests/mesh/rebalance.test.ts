@@ -71,11 +71,12 @@ describe('rebalancing throttle and gates', () => {
     for (const id of ['a1', 'b1', 'c1']) mesh.register(id, id[0] ?? '?', 20);
     mesh.createRegions(Array.from({ length: 9 }, () => ({ backups: 1 })));
     mesh.run(2000);
-    // c1 leaves: its three primaries are handed to their backups in zones a and b, and the
-    // promotions are not announced while the store holds the writes back (they stay failing over).
+    // c1 leaves: its three primaries are handed to their backups in zones a and b once its lease
+    // is over, and the promotions are not announced while the store holds the writes back (they
+    // stay failing over).
     mesh.autoDurable = false;
     assert.ok(mesh.c.leave(sid('c1'), mesh.now).ok);
-    mesh.run(2100);
+    mesh.run(2000 + mesh.config.primaryLeaseMs + mesh.config.leaseDriftMarginMs + 100);
     for (const id of ['a2', 'b2']) mesh.register(id, id[0] ?? '?', 20);
     const spread = primarySpread(mesh.c);
     assert.ok(Math.max(...spread.perServer.values()) > spread.bound - 1, 'a server leads more than the even share: a move is wanted');
