@@ -4,11 +4,14 @@
  * a share of the servers crashes for 100 s and restarts empty. The balance of primaries
  * (mesh/simulation/balance.ts) is checked after setup, once the mesh settled with the servers down,
  * and once it settled after they came back; safety after every tick, liveness at the end. Planned
- * hand-offs make no failover record, count no false failover and raise no failure alert.
+ * hand-offs make no failover record, count no false failover and raise no failure alert. The lease
+ * checker watches every applied reply: no two servers serve one region at one instant, through the
+ * failovers and every planned hand-off (servers honour their leases).
  */
 import fc from 'fast-check';
 import { balanceProblems } from '../../mesh/simulation/balance.ts';
 import { livenessProblems } from '../../mesh/simulation/checkers.ts';
+import { LeaseChecker } from '../../mesh/simulation/lease-checker.ts';
 import type { SimRun } from '../../mesh/simulation/scenario.ts';
 import { checkedRun, show } from './harness.ts';
 import type { Findings } from './runs.ts';
@@ -55,6 +58,7 @@ export function runRebalance(s: RebalanceSpec): Findings {
     seed: s.seed, regions: s.regions, zones: s.zones, criticalRegions: Math.round((s.regions * s.criticalPercent) / 100),
     fleet: { playersPerRegion: 4 },
   });
+  const lease = new LeaseChecker(run.fleet);
   const problems: string[] = [];
   const stage = (name: string, found: string[]) => problems.push(...found.map((p) => `${name}: ${p} in ${show(s)}`));
   stage('unbalanced after setup', balanceProblems(run.coordinator, { distinctZones: true }));
@@ -90,5 +94,7 @@ export function runRebalance(s: RebalanceSpec): Findings {
       problems.push(`move of ${e.regionId} to ${e.toServerId} at epoch ${e.epoch} was not a planned hand-off in ${show(s)}`);
     }
   }
+  stage('two primaries serve at one instant', lease.violations);
+  if (lease.checks === 0) problems.push(`the lease checker saw no serving primary in ${show(s)}`);
   return { problems, safety: [...safety.violations], lostState: [...safety.lostState] };
 }

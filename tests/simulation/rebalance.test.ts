@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { fcParams } from './harness.ts';
 import { rebalanceSpecArb, runRebalance } from './rebalance-run.ts';
 
-test('primaries stay balanced over zones and servers after setup, failures and healing (40 runs)', () => {
+test('primaries stay balanced over zones and servers after setup, failures and healing (40 runs, lease checked)', () => {
   fc.assert(fc.property(rebalanceSpecArb, (s) => {
     const found = runRebalance(s);
     assert.deepEqual(found.safety, []);
