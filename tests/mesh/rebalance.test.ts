@@ -135,3 +135,63 @@ describe('rebalancing throttle and gates', () => {
     });
   });
 });
+
+describe('a planned hand-off under the primary lease', () => {
+  /**
+   * One move at a time with the production lease (2,000 ms, margin 100 ms): a1 and b1 lead four
+   * regions each when four empty servers join. The first hand-off's region is watched tick by tick.
+   */
+  test('the old primary is made a backup at once; the new one is promoted only once the lease it held then is over', () => {
+    const mesh = crowded({ ...testMeshConfig, maxRebalanceMoves: 1 });
+    const { leases } = Coordinator.partsForTests(mesh.c);
+    const { primaryLeaseMs, leaseDriftMarginMs } = mesh.config;
+    let handedOff: { regionId: string; from: string; at: number; fence: number } | null = null;
+    let grantsAfter = 0;
+    let collected: string[] | null = null;
+    stepTo(mesh, 20_000, () => {
+      if (handedOff !== null) {
+        const region = mesh.c.records().regions.get(rid(handedOff.regionId));
+        if (collected === null && region !== undefined && region.primary !== null && region.primary !== sid(handedOff.from)) {
+          // The new primary collects the action once it is announced and acknowledged.
+          const got = mesh.c.collectActions(rid(handedOff.regionId), region.primary, mesh.now);
+          if (got.ok) collected = got.value.actions.map((a) => `${a.playerId}#${a.seq}`);
+        }
+        if (region?.primary === null) {
+          assert.ok(region.backups.includes(sid(handedOff.from)) && !region.syncing.has(sid(handedOff.from)),
+            'the old primary is a confirmed backup (it keeps its state)');
+          // The old primary leads other regions: its lease is renewed all along, the fence is not.
+          if (leases.endOf(sid(handedOff.from)) > handedOff.fence - leaseDriftMarginMs) grantsAfter += 1;
+          if (mesh.now - handedOff.at >= mesh.config.heartbeatIntervalMs) {
+            assert.equal(mesh.server(handedOff.from).roleIn(handedOff.regionId), 'backup', 'its next reply named it backup');
+          }
+        }
+        return;
+      }
+      const [started] = mesh.ofType('rebalance_started');
+      const region = started === undefined ? undefined : mesh.c.records().regions.get(started.regionId);
+      if (started === undefined || region?.primary !== null) return;
+      // The hand_off step happened in this tick: the lease of the old primary now ends by then.
+      handedOff = { regionId: started.regionId, from: started.fromServerId, at: mesh.now,
+        fence: leases.endOf(started.fromServerId) + leaseDriftMarginMs };
+      const submitted = mesh.c.submitAction(started.regionId, { playerId: 'p1', seq: 1, payload: { n: 1 } }, mesh.now);
+      assert.ok(submitted.ok && submitted.value.status === 'buffered', 'an action during the hand-off is buffered (202)');
+    });
+    assert.ok(handedOff !== null, 'a hand-off happened');
+    const { regionId, at, fence } = handedOff;
+    assert.ok(fence > at + primaryLeaseMs / 2, 'the old primary held a lease when it was made a backup');
+    assert.ok(grantsAfter > 0, 'the old primary was granted leases (for its other regions) while the region waited');
+    const [promoted] = mesh.ofType('failover_initiated').filter((e) => e.regionId === regionId);
+    const [started] = mesh.ofType('rebalance_started');
+    assert.ok(promoted !== undefined && started !== undefined);
+    assert.ok(promoted.atMs >= fence, `promoted at ${promoted.atMs} ms, not before the fence at ${fence} ms`);
+    assert.ok(promoted.atMs <= fence + mesh.config.tickIntervalMs, 'promoted at the first tick past the fence');
+    assert.deepEqual([promoted.newPrimaryId, promoted.failedServerId], [started.toServerId, null], 'to the planned server, no failure');
+    assert.equal(mesh.c.records().regions.get(rid(regionId))?.primary, started.toServerId);
+    assert.deepEqual(collected, ['p1#1'], 'the buffered action reaches the new primary');
+    assert.equal(mesh.c.metrics().failovers.total, 0, 'no failover record');
+    assert.equal(mesh.c.metrics().falseFailovers, 0);
+    assert.deepEqual(mesh.ofType('administrator_alert'), [], 'no alert');
+    assert.equal(mesh.ofType('rebalance_completed').length, 4);
+    assert.deepEqual(balanceProblems(mesh.c), []);
+  });
+});
