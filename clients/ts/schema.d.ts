@@ -1464,7 +1464,7 @@ export interface components {
              */
             type: "actions_expired";
         });
-        /** @description A planned move of a region's primary began (rebalancing after a heal): `copy` true when the region is first copied to the new server as an extra backup, false when that server is a backup already. The hand-off itself shows as `failover_initiated` with no failed server. */
+        /** @description A planned move of a region's primary began (rebalancing after a heal): `copy` true when the region is first copied to the new server as an extra backup, false when that server is a backup already. The hand-off itself first makes the old primary a backup (players' actions are buffered), then shows as `failover_initiated` with no failed server once the old primary's lease plus the drift margin is over: never two primaries at once. */
         RebalanceStartedEvent: {
             /** @constant */
             type?: "rebalance_started";
