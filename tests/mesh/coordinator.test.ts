@@ -830,9 +830,10 @@ describe('Coordinator: snapshots', () => {
 describe('Coordinator: priority and throttling', () => {
   /**
    * Servers a1, b1, c1 only at creation: every region spans the three, and a1 is made the primary
-   * of every one (placement spreads primaries, so the roles are swapped by hand before any server
-   * heartbeats); a2, b2, c2 register afterwards as room for replacements. Rebalancing is off: it
-   * would move primaries off a1 before the failure these tests are about.
+   * of every one (placement spreads primaries, so the roles are swapped by hand, in the topology
+   * and in the servers, before any server heartbeats); a2, b2, c2 register afterwards as room for
+   * replacements. Rebalancing is off: it would move primaries off a1 before the failure these
+   * tests are about.
    */
   function sharedPrimary(priorities: { critical?: boolean; players: number }[], config: MeshConfig = harnessConfig): Mesh {
     const mesh = new Mesh({ config: { ...config, maxRebalanceMoves: 0 } });
@@ -845,6 +846,12 @@ describe('Coordinator: priority and throttling', () => {
       if (region === undefined || primary === null || primary === sid('a1')) continue;
       topology.promote(region, sid('a1'));
       topology.addBackup(region, primary, null);
+      // The servers took their roles at creation: they take the swapped ones (a server still
+      // claiming primary beside a1 at the same epoch would ratchet the region's epoch).
+      for (const fake of ['a1', primary]) {
+        const held = mesh.server(fake).held.get(region.id);
+        if (held !== undefined) held.role = fake === 'a1' ? 'primary' : 'backup';
+      }
     }
     priorities.forEach((p, i) => {
       assert.ok(mesh.c.updateRegion(rid(ids[i] ?? ''), p).ok, 'mesh.c.updateRegion(rid(ids[i] ?? \'\'), p).ok');
