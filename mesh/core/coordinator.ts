@@ -113,6 +113,17 @@ export class Coordinator {
     return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), applied.reportedSilence));
   }
 
+  /**
+   * The server's session closed without a `leave` (its process may have died, or only the
+   * connection did): it becomes suspect at once; its peers' reports decide (see Membership).
+   */
+  sessionClosed(id: ServerId, nowMs: number): Result<null, 'unknown_server' | 'server_left'> {
+    const server = this.heartbeatSender(id);
+    if (!server.ok) return server;
+    this.membership.sessionClosed(server.value, nowMs);
+    return ok(null);
+  }
+
   /** The reply a heartbeat would get, without applying one (for a heartbeat that is held back). */
   assignment(id: ServerId): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
     const server = this.heartbeatSender(id);
