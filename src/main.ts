@@ -52,6 +52,8 @@ async function main(): Promise<void> {
     observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
   });
   const server = createServer(app.callback());
+  // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
+  server.on('upgrade', app.sessions.handleUpgrade);
   await listen(server, settings);
   const ticker = settings.clock === 'system'
     ? startTicker(() => host.tick(), settings.tickMs, (error) => log.error('tick failed', { error })) : null;
@@ -89,7 +91,8 @@ function handleSignals(parts: {
     parts.log.info('shutting down', { signal });
     parts.ticker?.stop();
     parts.observed.close();
-    // Ended streams and idle keep-alive connections close cleanly; requests in flight get the time
+    // Ended streams and sessions (servers reconnect to the next coordinator; closing them is not
+    // evidence against anyone) and idle keep-alive connections close cleanly; requests in flight get the time
     // the final flush takes to finish, then whatever is left is cut.
     parts.app.closeStreams();
     parts.server.close();

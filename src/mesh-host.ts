@@ -39,6 +39,7 @@ export class RunningMesh implements MeshHost {
   readonly clockKind: 'system' | 'manual';
   private readonly runtime: MeshRuntime;
   private readonly listeners = new Set<(event: MeshEvent) => void>();
+  private readonly changeListeners = new Set<() => void>();
   private readonly random: SeededRandom;
   private lastPersistSeq = 0;
 
@@ -170,6 +171,15 @@ export class RunningMesh implements MeshHost {
     return () => this.listeners.delete(listener);
   }
 
+  subscribeChanges(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) listener();
+  }
+
   /** Persists what is pending and closes the store (shutdown). */
   async close(): Promise<void> {
     this.flush();
@@ -186,12 +196,14 @@ export class RunningMesh implements MeshHost {
         for (const listener of this.listeners) listener(effect.event);
       }
     }
+    this.changed();
   }
 
   private async persist(seq: number): Promise<void> {
     try {
       await this.options.store.save(() => this.coordinator.exportState(this.now()), seq);
       this.coordinator.markDurable(this.options.store.durableSeq());
+      this.changed();
     } catch (error) {
       this.options.log.error('persisting the mesh state failed', { error, seq });
       throw error;

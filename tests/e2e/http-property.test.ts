@@ -84,6 +84,8 @@ class SwappableHost implements MeshHost {
   private current: RunningMesh | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly listeners = new Set<(event: MeshEvent) => void>();
+  private readonly changeListeners = new Set<() => void>();
+  private unsubscribeChanges: (() => void) | undefined;
   /** Servers seen turning suspect, with when (the test's own view of the event stream). */
   readonly suspected: { serverId: string; atMs: number }[] = [];
 
@@ -97,6 +99,8 @@ class SwappableHost implements MeshHost {
       if (event.type === 'server_status_changed' && event.to === 'suspect') this.suspected.push({ serverId: event.serverId, atMs: event.atMs });
       for (const l of this.listeners) l(event);
     });
+    this.unsubscribeChanges?.();
+    this.unsubscribeChanges = this.current.subscribeChanges(() => { for (const l of this.changeListeners) l(); });
   }
 
   private get mesh(): RunningMesh {
@@ -116,6 +120,10 @@ class SwappableHost implements MeshHost {
   subscribe(listener: (event: MeshEvent) => void) {
     this.listeners.add(listener);
     return () => { this.listeners.delete(listener); };
+  }
+  subscribeChanges(listener: () => void) {
+    this.changeListeners.add(listener);
+    return () => { this.changeListeners.delete(listener); };
   }
 }
 
