@@ -349,6 +349,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mesh/servers/{server_id}/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the server. */
+                server_id: components["parameters"]["ServerIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Open a session (WebSocket)
+         * @description The preferred way for a game server to talk to the coordinator: one long-lived WebSocket per
+         *     server (RFC 6455, subprotocol `mesh.v1`). Over it the server sends heartbeats (exactly the
+         *     body of `sendHeartbeat`) and `leave`; the coordinator answers each heartbeat and pushes the
+         *     server's new assignment the moment a decision that concerns it is durable (promotion,
+         *     demotion, a backup assigned or dropped, fidelity, buffered actions waiting), so nothing waits
+         *     for the next heartbeat. The messages are specified in `asyncapi.yaml`.
+         *
+         *     Authentication: the server's token in `Authorization: Bearer <token>` (Godot 3's
+         *     `WebSocketClient.connect_to_url` sends it as a custom header). A client that cannot set
+         *     headers (a browser) offers the subprotocols `mesh.v1, mesh.bearer.<token>`; the coordinator
+         *     selects `mesh.v1` and never echoes the token. A token is never accepted in the URL.
+         *
+         *     Before the upgrade every refusal is a problem document like those of the other operations
+         *     (401, 403, 404, 409 for a server that left, 400 for a malformed handshake, 426 without
+         *     `Upgrade: websocket`). A server holds one session: a new one replaces the old (close code
+         *     4000). A server that stops reading its messages is disconnected once more than a bounded
+         *     amount waits to be sent (close code 4001). A session that closes without `leave` makes the
+         *     server suspect at once; its replication peers' reports decide whether it failed
+         *     (FAULT_TOLERANCE_DEPLOYMENT.md). HTTP heartbeats keep working for clients without sessions.
+         */
+        get: operations["openSession"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/mesh/servers/{server_id}/leave": {
         parameters: {
             query?: never;
@@ -2298,6 +2339,52 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    openSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the server. */
+                server_id: components["parameters"]["ServerIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol; the session is open (messages in asyncapi.yaml). */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            /** @description A plain GET without an Upgrade: websocket header (or an unsupported WebSocket version). */
+            426: {
+                headers: {
+                    /** @description Always `websocket`. */
+                    Upgrade?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://mesh-coordinator.dev/problems/upgrade-required",
+                     *       "title": "Upgrade Required",
+                     *       "status": 426,
+                     *       "detail": "A session is a WebSocket: send Upgrade: websocket.",
+                     *       "instance": "/mesh/servers/srv-7f3a9c/session"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     leaveServer: {
