@@ -59,12 +59,14 @@ export interface MeshConfig {
    * Length of the primary lease a renewal over the session grants, counted by the server from the
    * send time of its message the renewal answers. It bounds how fast a crashed primary can be
    * replaced (the coordinator waits for it to lapse, plus the drift margin), so it is short; the
-   * renewal cadence below keeps a healthy primary's lease from lapsing between renewals.
+   * renewal cadence below keeps a healthy primary's lease from lapsing between renewals. Reserved
+   * for the primary lease: nothing reads it yet.
    */
   readonly sessionLeaseMs: number;
   /**
    * How often a server with a session asks for its lease to be renewed: a third of the lease, so
    * that two renewals in a row can be lost or late before a healthy primary stops serving.
+   * Reserved for the primary lease: nothing reads it yet.
    */
   readonly sessionLeaseRenewalIntervalMs: number;
   /**

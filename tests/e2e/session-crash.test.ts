@@ -20,7 +20,7 @@ after(async () => {
 
 function gameServer(base: string, zone: string): { child: ChildProcess; lines: Line[] } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'tests/e2e/session-game-server.ts', base, zone, '60000'], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SESSION_GAME_SERVER_DEBUG: '1' },
   });
   children.push(child);
   const lines: Line[] = [];
@@ -58,8 +58,9 @@ test('SIGKILL of a primary holding a session: failed over through the session an
     return undefined;
   }, { timeoutMs: 10_000, intervalMs: 5 }).catch(async (error) => {
     const status = await call(service.url, 'GET', '/mesh/servers');
-    throw new Error(`${(error as Error).message}\nservers: ${JSON.stringify(status.body)}\n` +
-      `lines: ${JSON.stringify(servers.map((s) => s.lines.filter((l) => l.event !== 'reply')))}\n${service.output().slice(-3000)}`);
+    const replication = await call(service.url, 'GET', '/mesh/regions/r1/replication');
+    throw new Error(`${(error as Error).message}\nservers: ${JSON.stringify(status.body)}\nreplication: ${JSON.stringify(replication.body)}\n` +
+      `lines: ${JSON.stringify(servers.map((s) => s.lines.filter((l) => l.event !== 'reply' && l.at > killedAt - 300)))}\n${service.output().slice(-3000)}`);
   });
   const failed = expectJson('getServer', await call(service.url, 'GET', `/mesh/servers/${ids[primaryAt]}`), 200);
   assert.equal(failed.status, 'failed');

@@ -32,6 +32,7 @@ const listener = createServer((socket) => {
   const lost = () => {
     if (peer === null) return;
     const heard = lastHeard.get(peer) ?? Date.now();
+    if (process.env.SESSION_GAME_SERVER_DEBUG) print({ event: 'lost', peer, heard });
     setTimeout(() => session.heartbeatNow(), Math.max(0, heard + confirmAfterMs - Date.now()));
   };
   socket.on('close', lost);
@@ -62,6 +63,7 @@ function heartbeat(id: string): HeartbeatRequest {
     const silent = now - (lastHeard.get(peer) ?? now);
     return { server_id: peer, silent_for_ms: silent <= streamEveryMs ? 0 : silent };
   });
+  if (process.env.SESSION_GAME_SERVER_DEBUG) print({ event: 'beat', peers });
   return {
     incarnation: `${id}#${process.pid}`, players: 0, peers,
     regions: [...session.regions.values()].map((r) => ({ region_id: r.region_id, role: r.role, epoch: r.epoch, applied_seq: Math.floor((now - started) / 10) })),
@@ -81,7 +83,9 @@ function linkPeers(id: string, regions: { primary: Endpoint; backups: NonNullabl
   for (const [peer, address] of peersOf(id, regions)) {
     if (outbound.has(peer)) continue;
     const [host, port] = address.split(':') as [string, string];
-    const socket = connect(Number(port), host, () => socket.write(`${id}\n`));
+    const socket = connect(Number(port), host);
+    // Written before any stream byte (writes before the connection are queued in order).
+    socket.write(`${id}\n`);
     socket.on('error', () => socket.destroy());
     socket.on('close', () => outbound.delete(peer));
     outbound.set(peer, socket);
