@@ -15,12 +15,13 @@ import { Router } from '@koa/router';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './deps.ts';
 import { loadContract } from './openapi.ts';
-import { HttpProblem, problemMiddleware } from './problem.ts';
+import { HttpProblem, isClientGone, problemMiddleware } from './problem.ts';
+import { createRequestGuard } from './request-guard.ts';
 import type { RouteKit } from './route-kit.ts';
 import { requestObserver } from './request-observer.ts';
 import { defaultMaxQueuedBytes, SessionHub } from './session/session-hub.ts';
 import { sessionEndpoint, type SessionEndpoint } from './session/session-upgrade.ts';
-import { createEventStream, isClientDisconnect, type EventStream } from './sse.ts';
+import { createEventStream, type EventStream } from './sse.ts';
 import { actionRoutes } from './routes/actions.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
@@ -62,7 +63,8 @@ const routerFactories: readonly ((kit: RouteKit, events: EventStream) => Router)
 export function createApp(deps: AppDeps): MeshApp {
   const contract = deps.contract ?? loadContract(deps.openapiPath);
   const kit: RouteKit = { deps, host: deps.host, contract };
-  const events = createEventStream();
+  const events = createEventStream({ maxClients: deps.http?.maxEventSubscribers });
+  const guard = createRequestGuard({ allowedHosts: deps.http?.allowedHosts ?? [], allowedOrigins: deps.http?.allowedOrigins ?? [] });
   // Subscribed once for the app, not per client, so that the replay ring holds every event
   // since start-up whether or not anyone was listening.
   const unsubscribe = deps.host.subscribe((event) => events.publish(sseEventOf(event)));
@@ -73,12 +75,19 @@ export function createApp(deps: AppDeps): MeshApp {
   const app = new Koa() as MeshApp;
   const observer = deps.observeRequest ? requestObserver(deps.observeRequest) : null;
   if (observer) app.use(observer.koa);
-  app.use(problemMiddleware({ log: (error, request) => deps.logError(error, request) }));
+  app.use(problemMiddleware({
+    log: (error, request) => deps.logError(error, request),
+    debug: (error, request) => deps.logDebug?.('client left mid-request', { ...request, reason: error instanceof Error ? error.message : String(error) }),
+  }));
+  app.use(guard.middleware);
   app.use(methodProblems(root));
   app.use(root.routes());
   app.on('error', (error: unknown, ctx?: Context) => {
-    // A client leaving an event stream (or any streamed body) is the normal end of a connection.
-    if (isClientDisconnect(error)) return;
+    // A client leaving an event stream (or any streamed body, or mid-request) is the client's doing.
+    if (isClientGone(error)) {
+      deps.logDebug?.('client left mid-request', { ...(ctx ? { method: ctx.method, path: ctx.path } : {}), reason: String(error) });
+      return;
+    }
     deps.logError(error, ctx ? { method: ctx.method, path: ctx.path } : {});
   });
   if (observer) {
@@ -92,7 +101,7 @@ export function createApp(deps: AppDeps): MeshApp {
     };
   }
   const hub = new SessionHub(kit, { maxQueuedBytes: deps.sessionMaxQueuedBytes ?? defaultMaxQueuedBytes });
-  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub);
+  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub, (req) => guard.upgradeRefusal(req.headers));
   let closed = false;
   app.closeStreams = () => {
     if (closed) return;

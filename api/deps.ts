@@ -61,6 +61,26 @@ export interface MeshHost {
    * after a write became durable (which announces held promotions). Returns the unsubscribe function.
    */
   subscribeChanges(listener: () => void): () => void;
+  /**
+   * Whether the service can do its job now: false, with the reason, while the last write of the
+   * state failed (nothing new can be made durable) or the service is shutting down.
+   */
+  readiness(): { ready: true } | { ready: false; reason: string };
+}
+
+/** Limits and allow-lists of the HTTP layer; every field has a safe default. */
+export interface HttpOptions {
+  /**
+   * Host names requests may be addressed to besides loopback names (default none); `'any'` turns
+   * the Host check off. See api/request-guard.ts.
+   */
+  readonly allowedHosts?: readonly string[] | 'any';
+  /** Origins whose pages may change state and get CORS answers (default none). */
+  readonly allowedOrigins?: readonly string[];
+  /** Most clients of `GET /mesh/events` at once; one more gets 429 (default 100). */
+  readonly maxEventSubscribers?: number;
+  /** Longest time a request body may take to arrive once its headers are in (default 10 s). */
+  readonly bodyTimeoutMs?: number;
 }
 
 /** Dependencies of `createApp`. */
@@ -70,6 +90,10 @@ export interface AppDeps {
   readonly adminToken: string | undefined;
   /** Where unexpected errors are logged (never sent to clients). */
   readonly logError: (error: unknown, context?: Record<string, unknown>) => void;
+  /** Where what clients did wrong at the connection level is logged (aborted bodies); debug level. */
+  readonly logDebug?: (message: string, context?: Record<string, unknown>) => void;
+  /** Limits and allow-lists; defaults as documented on {@link HttpOptions}. */
+  readonly http?: HttpOptions;
   /** Path of openapi.yaml; defaults to the one at the repository root. */
   readonly openapiPath?: string;
   /**

@@ -1,7 +1,7 @@
 /**
  * Every error the service answers is an `application/problem+json` document (RFC 9457) made
  * here, by one middleware. Handlers throw {@link HttpProblem}s (or return core rejections mapped
- * with {@link fromRejection}); body-parser failures and unexpected errors are translated, and a
+ * with {@link fromRejection}); other HTTP errors and unexpected errors are translated, and a
  * 5xx never carries the message or stack of the error behind it.
  */
 import { STATUS_CODES } from 'node:http';
@@ -174,23 +174,39 @@ function toSnakeCase(key: string): string {
 export interface ProblemMiddlewareOptions {
   /** Receives every unexpected error (answered 500), with the request it broke. */
   log: (error: unknown, request: { method: string; path: string }) => void;
+  /**
+   * Receives what is the client's doing, not the server's: a client that went away mid-request.
+   * Logged at debug level; absent, such errors are dropped.
+   */
+  debug?: (error: unknown, request: { method: string; path: string }) => void;
+}
+
+/** True for errors that mean the client left (aborted its body, reset the connection). */
+export function isClientGone(error: unknown): boolean {
+  if (error instanceof Error && error.name === 'ClientGone') return true;
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  // HPE_INVALID_EOF_STATE: the connection ended in the middle of a request (Node's HTTP parser).
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'HPE_INVALID_EOF_STATE';
 }
 
 /**
- * The one error middleware: mount it first. Turns thrown problems, body-parser errors, HTTP
- * errors from Koa or the router, unexpected errors, and responses left without a body (404 when
- * nothing matched, 405 from allowedMethods) into problem documents.
+ * The one error middleware: mount it first. Turns thrown problems, HTTP errors from Koa or the
+ * router, unexpected errors, and responses left without a body (404 when nothing matched, 405 from
+ * allowedMethods) into problem documents. A client that left is logged at debug level only.
  */
 export function problemMiddleware(options: ProblemMiddlewareOptions): Middleware {
   return async function problems(ctx, next) {
     try {
       await next();
     } catch (error) {
+      const request = { method: ctx.method, path: ctx.path };
+      if (isClientGone(error)) options.debug?.(error, request);
       if (ctx.headerSent || !ctx.writable) {
-        options.log(error, { method: ctx.method, path: ctx.path });
+        if (!isClientGone(error)) options.log(error, request);
         return;
       }
-      send(ctx, problemOf(error, { method: ctx.method, path: ctx.path }, options), true);
+      send(ctx, problemOf(error, request, options), true);
       return;
     }
     if (ctx.status >= 400 && ctx.body == null && !ctx.headerSent) send(ctx, emptyStatusProblem(ctx), false);
@@ -212,7 +228,7 @@ function send(ctx: Context, problem: HttpProblem, clearHeaders: boolean): void {
 
 /**
  * The headers a problem is answered with (besides `Content-Type`): its own, plus a `Retry-After`
- * on a 429 that lacks one. Shared by the middleware and the heartbeat fast path.
+ * on a 429 that lacks one. Shared by the middleware and the session handshake.
  */
 export function problemHeaders(problem: HttpProblem): Record<string, string> {
   const headers: Record<string, string> = { ...problem.headers };
@@ -236,19 +252,17 @@ function pickHeader(ctx: Context, name: string): Record<string, string> {
   return value ? { [name]: value } : {};
 }
 
-/** Error properties set by raw-body, co-body and http-errors. */
-interface ErrorFacts { status?: unknown; type?: unknown; expose?: unknown; limit?: unknown; message?: unknown; headers?: unknown }
+/** Error properties set by http-errors (Koa's `ctx.throw`, the router). */
+interface ErrorFacts { status?: unknown; expose?: unknown; message?: unknown; headers?: unknown }
 
 /**
- * The problem answered for a thrown error (the middleware's one mapping, also used by the heartbeat
- * fast path): problems as they are, body-parser errors translated, exposed 4xx kept, anything else
- * logged and answered 500 without its message.
+ * The problem answered for a thrown error (the middleware's one mapping, also used by the session
+ * handshake): problems as they are, exposed 4xx kept, anything else logged and answered 500
+ * without its message.
  */
 export function problemOf(error: unknown, request: { method: string; path: string }, options: ProblemMiddlewareOptions): HttpProblem {
   if (error instanceof HttpProblem) return error;
   const facts = (typeof error === 'object' && error !== null ? error : {}) as ErrorFacts;
-  const fromParser = bodyParserProblem(error, facts);
-  if (fromParser) return fromParser;
   const status = typeof facts.status === 'number' ? facts.status : 500;
   if (status >= 400 && status < 500 && facts.expose === true) {
     const headers = typeof facts.headers === 'object' && facts.headers !== null ? facts.headers as Record<string, string> : {};
@@ -257,25 +271,6 @@ export function problemOf(error: unknown, request: { method: string; path: strin
   options.log(error, request);
   const safeStatus = status >= 500 && status < 600 && STATUS_CODES[status] ? status : 500;
   return new HttpProblem({ status: safeStatus, detail: 'An unexpected error occurred; it has been logged.' });
-}
-
-/** Recognises the errors of @koa/bodyparser (co-body, raw-body, inflation) by their marks. */
-function bodyParserProblem(error: unknown, facts: ErrorFacts): HttpProblem | undefined {
-  switch (facts.type) {
-    case 'entity.too.large': return payloadTooLarge(typeof facts.limit === 'number' ? facts.limit : undefined);
-    case 'encoding.unsupported':
-    case 'charset.unsupported': return new HttpProblem({ status: 415, slug: 'unsupported-media-type', detail: String(facts.message) });
-    case 'request.aborted': return badRequest('The request was aborted before its body was complete.');
-    case 'request.size.invalid': return badRequest('The body length does not match Content-Length.');
-    default: break;
-  }
-  if (error instanceof SyntaxError && facts.status === 400) {
-    const detail = /only supports object and array/.test(error.message)
-      ? 'The body must be a JSON object or array.'
-      : `The body is not valid JSON: ${error.message}.`;
-    return new HttpProblem({ status: 400, slug: 'malformed-json', detail });
-  }
-  return undefined;
 }
 
 function slugOf(status: number): string | undefined {

@@ -31,7 +31,7 @@ interface Noted {
 
 /**
  * The pair the app installs: `koa` notes the matched route and problem detail of requests Koa
- * answers; `wrap` times every request (fast path included) and reports it once it finished.
+ * answers; `wrap` times every request and reports it once it finished.
  * Event streams are not reported: their duration is the client's stay, not the service's work.
  */
 export function requestObserver(observe: RequestObserver) {

@@ -40,7 +40,7 @@ export function operation<B = any>(router: Router, kit: RouteKit, operationId: s
   const auth = authFor(kit, info.security);
   const bodyRequired = requiresBody(kit.contract, info.path, info.method);
   const stack: Middleware[] = auth ? [auth] : [];
-  stack.push(jsonBody({ limitBytes: info.maxBodyBytes }));
+  stack.push(jsonBody({ limitBytes: info.maxBodyBytes, timeoutMs: kit.deps.http?.bodyTimeoutMs }));
   stack.push(async (ctx) => {
     const params = kit.contract.validateParams(operationId, {
       path: ctx.params as Record<string, string>, query: ctx.query, headers: ctx.headers,

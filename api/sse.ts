@@ -1,11 +1,13 @@
 /**
  * Server-sent events for `GET /mesh/events`: a broadcaster that writes each published event to
  * every attached client, keeps the last events in a ring so a client reconnecting with
- * `Last-Event-ID` misses nothing recent, pings idle streams so proxies keep them open, and drops
- * clients too slow to keep up (they reconnect and replay, instead of growing memory without bound).
+ * `Last-Event-ID` misses nothing recent, pings idle streams so proxies keep them open, caps the
+ * number of clients, and drops clients too slow to keep up with a final event saying why (they
+ * reconnect and replay, instead of growing memory without bound).
  */
-import { PassThrough } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
+import { isClientGone, tooManyRequests } from './problem.ts';
 
 /** One event as it goes on the wire: `id`, `event` and `data` (JSON-encoded on one line). */
 export interface SseEvent {
@@ -25,15 +27,25 @@ export interface EventStreamOptions {
   replayLimit?: number;
   /** Reconnection delay suggested to clients with `retry:` (2000 ms). */
   retryMs?: number;
-  /** A client whose unsent output exceeds this is disconnected (1 MiB). */
+  /** A client whose connection holds more unsent bytes than this is dropped (256 KiB). */
   maxBufferedBytes?: number;
+  /** A client whose connection holds more unsent events than this is dropped (1000). */
+  maxQueuedEvents?: number;
+  /** Most clients attached at once; `attach` refuses one more with 429 (100). */
+  maxClients?: number;
+  /**
+   * How long a dropped client's final `stream_closed` event may wait to be read before its
+   * connection is cut, which frees what the connection still holds (5 s).
+   */
+  dropGraceMs?: number;
 }
 
 /** A broadcaster of server-sent events. */
 export interface EventStream {
   /**
    * Turns the response into an event stream for this client, replaying the retained events with
-   * an id greater than `lastEventId` first.
+   * an id greater than `lastEventId` first. Throws a 429 problem, before answering anything, when
+   * `maxClients` are attached already.
    */
   attach(ctx: Context, lastEventId?: number): void;
   /** Sends an event to every attached client and keeps it for replay. */
@@ -67,37 +79,74 @@ export function isPrematureClose(error: unknown): boolean {
  * (premature close, connection reset, broken pipe). Filter them in `app.on('error')`: for an event
  * stream they are the normal end of a connection, not a fault.
  */
-export function isClientDisconnect(error: unknown): boolean {
-  const code = errorCode(error);
-  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED';
-}
+export const isClientDisconnect = isClientGone;
 
 function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
 }
 
-/** Creates a broadcaster. Call `close()` on shutdown, or open streams keep the server alive. */
+/** Why a stream was ended by the service, as its final `stream_closed` event says. */
+export type StreamCloseReason = 'slow_consumer' | 'shutdown';
+
+const closeDetails: Readonly<Record<StreamCloseReason, string>> = {
+  slow_consumer: 'This client did not read the stream fast enough and fell too far behind; reconnect with Last-Event-ID to resume.',
+  shutdown: 'The coordinator is shutting down; reconnect with Last-Event-ID once it is back.',
+};
+
+/** The last frame of a stream the service ends: no id, so that `Last-Event-ID` stays on the last event. */
+export function closingFrame(reason: StreamCloseReason, lastEventId: number | null): string {
+  return `event: stream_closed\ndata: ${JSON.stringify({ reason, detail: closeDetails[reason], last_event_id: lastEventId })}\n\n`;
+}
+
+/** One attached client: its response and the events written since its connection last drained. */
+interface Client {
+  readonly res: ServerResponse;
+  backlog: number;
+  lastEventId: number | null;
+}
+
+/**
+ * Creates a broadcaster. Call `close()` on shutdown, or open streams keep the server alive.
+ *
+ * Frames are written straight to each response; the frame strings are shared between clients, and
+ * what a client has not taken yet stays in its connection's buffer. That buffer is bounded in bytes
+ * and events: a client beyond either bound gets a final `stream_closed` event and is cut off if it
+ * still does not read, instead of growing the process's memory with every event.
+ */
 export function createEventStream(options: EventStreamOptions = {}): EventStream {
-  const { pingIntervalMs = 15_000, replayLimit = 1000, retryMs = 2000, maxBufferedBytes = 1024 * 1024 } = options;
-  const clients = new Set<PassThrough>();
+  const {
+    pingIntervalMs = 15_000, replayLimit = 1000, retryMs = 2000, maxBufferedBytes = 256 * 1024,
+    maxQueuedEvents = 1000, maxClients = 100, dropGraceMs = 5000,
+  } = options;
+  const clients = new Set<Client>();
   const ring: { id: number; frame: string }[] = [];
   let ping: NodeJS.Timeout | undefined;
   let closed = false;
 
-  // A slow client is destroyed rather than ended: ending would keep its backlog in memory until
-  // it read everything, which is what dropping it is meant to avoid.
-  const drop = (client: PassThrough, abort = false): void => {
-    if (!clients.delete(client)) return;
-    if (abort) client.destroy();
-    else client.end();
+  const stopPingIfIdle = (): void => {
     if (clients.size === 0 && ping) {
       clearInterval(ping);
       ping = undefined;
     }
   };
-  const write = (client: PassThrough, text: string): void => {
-    client.write(text);
-    if (client.writableLength > maxBufferedBytes) drop(client, true);
+  const drop = (client: Client, reason: StreamCloseReason): void => {
+    if (!clients.delete(client)) return;
+    stopPingIfIdle();
+    const { res } = client;
+    if (res.destroyed || res.writableEnded) return;
+    res.end(closingFrame(reason, client.lastEventId));
+    if (reason !== 'slow_consumer') return;
+    const cut = setTimeout(() => res.destroy(), dropGraceMs);
+    cut.unref();
+    res.once('close', () => clearTimeout(cut));
+  };
+  const write = (client: Client, text: string, eventId?: number): void => {
+    const { res } = client;
+    if (res.destroyed || res.writableEnded) return;
+    res.write(text);
+    if (eventId !== undefined) client.lastEventId = eventId;
+    if (res.writableNeedDrain) client.backlog += 1;
+    if (res.writableLength > maxBufferedBytes || client.backlog > maxQueuedEvents) drop(client, 'slow_consumer');
   };
   const startPing = (): void => {
     if (ping) return;
@@ -108,40 +157,48 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
   return {
     get clientCount() { return clients.size; },
     attach(ctx, lastEventId) {
-      const client = openResponse(ctx);
+      if (!closed && clients.size >= maxClients) {
+        throw tooManyRequests(`At most ${maxClients} clients may follow the event stream at once; try again later.`, retryMs, 'too-many-subscribers');
+      }
+      const res = openResponse(ctx);
+      const client: Client = { res, backlog: 0, lastEventId: lastEventId ?? null };
       if (closed) {
-        client.end();
+        res.end(closingFrame('shutdown', client.lastEventId));
         return;
       }
       clients.add(client);
       startPing();
-      // The response's close, not the request's: since Node 16 a GET request emits 'close' as soon
-      // as it has been read, long before the client goes away.
-      ctx.res.on('close', () => drop(client));
-      client.on('close', () => drop(client));
-      let text = `retry: ${retryMs}\n\n`;
-      if (lastEventId !== undefined) for (const e of ring) if (e.id > lastEventId) text += e.frame;
-      write(client, text);
+      res.on('drain', () => { client.backlog = 0; });
+      res.on('close', () => {
+        clients.delete(client);
+        stopPingIfIdle();
+      });
+      write(client, `retry: ${retryMs}\n\n`);
+      if (lastEventId !== undefined) for (const e of ring) if (e.id > lastEventId) write(client, e.frame, e.id);
     },
     publish(event) {
       const frame = formatEvent(event);
       ring.push({ id: event.id, frame });
       if (ring.length > replayLimit) ring.splice(0, ring.length - replayLimit);
-      for (const client of clients) write(client, frame);
+      for (const client of clients) write(client, frame, event.id);
     },
     close() {
       closed = true;
-      for (const client of [...clients]) drop(client);
+      for (const client of [...clients]) drop(client, 'shutdown');
     },
   };
 }
 
-/** Sets the SSE headers and streams the response through a PassThrough the broadcaster writes to. */
-function openResponse(ctx: Context): PassThrough {
+/**
+ * Sends the SSE headers and hands the raw response over: Koa does not answer it (`respond = false`),
+ * the broadcaster writes to it directly.
+ */
+function openResponse(ctx: Context): ServerResponse {
   ctx.req.socket.setTimeout(0);
   ctx.req.socket.setNoDelay(true);
   ctx.status = 200;
-  ctx.set({
+  ctx.respond = false;
+  ctx.res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     // no-transform stops compressing proxies from buffering the stream.
     'Cache-Control': 'no-cache, no-transform',
@@ -149,7 +206,5 @@ function openResponse(ctx: Context): PassThrough {
     // nginx buffers proxied responses unless told otherwise.
     'X-Accel-Buffering': 'no',
   });
-  const stream = new PassThrough();
-  ctx.body = stream;
-  return stream;
+  return ctx.res;
 }

@@ -492,14 +492,14 @@ const LABELS = 3;
 
 /**
  * For reference, to split the gap between the service and the bare server into what the framework
- * costs and what the service adds: Koa with @koa/bodyparser (as the service configures it) and one
- * middleware that answers what the bare server answers.
+ * costs and what the service adds: Koa with the service's JSON body middleware (api/body.ts) and
+ * one middleware that answers what the bare server answers.
  */
 async function minimalKoa() {
   const { default: Koa } = await import('koa');
-  const { bodyParser } = await import('@koa/bodyparser');
+  const { jsonBody } = await import('../api/body.ts');
   const app = new Koa();
-  app.use(bodyParser({ enableTypes: ['json'], jsonLimit: 1024 * 1024, jsonStrict: true, encoding: 'utf-8' }));
+  app.use(jsonBody({ limitBytes: 1024 * 1024 }));
   app.use((ctx) => {
     ctx.body = replyFor(ctx.path.split('/')[3] ?? '', (ctx.request as unknown as { body: HeartbeatBody }).body);
   });

@@ -4,13 +4,15 @@
  */
 import { createServer, type Server } from 'node:http';
 import { createApp, type MeshApp } from '../api/app.ts';
+import type { HttpOptions } from '../api/deps.ts';
 import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
 import type { CoreState } from '../mesh/core/state.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
 import { Observability } from './observability.ts';
-import { helpText, parseSettings, type Settings } from './settings.ts';
+import { helpText, isWildcard, parseSettings, type Settings } from './settings.ts';
+import { dataFileProblem } from './store/data-file-schema.ts';
 import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
@@ -33,13 +35,24 @@ async function main(): Promise<void> {
   }
   const log = createLogger({ level: settings.logLevel, fields: { service: 'mesh-coordinator' } });
   for (const warning of parsed.warnings) log.warn(warning);
+  if (isWildcard(settings.host) && settings.allowedHosts.length === 0) {
+    log.warn('bound to every interface without MESH_ALLOWED_HOSTS: any Host header is accepted; list the names clients use');
+  }
   // Everything slow comes before the mesh is restored: a restored mesh starts every server's
   // detection window (and every pending deadline) at once, and the listener must be up by then.
   const contract = loadContract();
-  const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir) : null;
+  const lock = settings.store === 'lowdb' ? await lockDataDir(settings.dataDir, {
+    // Another process may take an unrenewed lock: stop writing at once rather than share the file.
+    onCompromised: (error) => {
+      log.error('lost the data directory lock; stopping so that two processes never write one file', { error });
+      process.exit(1);
+    },
+  }) : null;
   const observed = new Observability(settings, log);
   const store: Store<CoreState> = settings.store === 'lowdb'
-    ? new LowdbStore<CoreState>({ dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten })
+    ? new LowdbStore<CoreState>({
+      dataDir: settings.dataDir, checkState: dataFileProblem, onError: observed.storeFailed, onWritten: observed.storeWritten,
+    })
     : new MemoryStore<CoreState>();
   const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
   const host = await RunningMesh.open({
@@ -50,8 +63,16 @@ async function main(): Promise<void> {
     host, adminToken: settings.adminToken, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
     observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
+    logDebug: (message, context) => log.debug(message, context),
+    http: httpOptions(settings),
   });
-  const server = createServer(app.callback());
+  const server = createServer({
+    // Headers get the request timeout, the body gets it again in the app (a 408 problem); the
+    // server's own limit is the backstop for both, checked every second instead of every 30 s.
+    headersTimeout: settings.requestTimeoutMs,
+    requestTimeout: 2 * settings.requestTimeoutMs + 1000,
+    connectionsCheckingInterval: 1000,
+  }, app.callback());
   // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
   server.on('upgrade', app.sessions.handleUpgrade);
   await listen(server, settings);
@@ -67,6 +88,18 @@ async function main(): Promise<void> {
     servers: host.coordinator.records().servers.size, regions: host.coordinator.records().regions.size,
   });
   handleSignals({ server, app, ticker, host, lock, log, observed });
+}
+
+/** The HTTP layer's limits from the settings. A wildcard bind has no one name, so it checks Host only against a list. */
+function httpOptions(settings: Settings): HttpOptions {
+  const bound = isWildcard(settings.host) ? [] : [settings.host];
+  const anyHost = isWildcard(settings.host) && settings.allowedHosts.length === 0;
+  return {
+    allowedHosts: anyHost ? 'any' : [...bound, ...settings.allowedHosts],
+    allowedOrigins: settings.allowedOrigins,
+    maxEventSubscribers: settings.maxEventSubscribers,
+    bodyTimeoutMs: settings.requestTimeoutMs,
+  };
 }
 
 function listen(server: Server, settings: Settings): Promise<void> {

@@ -42,6 +42,9 @@ export class RunningMesh implements MeshHost {
   private readonly changeListeners = new Set<() => void>();
   private readonly random: SeededRandom;
   private lastPersistSeq = 0;
+  /** The error of the last write of the state, until a write succeeds again. */
+  private writeFailure: unknown = undefined;
+  private closing = false;
 
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
@@ -180,8 +183,18 @@ export class RunningMesh implements MeshHost {
     for (const listener of this.changeListeners) listener();
   }
 
+  readiness(): { ready: true } | { ready: false; reason: string } {
+    if (this.closing) return { ready: false, reason: 'the service is shutting down' };
+    if (this.writeFailure !== undefined) {
+      const why = this.writeFailure instanceof Error ? this.writeFailure.message : String(this.writeFailure);
+      return { ready: false, reason: `the last write of the state failed: ${why}` };
+    }
+    return { ready: true };
+  }
+
   /** Persists what is pending and closes the store (shutdown). */
   async close(): Promise<void> {
+    this.closing = true;
     this.flush();
     await this.options.store.flush();
     await this.options.store.close();
@@ -202,9 +215,11 @@ export class RunningMesh implements MeshHost {
   private async persist(seq: number): Promise<void> {
     try {
       await this.options.store.save(() => this.coordinator.exportState(this.now()), seq);
+      this.writeFailure = undefined;
       this.coordinator.markDurable(this.options.store.durableSeq());
       this.changed();
     } catch (error) {
+      this.writeFailure = error;
       this.options.log.error('persisting the mesh state failed', { error, seq });
       throw error;
     }

@@ -35,6 +35,14 @@ export interface Settings {
   readonly tickMs: number;
   /** Minimum level of log records. */
   readonly logLevel: LogLevel;
+  /** Host names requests may be addressed to besides loopback names (and `host`, unless a wildcard). */
+  readonly allowedHosts: readonly string[];
+  /** Origins (`scheme://host[:port]`) whose web pages may change state, with CORS. */
+  readonly allowedOrigins: readonly string[];
+  /** Most clients of `GET /mesh/events` at once. */
+  readonly maxEventSubscribers: number;
+  /** Longest time for a request's headers, and then for its body, to arrive. */
+  readonly requestTimeoutMs: number;
   /** The core's configuration, validated. */
   readonly mesh: MeshConfig;
   /** Whether setup_test, reset, simulate_failure and advance_time are served (default true). */
@@ -71,6 +79,10 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
   { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
   { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
+  { flag: 'allowed-hosts', env: 'MESH_ALLOWED_HOSTS', arg: 'name,...', fallback: '(none)', describe: 'Host header names accepted besides loopback names and the bound address (--host); needed behind a DNS name. With a wildcard bind and none given, any Host is accepted.' },
+  { flag: 'allowed-origins', env: 'MESH_ALLOWED_ORIGINS', arg: 'origin,...', fallback: '(none)', describe: 'Web origins (https://ops.example) whose pages may change state and get CORS answers.' },
+  { flag: 'max-event-subscribers', env: 'MESH_MAX_EVENT_SUBSCRIBERS', arg: 'number', fallback: '100', describe: 'Most clients of GET /mesh/events at once; one more gets 429.' },
+  { flag: 'request-timeout-ms', env: 'MESH_REQUEST_TIMEOUT_MS', arg: 'ms', fallback: '10000', describe: 'Longest time for the request headers, and then the body, to arrive (408 after it).' },
   { flag: 'log-level', env: 'MESH_LOG_LEVEL', arg: 'debug|info|warn|error', fallback: 'info', describe: 'Minimum level of the log lines on stdout (JSON; pretty on a terminal).' },
   { flag: 'test-api', env: 'MESH_TEST_API', arg: 'on|off', fallback: 'on', describe: 'off removes setup_test, reset, simulate_failure and advance_time (they answer 404).' },
   { flag: 'alert-webhook-urls', env: 'MESH_ALERT_WEBHOOK_URLS', arg: 'url,url', fallback: '(none)', describe: 'Comma-separated http(s) URLs that receive every alert raise and resolve, signed.' },
@@ -186,6 +198,10 @@ function buildSettings(lookup: Lookup, errors: string[]): Settings {
     adminToken: lookup(undefined, 'MESH_ADMIN_TOKEN')?.text,
     tickMs: mesh.tickIntervalMs,
     logLevel: oneOf(lookup('log-level', 'MESH_LOG_LEVEL'), logLevels, 'info', errors),
+    allowedHosts: list(lookup('allowed-hosts', 'MESH_ALLOWED_HOSTS'), /^[A-Za-z0-9.:[\]-]+$/, 'host names', errors),
+    allowedOrigins: list(lookup('allowed-origins', 'MESH_ALLOWED_ORIGINS'), /^https?:\/\/[^/\s]+$/, 'origins such as https://ops.example', errors),
+    maxEventSubscribers: whole(lookup('max-event-subscribers', 'MESH_MAX_EVENT_SUBSCRIBERS'), 100, 1, errors),
+    requestTimeoutMs: whole(lookup('request-timeout-ms', 'MESH_REQUEST_TIMEOUT_MS'), 10_000, 100, errors),
     mesh,
     testApi: oneOf(lookup('test-api', 'MESH_TEST_API'), ['on', 'off'] as const, 'on', errors) === 'on',
     alertWebhookUrls: webhookUrls(lookup('alert-webhook-urls', 'MESH_ALERT_WEBHOOK_URLS'), errors),
@@ -248,6 +264,24 @@ function text(raw: Raw | undefined, fallback: string, errors: string[]): string 
   return fallback;
 }
 
+/** A comma-separated list; every item must match `pattern`. */
+function list(raw: Raw | undefined, pattern: RegExp, what: string, errors: string[]): readonly string[] {
+  if (raw === undefined) return Object.freeze([]);
+  const items = raw.text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const bad = items.filter((item) => !pattern.test(item));
+  if (bad.length > 0) errors.push(`${raw.source}: expected comma-separated ${what}, got ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+  return Object.freeze(items);
+}
+
+/** A whole number of at least `min`. */
+function whole(raw: Raw | undefined, fallback: number, min: number, errors: string[]): number {
+  if (raw === undefined) return fallback;
+  const value = /^\d{1,9}$/.test(raw.text.trim()) ? Number(raw.text) : NaN;
+  if (value >= min) return value;
+  errors.push(`${raw.source}: expected a whole number of at least ${min}, got ${JSON.stringify(raw.text)}`);
+  return fallback;
+}
+
 function oneOf<C extends string>(raw: Raw | undefined, choices: readonly C[], fallback: C, errors: string[]): C {
   if (raw === undefined) return fallback;
   if ((choices as readonly string[]).includes(raw.text)) return raw.text as C;
@@ -304,8 +338,21 @@ function explainMeshError(message: string): string {
  * service may only listen where nobody but local users can connect.
  */
 function protectedMode(settings: Settings): string[] {
-  if (settings.adminToken !== undefined || isLoopback(settings.host)) return [];
+  const token = settings.adminToken;
+  if (token !== undefined && token.length < MIN_ADMIN_TOKEN_LENGTH) {
+    return [`MESH_ADMIN_TOKEN is ${token.length} characters; use at least ${MIN_ADMIN_TOKEN_LENGTH}, for example the output of \`openssl rand -hex 32\``];
+  }
+  if (token !== undefined || isLoopback(settings.host)) return [];
   return [`refusing to bind ${settings.host} without MESH_ADMIN_TOKEN: set a token or bind to 127.0.0.1`];
+}
+
+/** Shortest admin token accepted: a guessable token would make protected mode's exit a way in. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/** Whether `host` is a wildcard address (every interface): no single name the service is reached by. */
+export function isWildcard(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  return bare === '0.0.0.0' || bare === '::' || bare === '0:0:0:0:0:0:0:0';
 }
 
 /** Whether `host` can only be reached from this machine. */

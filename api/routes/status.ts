@@ -1,5 +1,5 @@
 /**
- * Service and mesh health: `GET /healthz`, `GET /openapi.yaml`, `GET /mesh/status`,
+ * Service and mesh health: `GET /healthz`, `GET /readyz`, `GET /openapi.yaml`, `GET /mesh/status`,
  * `GET /mesh/failover_metrics` and `GET /mesh/replication/{region_id}`. Read-only views of the
  * core, mapped to the contract's snake_case with every millisecond value a whole number.
  */
@@ -7,7 +7,7 @@ import { Router } from '@koa/router';
 import type { FailoverRecord, DurationStats } from '../../mesh/health/failover-metrics.ts';
 import { regionId, type RegionId } from '../../mesh/base/types.ts';
 import type { ReplicationView } from '../../mesh/core/views.ts';
-import { notFound, snakeCaseKeys } from '../problem.ts';
+import { HttpProblem, notFound, snakeCaseKeys } from '../problem.ts';
 import { ms, msOrNull, operation, reply, type RouteKit } from '../route-kit.ts';
 
 /** Routes of the service and mesh-health operations. */
@@ -16,6 +16,14 @@ export function statusRoutes(kit: RouteKit): Router {
   const { host, contract } = kit;
 
   operation(router, kit, 'getHealth', (ctx) => reply(ctx, 200, { status: 'ok' }));
+
+  operation(router, kit, 'getReadiness', (ctx) => {
+    const readiness = host.readiness();
+    if (!readiness.ready) {
+      throw new HttpProblem({ status: 503, slug: 'not-ready', detail: `Not ready: ${readiness.reason}.`, headers: { 'Retry-After': '1' } });
+    }
+    reply(ctx, 200, { status: 'ready' });
+  });
 
   operation(router, kit, 'getOpenApiDocument', (ctx) => {
     ctx.status = 200;

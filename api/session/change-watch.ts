@@ -24,7 +24,8 @@ export class ChangeWatch {
   private levelChanged = false;
   private readonly statusChanged = new Set<ServerId>();
 
-  constructor(private readonly core: WatchedCore) {}
+  /** `core` is read at each call: a host may replace its coordinator (tests swap meshes). */
+  constructor(private readonly core: () => WatchedCore) {}
 
   /** Notes an event that concerns servers beyond the regions' records (statuses, the degraded level). */
   observe(event: MeshEvent): void {
@@ -37,18 +38,19 @@ export class ChangeWatch {
    * every region once (a string per region), so it is called at most once per event-loop turn.
    */
   concerned(): Set<ServerId> | 'all' {
+    const core = this.core();
     const out = new Set<ServerId>();
     for (const id of this.statusChanged) {
       out.add(id);
-      for (const peer of this.core.peersOf(id)) out.add(peer);
+      for (const peer of core.peersOf(id)) out.add(peer);
     }
     this.statusChanged.clear();
     const seen = new Set<RegionId>();
-    for (const region of this.core.records().regions.values()) {
+    for (const region of core.records().regions.values()) {
       seen.add(region.id);
       const servers = region.primary === null ? region.backups : [region.primary, ...region.backups];
       const fingerprint = `${region.announcedEpoch}|${region.primary}|${region.primaryAcked}|${region.backups.join(',')}|` +
-        `${region.syncing.size}|${region.critical}|${this.core.pendingActions(region.id)}`;
+        `${region.syncing.size}|${region.critical}|${core.pendingActions(region.id)}`;
       const before = this.regions.get(region.id);
       if (before?.fingerprint === fingerprint) continue;
       for (const id of servers) out.add(id);

@@ -56,7 +56,7 @@ export class SessionHub {
   private readonly unsubscribe: (() => void)[];
 
   constructor(private readonly kit: RouteKit, private readonly options: SessionHubOptions = { maxQueuedBytes: defaultMaxQueuedBytes }) {
-    this.watch = new ChangeWatch(kit.host.coordinator);
+    this.watch = new ChangeWatch(() => kit.host.coordinator);
     this.unsubscribe = [
       kit.host.subscribe((event) => this.watch.observe(event)),
       kit.host.subscribeChanges(() => this.schedulePushes()),
@@ -100,7 +100,7 @@ export class SessionHub {
   private receive(session: Session, data: RawData, isBinary: boolean): void {
     try {
       if (isBinary) throw badRequest('Session messages are JSON text frames, not binary ones.');
-      const message = parseClientMessage(this.kit.contract, data.toString());
+      const message = parseClientMessage(this.kit.contract, bufferOf(data));
       if (message.type === 'heartbeat') {
         const body = applyHeartbeat(this.kit.host, session.serverId, message.body);
         const json = JSON.stringify(body);
@@ -172,4 +172,10 @@ export class SessionHub {
       this.send(session, `{"type":"assignment","body":${json}}`);
     }
   }
+}
+
+/** The bytes of a message (`ws` hands a Buffer with its default binary type). */
+function bufferOf(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }

@@ -6,6 +6,7 @@
  * `problem` (a refused message: the same problem document the HTTP route would answer).
  */
 import { bearerTokenOf } from '../auth.ts';
+import { MAX_JSON_DEPTH, parseJsonBody } from '../json-text.ts';
 import type { Contract } from '../openapi.ts';
 import { badRequest, validationFailed, type HttpProblem, type ProblemDocument } from '../problem.ts';
 import type { HeartbeatBody } from '../routes/servers.ts';
@@ -33,14 +34,12 @@ export const BEARER_PROTOCOL_PREFIX = 'mesh.bearer.';
 /** The operation whose body a `heartbeat` message carries. */
 const HEARTBEAT_OPERATION = 'sendHeartbeat';
 
-/** Parses and checks one text frame; throws the problem to answer with. */
-export function parseClientMessage(contract: Contract, text: string): ClientMessage {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw badRequest(`A session message must be a JSON object: ${(error as Error).message}.`);
-  }
+/**
+ * Parses and checks one text frame; throws the problem to answer with. The frame is read by the
+ * HTTP routes' body parser (UTF-8, depth, lone surrogates), one level deeper for the envelope.
+ */
+export function parseClientMessage(contract: Contract, frame: Buffer): ClientMessage {
+  const parsed = parseJsonBody(frame, MAX_JSON_DEPTH + 1);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw badRequest('A session message must be a JSON object {"type": ..., "body": ...}.');
   }

@@ -31,22 +31,6 @@ const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
  */
 export type UpgradeGuard = (req: IncomingMessage) => HttpProblem | undefined;
 
-/**
- * Refuses a handshake from a web page of another origin (a browser sends `Origin`; cross-site
- * WebSocket hijacking rides on it). Clients that are not browsers send no `Origin`.
- */
-export const sameOriginOnly: UpgradeGuard = (req) => {
-  const origin = req.headers.origin;
-  if (origin === undefined) return undefined;
-  const host = (req.headers.host ?? '').toLowerCase();
-  const lower = origin.toLowerCase();
-  if (lower === `http://${host}` || lower === `https://${host}`) return undefined;
-  return new HttpProblem({
-    status: 403, slug: 'cross-origin-refused',
-    detail: `A session handshake from origin ${JSON.stringify(origin)} is refused: only same-origin pages may open one.`,
-  });
-};
-
 /** The upgrade listener and what it feeds. */
 export interface SessionEndpoint {
   readonly hub: SessionHub;
@@ -54,8 +38,8 @@ export interface SessionEndpoint {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
-/** Builds the endpoint over the hub; `guard` is the request guard of the HTTP routes. */
-export function sessionEndpoint(kit: RouteKit, hub: SessionHub, guard: UpgradeGuard = sameOriginOnly): SessionEndpoint {
+/** Builds the endpoint over the hub; `guard` applies the request guard of the HTTP routes. */
+export function sessionEndpoint(kit: RouteKit, hub: SessionHub, guard: UpgradeGuard): SessionEndpoint {
   const info = kit.contract.operations.get(OPEN_SESSION_OPERATION);
   if (!info) throw new Error(`operation ${OPEN_SESSION_OPERATION} is not in openapi.yaml`);
   const wss = new WebSocketServer({

@@ -30,6 +30,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness probe
+         * @description 200 while the service serves requests and can make changes durable; 503, with the reason,
+         *     while the last write of the state failed (nothing new can be acknowledged until a write
+         *     succeeds) or while the service shuts down.
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -374,8 +396,9 @@ export interface paths {
          *     selects `mesh.v1` and never echoes the token. A token is never accepted in the URL.
          *
          *     Before the upgrade every refusal is a problem document like those of the other operations
-         *     (401, 403, 404, 409 for a server that left, 400 for a malformed handshake, 426 without
-         *     `Upgrade: websocket`). A server holds one session: a new one replaces the old (close code
+         *     (401, 403 for a wrong token or a page of another origin, 404, 409 for a server that left,
+         *     400 for a malformed handshake, 421 for a foreign `Host`, 426 without `Upgrade: websocket`):
+         *     the Host and Origin rules are those of a state-changing request. A server holds one session: a new one replaces the old (close code
          *     4000). A server that stops reading its messages is disconnected once more than a bounded
          *     amount waits to be sent (close code 4001). A session that closes without `leave` makes the
          *     server suspect at once; its replication peers' reports decide whether it failed
@@ -663,6 +686,14 @@ export interface paths {
          *     id in `Last-Event-ID`: the events after it are replayed from a window of the last 1000
          *     events; older ones are gone, which the client sees as a jump in ids.
          *
+         *     Each client's connection may hold at most 256 KiB and 1000 events it has not read yet; a
+         *     client that falls further behind, and every client when the service shuts down, gets a
+         *     last frame without an id, `event: stream_closed` with
+         *     `data: {"reason": "slow_consumer" | "shutdown", "detail": ..., "last_event_id": ...}`, and
+         *     the stream ends (a slow client that still does not read is disconnected 5 s later).
+         *     At most `MESH_MAX_EVENT_SUBSCRIBERS` clients (100) follow the stream at once; one more is
+         *     answered 429 with `Retry-After`.
+         *
          *     Event types: `server_failure_detected`, `server_status_changed`, `failover_initiated`,
          *     `failover_completed`, `failover_aborted`, `backup_created`, `region_phase_changed`,
          *     `degraded_mode_activated`, `degraded_mode_deactivated`, `administrator_alert`,
@@ -681,9 +712,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Letters, digits, `_`, `.` and `-`, at most 64; not `.` or `..` (path segments). */
         Identifier: string;
         /**
-         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64).
+         * @description Id of a region (letters, digits, `_`, `.`, `-`; at most 64; not `.` or `..`).
          * @example castle-north
          */
         RegionId: components["schemas"]["Identifier"];
@@ -721,7 +753,11 @@ export interface components {
         /** @description Simulation fidelity servers should run at (1 NORMAL, 0.75 LIGHT, 0.5 MODERATE, 0.25 SEVERE). */
         Fidelity: number;
         PlayerCount: number;
-        /** @description Any JSON value; the coordinator stores and forwards it untouched. */
+        /**
+         * @description Any JSON value; the coordinator stores and forwards it untouched. Bounded by the body it
+         *     comes in: its size by the operation's body limit, its nesting by the 32 levels of the whole
+         *     body, its strings to valid Unicode.
+         */
         AnyJson: unknown;
         /**
          * @description `alive` heartbeats on time; `suspect` late, nothing moved yet; `failed` declared dead and
@@ -753,6 +789,10 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+        };
+        Readiness: {
+            /** @constant */
+            status: "ready";
         };
         /**
          * @description RFC 9457 problem details. Extension members may appear (for example `primary` and `epoch`
@@ -1588,7 +1628,49 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The request has a body that is not `application/json`. */
+        /**
+         * @description The `Host` header names neither a loopback name nor one of `MESH_ALLOWED_HOSTS` (a page
+         *     reaching the service by DNS rebinding looks like this). Nothing changed.
+         */
+        MisdirectedRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/misdirected-request",
+                 *       "title": "Misdirected Request",
+                 *       "status": 421,
+                 *       "detail": "This service does not answer to Host \"evil.example\": use a loopback name or a host in MESH_ALLOWED_HOSTS.",
+                 *       "instance": "/mesh/reset"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The request body did not arrive in time after the headers. Nothing changed. */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://mesh-coordinator.dev/problems/request-timeout",
+                 *       "title": "Request Timeout",
+                 *       "status": 408,
+                 *       "detail": "The request body did not arrive within 10000 ms; send it at once after the headers.",
+                 *       "instance": "/mesh/servers"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request's `Content-Type` is not `application/json`, or its `Content-Encoding` is not one
+         *     of identity, gzip, deflate or br.
+         */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
@@ -1678,6 +1760,34 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getOpenApiDocument: {
@@ -1698,6 +1808,7 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMetrics: {
@@ -1718,6 +1829,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getDashboard: {
@@ -1738,6 +1850,7 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getDashboardAsset: {
@@ -1762,6 +1875,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getMeshStatus: {
@@ -1807,6 +1921,7 @@ export interface operations {
                     "application/json": components["schemas"]["MeshStatus"];
                 };
             };
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     setupTestMesh: {
@@ -1861,9 +1976,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["TestApiOff"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1896,6 +2013,7 @@ export interface operations {
             404: components["responses"]["TestApiOff"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -1936,8 +2054,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getFailoverMetrics: {
@@ -2017,6 +2137,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     getRegionReplication: {
@@ -2075,6 +2196,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     advanceTestTime: {
@@ -2113,8 +2235,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listServers: {
@@ -2160,6 +2284,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     registerServer: {
@@ -2203,8 +2328,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2248,6 +2375,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     sendHeartbeat: {
@@ -2335,9 +2463,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2365,6 +2495,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            421: components["responses"]["MisdirectedRequest"];
             /** @description A plain GET without an Upgrade: websocket header (or an unsupported WebSocket version). */
             426: {
                 headers: {
@@ -2421,6 +2552,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2465,6 +2597,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     createRegion: {
@@ -2524,9 +2657,11 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2589,8 +2724,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2622,6 +2759,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     submitAction: {
@@ -2668,7 +2806,9 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             /**
              * @description The region is healthy; send the action to its primary (also when `unreachable_primary`
              *     names an older epoch than the region's: the player should try the current primary).
@@ -2697,6 +2837,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -2759,9 +2900,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeActions: {
@@ -2816,9 +2959,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -2875,6 +3020,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     putPlayerSnapshot: {
@@ -2935,9 +3081,11 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            408: components["responses"]["RequestTimeout"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     listAlerts: {
@@ -2983,6 +3131,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
         };
     };
     acknowledgeAlert: {
@@ -3030,6 +3179,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
@@ -3060,6 +3210,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            421: components["responses"]["MisdirectedRequest"];
+            429: components["responses"]["TooManyRequests"];
         };
     };
 }

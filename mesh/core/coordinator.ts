@@ -315,8 +315,10 @@ export class Coordinator {
   private primaryOf(id: RegionId, serverId: ServerId): Result<RegionRecord, 'unknown_region' | 'not_primary'> {
     const region = this.ctx.topology.regions.get(id);
     if (!region) return reject('unknown_region', `no region ${id}`);
-    if (region.primary !== serverId || !isAnnounced(region)) {
-      return reject('not_primary', `server ${serverId} is not the announced primary of ${id} (epoch ${region.announcedEpoch})`);
+    // Acknowledged too: a promotion that is then aborted must not leave actions counted replayed
+    // that no primary of the region ever held.
+    if (region.primary !== serverId || !isAnnounced(region) || !region.primaryAcked) {
+      return reject('not_primary', `server ${serverId} is not the acknowledged primary of ${id} (epoch ${region.announcedEpoch})`);
     }
     return ok(region);
   }

@@ -39,6 +39,12 @@ export interface LowdbStoreOptions {
   readonly onError?: (error: unknown) => void;
   /** Told how long every successful write took, in ms (for the store-latency metric). */
   readonly onWritten?: (ms: number) => void;
+  /**
+   * Checks the loaded state's shape; returns a sentence naming what is wrong, or undefined. Without
+   * it the state is trusted once the envelope is (the store is generic; the service passes
+   * `dataFileProblem` from data-file-schema.ts).
+   */
+  readonly checkState?: (state: unknown) => string | undefined;
 }
 
 /** Raised when the data file parses but is not an envelope this build understands. */
@@ -61,6 +67,7 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
   protected readonly commit: GroupCommit<T>;
   private readonly wallClockMs: () => number;
   private readonly onWritten: ((ms: number) => void) | undefined;
+  private readonly checkState: ((state: unknown) => string | undefined) | undefined;
 
   /** Opens nothing yet: the directory is created and the file read on first use. */
   constructor(options: LowdbStoreOptions) {
@@ -69,6 +76,7 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
     this.adapter = new DurableFileAdapter(this.file, options.adapter);
     this.wallClockMs = options.wallClockMs ?? Date.now;
     this.onWritten = options.onWritten;
+    this.checkState = options.checkState;
     this.commit = new GroupCommit<T>((doc, seq) => this.writeOnce(doc, seq), 0, options.onError);
   }
 
@@ -81,6 +89,8 @@ export class LowdbStore<T> extends GroupCommittedStore<T> {
     await db.read();
     if (db.data === null) return undefined;
     const envelope = checkEnvelope<T>(this.file, db.data);
+    const problem = this.checkState?.(envelope.state);
+    if (problem !== undefined) throw new DataFormatError(this.file, `does not hold a valid mesh state (${problem})`);
     this.commit.noteDurable(envelope.seq);
     return envelope.state;
   }

@@ -109,12 +109,12 @@ describe('the failover scenario: buffer, refuse when full, replay in order exact
     assert.deepEqual(f.t.errors, [], 'no request ended in an unexpected error');
   });
 
-  test('the promoted primary may collect before it acknowledges; nobody else may', async () => {
+  test('only the acknowledged primary collects and acknowledges: not the promoted backup before it acknowledges, nor anyone else', async () => {
     const { f, promoted, failed, backup } = await failingOver();
     expectResponse('submitAction', await submit(f, 'p-a', 1), 202);
-    const early = expectResponse('collectActions', await f.http.post(`${ACTIONS}/collect`).set(f.as(promoted)), 200);
-    assert.equal(early.actions.length, 1);
-    for (const who of [backup, failed]) {
+    // Promoted but not acknowledged: were its promotion aborted, an action it acknowledged would
+    // count replayed although no primary of the region ever held it.
+    for (const who of [promoted, backup, failed]) {
       const res = await f.unchanged(() => f.http.post(`${ACTIONS}/collect`).set(f.as(who)).send({}));
       const problem = expectResponse('collectActions', res, 409);
       assert.equal(problem.type, 'https://mesh-coordinator.dev/problems/not-primary');
@@ -126,6 +126,10 @@ describe('the failover scenario: buffer, refuse when full, replay in order exact
     f.acknowledgePromotion(promoted, 'castle');
     const late = expectResponse('collectActions', await f.unchanged(() => f.http.post(`${ACTIONS}/collect`).set(f.as(backup))), 409);
     assert.deepEqual(late.primary, { server_id: promoted, address: f.host.coordinator.serverRecord(promoted as never)?.address });
+    const collected = expectResponse('collectActions', await f.http.post(`${ACTIONS}/collect`).set(f.as(promoted)), 200);
+    assert.equal(collected.actions.length, 1);
+    const acked = expectResponse('acknowledgeActions', await f.http.post(`${ACTIONS}/ack`).set(f.as(promoted)).send({ acks: [{ player_id: 'p-a', seq: 1 }] }), 200);
+    assert.equal(acked.acknowledged, 1);
   });
 });
 
@@ -257,6 +261,7 @@ describe('POST /mesh/regions/{region_id}/actions/ack', () => {
       assert.equal(res.status, status, `${name}: ${JSON.stringify(res.body).slice(0, 300)}`);
       expectResponse('acknowledgeActions', res, status);
     }
+    f.acknowledgePromotion(promoted, 'castle');
     const ok = expectResponse('acknowledgeActions', await ack({ acks: [{ player_id: 'p-a', seq: 1 }, { player_id: 'p-z', seq: 9 }] }), 200);
     assert.deepEqual(ok, { acknowledged: 1, unknown: 1, pending: 0 });
   });

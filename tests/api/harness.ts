@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Response } from 'supertest';
 import { createApp } from '../../api/app.ts';
+import type { HttpOptions } from '../../api/deps.ts';
 import { loadContract, type Contract } from '../../api/openapi.ts';
 import { testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
 import { ManualClock } from '../../mesh/base/ports.ts';
@@ -30,17 +31,23 @@ export interface TestApp {
   readonly store: Store<CoreState>;
   /** Unexpected errors the app logged (a test may assert there were none). */
   readonly errors: unknown[];
+  /** Messages the app logged at debug level (clients that left mid-request). */
+  readonly debug: string[];
 }
 
 /** Builds the app; `adminToken` undefined means protected mode (supertest calls from loopback). */
-export async function testApp(options: { adminToken?: string; config?: Partial<MeshConfig>; store?: Store<CoreState>; startMs?: number } = {}): Promise<TestApp> {
+export async function testApp(options: { adminToken?: string; config?: Partial<MeshConfig>; store?: Store<CoreState>; startMs?: number; http?: HttpOptions } = {}): Promise<TestApp> {
   const clock = new ManualClock(options.startMs ?? 0);
   const store = options.store ?? new MemoryStore<CoreState>();
   const errors: unknown[] = [];
   const log = createLogger({ level: 'error', sink: { write: () => true } });
   const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
-  const app = createApp({ host, adminToken: options.adminToken, logError: (error) => errors.push(error) });
-  return { app, host, clock, store, errors };
+  const debug: string[] = [];
+  const app = createApp({
+    host, adminToken: options.adminToken, http: options.http,
+    logError: (error) => errors.push(error), logDebug: (message) => debug.push(message),
+  });
+  return { app, host, clock, store, errors, debug };
 }
 
 /** Asserts a response's status and that its body matches the documented schema; returns the body. */

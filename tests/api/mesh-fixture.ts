@@ -12,6 +12,7 @@ import type { HeartbeatInput } from '../../mesh/core/heartbeat.ts';
 import { regionId, serverId, type RegionId, type Role, type ServerId } from '../../mesh/base/types.ts';
 import type { CoreState } from '../../mesh/core/state.ts';
 import type { Store } from '../../src/store/store.ts';
+import type { HttpOptions } from '../../api/deps.ts';
 import { expectResponse, testApp, type TestApp } from './harness.ts';
 import { Coordinator } from '../../mesh/core/coordinator.ts';
 
@@ -21,6 +22,7 @@ interface Claim { role: Role; epoch: number; appliedSeq: number }
 /** Options of {@link MeshFixture.create}. */
 export interface FixtureOptions {
   adminToken?: string;
+  http?: HttpOptions;
   config?: Partial<MeshConfig>;
   store?: Store<CoreState>;
 }

@@ -6,7 +6,7 @@ const contract = loadContract();
 type Json = Record<string, unknown>;
 
 const EXPECTED_OPERATIONS = [
-  'getHealth', 'getOpenApiDocument', 'getMeshStatus', 'setupTestMesh', 'resetTestMesh', 'simulateFailure',
+  'getHealth', 'getReadiness', 'getOpenApiDocument', 'getMeshStatus', 'setupTestMesh', 'resetTestMesh', 'simulateFailure',
   'getFailoverMetrics', 'getRegionReplication', 'advanceTestTime', 'registerServer', 'listServers', 'getServer',
   'sendHeartbeat', 'openSession', 'leaveServer', 'createRegion', 'listRegions', 'updateRegion', 'getRegionRoute', 'submitAction',
   'collectActions', 'acknowledgeActions', 'putPlayerSnapshot', 'getPlayerSnapshot', 'listAlerts', 'acknowledgeAlert',
@@ -78,9 +78,29 @@ describe('the contract document', () => {
     assert.equal(heartbeat?.routerPath, '/mesh/servers/:server_id/heartbeat');
     assert.deepEqual(heartbeat?.security, [['serverBearer']]);
     assert.equal(heartbeat?.maxBodyBytes, 1024 * 1024);
-    assert.deepEqual(contract.operations.get('leaveServer')?.security, [['serverBearer'], ['adminBearer']]);
+    assert.deepEqual(contract.operations.get('leaveServer')?.security, [['serverBearer'], ['adminBearer'], []]);
     assert.deepEqual(contract.operations.get('getMeshStatus')?.security, []);
     assert.equal(contract.operations.get('submitAction')?.maxBodyBytes, DEFAULT_MAX_BODY_BYTES);
+  });
+
+  test('protected mode is in the contract: every admin operation also allows no credentials, and says why', () => {
+    const scheme = (contract.document.components?.securitySchemes as Json).adminBearer as Json;
+    assert.match(String(scheme.description), /\{\}/);
+    for (const [id, info] of contract.operations) {
+      if (!info.security.some((alternative) => alternative.includes('adminBearer'))) continue;
+      assert.ok(info.security.some((alternative) => alternative.length === 0), `${id} lists {} beside adminBearer`);
+    }
+  });
+
+  test('every operation documents the hostile-input answers it can give', () => {
+    for (const { method, path, op } of operations()) {
+      const responses = op.responses as Json;
+      assert.ok(responses['421'], `${method} ${path} lists 421 (foreign Host)`);
+      if (['post', 'put', 'patch'].includes(method)) {
+        for (const status of ['403', '415']) assert.ok(responses[status], `${method} ${path} lists ${status}`);
+      }
+      if (op.requestBody) assert.ok(responses['408'], `${method} ${path} lists 408 (slow body)`);
+    }
   });
 });
 

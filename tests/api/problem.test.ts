@@ -18,7 +18,7 @@ function makeApp() {
   const logged: unknown[] = [];
   const app = new Koa();
   const router = new Router();
-  router.post('/echo', (ctx) => { ctx.body = { got: ctx.request.body }; });
+  router.post('/echo', (ctx) => { ctx.body = { got: (ctx.request as { body?: unknown }).body }; });
   router.post('/big', (ctx) => { ctx.body = { ok: true }; });
   router.get('/boom', () => { throw new Error('password=hunter2 at db.internal:5432'); });
   router.get('/busy', () => { throw tooManyRequests('Buffer full.', 1500, 'buffer-full'); });

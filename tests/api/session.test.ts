@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import WebSocket from 'ws';
 import { createApp } from '../../api/app.ts';
+import type { AppDeps } from '../../api/deps.ts';
 import { contract, expectResponse, testApp, type TestApp } from './harness.ts';
 import { beat, handler, register, type Registered } from './fixtures.ts';
 import { checkSent, sessionContract } from './session-contract.ts';
@@ -26,7 +27,7 @@ interface Live {
 const opened: Live[] = [];
 after(() => { for (const live of opened) { live.app.closeStreams(); live.server.closeAllConnections(); live.server.close(); } });
 
-async function live(options: { sessionMaxQueuedBytes?: number } = {}): Promise<Live> {
+async function live(options: Pick<AppDeps, 'sessionMaxQueuedBytes' | 'http'> = {}): Promise<Live> {
   const t = await testApp();
   const app = createApp({ host: t.host, adminToken: undefined, logError: (error) => t.errors.push(error), contract: contract(), ...options });
   const server = createServer(app.callback());
@@ -124,6 +125,7 @@ describe('session handshake', () => {
       [`/mesh/servers/${a.id}/session`, { Authorization: `Bearer ${b.token}` }, 403, /not valid for server/],
       ['/mesh/servers/nobody/session', { Authorization: `Bearer ${a.token}` }, 404, /nobody/],
       [`/mesh/servers/${a.id}/session`, { Authorization: `Bearer ${a.token}`, Origin: 'http://evil.example' }, 403, /origin/],
+      [`/mesh/servers/${a.id}/session`, { Authorization: `Bearer ${a.token}`, Host: 'evil.example' }, 421, /MESH_ALLOWED_HOSTS/],
       [`/mesh/servers/${a.id}/session`, { Authorization: `Bearer ${a.token}`, 'Sec-WebSocket-Protocol': 'chat' }, 400, /mesh\.v1/],
       [`/mesh/servers/${a.id}/session`, { Authorization: `Bearer ${a.token}`, 'Sec-WebSocket-Version': '7' }, 426, /version/],
       [`/mesh/servers/${a.id}/session`, { Authorization: `Bearer ${a.token}`, 'Sec-WebSocket-Key': 'short' }, 400, /Sec-WebSocket-Key/],
@@ -149,6 +151,18 @@ describe('session handshake', () => {
     expectResponse('openSession', res, 426);
     assert.equal(res.headers.upgrade, 'websocket');
     expectResponse('openSession', await request(handler(l.t)).get(`/mesh/servers/${a.id}/session`), 401);
+  });
+
+  test('a page of the same origin or of an allowed origin may open a session (the rules of the HTTP routes)', async () => {
+    const l = await live({ http: { allowedOrigins: ['https://game.example'] } });
+    const a = await register(l.t, { address: '10.0.0.1:7777', zone: 'z1' });
+    for (const origin of [`http://${l.base}`, 'https://game.example']) {
+      const client = await new Client(l, a, { headers: { Authorization: `Bearer ${a.token}`, Origin: origin } }).open();
+      client.send({ type: 'heartbeat', body: beat() });
+      assert.equal((await client.next('heartbeat_reply')).body.server_id, a.id, origin);
+      client.socket.close();
+      await client.closed();
+    }
   });
 
   test('the token may come in a mesh.bearer subprotocol; mesh.v1 is selected, the token never echoed', async () => {
@@ -177,6 +191,10 @@ describe('session messages', () => {
       [{ type: 'dance' }, /Unknown session message type/],
       [{ type: 'heartbeat', body: beat(), extra: 1 }, /Unknown field/],
       ['not json', /JSON object/],
+      // The HTTP routes' body reader: depth, lone surrogates, __proto__ keys.
+      [`{"type":"heartbeat","body":${'['.repeat(40)}${']'.repeat(40)}}`, /levels deep/],
+      ['{"type":"heartbeat","body":{"incarnation":"\\ud800","players":0,"regions":[],"peers":[]}}', /surrogate/],
+      ['{"type":"heartbeat","__proto__":{}}', /not valid JSON/],
     ];
     for (const [frame, detail] of bad) {
       const from = client.frames.length;

@@ -18,7 +18,8 @@ async function serve(options: EventStreamOptions = {}) {
   const stream = createEventStream(options);
   const appErrors: unknown[] = [];
   const app = new Koa();
-  app.on('error', (error: unknown) => { if (!isClientDisconnect(error)) appErrors.push(error); });
+  // Koa reports every thrown error, the 429 problems of a full stream too; only the others count.
+  app.on('error', (error: unknown) => { if (!isClientDisconnect(error) && (error as { expose?: unknown }).expose !== true) appErrors.push(error); });
   app.use((ctx) => stream.attach(ctx, parseLastEventId(ctx.get('Last-Event-ID') || undefined)));
   const server = http.createServer(app.callback());
   server.listen(0, '127.0.0.1');
@@ -121,6 +122,50 @@ describe('server-sent events', () => {
     }
     assert.equal(stream.clientCount, 0);
     slow.destroy();
+    await stop();
+  });
+
+  test('a client that falls behind gets a final stream_closed event saying why', async () => {
+    const { stream, port, stop } = await serve({ maxBufferedBytes: 64 * 1024, maxQueuedEvents: 50, dropGraceMs: 200 });
+    const slow = await connect(port);
+    const stuck = await connect(port);
+    await until(() => stream.clientCount === 2, 'the clients', 200);
+    slow.res.pause();
+    stuck.res.pause();
+    // Small events: the event bound, not the byte bound, is what a client reaches first here, once
+    // the kernel's socket buffers (not the process's memory) are full.
+    for (let id = 1; id <= 200_000 && stream.clientCount > 0; id++) {
+      stream.publish(event(id));
+      if (id % 100 === 0) await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(stream.clientCount, 0, 'both clients were dropped');
+    slow.res.resume();
+    await slow.ended;
+    const last = slow.frames[slow.frames.length - 1];
+    assert.equal(last?.event, 'stream_closed');
+    assert.equal(last?.id, undefined, 'the closing frame has no id, so Last-Event-ID stays on the last event');
+    const data = JSON.parse(last?.data ?? '{}') as { reason: string; last_event_id: number };
+    assert.equal(data.reason, 'slow_consumer');
+    assert.equal(data.last_event_id, Number(slow.events().at(-1)?.id), 'it names the last event the stream carried');
+    stuck.destroy();
+    await stop();
+  });
+
+  test('at most maxClients are attached; one more is refused with 429 before anything is sent', async () => {
+    const { stream, port, stop } = await serve({ maxClients: 2 });
+    const a = await connect(port);
+    const b = await connect(port);
+    await until(() => stream.clientCount === 2, 'two clients', 200);
+    const third = await new Promise<http.IncomingMessage>((resolve) => http.get({ host: '127.0.0.1', port, path: '/mesh/events', agent: false }, resolve));
+    assert.equal(third.statusCode, 429);
+    assert.equal(third.headers['retry-after'], '2');
+    third.resume();
+    a.destroy();
+    await until(() => stream.clientCount === 1, 'the departure', 200);
+    const again = await connect(port);
+    assert.equal(again.res.statusCode, 200, 'a freed place can be taken');
+    b.destroy();
+    again.destroy();
     await stop();
   });
 

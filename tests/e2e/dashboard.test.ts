@@ -109,7 +109,7 @@ describe('the dashboard in Chromium', { skip: chromiumSkip(), timeout: 180_000 }
 
   test('with MESH_ADMIN_TOKEN set, an admin button asks for the token, then works', async (t) => {
     if (process.env.CI === 'true') requireChromium();
-    const token = 'dashboard-test-token-42';
+    const token = 'dashboard-test-token-'.padEnd(40, '4');
     const service = await startService(['--port', '0', '--store', 'memory'], { env: { MESH_ADMIN_TOKEN: token } });
     const browser = await launchChromium({ width: 1280, height: 800 });
     t.after(() => browser.close());

@@ -117,6 +117,7 @@ class SwappableHost implements MeshHost {
   resetTest() { return this.mesh.resetTest(); }
   injectFailure(spec: Parameters<MeshHost['injectFailure']>[0]) { return this.mesh.injectFailure(spec); }
   advance(ms: number) { return this.mesh.advance(ms); }
+  readiness() { return this.mesh.readiness(); }
   subscribe(listener: (event: MeshEvent) => void) {
     this.listeners.add(listener);
     return () => { this.listeners.delete(listener); };

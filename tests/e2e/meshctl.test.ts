@@ -140,7 +140,7 @@ describe('meshctl against the real service', { timeout: 180_000 }, () => {
   });
 
   test('MESH_ADMIN_TOKEN is sent on admin commands; --test-api off refuses the test commands', async () => {
-    const token = 'meshctl-test-token-7';
+    const token = 'meshctl-test-token-'.padEnd(40, '7');
     const service = await startService(['--port', '0', '--store', 'memory', '--test-api', 'off'], { env: { MESH_ADMIN_TOKEN: token } });
     const env = { MESH_URL: service.url };
     const without = await meshctl(['alerts', 'ack', 'alert-1'], env);

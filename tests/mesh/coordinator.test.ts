@@ -690,6 +690,11 @@ describe('Coordinator: player actions', () => {
     const reply = mesh.c.heartbeat(sid('c1'), mesh.input(mesh.server('c1')), 12_000);
     assert.ok(reply.ok, 'reply.ok');
     assert.equal(reply.value.regions.find((r) => r.regionId === 'region-1')?.actionsPending, 3);
+    // Told it is primary, c1 has not acknowledged the promotion yet: if the promotion were then
+    // aborted, actions it collected and acknowledged would count replayed with no primary holding them.
+    assert.ok(notPrimary(mesh.c.collectActions(rid('region-1'), sid('c1'), 12_000)), 'promoted but not acknowledged');
+    assert.ok(!mesh.c.acknowledgeActions(rid('region-1'), sid('c1'), [{ playerId: 'p1', seq: 1 }], 12_000).ok, 'nor can it acknowledge');
+    mesh.hb('c1'); // applies the reply and heartbeats again as primary: the acknowledgement
     const collected = mesh.c.collectActions(rid('region-1'), sid('c1'), 12_000);
     assert.ok(collected.ok, 'collected.ok');
     assert.equal(collected.value.epoch, 2);
@@ -718,6 +723,7 @@ describe('Coordinator: player actions', () => {
     mesh.silence('a1');
     mesh.run(detectedAt);
     assert.ok(mesh.c.submitAction(rid('region-1'), { playerId: 'p1', seq: 1, payload: null }, 11_900).ok, 'submitAction accepted');
+    mesh.hb('c1'); // c1 acknowledges its promotion: only then may it acknowledge actions
     const since = mesh.mark();
     const acked = mesh.c.acknowledgeActions(rid('region-1'), sid('c1'), [{ playerId: 'p1', seq: 1 }, { playerId: 'ghost', seq: 9 }], 11_950);
     assert.ok(acked.ok, 'acked.ok');
@@ -746,6 +752,8 @@ describe('Coordinator: player actions', () => {
     assert.equal(full.code, 'buffer_full');
     assert.equal(full.retryAfterMs, 11_900 + testMeshConfig.actionBufferMaxAgeMs - 12_400);
     assert.equal(mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'buffer-full:region-1')?.severity, 'warning');
+    mesh.at(12_500);
+    mesh.hb('c1'); // c1 acknowledges its promotion
     assert.ok(mesh.c.acknowledgeActions(rid('region-1'), sid('c1'), [{ playerId: 'p1', seq: 1 }], 12_500).ok, 'acknowledgeActions accepted');
     assert.equal(mesh.c.listAlerts({ state: 'open' }).some((a) => a.dedupKey === 'buffer-full:region-1'), false);
   });

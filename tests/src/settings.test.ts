@@ -3,6 +3,9 @@ import { describe, it } from 'node:test';
 import { defaultMeshConfig, testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
 import { helpText, isLoopback, parseSettings, type Env, type Settings } from '../../src/settings.ts';
 
+/** 64 hex characters, what `openssl rand -hex 32` prints. */
+const STRONG_TOKEN = 'a3f1c0de'.repeat(8);
+
 function settingsOf(argv: string[], env: Env = {}): Settings {
   const result = parseSettings(argv, env);
   assert.ok(result.ok, `expected valid settings, got ${JSON.stringify(result)}`);
@@ -16,6 +19,21 @@ function errorsOf(argv: string[], env: Env = {}): readonly string[] {
 }
 
 describe('parseSettings', () => {
+  it('refuses an admin token under 32 characters, on any host, and says how to make one', () => {
+    for (const host of ['0.0.0.0', '127.0.0.1']) {
+      const errors = errorsOf(['--host', host], { MESH_ADMIN_TOKEN: 'short' });
+      assert.match(errors.join('\n'), /MESH_ADMIN_TOKEN is 5 characters; use at least 32.*openssl rand -hex 32/);
+    }
+    assert.equal(settingsOf(['--host', '0.0.0.0'], { MESH_ADMIN_TOKEN: 'x'.repeat(32) }).adminToken?.length, 32);
+  });
+
+  it('refuses malformed allow-lists and limits', () => {
+    assert.match(errorsOf([], { MESH_ALLOWED_ORIGINS: 'evil.example/path' }).join('\n'), /MESH_ALLOWED_ORIGINS: expected comma-separated origins/);
+    assert.match(errorsOf(['--allowed-hosts', 'a b'], {}).join('\n'), /--allowed-hosts: expected comma-separated host names/);
+    assert.match(errorsOf(['--max-event-subscribers', '0'], {}).join('\n'), /at least 1/);
+    assert.match(errorsOf(['--request-timeout-ms', '5s'], {}).join('\n'), /--request-timeout-ms: expected a whole number/);
+  });
+
   it('has the documented defaults', () => {
     const settings = settingsOf([]);
     assert.deepEqual(
@@ -23,6 +41,7 @@ describe('parseSettings', () => {
       {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
         tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined,
+        allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000,
       },
     );
     assert.deepEqual(settings.mesh, defaultMeshConfig);
@@ -36,8 +55,11 @@ describe('parseSettings', () => {
       expect: { port: 7000, dataDir: '/var/mesh' } },
     { name: 'an empty variable counts as unset', argv: [], env: { MESH_PORT: '', MESH_ADMIN_TOKEN: '' }, expect: { port: 8080, adminToken: undefined } },
     { name: 'port 0 asks for a free port', argv: ['--port', '0'], env: {}, expect: { port: 0 } },
-    { name: 'the token comes from env and unlocks other hosts', argv: ['--host', '0.0.0.0'], env: { MESH_ADMIN_TOKEN: 's3cret' },
-      expect: { host: '0.0.0.0', adminToken: 's3cret' } },
+    { name: 'the token comes from env and unlocks other hosts', argv: ['--host', '0.0.0.0'], env: { MESH_ADMIN_TOKEN: STRONG_TOKEN },
+      expect: { host: '0.0.0.0', adminToken: STRONG_TOKEN } },
+    { name: 'allow-lists and HTTP limits', argv: ['--allowed-hosts', 'mesh.example, 10.0.0.5', '--request-timeout-ms', '2500'],
+      env: { MESH_ALLOWED_ORIGINS: 'https://ops.example,http://localhost:3000', MESH_MAX_EVENT_SUBSCRIBERS: '1000' },
+      expect: { allowedHosts: ['mesh.example', '10.0.0.5'], allowedOrigins: ['https://ops.example', 'http://localhost:3000'], maxEventSubscribers: 1000, requestTimeoutMs: 2500 } },
     { name: '--tick-ms sets the ticker and the core', argv: ['--tick-ms', '50'], env: {}, expect: { tickMs: 50 } },
     { name: 'the last repeated flag wins', argv: ['--port', '1', '--port', '2'], env: {}, expect: { port: 2 } },
   ];
