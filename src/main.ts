@@ -17,9 +17,9 @@ import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
 import type { Store } from './store/store.ts';
+import { monotonicClock, processTimeSources } from './system-clock.ts';
+import { invariantViolationAt, violateInvariantAt } from './test-hooks.ts';
 import { startTicker, type Ticker } from './ticker.ts';
-
-const systemClock: Clock = { now: () => Date.now() };
 
 async function main(): Promise<void> {
   const parsed = parseSettings(process.argv.slice(2), process.env);
@@ -32,6 +32,11 @@ async function main(): Promise<void> {
   if (settings.help) {
     process.stdout.write(helpText());
     return;
+  }
+  const violation = invariantViolationAt(process.env, settings.clock);
+  if (violation !== null && 'error' in violation) {
+    process.stderr.write(`mesh-coordinator: invalid settings:\n  - ${violation.error}\n`);
+    process.exit(2);
   }
   const log = createLogger({ level: settings.logLevel, fields: { service: 'mesh-coordinator' } });
   for (const warning of parsed.warnings) log.warn(warning);
@@ -54,13 +59,16 @@ async function main(): Promise<void> {
       dataDir: settings.dataDir, checkState: dataFileProblem, onError: observed.storeFailed, onWritten: observed.storeWritten,
     })
     : new MemoryStore<CoreState>();
-  const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
+  const time = processTimeSources;
+  const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
   const host = await RunningMesh.open({
-    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : Date.now() >>> 0, log,
+    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log,
+    wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log),
   });
+  if (violation !== null) violateInvariantAt(host.coordinator, violation.atMs);
   observed.attach(host);
   const app = createApp({
-    host, adminToken: settings.adminToken, contract,
+    host, adminToken: settings.adminToken, playerTicketSecret: settings.playerTicketSecret, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
     observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
     logDebug: (message, context) => log.debug(message, context),
@@ -76,8 +84,8 @@ async function main(): Promise<void> {
   // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
   server.on('upgrade', app.sessions.handleUpgrade);
   await listen(server, settings);
-  const ticker = settings.clock === 'system'
-    ? startTicker(() => host.tick(), settings.tickMs, (error) => log.error('tick failed', { error })) : null;
+  // A tick that throws has already called failStop through the host.
+  const ticker = settings.clock === 'system' ? startTicker(() => host.tick(), settings.tickMs, () => {}) : null;
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;
   const hostPart = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
@@ -99,6 +107,23 @@ function httpOptions(settings: Settings): HttpOptions {
     allowedOrigins: settings.allowedOrigins,
     maxEventSubscribers: settings.maxEventSubscribers,
     bodyTimeoutMs: settings.requestTimeoutMs,
+  };
+}
+
+/**
+ * Fail-stop: an invariant of the core failed in a tick, so its state may be half-updated. Nothing
+ * more is decided or written from it: the reason is logged and the process exits with status 70
+ * (EX_SOFTWARE), and its supervisor (systemd `Restart=always`, a Kubernetes pod's restart policy)
+ * starts it again from the last durable state, as after a crash.
+ */
+function failStopper(log: Logger): (error: unknown) => void {
+  let failing = false;
+  return (error) => {
+    if (failing) return;
+    failing = true;
+    log.error('invariant violated in a tick: stopping (fail-stop); the supervisor restarts from the last durable state',
+      { decision: 'fail-stop', error });
+    void log.flush().finally(() => process.exit(70));
   };
 }
 

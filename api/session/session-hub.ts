@@ -164,7 +164,7 @@ export class SessionHub {
     for (const id of ids) {
       const session = this.sessions.get(id);
       if (session === undefined || session.endedBy === 'replaced' || session.endedBy === 'shutdown') continue;
-      const assignment = this.kit.host.coordinator.assignment(id);
+      const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now());
       if (!assignment.ok) continue;
       const json = JSON.stringify(heartbeatReplyJson(assignment.value));
       if (json === session.lastSent) continue;
