@@ -107,9 +107,10 @@ export async function leaveDurably(host: RouteKit['host'], serverIdParam: string
  * on, and returns the 200 body or throws the problem (503 `heartbeat-dropped` with `Retry-After`,
  * other rejections through the rejection table).
  */
-export function applyHeartbeat(host: RouteKit['host'], serverIdParam: string, body: HeartbeatBody): Record<string, unknown> {
+export function applyHeartbeat(host: RouteKit['host'], serverIdParam: string, body: HeartbeatBody, leaseMs?: number): Record<string, unknown> {
   const id = serverId(serverIdParam);
-  const result = host.heartbeat(id, toHeartbeatInput(body));
+  const input = toHeartbeatInput(body);
+  const result = host.heartbeat(id, leaseMs === undefined ? input : { ...input, leaseMs });
   if (!result.ok && result.code === 'heartbeat_dropped') throw heartbeatDropped(result.detail, host.coordinator.config.heartbeatIntervalMs);
   return heartbeatReplyJson(unwrap(result));
 }

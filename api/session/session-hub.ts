@@ -13,7 +13,7 @@
 import type { WebSocket, RawData } from 'ws';
 import { serverId, type ServerId } from '../../mesh/base/types.ts';
 import { badRequest, problemOf } from '../problem.ts';
-import type { RouteKit } from '../route-kit.ts';
+import { unwrap, type RouteKit } from '../route-kit.ts';
 import { applyHeartbeat, heartbeatReplyJson, leaveDurably } from '../routes/servers.ts';
 import { ChangeWatch } from './change-watch.ts';
 import { parseClientMessage, problemMessage } from './session-protocol.ts';
@@ -101,8 +101,10 @@ export class SessionHub {
     try {
       if (isBinary) throw badRequest('Session messages are JSON text frames, not binary ones.');
       const message = parseClientMessage(this.kit.contract, bufferOf(data));
-      if (message.type === 'heartbeat') {
-        const body = applyHeartbeat(this.kit.host, session.serverId, message.body);
+      if (message.type === 'renew') {
+        this.renew(session, message.seq);
+      } else if (message.type === 'heartbeat') {
+        const body = applyHeartbeat(this.kit.host, session.serverId, message.body, this.leaseMs);
         const json = JSON.stringify(body);
         if ((body.demoted as unknown[]).length === 0) session.lastSent = json;
         this.send(session, `{"type":"heartbeat_reply","body":${json}}`);
@@ -112,6 +114,19 @@ export class SessionHub {
     } catch (error) {
       this.refuse(session, error);
     }
+  }
+
+  /** Answers a renew with the lease granted: a small message, so primaries can renew well above 1 Hz. */
+  private renew(session: Session, seq: number): void {
+    const { host } = this.kit;
+    const leaseMs = unwrap(host.run((core, now) => core.renewLease(session.serverId, now)));
+    const renewInMs = host.coordinator.config.sessionLeaseRenewalIntervalMs;
+    this.send(session, `{"type":"lease","body":{"seq":${seq},"lease_ms":${leaseMs},"renew_in_ms":${renewInMs}}}`);
+  }
+
+  /** The lease every reply and push of a session grants: the short session lease. */
+  private get leaseMs(): number {
+    return this.kit.host.coordinator.config.sessionLeaseMs;
   }
 
   private async leave(session: Session): Promise<void> {
@@ -164,7 +179,7 @@ export class SessionHub {
     for (const id of ids) {
       const session = this.sessions.get(id);
       if (session === undefined || session.endedBy === 'replaced' || session.endedBy === 'shutdown') continue;
-      const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now());
+      const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now(), this.leaseMs);
       if (!assignment.ok) continue;
       const json = JSON.stringify(heartbeatReplyJson(assignment.value));
       if (json === session.lastSent) continue;

@@ -14,6 +14,7 @@ import type { HeartbeatBody } from '../routes/servers.ts';
 /** A message from a server, checked. */
 export type ClientMessage =
   | { readonly type: 'heartbeat'; readonly body: HeartbeatBody }
+  | { readonly type: 'renew'; readonly seq: number }
   | { readonly type: 'leave' };
 
 /** A message to a server. */
@@ -50,12 +51,23 @@ export function parseClientMessage(contract: Contract, frame: Buffer): ClientMes
     if (message.body !== undefined) throw badRequest('A leave message has no body.');
     return { type: 'leave' };
   }
+  if (message.type === 'renew') return { type: 'renew', seq: renewSeq(message.body) };
   if (message.type !== 'heartbeat') {
-    throw badRequest(`Unknown session message type ${JSON.stringify(message.type)}: a server sends heartbeat or leave.`);
+    throw badRequest(`Unknown session message type ${JSON.stringify(message.type)}: a server sends heartbeat, renew or leave.`);
   }
   const checked = contract.validateRequestBody(HEARTBEAT_OPERATION, message.body ?? null);
   if (!checked.ok) throw validationFailed(checked.errors);
   return { type: 'heartbeat', body: checked.value as HeartbeatBody };
+}
+
+/** The `seq` of a renew body `{"seq": <integer >= 0>}` (asyncapi.yaml's `renew`). */
+function renewSeq(body: unknown): number {
+  const seq = (body as { seq?: unknown } | null)?.seq;
+  const keys = typeof body === 'object' && body !== null ? Object.keys(body) : [];
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0 || keys.length !== 1) {
+    throw badRequest('A renew message has the body {"seq": <integer >= 0>} and nothing else.');
+  }
+  return seq as number;
 }
 
 /** A refused message as the `problem` message; `instance` is the session's path. */

@@ -4,7 +4,9 @@
  * interval the coordinator asks for, at once after a role change (so a promotion is acknowledged
  * without waiting an interval) and whenever `heartbeatNow()` is called (a replication peer went
  * silent); it applies every assignment idempotently (a region never goes back to an older epoch,
- * a repeated assignment changes nothing) and reconnects with jittered exponential back-off.
+ * a repeated assignment changes nothing) and reconnects with jittered exponential back-off. While
+ * primary of a region it renews its lease (`renew`, answered by `lease`) at the cadence the
+ * coordinator asks for, and `mayAccept(region)` says whether it may serve players' actions now.
  *
  *   const session = new MeshSession({ baseUrl, serverId, token, heartbeat: () => body });
  *   session.on('role', (region, role, epoch) => ...);
@@ -42,6 +44,8 @@ export interface MeshSessionEvents {
   refused: [status: number];
   /** The coordinator confirmed a `leave`. */
   left: [];
+  /** A lease was granted (`leaseMs` from the send time of the renew it answers; 0: none). */
+  lease: [leaseMs: number];
 }
 
 /** How to reach the coordinator and what to send. */
@@ -60,6 +64,8 @@ export interface MeshSessionOptions {
   readonly maxBackoffMs?: number;
   /** Uniform [0, 1) source for the back-off jitter (default Math.random). */
   readonly random?: () => number;
+  /** Monotonic clock of the lease, ms (default performance.now). */
+  readonly now?: () => number;
 }
 
 /** The session. */
@@ -72,6 +78,11 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   private intervalMs = 1000;
   private timer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+  /** Send times of the renews not yet answered, by seq. */
+  private readonly renewsInFlight = new Map<number, number>();
+  private renewSeq = 0;
+  private leaseUntilMs = -Infinity;
 
   constructor(private readonly options: MeshSessionOptions) {
     super();
@@ -94,6 +105,15 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
     if (!this.connected) return;
     this.socket!.send(JSON.stringify({ type: 'heartbeat', body: this.options.heartbeat() }));
     this.schedule(this.intervalMs);
+  }
+
+  /**
+   * True while the server may accept players' actions for the region as its primary: the
+   * coordinator names it primary and a lease runs (counted from the send time of the renew a
+   * `lease` answered). A primary whose lease ran out waits for the coordinator.
+   */
+  mayAccept(regionId: string): boolean {
+    return this.regions.get(regionId)?.role === 'primary' && this.clock() < this.leaseUntilMs;
   }
 
   /** Asks to leave the mesh (draining); resolves when the coordinator confirmed it. */
@@ -144,9 +164,38 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
       this.apply(message.body as HeartbeatResponse, message.type === 'assignment');
     } else if (message.type === 'problem') {
       this.emit('problem', message.body as SessionProblem);
+    } else if (message.type === 'lease') {
+      this.leased(message.body as { seq: number; lease_ms: number; renew_in_ms: number });
     } else if (message.type === 'left') {
       this.emit('left');
     }
+  }
+
+  private clock(): number {
+    return (this.options.now ?? performance.now.bind(performance))();
+  }
+
+  private get isPrimary(): boolean {
+    for (const region of this.regions.values()) if (region.role === 'primary') return true;
+    return false;
+  }
+
+  /** Sends a renew now, while primary and none is in flight. */
+  private renewNow(): void {
+    if (!this.connected || !this.isPrimary || this.renewsInFlight.size > 0) return;
+    const seq = ++this.renewSeq;
+    this.renewsInFlight.set(seq, this.clock());
+    this.socket!.send(JSON.stringify({ type: 'renew', body: { seq } }));
+  }
+
+  private leased(body: { seq: number; lease_ms: number; renew_in_ms: number }): void {
+    const sentAt = this.renewsInFlight.get(body.seq);
+    this.renewsInFlight.delete(body.seq);
+    if (sentAt === undefined) return;
+    this.leaseUntilMs = body.lease_ms > 0 ? sentAt + body.lease_ms : -Infinity;
+    this.emit('lease', body.lease_ms);
+    if (this.renewTimer !== null) clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => { this.renewTimer = null; this.renewNow(); }, body.renew_in_ms);
   }
 
   /** Applies an assignment; a repeated one changes nothing, an older epoch is never taken. */
@@ -172,6 +221,7 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
     this.emit('assignment', assignment, pushed);
     // A role change is acknowledged at once; otherwise the next heartbeat follows the asked interval.
     if (changed) this.heartbeatNow();
+    if (this.renewTimer === null) this.renewNow();
     else if (pushed) this.schedule(this.intervalMs);
   }
 
@@ -203,7 +253,10 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   private clearTimers(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    if (this.renewTimer !== null) clearTimeout(this.renewTimer);
     this.timer = null;
     this.reconnectTimer = null;
+    this.renewTimer = null;
+    this.renewsInFlight.clear();
   }
 }

@@ -59,14 +59,14 @@ export interface MeshConfig {
    * Length of the primary lease a renewal over the session grants, counted by the server from the
    * send time of its message the renewal answers. It bounds how fast a crashed primary can be
    * replaced (the coordinator waits for it to lapse, plus the drift margin), so it is short; the
-   * renewal cadence below keeps a healthy primary's lease from lapsing between renewals. Reserved
-   * for the primary lease: nothing reads it yet.
+   * renewal cadence below keeps a healthy primary's lease from lapsing between renewals. Every
+   * reply and push over a session grants this length, never `primaryLeaseMs`.
    */
   readonly sessionLeaseMs: number;
   /**
    * How often a server with a session asks for its lease to be renewed: a third of the lease, so
-   * that two renewals in a row can be lost or late before a healthy primary stops serving.
-   * Reserved for the primary lease: nothing reads it yet.
+   * that two renewals in a row can be lost or late before a healthy primary stops serving. Sent
+   * to the server with every renewal (`renew_in_ms`).
    */
   readonly sessionLeaseRenewalIntervalMs: number;
   /**
@@ -241,6 +241,9 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   }
   if (config.expeditedHeartbeatIntervalMs > config.heartbeatIntervalMs) {
     errors.push('expeditedHeartbeatIntervalMs must not exceed heartbeatIntervalMs');
+  }
+  if (config.sessionLeaseMs > config.primaryLeaseMs) {
+    errors.push('sessionLeaseMs must not exceed primaryLeaseMs (after a restart every server is taken to hold the longest lease)');
   }
   if (config.sessionLeaseRenewalIntervalMs >= config.sessionLeaseMs) {
     errors.push('sessionLeaseRenewalIntervalMs must be shorter than sessionLeaseMs, or a healthy primary loses its lease between renewals');

@@ -15,7 +15,7 @@ import { Recovery } from '../failover/recovery.ts';
 import { isAnnounced, type TransitionTrace } from '../failover/region-state.ts';
 import { FailoverMetrics } from '../health/failover-metrics.ts';
 import { ServerDetector } from '../detection/failure-detector.ts';
-import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
+import { applyHeartbeat, buildReply, renewLease, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
 import { Membership } from './membership.ts';
 import { Outbox, type Effect } from '../effects/outbox.ts';
 import { SnapshotStore, type PlayerSnapshot } from '../actions/snapshots.ts';
@@ -116,7 +116,13 @@ export class Coordinator {
     const server = this.heartbeatSender(id);
     if (!server.ok) return server;
     const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, server.value, input, nowMs);
-    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), nowMs, applied.reportedSilence));
+    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), nowMs, applied.reportedSilence, input.leaseMs));
+  }
+
+  /** A session's lease renewal: the length granted (`sessionLeaseMs`), or 0 when the server may hold none. */
+  renewLease(id: ServerId, nowMs: number): Result<number, 'unknown_server' | 'server_left'> {
+    const server = this.heartbeatSender(id);
+    return server.ok ? ok(renewLease(this.ctx, server.value, nowMs)) : server;
   }
 
   /**
@@ -132,11 +138,11 @@ export class Coordinator {
 
   /**
    * The reply a heartbeat would get, without applying one (for a heartbeat that is held back). It
-   * grants a lease like any reply, since the server receives it.
+   * grants a lease like any reply, since the server receives it (`leaseMs` as in HeartbeatInput).
    */
-  assignment(id: ServerId, nowMs: number): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
+  assignment(id: ServerId, nowMs: number, leaseMs?: number): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
     const server = this.heartbeatSender(id);
-    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r), nowMs)) : server;
+    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r), nowMs, false, leaseMs)) : server;
   }
 
   private heartbeatSender(id: ServerId): Result<ServerRecord, 'unknown_server' | 'server_left'> {

@@ -185,7 +185,9 @@ describe('session messages', () => {
     const reply = await client.next('heartbeat_reply');
     assert.deepEqual(reply.body.regions.map((r: any) => [r.region_id, r.role, r.epoch]), [['r1', 'primary', 1]]);
     const http = expectResponse('sendHeartbeat', await request(handler(l.t)).post(`/mesh/servers/${a.id}/heartbeat`).set('Authorization', `Bearer ${a.token}`).send(beat()), 200);
-    assert.deepEqual(reply.body, http, 'the same body as the HTTP route');
+    assert.deepEqual({ ...reply.body, lease_ms: http.lease_ms }, http, 'the same body as the HTTP route');
+    assert.equal(reply.body.lease_ms, l.t.host.coordinator.config.sessionLeaseMs, 'but the short session lease');
+    assert.equal(http.lease_ms, l.t.host.coordinator.config.primaryLeaseMs);
     const bad: [unknown, RegExp][] = [
       [{ type: 'heartbeat', body: { players: 0, regions: [] } }, /incarnation/],
       [{ type: 'dance' }, /Unknown session message type/],
@@ -236,12 +238,40 @@ describe('session messages', () => {
     const marks = { b: sessions.b.frames.length, c: sessions.c.frames.length };
     await l.t.host.advance(100);
     assert.equal(l.t.host.coordinator.server(a.id as never)?.status, 'failed');
+    // a's last reply granted the session lease 300 ms ago: the promotion waits for it and the margin.
+    assert.equal(l.t.host.coordinator.replication('r1' as never)?.primary, null, 'no promotion while the old lease may run');
+    const { sessionLeaseMs, leaseDriftMarginMs } = l.t.host.coordinator.config;
+    await l.t.host.advance(sessionLeaseMs + leaseDriftMarginMs - 300 + 100);
     const promoted = l.t.host.coordinator.replication('r1' as never)?.primary?.serverId;
     assert.ok(promoted === b.id || promoted === c.id);
     const winner = promoted === b.id ? 'b' : 'c';
     const push = await sessions[winner].next('assignment', marks[winner]);
     assert.deepEqual(push.body.regions.map((r: any) => [r.region_id, r.role, r.epoch]), [['r1', 'primary', 2]]);
     for (const client of Object.values(sessions)) client.socket.close();
+  });
+
+  test('renew is answered by a lease in order: the session lease to a primary, none to a backup; a bad renew gets a problem', async () => {
+    const l = await live();
+    const { a, b } = await region(l);
+    const { sessionLeaseMs, sessionLeaseRenewalIntervalMs } = l.t.host.coordinator.config;
+    const primary = await new Client(l, a).open();
+    const backup = await new Client(l, b).open();
+    for (const client of [primary, backup]) {
+      client.send({ type: 'heartbeat', body: beat() });
+      await client.next('heartbeat_reply');
+    }
+    for (const seq of [7, 8]) primary.send({ type: 'renew', body: { seq } });
+    backup.send({ type: 'renew', body: { seq: 1 } });
+    await primary.next('lease');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(primary.frames.filter((f) => f.type === 'lease').map((f) => f.body), [7, 8].map((seq) => ({ seq, lease_ms: sessionLeaseMs, renew_in_ms: sessionLeaseRenewalIntervalMs })));
+    assert.deepEqual((await backup.next('lease')).body, { seq: 1, lease_ms: 0, renew_in_ms: sessionLeaseRenewalIntervalMs });
+    for (const body of [{}, { seq: -1 }, { seq: 1.5 }, { seq: 1, extra: true }]) {
+      const from = primary.frames.length;
+      primary.send({ type: 'renew', body });
+      assert.match((await primary.next('problem', from)).body.detail, /renew message/);
+    }
+    for (const client of [primary, backup]) client.socket.close();
   });
 
   test('a second session replaces the first (4000) and is no evidence against the server', async () => {
@@ -296,8 +326,8 @@ describe('asyncapi.yaml', () => {
   test('parses without errors and documents every message the service sends', async () => {
     const c = await sessionContract();
     assert.deepEqual(c.diagnostics.filter((d) => d.severity === 0), []);
-    assert.deepEqual([...c.sent].sort(), ['assignment', 'heartbeat_reply', 'left', 'problem']);
-    assert.deepEqual([...c.validators.keys()].sort(), ['assignment', 'heartbeat', 'heartbeat_reply', 'leave', 'left', 'problem']);
+    assert.deepEqual([...c.sent].sort(), ['assignment', 'heartbeat_reply', 'lease', 'left', 'problem']);
+    assert.deepEqual([...c.validators.keys()].sort(), ['assignment', 'heartbeat', 'heartbeat_reply', 'lease', 'leave', 'left', 'problem', 'renew']);
     const reply = c.validators.get('heartbeat_reply')!;
     assert.notDeepEqual(reply({ type: 'heartbeat_reply', body: { server_id: 'x' } }), [], 'a body missing fields is refused');
   });

@@ -13,9 +13,13 @@ const warmUntil = 10_000;
 const tick = testMeshConfig.tickIntervalMs;
 const confirmAfter = testMeshConfig.sessionPeerSilenceMs;
 
-/** Standard mesh, warmed up: region-1 = a1 (primary), b1, c1 (backups); c1 ahead of b1. */
+/**
+ * Standard mesh, warmed up: region-1 = a1 (primary), b1, c1 (backups); c1 ahead of b1. Every
+ * server heartbeats over a session: its replies grant the short session lease.
+ */
 function warm(): Mesh {
   const mesh = standardMesh();
+  for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
   mesh.setSeq('c1', 'region-1', 50);
   mesh.setSeq('b1', 'region-1', 40);
   mesh.run(warmUntil);
@@ -32,6 +36,7 @@ describe('Coordinator.sessionClosed', () => {
   test('a crashed process: suspect at once, failed over at the first tick after its peers report it silent', () => {
     const mesh = warm();
     const closedAt = warmUntil + 20;
+    const lastHeartbeatAt = mesh.c.server(sid('a1'))!.lastHeartbeatAtMs!;
     mesh.at(closedAt);
     mesh.silence('a1');
     assert.equal(mesh.c.sessionClosed(sid('a1'), mesh.now).ok, true);
@@ -50,7 +55,15 @@ describe('Coordinator.sessionClosed', () => {
     assert.equal(detected?.reason, 'peer_confirmed');
     assert.ok((detected?.atMs ?? Infinity) <= closedAt + confirmAfter + tick, `${detected?.atMs}`);
     assert.ok((detected?.atMs ?? 0) < expectedDetection(testMeshConfig, warmUntil).atMs, 'sooner than the phi path');
-    assert.equal(mesh.ofType('failover_initiated')[0]?.newPrimaryId, 'c1');
+    // a1's last reply granted the session lease: no promotion before it and the drift margin ran
+    // out, and at the first tick after.
+    const fence = lastHeartbeatAt + mesh.config.sessionLeaseMs + mesh.config.leaseDriftMarginMs;
+    mesh.run(fence - 1, { heartbeats: false });
+    assert.deepEqual(mesh.ofType('failover_initiated'), [], 'the old lease may still run');
+    mesh.run(fence + tick, { heartbeats: false });
+    const [failover] = mesh.ofType('failover_initiated');
+    assert.equal(failover?.newPrimaryId, 'c1');
+    assert.ok((failover?.atMs ?? 0) >= fence, `${failover?.atMs}`);
   });
 
   test('a peer report shorter than sessionPeerSilenceMs confirms nothing', () => {
