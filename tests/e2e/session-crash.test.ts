@@ -47,6 +47,7 @@ test('SIGKILL of a primary holding a session: failed over through the session an
   const replies = primary.lines.filter((l) => l.event === 'reply').length;
   await waitFor('a heartbeat reply to the primary', async () => (primary.lines.filter((l) => l.event === 'reply').length > replies ? true : undefined),
     { timeoutMs: 3000, intervalMs: 5 });
+  const before = await call(service.url, 'GET', '/mesh/replication/r1');
   const killedAt = Date.now();
   primary.child.kill('SIGKILL');
 
@@ -58,9 +59,9 @@ test('SIGKILL of a primary holding a session: failed over through the session an
     return undefined;
   }, { timeoutMs: 10_000, intervalMs: 5 }).catch(async (error) => {
     const status = await call(service.url, 'GET', '/mesh/servers');
-    const replication = await call(service.url, 'GET', '/mesh/regions/r1/replication');
-    throw new Error(`${(error as Error).message}\nservers: ${JSON.stringify(status.body)}\nreplication: ${JSON.stringify(replication.body)}\n` +
-      `lines: ${JSON.stringify(servers.map((s) => s.lines.filter((l) => l.event !== 'reply' && l.at > killedAt - 300)))}\n${service.output().slice(-3000)}`);
+    const replication = await call(service.url, 'GET', '/mesh/replication/r1');
+    throw new Error(`${(error as Error).message}\nbefore the kill: ${JSON.stringify(before.body)}\nservers: ${JSON.stringify(status.body)}\nreplication: ${JSON.stringify(replication.body)}\n` +
+      `lines: ${JSON.stringify(servers.map((s) => s.lines.filter((l) => l.event !== 'reply' && l.at > killedAt - 300)))}\n${service.output().slice(-6000)}`);
   });
   const failed = expectJson('getServer', await call(service.url, 'GET', `/mesh/servers/${ids[primaryAt]}`), 200);
   assert.equal(failed.status, 'failed');
