@@ -278,6 +278,9 @@ export class SimRun {
    */
   stallCoordinator(atMs: number, durationMs: number): void {
     this.advanceTo(atMs);
+    // A crashed coordinator has no process to pause; running its old runtime here would let the
+    // dead process decide (expire actions, promote) before it restarts from its durable state.
+    if (this.down !== null) return;
     const untilMs = atMs + durationMs;
     this.fleet.pauseCoordinatorUntil(untilMs);
     this.runtime.advanceTo(untilMs, false);
