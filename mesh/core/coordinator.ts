@@ -25,6 +25,7 @@ import { meshStatus, metricsView, replicationView, routeView, serverView, type M
   type ReplicationView, type RouteView, type ServerView } from './views.ts';
 import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
+import { ChangeTracker, type ChangeBatch } from './change-records.ts';
 
 /** What a server says about itself when it registers. */
 export interface ServerInput {
@@ -46,6 +47,7 @@ export class Coordinator {
   private tiltUntilMs: number;
   private nextServerNumber = 1;
   private nextRegionNumber = 1;
+  private readonly changes = new ChangeTracker();
 
   /**
    * @param state a persisted state to resume from; every server then gets one full detection
@@ -210,6 +212,7 @@ export class Coordinator {
     if (!region) return reject('unknown_region', `no region ${id}`);
     if (patch.critical !== undefined) region.critical = patch.critical;
     if (patch.players !== undefined) region.players = patch.players;
+    this.ctx.topology.changedRegions.add(region.id);
     this.ctx.outbox.changed();
     return ok(replicationView(this.ctx, region));
   }
@@ -385,6 +388,14 @@ export class Coordinator {
   }
 
   /**
+   * The change records since the last call (mesh/core/change-records.ts), covering every change up
+   * to the batch's `seq`. The caller owns them until they are durable: they are not handed out again.
+   */
+  takeChanges(nowMs: number): ChangeBatch {
+    return this.changes.take(this.ctx, nowMs, { nextServerNumber: this.nextServerNumber, nextRegionNumber: this.nextRegionNumber });
+  }
+
+  /**
    * Removes the simulated test mesh: its servers, its regions with their actions and snapshots, and
    * the failover history and metrics. Self-registered servers and their regions stay.
    */
@@ -404,7 +415,7 @@ export class Coordinator {
     for (const server of simulated) {
       if (server.hosted.size > 0) this.membership.removeWithReplicas(server, nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
-      topology.servers.delete(server.id);
+      topology.removeServer(server.id);
       this.membership.forgetFailure(server, nowMs);
     }
     for (const alert of this.ctx.alerts.list({ state: 'open' })) {

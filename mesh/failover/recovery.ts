@@ -175,6 +175,7 @@ export class Recovery {
   forgetFormerReplica(region: RegionRecord, serverId: ServerId): void {
     if (!region.formerReplicas.includes(serverId)) return;
     region.formerReplicas = region.formerReplicas.filter((id) => id !== serverId);
+    this.ctx.topology.changedRegions.add(region.id);
     this.ctx.outbox.changed();
   }
 
@@ -423,6 +424,7 @@ export class Recovery {
 
   /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */
   private traced(region: RegionRecord, event: FailoverEvent, act: () => void): void {
+    this.ctx.topology.changedRegions.add(region.id);
     if (this.trace === null) {
       act();
       return;
