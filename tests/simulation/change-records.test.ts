@@ -81,8 +81,10 @@ describe('change records', () => {
     assertReplicaMatches(c, replica, 2_000, 'after commands');
     run.inject({ target: { serverId: serverId(c.records().regions.get(regionId('region-1'))?.primary ?? 'none') }, mode: 'crash', durationMs: 60_000 }, 2_000);
     run.advanceTo(12_000);
+    assertReplicaMatches(c, replica, 12_000, 'after a failover');
+    assert.ok(c.listAlerts({ state: 'open' }).length > 0, 'the crash raised an alert');
     for (const alert of c.listAlerts({ state: 'open' })) c.acknowledgeAlert(alert.id, 12_000, 'operator');
-    assertReplicaMatches(c, replica, 12_000, 'after a failover and acknowledgements');
+    assertReplicaMatches(c, replica, 12_000, 'after acknowledgements');
     c.resetTestMesh(12_000);
     assertReplicaMatches(c, replica, 12_000, 'after the reset');
     assert.ok(replica.records.has('server:real-1') && !replica.records.has('region:region-3'), 'reset deleted the simulated records only');
