@@ -374,12 +374,34 @@ export class Coordinator {
     return this.ctx.outbox.drain();
   }
 
-  /** Everything up to change `seq` is on disk: held promotions are announced. */
-  markDurable(seq: number): void {
+  /**
+   * Everything up to change `seq` is on disk: held promotions are announced. With `nowMs`, each
+   * announced promotion's acknowledgement deadline runs from now: the new primary cannot acknowledge
+   * what it has not been told, however long the write took.
+   */
+  markDurable(seq: number, nowMs?: number): void {
     for (const { regionId, epoch } of this.ctx.outbox.markDurable(seq)) {
       const region = this.ctx.topology.regions.get(regionId);
-      if (region) this.recovery.announce(region, epoch);
+      if (region) this.recovery.announce(region, epoch, nowMs);
     }
+  }
+
+  /**
+   * The host cannot make changes durable (`reason` says why): a critical alert stays open until
+   * {@link storageRecovered}. Promotions wait for their announcement meanwhile, and their deadlines
+   * with them.
+   */
+  storageFailing(reason: string, nowMs: number): void {
+    raiseAlert(this.ctx, {
+      dedupKey: 'persistence-failing', severity: 'critical', title: 'Persisting the mesh state fails',
+      message: `Writing the mesh state failed (${reason}); it is retried with back-off. Until a write succeeds no ` +
+        'promotion is announced and no action is accepted (503).',
+    }, nowMs);
+  }
+
+  /** Writes succeed again: the alert of {@link storageFailing} is resolved. */
+  storageRecovered(nowMs: number): void {
+    resolveAlert(this.ctx, 'persistence-failing', nowMs);
   }
 
   /** The persistent part of the state (never heartbeats, detectors or snapshots). */

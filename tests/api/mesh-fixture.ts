@@ -24,7 +24,7 @@ export interface FixtureOptions {
   adminToken?: string;
   http?: HttpOptions;
   config?: Partial<MeshConfig>;
-  store?: Store<CoreState>;
+  store?: Store;
 }
 
 /** The app over a RunningMesh on a manual clock, with hand-driven self-registered servers. */
