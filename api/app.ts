@@ -62,7 +62,7 @@ export function createApp(deps: AppDeps): MeshApp {
   const guard = createRequestGuard({ allowedHosts: deps.http?.allowedHosts ?? [], allowedOrigins: deps.http?.allowedOrigins ?? [] });
   // Subscribed once for the app, not per client, so that the replay ring holds every event
   // since start-up whether or not anyone was listening.
-  const unsubscribe = deps.host.subscribe((event) => events.publish(sseEventOf(event)));
+  const unsubscribe = deps.host.subscribe((event) => events.publish(sseEventOf(event, deps.host.bootId)));
 
   const root = new Router();
   for (const make of routerFactories) root.use(make(kit, events).routes());

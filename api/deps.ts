@@ -35,6 +35,8 @@ export interface MeshHost {
   readonly coordinator: CoreQueries;
   /** Which clock drives the core. */
   readonly clockKind: 'system' | 'manual';
+  /** Identifies this run of the service (new at every start); qualifies event ids. */
+  readonly bootId: string;
   /** Current time of that clock in ms. */
   now(): number;
   /** Runs a command; its effects are published (and a write started) before it returns. */
@@ -83,6 +85,11 @@ export interface AppDeps {
   readonly host: MeshHost;
   /** Admin bearer token; undefined means protected mode (loopback callers only). */
   readonly adminToken: string | undefined;
+  /**
+   * `MESH_PLAYER_TICKET_SECRET`: when set, submitting an action needs a player ticket for the
+   * action's player (api/player-ticket.ts); undefined leaves actions open.
+   */
+  readonly playerTicketSecret?: string | undefined;
   /** Where unexpected errors are logged (never sent to clients). */
   readonly logError: (error: unknown, context?: Record<string, unknown>) => void;
   /** Where what clients did wrong at the connection level is logged (aborted bodies); debug level. */

@@ -122,7 +122,7 @@ export const REJECTION_STATUS: Readonly<Record<string, number>> = Object.freeze(
   invalid: 400, invalid_argument: 400, invalid_request: 400, validation_failed: 400,
   unauthorized: 401, forbidden: 403,
   not_found: 404, not_enabled: 404, no_target: 404,
-  conflict: 409, region_healthy: 409, not_primary: 409, stale_epoch: 409, already_exists: 409,
+  conflict: 409, action_conflict: 409, region_healthy: 409, not_primary: 409, stale_epoch: 409, already_exists: 409,
   test_mesh_exists: 409, server_left: 409, server_draining: 409,
   too_large: 413, payload_too_large: 413,
   buffer_full: 429, rate_limited: 429, too_many_requests: 429,

@@ -8,6 +8,7 @@ import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { adminAuth, serverAuth, principalOf, type Principal } from './auth.ts';
 import { hasBody, jsonBody } from './body.ts';
+import { playerTicketAuth } from './player-ticket.ts';
 import type { AppDeps, MeshHost } from './deps.ts';
 import type { Contract } from './openapi.ts';
 import { badRequest, fromRejection, validationFailed } from './problem.ts';
@@ -75,6 +76,7 @@ function authFor(kit: RouteKit, security: readonly (readonly string[])[]): Middl
     const lookup = (id: string) => kit.host.coordinator.serverRecord(id as never)?.credentialHash ?? undefined;
     return serverAuth(lookup, { adminToken, allowAdmin: schemes.has('adminBearer') });
   }
+  if (schemes.has('playerTicket')) return playerTicketAuth(kit.deps.playerTicketSecret);
   return schemes.has('adminBearer') ? adminAuth({ adminToken }) : null;
 }
 

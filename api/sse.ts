@@ -3,7 +3,9 @@
  * every attached client, keeps the last events in a ring so a client reconnecting with
  * `Last-Event-ID` misses nothing recent, pings idle streams so proxies keep them open, caps the
  * number of clients, and drops clients too slow to keep up with a final event saying why (they
- * reconnect and replay, instead of growing memory without bound).
+ * reconnect and replay, instead of growing memory without bound). A client resuming from an id the
+ * ring no longer holds (too old, or from before a restart) is told so with an `events_missed`
+ * notice before the replay: a gap is never silent.
  */
 import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
@@ -11,8 +13,11 @@ import { isClientGone, tooManyRequests } from './problem.ts';
 
 /** One event as it goes on the wire: `id`, `event` and `data` (JSON-encoded on one line). */
 export interface SseEvent {
-  /** Position in the stream; increases with every event (the core's `seq`). */
-  readonly id: number;
+  /**
+   * Position in the stream, unique across restarts (`<boot>.<seq>`, see mesh/effects/events.ts
+   * `eventId`); absent on a notice that is no position in the stream (`events_missed`).
+   */
+  readonly id?: string;
   /** Event type, for `EventSource.addEventListener(type, ...)`. */
   readonly event: string;
   /** Anything JSON-serialisable. */
@@ -43,11 +48,12 @@ export interface EventStreamOptions {
 /** A broadcaster of server-sent events. */
 export interface EventStream {
   /**
-   * Turns the response into an event stream for this client, replaying the retained events with
-   * an id greater than `lastEventId` first. Throws a 429 problem, before answering anything, when
+   * Turns the response into an event stream for this client, replaying first the retained events
+   * after the one with id `lastEventId`; when that one is not retained, an `events_missed` notice
+   * and then every retained event. Throws a 429 problem, before answering anything, when
    * `maxClients` are attached already.
    */
-  attach(ctx: Context, lastEventId?: number): void;
+  attach(ctx: Context, lastEventId?: string): void;
   /** Sends an event to every attached client and keeps it for replay. */
   publish(event: SseEvent): void;
   /** Number of attached clients. */
@@ -59,14 +65,34 @@ export interface EventStream {
 /** Serialises one event; `data` is one line because JSON.stringify escapes newlines in strings. */
 export function formatEvent(event: SseEvent): string {
   if (!/^[^\r\n:]+$/.test(event.event)) throw new Error(`invalid SSE event name ${JSON.stringify(event.event)}`);
-  return `id: ${event.id}\nevent: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
+  const id = event.id === undefined ? '' : `id: ${event.id}\n`;
+  return `${id}event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
 }
 
-/** Parses a `Last-Event-ID` header; undefined when absent or not a non-negative integer. */
-export function parseLastEventId(header: string | undefined): number | undefined {
-  if (header === undefined || !/^\d{1,16}$/.test(header.trim())) return undefined;
-  const id = Number(header.trim());
-  return Number.isSafeInteger(id) ? id : undefined;
+/** A `Last-Event-ID` header as an id to resume after; undefined when absent or blank. */
+export function parseLastEventId(header: string | undefined): string | undefined {
+  const id = header?.trim();
+  return id === undefined || id === '' ? undefined : id;
+}
+
+/**
+ * The events to replay after `lastEventId`: the retained ones after it, or, when it is not retained
+ * (older than the window, from an earlier run of the service, or never issued), a notice that
+ * events may have been missed followed by everything retained.
+ */
+function replayAfter(ring: readonly { id: string; frame: string }[], lastEventId: string): { id?: string; frame: string }[] {
+  const at = ring.findIndex((e) => e.id === lastEventId);
+  if (at >= 0) return ring.slice(at + 1);
+  const oldest = ring[0]?.id ?? null;
+  const notice = formatEvent({
+    event: 'events_missed',
+    data: {
+      type: 'events_missed', last_event_id: lastEventId, oldest_retained_id: oldest,
+      detail: `Event ${lastEventId} is no longer retained (the service restarted, or more events followed it than are kept); ` +
+        'events after it may have been missed. Re-read the state you track (GET /mesh/status, /mesh/regions).',
+    },
+  });
+  return [{ frame: notice }, ...ring];
 }
 
 /** True for the error Koa reports when a streamed body ends before the response did. */
@@ -94,7 +120,7 @@ const closeDetails: Readonly<Record<StreamCloseReason, string>> = {
 };
 
 /** The last frame of a stream the service ends: no id, so that `Last-Event-ID` stays on the last event. */
-export function closingFrame(reason: StreamCloseReason, lastEventId: number | null): string {
+export function closingFrame(reason: StreamCloseReason, lastEventId: string | null): string {
   return `event: stream_closed\ndata: ${JSON.stringify({ reason, detail: closeDetails[reason], last_event_id: lastEventId })}\n\n`;
 }
 
@@ -102,7 +128,7 @@ export function closingFrame(reason: StreamCloseReason, lastEventId: number | nu
 interface Client {
   readonly res: ServerResponse;
   backlog: number;
-  lastEventId: number | null;
+  lastEventId: string | null;
 }
 
 /**
@@ -119,7 +145,7 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
     maxQueuedEvents = 1000, maxClients = 100, dropGraceMs = 5000,
   } = options;
   const clients = new Set<Client>();
-  const ring: { id: number; frame: string }[] = [];
+  const ring: { id: string; frame: string }[] = [];
   let ping: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -140,7 +166,7 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
     cut.unref();
     res.once('close', () => clearTimeout(cut));
   };
-  const write = (client: Client, text: string, eventId?: number): void => {
+  const write = (client: Client, text: string, eventId?: string): void => {
     const { res } = client;
     if (res.destroyed || res.writableEnded) return;
     res.write(text);
@@ -174,11 +200,11 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
         stopPingIfIdle();
       });
       write(client, `retry: ${retryMs}\n\n`);
-      if (lastEventId !== undefined) for (const e of ring) if (e.id > lastEventId) write(client, e.frame, e.id);
+      if (lastEventId !== undefined) for (const e of replayAfter(ring, lastEventId)) write(client, e.frame, e.id);
     },
     publish(event) {
       const frame = formatEvent(event);
-      ring.push({ id: event.id, frame });
+      if (event.id !== undefined) ring.push({ id: event.id, frame });
       if (ring.length > replayLimit) ring.splice(0, ring.length - replayLimit);
       for (const client of clients) write(client, frame, event.id);
     },

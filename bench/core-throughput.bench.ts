@@ -13,6 +13,12 @@
  * One run = 10 simulated seconds = 100,000 heartbeats and 100 ticks; the table gives the median of
  * 7 runs (after one unmeasured warm-up run in the same process), with a full GC before each run.
  *
+ * Lease renewal: every reply that names a server primary renews its lease, so renewing the leases
+ * of all servers at R per second costs R heartbeats per server per second; the table gives the
+ * share of one core that takes at the measured heartbeat rate for R = 1, 2, 5 and 10 (a session
+ * that renews by push costs at least the bookkeeping alone, `LeaseBook.grant`, timed separately
+ * over 100 rounds of one grant per server).
+ *
  * Run alone: node --expose-gc --import tsx bench/core-throughput.bench.ts [--runs 7] [--servers 10000] [--quick]
  */
 import type { HeartbeatInput } from '../mesh/core/heartbeat.ts';
@@ -20,6 +26,19 @@ import type { ServerId } from '../mesh/base/types.ts';
 import { buildDirectMesh, heartbeatInputs, markAllDurable, type DirectMesh } from './lib/direct-mesh.ts';
 import { collectGarbage, elapsedMs, heading, ms, num, numberFlag, quick, table } from './lib/report.ts';
 import { median, summarize } from './lib/stats.ts';
+import { LeaseBook } from '../mesh/failover/leases.ts';
+
+/** Nanoseconds per `LeaseBook.grant`, one grant per server per round, median over `runs` runs. */
+function grantCostNs(ids: readonly ServerId[], runs: number): number {
+  const book = new LeaseBook();
+  const perGrant: number[] = [];
+  for (let r = 0; r < runs + 1; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let round = 0; round < 100; round++) for (const id of ids) book.grant(id, r * 100 + round, 2000);
+    if (r > 0) perGrant.push(Number(process.hrtime.bigint() - t0) / (100 * ids.length));
+  }
+  return median(perGrant);
+}
 
 /** Runs `rounds` heartbeat intervals from `fromMs`, timing heartbeats and ticks separately. */
 function timedRounds(mesh: DirectMesh, fromMs: number, rounds: number) {
@@ -89,6 +108,12 @@ function main(): void {
     [`share of one core used by ${num(servers)} heartbeats/s (one per server per second)`, `${num((servers / median(rates)) * 100, 1)}%`, '', '', ''],
   ]));
   console.log('');
+  const rate = median(rates);
+  const grantNs = grantCostNs(mesh.ids, runs);
+  console.log(table([`renewing the leases of ${num(servers)} servers`, 'heartbeats/s', 'share of one core (whole heartbeat)',
+    'share of one core (grant bookkeeping only)'], [1, 2, 5, 10].map((hz) => [`${hz} per second`, num(hz * servers),
+    `${num((hz * servers / rate) * 100, 1)}%`, `${num((hz * servers * grantNs) / 1e7, 3)}%`])));
+  console.log(`\nLeaseBook.grant: ${num(grantNs, 1)} ns per grant (median of ${runs} runs of 100 rounds).\n`);
   console.log(table([`healthy tick with ${num(servers)} servers`, 'n', 'p50', 'p99', 'max'], [
     ['coordinator.tick', num(ticks.count), ms(ticks.p50), ms(ticks.p99), ms(ticks.max)],
   ]));

@@ -11,7 +11,8 @@
  * - per failover (one per region whose primary crashed), from `coordinator.metrics()`: detection =
  *   detected_at - last heartbeat of the failed primary, recovery = completed_at - that heartbeat;
  * - per crashed server, from the events: detection after the injected crash (detected_at - crash
- *   time, which is what a player would feel) and after its last heartbeat;
+ *   time, which is what a player would feel) and after its last heartbeat, and the first tick at
+ *   which its phi reached the suspicion threshold, after its last heartbeat (the guide's figure);
  * - false failovers: `metrics().falseFailovers`, and from ground truth the failure detections and
  *   failovers naming a server that the bench had not crashed (or had crashed and already seen
  *   detected).
@@ -52,6 +53,8 @@ class GroundTruth {
   readonly down = new Map<ServerId, number>();
   readonly detectAfterCrashMs: number[] = [];
   readonly detectAfterLastHeartbeatMs: number[] = [];
+  /** A crashed server's first suspicion after its crash, from its last heartbeat (the guide's figure). */
+  readonly suspectAfterLastHeartbeatMs: number[] = [];
   /** Regions the server hosted when it was crashed (0 means it had no replication peer). */
   readonly hostedAtCrash = new Map<ServerId, number>();
   /** Detection after the last heartbeat, by the detector's reason and by whether the server hosted anything. */
@@ -64,8 +67,22 @@ class GroundTruth {
   crashesUndetected = 0;
   downServerMs = 0;
 
+  /** Crashed servers whose phi has reached the suspicion threshold. */
+  private readonly suspected = new Set<ServerId>();
+
+  /** After every tick: a crashed server whose phi reached the threshold is suspected from then on. */
+  afterTick(coordinator: Coordinator, nowMs: number): void {
+    for (const id of this.awaitingDetection.keys()) {
+      const detector = coordinator.records().servers.get(id)?.detector;
+      if (detector === undefined || this.suspected.has(id) || detector.phi(nowMs) < coordinator.config.phiSuspectThreshold) continue;
+      this.suspected.add(id);
+      this.suspectAfterLastHeartbeatMs.push(nowMs - detector.lastHeartbeatAtMs);
+    }
+  }
+
   onEvent(event: MeshEvent): void {
     if (event.type === 'server_failure_detected') {
+      this.suspected.delete(event.serverId);
       const crashedAt = this.awaitingDetection.get(event.serverId);
       if (crashedAt === undefined) {
         this.unexplainedDetections.push(`${event.serverId} at ${event.atMs} ms (${event.reason})`);
@@ -89,9 +106,14 @@ class GroundTruth {
 }
 
 function run(p: Params) {
-  const truth = new GroundTruth();
   const random = new SeededRandom(p.seed);
   const coordinator = new Coordinator(testMeshConfig, 0);
+  const truth = new GroundTruth();
+  const tick = coordinator.tick.bind(coordinator);
+  coordinator.tick = (nowMs) => {
+    tick(nowMs);
+    truth.afterTick(coordinator, nowMs);
+  };
   const runtime = new MeshRuntime(new FaultLayer(coordinator, random.fork()), 0, immediateDurability((e) => truth.onEvent(e)));
   // Enough regions to fill the fleet at the simulator's target utilisation.
   const regions = Math.floor((p.servers * defaultSimCapacity * targetUtilisation) / (1 + testMeshConfig.backupsPerRegion));
@@ -181,6 +203,7 @@ function main(): void {
   console.log(table(['detection of a crashed server', 'n', 'p50', 'p99', 'max'], [
     row('after the crash', crash),
     row('after its last heartbeat', lastHb),
+    row('suspected (phi at the threshold), after its last heartbeat', summarize(truth.suspectAfterLastHeartbeatMs)),
     ...[...truth.byKind].sort().map(([kind, values]) => row(`  after its last heartbeat: ${kind}`, summarize(values))),
   ]));
   if (m.detectionMs.count < m.failovers.total || m.recoveryMs.count < m.failovers.completed) {

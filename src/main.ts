@@ -18,9 +18,9 @@ import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
 import type { Store } from './store/store.ts';
+import { monotonicClock, processTimeSources } from './system-clock.ts';
+import { invariantViolationAt, violateInvariantAt } from './test-hooks.ts';
 import { startTicker, type Ticker } from './ticker.ts';
-
-const systemClock: Clock = { now: () => Date.now() };
 
 async function main(): Promise<void> {
   const parsed = parseSettings(process.argv.slice(2), process.env);
@@ -33,6 +33,11 @@ async function main(): Promise<void> {
   if (settings.help) {
     process.stdout.write(helpText());
     return;
+  }
+  const violation = invariantViolationAt(process.env, settings.clock);
+  if (violation !== null && 'error' in violation) {
+    process.stderr.write(`mesh-coordinator: invalid settings:\n  - ${violation.error}\n`);
+    process.exit(2);
   }
   const log = createLogger({ level: settings.logLevel, fields: { service: 'mesh-coordinator' } });
   for (const warning of parsed.warnings) log.warn(warning);
@@ -57,13 +62,17 @@ async function main(): Promise<void> {
       compaction: { maxLogBytes: settings.logMaxBytes, maxLogRecords: settings.logMaxRecords },
     })
     : new MemoryStore();
-  const clock = settings.clock === 'manual' ? new ManualClock(0) : systemClock;
+  const time = processTimeSources;
+  const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
   const host = await RunningMesh.open({
-    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : Date.now() >>> 0, log, checkState: dataFileProblem,
+    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log,
+    wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log),
+    checkState: dataFileProblem,
   });
+  if (violation !== null) violateInvariantAt(host.coordinator, violation.atMs);
   observed.attach(host);
   const app = createApp({
-    host, adminToken: settings.adminToken, contract,
+    host, adminToken: settings.adminToken, playerTicketSecret: settings.playerTicketSecret, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
     observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
     logDebug: (message, context) => log.debug(message, context),
@@ -77,8 +86,8 @@ async function main(): Promise<void> {
     connectionsCheckingInterval: 1000,
   }, app.callback());
   await listen(server, settings);
-  const ticker = settings.clock === 'system'
-    ? startTicker(() => host.tick(), settings.tickMs, (error) => log.error('tick failed', { error })) : null;
+  // A tick that throws has already called failStop through the host.
+  const ticker = settings.clock === 'system' ? startTicker(() => host.tick(), settings.tickMs, () => {}) : null;
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;
   const hostPart = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
@@ -100,6 +109,23 @@ function httpOptions(settings: Settings): HttpOptions {
     allowedOrigins: settings.allowedOrigins,
     maxEventSubscribers: settings.maxEventSubscribers,
     bodyTimeoutMs: settings.requestTimeoutMs,
+  };
+}
+
+/**
+ * Fail-stop: an invariant of the core failed in a tick, so its state may be half-updated. Nothing
+ * more is decided or written from it: the reason is logged and the process exits with status 70
+ * (EX_SOFTWARE), and its supervisor (systemd `Restart=always`, a Kubernetes pod's restart policy)
+ * starts it again from the last durable state, as after a crash.
+ */
+function failStopper(log: Logger): (error: unknown) => void {
+  let failing = false;
+  return (error) => {
+    if (failing) return;
+    failing = true;
+    log.error('invariant violated in a tick: stopping (fail-stop); the supervisor restarts from the last durable state',
+      { decision: 'fail-stop', error });
+    void log.flush().finally(() => process.exit(70));
   };
 }
 

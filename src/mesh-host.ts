@@ -7,6 +7,7 @@
  * back until their epoch was on disk. Every command goes through `run` or `runDurably`, so that its
  * effects are handed on before it returns: no caller has to remember to.
  */
+import { randomBytes } from 'node:crypto';
 import { NotDurableError, type Command, type MeshHost } from '../api/deps.ts';
 import type { MeshConfig } from '../mesh/base/config.ts';
 import { Coordinator } from '../mesh/core/coordinator.ts';
@@ -32,6 +33,18 @@ export interface HostOptions {
   readonly store: Store;
   readonly seed: number;
   readonly log: Logger;
+  /**
+   * The wall clock, watched every tick for steps against `clock` (which must then be monotonic);
+   * absent under the manual clock, which has no wall clock to step.
+   */
+  readonly wallMs?: () => number;
+  /**
+   * Called with the error when a tick throws (a violated invariant): the process must stop, since
+   * the core's state may be half-updated. Without it the error propagates to the caller.
+   */
+  readonly failStop?: (error: unknown) => void;
+  /** Identifies this run (event ids are `<boot>.<seq>`); a random one when not given. */
+  readonly bootId?: string;
   /** Checks a loaded state's shape: a sentence naming what is wrong, or undefined (data-file-schema.ts). */
   readonly checkState?: (state: unknown) => string | undefined;
   /** Back-off of retried writes while the store fails: first and longest wait, in ms. */
@@ -50,6 +63,7 @@ export class InvalidStateError extends Error {
 export class RunningMesh implements MeshHost {
   readonly coordinator: Coordinator;
   readonly clockKind: 'system' | 'manual';
+  readonly bootId: string;
   private readonly runtime: MeshRuntime;
   private readonly listeners = new Set<(event: MeshEvent) => void>();
   private readonly random: SeededRandom;
@@ -66,6 +80,8 @@ export class RunningMesh implements MeshHost {
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
     this.clockKind = clock instanceof ManualClock ? 'manual' : 'system';
+    // 48 random bits: two runs sharing an id (and so possibly event ids) is a one-in-10^14 event.
+    this.bootId = options.bootId ?? randomBytes(6).toString('hex');
     this.random = new SeededRandom(seed);
     const now = clock.now();
     this.retryWaitMs = options.retry?.firstMs ?? 100;
@@ -95,10 +111,27 @@ export class RunningMesh implements MeshHost {
     return this.options.clock.now();
   }
 
-  /** One ticker step under the system clock: every tick due by now (a stall is not replayed). */
+  /**
+   * One ticker step under the system clock: every tick due by now (a stall is not replayed). A
+   * wall-clock step since the last step puts the coordinator in TILT first (it is logged as an alert).
+   */
   tick(): void {
-    this.runtime.advanceTo(this.now(), false);
+    const now = this.now();
+    const wallMs = this.options.wallMs;
+    const stepMs = wallMs === undefined ? 0 : this.runtime.observeWallClock(now, wallMs());
+    if (stepMs !== 0) this.options.log.warn('wall clock stepped', { stepMs });
+    this.ticking(() => this.runtime.advanceTo(now, false));
     this.retryIfOwed();
+  }
+
+  /** Runs ticks; a tick that throws is handed to `failStop` (and still thrown to the caller). */
+  private ticking(advance: () => void): void {
+    try {
+      advance();
+    } catch (error) {
+      this.options.failStop?.(error);
+      throw error;
+    }
   }
 
   /**
@@ -189,7 +222,7 @@ export class RunningMesh implements MeshHost {
     while (this.runtime.nextTick <= target) {
       const next = this.runtime.nextTick;
       clock.advance(next - clock.now());
-      this.runtime.advanceTo(next);
+      this.ticking(() => this.runtime.advanceTo(next));
       if (this.lastPersistSeq > this.options.store.durableSeq()) await this.persist(this.lastPersistSeq).catch(() => {});
       this.retryIfOwed();
     }

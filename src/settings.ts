@@ -55,6 +55,8 @@ export interface Settings {
   readonly alertWebhookUrls: readonly string[];
   /** HMAC key of the alert webhooks; required when there is a URL. */
   readonly alertWebhookSecret: string | undefined;
+  /** HMAC key of player tickets; when set, submitting an action needs a ticket for that player. */
+  readonly playerTicketSecret: string | undefined;
   /** `--help` was given: print {@link helpText} and exit; the other fields are then defaults. */
   readonly help: boolean;
 }
@@ -93,6 +95,7 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'test-api', env: 'MESH_TEST_API', arg: 'on|off', fallback: 'on', describe: 'off removes setup_test, reset, simulate_failure and advance_time (they answer 404).' },
   { flag: 'alert-webhook-urls', env: 'MESH_ALERT_WEBHOOK_URLS', arg: 'url,url', fallback: '(none)', describe: 'Comma-separated http(s) URLs that receive every alert raise and resolve, signed.' },
   { flag: undefined, env: 'MESH_ALERT_WEBHOOK_SECRET', arg: '', fallback: '(unset)', describe: 'HMAC-SHA256 key of the alert webhooks; needed with a URL; never a flag.' },
+  { flag: undefined, env: 'MESH_PLAYER_TICKET_SECRET', arg: '', fallback: '(unset: actions open)', describe: 'HMAC-SHA256 key of player tickets; set, every action needs X-Player-Ticket; never a flag.' },
 ];
 
 /**
@@ -111,6 +114,9 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   failureTimeoutMs: 'Longest silence before failure is declared without peer evidence (at the last tick before it).',
   tiltThresholdMs: 'Tick gap that means the coordinator itself stalled (enters TILT).',
   tiltRecoveryMs: 'How long TILT lasts after a stall: no failures are declared meanwhile.',
+  clockStepThresholdMs: 'Wall-clock step (against the monotonic clock, between two ticks) that enters TILT.',
+  primaryLeaseMs: 'Lease a heartbeat reply grants a primary, counted from when it sent the heartbeat; no promotion before it ends.',
+  leaseDriftMarginMs: 'Added to a lease before the coordinator counts it over (clock drift between server and coordinator).',
   backupsPerRegion: 'Backups every region should have.',
   promotionAckTimeoutMs: 'Time a promoted backup has to acknowledge before the next candidate is tried.',
   backupSyncTimeoutMs: 'Time a new backup has to confirm it holds the region before it is replaced.',
@@ -180,7 +186,7 @@ export function parseSettings(argv: readonly string[], env: Env): SettingsResult
   const settings = buildSettings(lookup, errors);
   errors.push(...validateMeshConfig(settings.mesh).map(explainMeshError), ...protectedMode(settings), ...webhookSecret(settings));
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, settings, warnings: unknownVariables(env) };
+  return { ok: true, settings, warnings: [...unknownVariables(env), ...openActions(settings)] };
 }
 
 /** The settings with nothing set; `help` as given. */
@@ -211,6 +217,7 @@ function buildSettings(lookup: Lookup, errors: string[]): Settings {
     testApi: oneOf(lookup('test-api', 'MESH_TEST_API'), ['on', 'off'] as const, 'on', errors) === 'on',
     alertWebhookUrls: webhookUrls(lookup('alert-webhook-urls', 'MESH_ALERT_WEBHOOK_URLS'), errors),
     alertWebhookSecret: lookup(undefined, 'MESH_ALERT_WEBHOOK_SECRET')?.text,
+    playerTicketSecret: lookup(undefined, 'MESH_PLAYER_TICKET_SECRET')?.text,
     help: false,
   });
 }
@@ -360,6 +367,12 @@ export function isWildcard(host: string): boolean {
   return bare === '0.0.0.0' || bare === '::' || bare === '0:0:0:0:0:0:0:0';
 }
 
+/** Bound beyond loopback without a ticket secret, anyone who can connect may act as any player. */
+function openActions(settings: Settings): string[] {
+  if (settings.playerTicketSecret !== undefined || isLoopback(settings.host)) return [];
+  return [`listening on ${settings.host} without MESH_PLAYER_TICKET_SECRET: anyone who can connect may submit actions as any player`];
+}
+
 /** Whether `host` can only be reached from this machine. */
 export function isLoopback(host: string): boolean {
   const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
@@ -370,7 +383,7 @@ export function isLoopback(host: string): boolean {
 
 /** A MESH_* variable that no setting reads is most likely a typo that would otherwise go unnoticed. */
 function unknownVariables(env: Env): string[] {
-  const known = new Set(['MESH_ADMIN_TOKEN', 'MESH_ALERT_WEBHOOK_SECRET', ...serviceSpecs.map((spec) => spec.env), ...meshSpecs.map((spec) => spec.env)]);
+  const known = new Set(['MESH_ADMIN_TOKEN', 'MESH_ALERT_WEBHOOK_SECRET', 'MESH_PLAYER_TICKET_SECRET', ...serviceSpecs.map((spec) => spec.env), ...meshSpecs.map((spec) => spec.env)]);
   return Object.keys(env)
     .filter((name) => name.startsWith('MESH_') && !known.has(name))
     .map((name) => `ignoring unknown environment variable ${name} (run with --help to list every setting)`);

@@ -7,6 +7,7 @@ import { Router } from '@koa/router';
 import type { ActionAck, BufferedAction } from '../../mesh/actions/action-buffer.ts';
 import { regionId as toRegionId, serverId as toServerId, type RegionId, type Rejection } from '../../mesh/base/types.ts';
 import type { Principal } from '../auth.ts';
+import { requireTicketFor } from '../player-ticket.ts';
 import { fromRejection, type HttpProblem } from '../problem.ts';
 import { ms, operation, reply, type RouteKit } from '../route-kit.ts';
 import { durably } from './durability.ts';
@@ -24,6 +25,7 @@ export function actionRoutes(kit: RouteKit): Router {
   const { host } = kit;
 
   operation<SubmitActionBody>(router, kit, 'submitAction', async (ctx, { path, body }) => {
+    requireTicketFor(ctx.state, body.player_id);
     const id = toRegionId(path.region_id);
     const action = { playerId: body.player_id, seq: body.seq, payload: body.payload };
     // The contract makes known_epoch required with the flag, so a flagged body always names one.

@@ -4,7 +4,7 @@
  * retained events after `Last-Event-ID` first.
  */
 import { Router } from '@koa/router';
-import type { MeshEvent } from '../../mesh/effects/events.ts';
+import { eventId, type MeshEvent } from '../../mesh/effects/events.ts';
 import { snakeCaseKeys } from '../problem.ts';
 import { ms, operation, type RouteKit } from '../route-kit.ts';
 import { parseLastEventId, type EventStream, type SseEvent } from '../sse.ts';
@@ -13,22 +13,23 @@ import { parseLastEventId, type EventStream, type SseEvent } from '../sse.ts';
 export function eventRoutes(kit: RouteKit, events: EventStream): Router {
   const router = new Router();
   operation(router, kit, 'streamEvents', (ctx) => {
-    // The contract has already refused a Last-Event-ID that is not a non-negative integer.
+    // The contract has already refused a malformed Last-Event-ID.
     events.attach(ctx, parseLastEventId(ctx.get('Last-Event-ID') || undefined));
   });
   return router;
 }
 
 /**
- * One core event as it goes on the wire: `id` is its `seq`, `event` its `type`, `data` the
- * contract's `MeshEvent` (snake_case, with the envelope's `at` in whole milliseconds).
+ * One core event as it goes on the wire: `id` is `<boot>.<seq>` (unique across restarts: a
+ * restart renumbers from the last durable `seq`, but under a new boot id), `event` its `type`,
+ * `data` the contract's `MeshEvent` (snake_case, with the envelope's `at` in whole milliseconds).
  */
-export function sseEventOf(event: MeshEvent): SseEvent {
+export function sseEventOf(event: MeshEvent, bootId: string): SseEvent {
   // `atMs` is spelled out: snakeCaseKeys maps only a trailing `AtMs` to `_at`, and would turn the
   // bare key into `at_ms`.
   const { atMs, ...rest } = event;
   const data = wholeMilliseconds(snakeCaseKeys(rest)) as Record<string, unknown>;
-  return { id: event.seq, event: event.type, data: { ...data, at: ms(atMs) } };
+  return { id: eventId(bootId, event.seq), event: event.type, data: { ...data, at: ms(atMs) } };
 }
 
 /**

@@ -130,6 +130,7 @@ export function heartbeatReplyJson(reply: HeartbeatReply): Record<string, unknow
       backups: r.backups.map(endpoint), fidelity: r.fidelity, actions_pending: r.actionsPending,
     })),
     demoted: reply.demoted.map((d) => ({ region_id: d.regionId, epoch: d.epoch })),
+    lease_ms: reply.leaseMs,
   };
 }
 

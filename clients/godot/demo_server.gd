@@ -7,6 +7,7 @@
 # It prints one line per notable event on stdout, for people and for tests:
 #   registered <server_id> | role <region> <primary|backup> <epoch> | leading <region> <epoch>
 #   demoted <region> <epoch> | dropped <region> | fidelity <f> | restored <region> <player>
+#   lease_lost | lease_renewed
 #   left | error <operation> <code> <detail>
 # When the --stop-file appears, it drains (leaves the mesh gracefully) and exits with 0: Godot 3
 # has no SIGTERM hook, so this stands in for an orchestrator's "please stop".
@@ -56,6 +57,8 @@ func _initialize():
 	client.connect("role_changed", self, "_on_role_changed")
 	client.connect("leading", self, "_on_leading")
 	client.connect("demoted", self, "_on_demoted")
+	client.connect("lease_lost", self, "_on_lease_lost")
+	client.connect("lease_renewed", self, "_on_lease_renewed")
 	client.connect("region_dropped", self, "_say", ["dropped"])
 	client.connect("fidelity_changed", self, "_say", ["fidelity"])
 	client.connect("request_failed", self, "_on_request_failed")
@@ -187,6 +190,16 @@ func _on_role_changed(region_id, role, epoch):
 
 func _on_leading(region_id, epoch):
 	print("leading %s %d" % [region_id, epoch])
+
+
+# Past its lease a primary takes no player action (client.leads() is false until the next reply):
+# players are told nack and report it to the coordinator, which buffers their actions.
+func _on_lease_lost():
+	print("lease_lost")
+
+
+func _on_lease_renewed():
+	print("lease_renewed")
 
 
 func _on_demoted(region_id, epoch):

@@ -35,8 +35,13 @@ export interface MeshClientOptions {
 
 /** An open event stream. */
 export interface EventSubscription extends AsyncIterable<MeshEvent> {
-  /** Id of the last event read, for `Last-Event-ID` on reconnect. */
-  readonly lastEventId: number | undefined;
+  /** Id of the last event read (`<boot>.<seq>`), for `Last-Event-ID` on reconnect. */
+  readonly lastEventId: string | undefined;
+  /**
+   * Set when the service said it no longer holds the event named by `lastEventId` (it restarted, or
+   * the gap outgrew its window): events may have been missed; re-read the state you track.
+   */
+  readonly missed: { readonly lastEventId: string; readonly detail: string } | undefined;
   /** Closes the connection; the iteration then ends. */
   close(): void;
 }
@@ -49,9 +54,9 @@ export interface MeshClient {
   asServer(serverId: string, token: string): MeshApi;
   /**
    * Opens `GET /mesh/events`; resolves once the stream is connected, so that no later event is
-   * missed. With `lastEventId`, the retained events after it are replayed first.
+   * missed. With `lastEventId`, the retained events after it are replayed first (see `missed`).
    */
-  events(options?: { lastEventId?: number; signal?: AbortSignal }): Promise<EventSubscription>;
+  events(options?: { lastEventId?: string; signal?: AbortSignal }): Promise<EventSubscription>;
 }
 
 /** An answer that was not a success, with its problem document. */
@@ -114,13 +119,14 @@ export function createMeshClient(options: MeshClientOptions): MeshClient {
   };
 }
 
-async function openEvents(api: MeshApi, options: { lastEventId?: number; signal?: AbortSignal }): Promise<EventSubscription> {
+async function openEvents(api: MeshApi, options: { lastEventId?: string; signal?: AbortSignal }): Promise<EventSubscription> {
   const abort = new AbortController();
   options.signal?.addEventListener('abort', () => abort.abort(), { once: true });
   const header = options.lastEventId === undefined ? undefined : { 'Last-Event-ID': options.lastEventId };
   const result = await api.GET('/mesh/events', { parseAs: 'stream', signal: abort.signal, params: { header } });
   const body = ok(result);
   let lastEventId = options.lastEventId;
+  let missed: EventSubscription['missed'];
   async function* read(): AsyncGenerator<MeshEvent> {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
@@ -137,7 +143,12 @@ async function openEvents(api: MeshApi, options: { lastEventId?: number; signal?
           const frame = parseFrame(buffer.slice(0, end));
           buffer = buffer.slice(end + 2);
           if (frame.data === undefined) continue;
-          if (frame.id !== undefined) lastEventId = Number(frame.id);
+          if (frame.event === 'events_missed') {
+            const notice = JSON.parse(frame.data) as { last_event_id: string; detail: string };
+            missed = { lastEventId: notice.last_event_id, detail: notice.detail };
+            continue;
+          }
+          if (frame.id !== undefined) lastEventId = frame.id;
           yield JSON.parse(frame.data) as MeshEvent;
         }
       }
@@ -150,6 +161,7 @@ async function openEvents(api: MeshApi, options: { lastEventId?: number; signal?
   return {
     [Symbol.asyncIterator]: () => events,
     get lastEventId() { return lastEventId; },
+    get missed() { return missed; },
     close: () => abort.abort(),
   };
 }

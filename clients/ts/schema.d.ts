@@ -359,10 +359,14 @@ export interface paths {
         /**
          * Heartbeat
          * @description Sent every `heartbeat_interval_ms` by each server, as itself only (the bearer token must be
-         *     the one issued to `server_id`). Heartbeats update memory only, never the disk. The answer
-         *     carries the coordinator's assignments: every region this server must hold, with the role
-         *     and the epoch to use, and the regions it claimed as primary with an older epoch
-         *     (`demoted`: it must stop serving them as primary at once).
+         *     the one issued to `server_id`). A heartbeat that changes nothing updates memory only; one
+         *     that changes the topology (acknowledges a promotion, confirms a new backup, brings an
+         *     unavailable region back, or claims an epoch above the coordinator's record) also queues a
+         *     group-committed write, which the answer does not wait for. The answer carries the
+         *     coordinator's assignments: every region this server must hold, with the role and the
+         *     epoch to use (never below an epoch the server claims: the coordinator ratchets up to it),
+         *     and the regions it claimed as primary with an older epoch (`demoted`: it must stop serving
+         *     them as primary at once).
          */
         post: operations["sendHeartbeat"];
         delete?: never;
@@ -485,12 +489,25 @@ export interface paths {
         /**
          * Submit a player action
          * @description While the region has no acknowledged primary, the action is buffered (at most 100 per
-         *     player, for 10 s) and later replayed in `seq` order, exactly once, to the new primary.
-         *     A 202 means the action is durable. A repeated (`player_id`, `seq`) answers `duplicate` and
-         *     changes nothing. While the region is healthy the answer is 409 with the primary to send to,
-         *     unless the player says it cannot reach that primary (`unreachable_primary` with the current
-         *     epoch as `known_epoch`): then the action is buffered too, and the primary collects it.
-         *     When the player's buffer is full, 429 with `Retry-After`.
+         *     player, for 10 s) and later replayed in `seq` order to the new primary. A 202 means the
+         *     action is durable. Delivery semantics: the buffer delivers each action at least once until
+         *     the primary acknowledges it (a primary that dies before acknowledging gets it again), and a
+         *     primary applies each (`player_id`, `seq`) at most once, so every accepted action takes
+         *     effect exactly once, or is reported expired (`actions_expired`). The de-duplication is the
+         *     primary's: the Godot addon's action ledger keeps the highest applied `seq` per player and
+         *     region (replicated to the backups) and skips repeats; any other game server must do the same.
+         *     A repeated (`player_id`, `seq`) with the same payload answers `duplicate` and changes
+         *     nothing; with another payload it answers 409 `action-conflict` (the first payload stands;
+         *     use a new `seq` for a new action). While the region is healthy the answer is 409 with the
+         *     primary to send to, unless the player says it cannot reach that primary
+         *     (`unreachable_primary` with the current epoch as `known_epoch`): then the action is
+         *     buffered too, and the primary collects it. When the player's buffer is full, 429 with
+         *     `Retry-After`.
+         *
+         *     With `MESH_PLAYER_TICKET_SECRET` set, the request needs a player ticket for `player_id` in
+         *     the `X-Player-Ticket` header (see the `playerTicket` security scheme): 401 without one or
+         *     with a malformed, forged or expired one, 403 with a ticket for another player. Without the
+         *     secret, actions are open (bind to loopback, or put the service behind the game backend).
          */
         post: operations["submitAction"];
         delete?: never;
@@ -634,15 +651,20 @@ export interface paths {
          * @description A `text/event-stream` that stays open. Each event is framed as
          *
          *     ```
-         *     id: <seq>
+         *     id: <boot>.<seq>
          *     event: <type>
          *     data: <one line of JSON: a MeshEvent>
          *     ```
          *
-         *     followed by a blank line; `seq` increases by one per event. A comment line (`: ping`) is
-         *     sent every 15 s to keep proxies from closing the stream. On reconnect, send the last seen
-         *     id in `Last-Event-ID`: the events after it are replayed from a window of the last 1000
-         *     events; older ones are gone, which the client sees as a jump in ids.
+         *     followed by a blank line; `seq` increases by one per event, and `boot` identifies the
+         *     service's current run (new at every start), so an id is never reused across restarts
+         *     (events are published before they are written, and a restart numbers `seq` on from the last
+         *     one written). A comment line (`: ping`) is sent every 15 s to keep proxies from closing the
+         *     stream. On reconnect, send the last seen id in `Last-Event-ID`: the events after it are
+         *     replayed from a window of the last 1000 events. When that id is no longer held (older than
+         *     the window, or from before a restart), the stream says so first with an `events_missed`
+         *     notice (no `id`; `data` is an `EventsMissedNotice`), then replays every event it holds:
+         *     a gap is never silent.
          *
          *     Each client's connection may hold at most 256 KiB and 1000 events it has not read yet; a
          *     client that falls further behind, and every client when the service shuts down, gets a
@@ -783,6 +805,14 @@ export interface components {
         };
         /** @description The region has a healthy primary; the player should send to it directly. */
         RegionHealthyProblem: components["schemas"]["Problem"] & Record<string, never>;
+        /**
+         * @description `type` ends in `action-conflict`: the player already submitted this `seq` with another
+         *     payload. The first payload stands; nothing changed.
+         */
+        ActionConflictProblem: components["schemas"]["Problem"] & {
+            player_id: components["schemas"]["PlayerId"];
+            seq: components["schemas"]["SequenceNumber"];
+        };
         MeshStatus: {
             /** @enum {string} */
             status: "healthy" | "degraded" | "critical";
@@ -1080,6 +1110,16 @@ export interface components {
             heartbeat_interval_ms: number;
             regions: components["schemas"]["HeartbeatAssignment"][];
             demoted: components["schemas"]["Demotion"][];
+            /**
+             * @description The primary lease this reply grants for every region it names this server `primary` of
+             *     (0 when it names none, and while the server drains). The server may accept players'
+             *     actions for those regions only until `lease_ms` after it SENT the heartbeat this reply
+             *     answers, counted on a monotonic clock; when no later reply renewed the lease by then, it
+             *     stops accepting them until it hears from the coordinator again. The coordinator never
+             *     promotes a backup before the old primary's last lease plus a clock-drift margin is over,
+             *     so at most one primary serves a region at any instant (FAULT_TOLERANCE_DEPLOYMENT.md §1.2).
+             */
+            lease_ms: number;
         };
         LeaveResponse: {
             server_id: components["schemas"]["ServerId"];
@@ -1226,9 +1266,22 @@ export interface components {
         /** @description Fields every event carries. */
         EventEnvelope: {
             type: string;
-            /** @description Position in the stream; also the SSE `id`. */
+            /** @description Position in the stream within the service's run; the SSE `id` is `<boot>.<seq>`. */
             seq: components["schemas"]["SequenceNumber"];
             at: components["schemas"]["TimestampMs"];
+        };
+        /**
+         * @description The `data` of the `events_missed` notice: the stream no longer holds the event named by the
+         *     client's `Last-Event-ID`, so events after it may have been missed; the events it holds follow.
+         */
+        EventsMissedNotice: {
+            /** @constant */
+            type: "events_missed";
+            /** @description The `Last-Event-ID` the client sent. */
+            last_event_id: string;
+            /** @description The id of the oldest event replayed next; null when the stream holds none yet. */
+            oldest_retained_id: string | null;
+            detail: string;
         };
         /** @description The `data` of one server-sent event, discriminated by `type`. */
         MeshEvent: components["schemas"]["ServerFailureDetectedEvent"] | components["schemas"]["ServerStatusChangedEvent"] | components["schemas"]["FailoverInitiatedEvent"] | components["schemas"]["FailoverCompletedEvent"] | components["schemas"]["FailoverAbortedEvent"] | components["schemas"]["BackupCreatedEvent"] | components["schemas"]["RegionPhaseChangedEvent"] | components["schemas"]["DegradedModeActivatedEvent"] | components["schemas"]["DegradedModeDeactivatedEvent"] | components["schemas"]["AdministratorAlertEvent"] | components["schemas"]["PlayerReconnectedEvent"] | components["schemas"]["ActionsExpiredEvent"];
@@ -2411,7 +2464,8 @@ export interface operations {
                      *           "actions_pending": 0
                      *         }
                      *       ],
-                     *       "demoted": []
+                     *       "demoted": [],
+                     *       "lease_ms": 2000
                      *     }
                      */
                     "application/json": components["schemas"]["HeartbeatResponse"];
@@ -2717,12 +2771,15 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             408: components["responses"]["RequestTimeout"];
             /**
-             * @description The region is healthy; send the action to its primary (also when `unreachable_primary`
-             *     names an older epoch than the region's: the player should try the current primary).
+             * @description `region-healthy`: the region is healthy; send the action to its primary (also when
+             *     `unreachable_primary` names an older epoch than the region's: the player should try the
+             *     current primary). `action-conflict`: this player already submitted this `seq` with
+             *     another payload (still buffered or already replayed); nothing changed.
              */
             409: {
                 headers: {
@@ -2743,7 +2800,7 @@ export interface operations {
                      *       }
                      *     }
                      */
-                    "application/problem+json": components["schemas"]["RegionHealthyProblem"];
+                    "application/problem+json": components["schemas"]["RegionHealthyProblem"] | components["schemas"]["ActionConflictProblem"];
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
@@ -3098,8 +3155,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The id of the last event the client received. */
-                "Last-Event-ID"?: number;
+                /** @description The id of the last event the client received (`<boot>.<seq>`). */
+                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3113,7 +3170,7 @@ export interface operations {
                 };
                 content: {
                     /**
-                     * @example id: 42
+                     * @example id: 3f9c01a2b7d4.42
                      *     event: failover_completed
                      *     data: {"type":"failover_completed","seq":42,"at":1767225601630,"region_id":"region-1","new_primary_id":"sim-4","epoch":4,"recovery_ms":1630}
                      */

@@ -7,6 +7,7 @@ import type { MeshConfig } from '../base/config.ts';
 import { MinHeap } from '../base/heap.ts';
 import { invariantFor, type Invariant } from '../base/invariant.ts';
 import { ok, reject, type PlayerId, type RegionId, type Result } from '../base/types.ts';
+import { payloadDigest } from './payload-digest.ts';
 
 const invariant: Invariant = invariantFor('action-buffer invariant');
 
@@ -51,9 +52,18 @@ export interface PlayerBufferJSON {
   readonly lastAckedAtMs: number | null;
   /** The most recently acknowledged seqs (at most {@link ackedSeqMemory} x the per-player bound). */
   readonly ackedSeqs?: readonly number[];
+  /**
+   * The payload digest of each of `ackedSeqs`, in the same order (null: unknown, from a file written
+   * before digests were kept). A resubmission with another payload is a conflict, not a duplicate.
+   */
+  readonly ackedDigests?: readonly (string | null)[];
   /** Highest seq forgotten from `ackedSeqs`; a seq at or below it is treated as already replayed. */
   readonly ackedFloor?: number | null;
-  readonly actions: readonly { readonly seq: number; readonly payload: unknown; readonly acceptedAtMs: number }[];
+  readonly actions: readonly {
+    readonly seq: number; readonly payload: unknown; readonly acceptedAtMs: number;
+    /** {@link payloadDigest} of the payload (recomputed when absent, in files written before it was kept). */
+    readonly digest?: string;
+  }[];
 }
 
 /** Persisted form of the whole buffer; canonical (sorted), so equal buffers give equal JSON. */
@@ -63,15 +73,15 @@ export interface ActionBufferJSON {
   readonly counters: ActionBufferCounters;
 }
 
-interface Held extends BufferedAction { readonly regionId: RegionId }
+interface Held extends BufferedAction { readonly regionId: RegionId; readonly digest: string }
 
 /** One player's record; `forgetQueued` keeps its entries in the forget queue to one at most. */
 interface PlayerState {
   readonly pending: Map<number, Held>;
   highestAckedSeq: number | null;
   lastAckedAtMs: number | null;
-  /** Recently acknowledged seqs, in acknowledgement order. */
-  readonly acked: Set<number>;
+  /** Recently acknowledged seqs with their payload digests (null: unknown), in acknowledgement order. */
+  readonly acked: Map<number, string | null>;
   ackedFloor: number | null;
   forgetQueued: boolean;
 }
@@ -111,15 +121,25 @@ export class ActionBuffer {
   }
 
   /**
-   * Accepts an action, recognises a duplicate (seq already held or already acknowledged; nothing
-   * changes), or refuses with `buffer_full` and the time until the player's oldest action expires.
+   * Accepts an action, recognises a duplicate (seq already held or already acknowledged with the
+   * same payload; nothing changes), refuses a repeated seq with another payload (`action_conflict`:
+   * the first payload stands, the second is never silently dropped), or refuses with `buffer_full`
+   * and the time until the player's oldest action expires.
    */
-  submit(regionId: RegionId, action: ActionSubmission, nowMs: number): Result<SubmitOutcome, 'buffer_full'> {
+  submit(regionId: RegionId, action: ActionSubmission, nowMs: number): Result<SubmitOutcome, 'buffer_full' | 'action_conflict'> {
     invariant(Number.isSafeInteger(action.seq) && action.seq >= 0, `seq must be a non-negative integer, got ${action.seq}`);
     invariant(Number.isFinite(nowMs), 'nowMs must be finite');
     const player = this.regions.get(regionId)?.get(action.playerId);
+    const digest = payloadDigest(action.payload);
     const same = player?.pending.get(action.seq);
-    if (player && (same || player.acked.has(action.seq) || (player.ackedFloor !== null && action.seq <= player.ackedFloor))) {
+    const ackedDigest = player?.acked.get(action.seq);
+    if (player && (same || ackedDigest !== undefined || (player.ackedFloor !== null && action.seq <= player.ackedFloor))) {
+      const known = same ? same.digest : ackedDigest ?? null;
+      if (known !== null && known !== digest) {
+        return reject('action_conflict', `Player ${action.playerId} already submitted seq ${action.seq} to region ${regionId} ` +
+          `with another payload (${same ? 'still buffered' : 'already replayed'}); the first payload stands. Send a new action with a new seq.`,
+        { data: { playerId: action.playerId, seq: action.seq } });
+      }
       this.totals.duplicates++;
       const expiresAtMs = same ? same.acceptedAtMs + this.maxAgeMs : nowMs;
       return ok({ status: 'duplicate', pending: player.pending.size, expiresAtMs });
@@ -133,7 +153,7 @@ export class ActionBuffer {
     }
     const state = player ?? this.createPlayer(regionId, action.playerId);
     this.noteChanged(regionId, action.playerId);
-    this.hold(state, { regionId, playerId: action.playerId, seq: action.seq, payload: action.payload, acceptedAtMs: nowMs });
+    this.hold(state, { regionId, playerId: action.playerId, seq: action.seq, payload: action.payload, acceptedAtMs: nowMs, digest });
     this.totals.buffered++;
     return ok({ status: 'buffered', pending: state.pending.size, expiresAtMs: nowMs + this.maxAgeMs });
   }
@@ -161,13 +181,15 @@ export class ActionBuffer {
     let acknowledged = 0;
     for (const ack of acks) {
       const state = this.regions.get(regionId)?.get(ack.playerId);
-      if (!state?.pending.delete(ack.seq)) continue;
+      const held = state?.pending.get(ack.seq);
+      if (!state || !held) continue;
+      state.pending.delete(ack.seq);
       this.noteChanged(regionId, ack.playerId);
       this.held--;
       acknowledged++;
       state.highestAckedSeq = Math.max(state.highestAckedSeq ?? ack.seq, ack.seq);
       state.lastAckedAtMs = nowMs;
-      this.rememberAck(state, ack.seq);
+      this.rememberAck(state, ack.seq, held.digest);
       this.queueForget(regionId, ack.playerId, state, nowMs + this.ackMemoryMs());
     }
     this.totals.replayed += acknowledged;
@@ -268,19 +290,21 @@ export class ActionBuffer {
     state.lastAckedAtMs = p.lastAckedAtMs;
     // Older files kept only the highest seq: treat everything up to it as replayed, as they did.
     state.ackedFloor = p.ackedSeqs === undefined ? p.highestAckedSeq : p.ackedFloor ?? null;
-    for (const seq of p.ackedSeqs ?? []) state.acked.add(seq);
+    (p.ackedSeqs ?? []).forEach((seq, i) => state.acked.set(seq, p.ackedDigests?.[i] ?? null));
     for (const a of p.actions) {
       invariant(Number.isSafeInteger(a.seq) && a.seq >= 0 && !state.pending.has(a.seq), `player ${p.playerId}: bad or repeated seq ${a.seq}`);
-      this.hold(state, { regionId, playerId: p.playerId, seq: a.seq, payload: a.payload, acceptedAtMs: a.acceptedAtMs });
+      this.hold(state, {
+        regionId, playerId: p.playerId, seq: a.seq, payload: a.payload, acceptedAtMs: a.acceptedAtMs, digest: a.digest ?? payloadDigest(a.payload),
+      });
     }
     if (p.lastAckedAtMs !== null) this.queueForget(regionId, p.playerId, state, p.lastAckedAtMs + this.ackMemoryMs());
   }
 
   /** Adds an acknowledged seq to the player's memory, forgetting the oldest beyond the bound. */
-  private rememberAck(state: PlayerState, seq: number): void {
-    state.acked.add(seq);
+  private rememberAck(state: PlayerState, seq: number, digest: string): void {
+    state.acked.set(seq, digest);
     const cap = ackedSeqMemory * this.maxPerPlayer;
-    for (const oldest of state.acked) {
+    for (const oldest of state.acked.keys()) {
       if (state.acked.size <= cap) break;
       state.acked.delete(oldest);
       state.ackedFloor = Math.max(state.ackedFloor ?? oldest, oldest);
@@ -295,7 +319,7 @@ export class ActionBuffer {
     let region = this.regions.get(regionId);
     if (!region) this.regions.set(regionId, (region = new Map()));
     const state: PlayerState = {
-      pending: new Map(), highestAckedSeq: null, lastAckedAtMs: null, acked: new Set(), ackedFloor: null, forgetQueued: false,
+      pending: new Map(), highestAckedSeq: null, lastAckedAtMs: null, acked: new Map(), ackedFloor: null, forgetQueued: false,
     };
     region.set(playerId, state);
     return state;
@@ -360,10 +384,10 @@ export class ActionBuffer {
 
 function playerJSON(playerId: PlayerId, s: PlayerState): PlayerBufferJSON {
   const actions = [...s.pending.values()].sort((a, b) => a.seq - b.seq)
-    .map((h) => ({ seq: h.seq, payload: h.payload, acceptedAtMs: h.acceptedAtMs }));
+    .map((h) => ({ seq: h.seq, payload: h.payload, acceptedAtMs: h.acceptedAtMs, digest: h.digest }));
   return {
-    playerId, highestAckedSeq: s.highestAckedSeq, lastAckedAtMs: s.lastAckedAtMs, ackedSeqs: [...s.acked],
-    ackedFloor: s.ackedFloor, actions,
+    playerId, highestAckedSeq: s.highestAckedSeq, lastAckedAtMs: s.lastAckedAtMs, ackedSeqs: [...s.acked.keys()],
+    ackedDigests: [...s.acked.values()], ackedFloor: s.ackedFloor, actions,
   };
 }
 

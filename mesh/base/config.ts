@@ -59,6 +59,26 @@ export interface MeshConfig {
   readonly tiltThresholdMs: number;
   /** How long TILT lasts after the stall: one heartbeat interval plus the worst delivery delay. */
   readonly tiltRecoveryMs: number;
+  /**
+   * A difference this large between how far the wall clock and the monotonic clock moved from one
+   * tick to the next is a wall-clock step (NTP, a VM restored or resumed), which enters TILT. The
+   * core runs on the monotonic clock, so a step cannot stop its ticks; but a suspended VM's
+   * monotonic clock does not count the suspension, and the step is then the only sign of a stall.
+   */
+  readonly clockStepThresholdMs: number;
+  /**
+   * The lease every heartbeat reply grants a primary (`lease_ms`): it serves players' actions only
+   * until `lease_ms` after it SENT the heartbeat the reply answers, and stops when no reply renewed
+   * it. Two heartbeat intervals, so that a healthy primary's lease outlives one lost heartbeat
+   * with an ordinary delay. It bounds how fast a crashed primary can be replaced, since no backup
+   * is promoted before the old lease plus `leaseDriftMarginMs` has run out on the coordinator.
+   */
+  readonly primaryLeaseMs: number;
+  /**
+   * Added to a lease before the coordinator considers it over: covers a server clock that runs
+   * slower than the coordinator's over one lease (crystal drift is about 1e-4; this allows 5%).
+   */
+  readonly leaseDriftMarginMs: number;
   /** Number of backups every region should have (seed: 2). */
   readonly backupsPerRegion: number;
   /**
@@ -127,6 +147,9 @@ export const defaultMeshConfig: MeshConfig = Object.freeze({
   failureTimeoutMs: 5000,
   tiltThresholdMs: 2000,
   tiltRecoveryMs: 1500,
+  clockStepThresholdMs: 1000,
+  primaryLeaseMs: 2000,
+  leaseDriftMarginMs: 100,
   backupsPerRegion: 2,
   promotionAckTimeoutMs: 3000,
   backupSyncTimeoutMs: 10_000,
@@ -160,7 +183,7 @@ export const degradedLevels: readonly DegradedLevel[] = ['NORMAL', 'LIGHT', 'MOD
 
 const positiveIntegers: readonly (keyof MeshConfig)[] = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
-  'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
+  'tiltThresholdMs', 'tiltRecoveryMs', 'clockStepThresholdMs', 'primaryLeaseMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
   'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'serverFailureAlertsPerTick', 'failureWindowMs',
   'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs', 'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit',
   'resolvedAlertsLimit',
@@ -181,7 +204,7 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   if (!(Number.isInteger(config.backupsPerRegion) && config.backupsPerRegion >= 0)) {
     errors.push(`backupsPerRegion must be a number >= 0 and whole (a count of backups), got ${String(config.backupsPerRegion)}`);
   }
-  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs'] as const;
+  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs', 'leaseDriftMarginMs'] as const;
   for (const key of nonNegative) {
     if (!(Number.isFinite(config[key]) && config[key] >= 0)) errors.push(`${key} must be a number >= 0, got ${String(config[key])}`);
   }
@@ -194,6 +217,12 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   }
   if (config.tiltThresholdMs <= config.tickIntervalMs) {
     errors.push('tiltThresholdMs must exceed tickIntervalMs, or every tick is a stall');
+  }
+  if (config.primaryLeaseMs <= config.heartbeatIntervalMs) {
+    errors.push('primaryLeaseMs must exceed heartbeatIntervalMs, or every primary loses its lease between two heartbeats');
+  }
+  if (config.leaseDriftMarginMs > config.primaryLeaseMs) {
+    errors.push('leaseDriftMarginMs must not exceed primaryLeaseMs (a margin of more than 100% is a mistake)');
   }
   errors.push(...checkThresholds('failureCountThresholds', config.failureCountThresholds, Infinity));
   errors.push(...checkThresholds('failedServerShareThresholds', config.failedServerShareThresholds, 1));

@@ -10,6 +10,7 @@ import { AlertBook, type Alert, type AlertFilter } from '../health/alerts.ts';
 import type { MeshConfig } from '../base/config.ts';
 import { emptyCounts, raiseAlert, resolveAlert, setServerStatus, refreshPhase, type CoreContext } from '../failover/context.ts';
 import { DegradedMode } from '../health/degraded-mode.ts';
+import { LeaseBook } from '../failover/leases.ts';
 import { Recovery } from '../failover/recovery.ts';
 import { isAnnounced, type TransitionTrace } from '../failover/region-state.ts';
 import { FailoverMetrics } from '../health/failover-metrics.ts';
@@ -62,12 +63,17 @@ export class Coordinator {
       buffer: state ? ActionBuffer.fromJSON(state.buffer, config) : new ActionBuffer(config),
       snapshots: new SnapshotStore(config),
       degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
+      leases: new LeaseBook(),
       counts: emptyCounts(),
+      // Two heartbeat intervals: one lost or late heartbeat still reports in time.
+      promotionsHeldUntilMs: state ? nowMs + 2 * config.heartbeatIntervalMs : 0,
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);
     this.tiltUntilMs = nowMs;
     if (state) {
+      // Leases are not persisted: any primary may hold one granted just before the last run stopped.
+      this.ctx.leases.inherit(nowMs, config.primaryLeaseMs);
       const numbers = importState(this.ctx, state, nowMs);
       this.nextServerNumber = numbers.nextServerNumber;
       this.nextRegionNumber = numbers.nextRegionNumber;
@@ -112,13 +118,16 @@ export class Coordinator {
     const server = this.heartbeatSender(id);
     if (!server.ok) return server;
     const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, server.value, input, nowMs);
-    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), applied.reportedSilence));
+    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), nowMs, applied.reportedSilence));
   }
 
-  /** The reply a heartbeat would get, without applying one (for a heartbeat that is held back). */
-  assignment(id: ServerId): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
+  /**
+   * The reply a heartbeat would get, without applying one (for a heartbeat that is held back). It
+   * grants a lease like any reply, since the server receives it.
+   */
+  assignment(id: ServerId, nowMs: number): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
     const server = this.heartbeatSender(id);
-    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r))) : server;
+    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r), nowMs)) : server;
   }
 
   private heartbeatSender(id: ServerId): Result<ServerRecord, 'unknown_server' | 'server_left'> {
@@ -151,6 +160,20 @@ export class Coordinator {
     this.recovery.run(nowMs, this.tilted(nowMs));
     this.membership.finishDrains(nowMs);
     this.evaluateDegraded(nowMs);
+  }
+
+  /**
+   * The wall clock stepped by `stepMs` against the monotonic clock (mesh/runtime/clock-watch.ts):
+   * TILT, as after a stall, since a suspended VM's monotonic clock hides the suspension and only the
+   * step shows it. Ticks go on; no failure is declared for `tiltRecoveryMs`.
+   */
+  clockStepped(stepMs: number, nowMs: number): void {
+    this.tiltUntilMs = Math.max(this.tiltUntilMs, nowMs + this.ctx.config.tiltRecoveryMs);
+    raiseAlert(this.ctx, {
+      dedupKey: 'coordinator-tilt', severity: 'warning', title: 'Wall clock stepped (TILT)',
+      message: `The wall clock stepped ${stepMs > 0 ? 'forward' : 'back'} by ${Math.abs(Math.round(stepMs))} ms against the ` +
+        `monotonic clock; no failure is declared for ${this.ctx.config.tiltRecoveryMs} ms.`,
+    }, nowMs);
   }
 
   /** True while the coordinator distrusts its own observations after a stall. */
@@ -238,7 +261,7 @@ export class Coordinator {
    */
   submitAction(id: RegionId, action: { playerId: PlayerId; seq: number; payload: unknown }, nowMs: number,
     unreachable?: { readonly knownEpoch: number }):
-    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full'> {
+    Result<SubmitOutcome & { changeSeq: number }, 'unknown_region' | 'region_healthy' | 'buffer_full' | 'action_conflict'> {
     const region = this.ctx.topology.regions.get(id);
     if (!region) return reject('unknown_region', `no region ${id}`);
     const route = routeView(this.ctx, region);
@@ -250,6 +273,7 @@ export class Coordinator {
       this.ctx.topology.servers.get(route.primary.serverId)?.detector.playerReport(nowMs);
     }
     const result = this.ctx.buffer.submit(id, action, nowMs);
+    if (!result.ok && result.code === 'action_conflict') return result;
     if (!result.ok) {
       raiseAlert(this.ctx, {
         dedupKey: `buffer-full:${id}`, severity: 'warning', title: `Action buffer full in ${id}`,

@@ -72,6 +72,12 @@ export interface HeartbeatReply {
   readonly regions: readonly RegionAssignment[];
   /** Regions the server claimed as primary but no longer leads: it must stop serving them. */
   readonly demoted: readonly { regionId: RegionId; epoch: number }[];
+  /**
+   * The lease this reply grants for every region it names the server primary of (0: none). The
+   * server serves those regions' players until `leaseMs` after it sent the heartbeat this reply
+   * answers, and no longer unless a later reply renews it (mesh/failover/leases.ts).
+   */
+  readonly leaseMs: number;
 }
 
 /** Applies one heartbeat to the core's state. */
@@ -105,6 +111,8 @@ function isReordered(server: ServerRecord, input: HeartbeatInput): boolean {
 function restartCheck(ctx: CoreContext, membership: Membership, server: ServerRecord, input: HeartbeatInput,
   nowMs: number): void {
   const restarted = server.incarnation !== null && server.incarnation !== input.incarnation;
+  // The old process is gone and the new one holds nothing: no lease of the old one can still serve.
+  if (restarted) ctx.leases.forget(server.id);
   if (restarted && (server.status === 'alive' || server.status === 'suspect') && server.hosted.size > 0) {
     membership.declareFailed(server, 'restarted', nowMs);
   }
@@ -114,10 +122,16 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   demoted: { regionId: RegionId; epoch: number }[]): void {
   const region = ctx.topology.regions.get(claim.regionId);
   if (!region) return;
+  // Epochs never go backwards, whatever this coordinator's record says (a restored old data file),
+  // and a primary at the region's epoch that is not the record's means that epoch was given twice.
+  if (claim.epoch > region.epoch || (claim.role === 'primary' && claim.epoch === region.epoch && region.primary !== null &&
+    region.primary !== server.id)) {
+    recovery.ratchetEpoch(region, claim.epoch, nowMs);
+  }
   const role = ctx.topology.roleOf(region, server.id);
   if (role === null) {
     if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&
-      server.hosted.size < server.capacity) {
+      server.hosted.size < server.capacity && nowMs >= ctx.promotionsHeldUntilMs) {
       region.appliedSeq.set(server.id, claim.appliedSeq);
       recovery.readopt(region, server.id, nowMs);
       return;
@@ -149,7 +163,7 @@ function applyPeer(ctx: CoreContext, reporter: ServerRecord, peer: PeerSilence, 
 
 /** Builds the reply from the announced (durable) state of every region the server hosts. */
 export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { regionId: RegionId; epoch: number }[],
-  pendingActions: (regionId: RegionId) => number, reportedSilence = false): HeartbeatReply {
+  pendingActions: (regionId: RegionId) => number, nowMs: number, reportedSilence = false): HeartbeatReply {
   const level = ctx.degraded.level;
   const regions: RegionAssignment[] = [];
   // A server that reports a silent peer is asked back soon: its next report may confirm a failure.
@@ -163,11 +177,25 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
     regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
     expedite ||= hasPending(ctx, region, server.id);
   }
+  const heartbeatIntervalMs = expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs;
+  server.detector.asked(heartbeatIntervalMs);
+  const leaseMs = leaseFor(ctx, server, regions);
+  if (leaseMs > 0) ctx.leases.grant(server.id, nowMs, leaseMs);
   return {
     serverId: server.id, status: server.status, degradedLevel: level, fidelity: fidelityFor(level, false),
-    heartbeatIntervalMs: expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs,
-    regions, demoted,
+    heartbeatIntervalMs, regions, demoted, leaseMs,
   };
+}
+
+/**
+ * The lease a reply grants: `primaryLeaseMs` when it names the server primary of a region, none
+ * otherwise. A draining server is granted none, so that its lease runs out and its regions can be
+ * handed over without two primaries serving at once.
+ */
+function leaseFor(ctx: CoreContext, server: ServerRecord, regions: readonly RegionAssignment[]): number {
+  if (server.status !== 'alive' && server.status !== 'suspect') return 0;
+  for (const region of regions) if (region.role === 'primary') return ctx.config.primaryLeaseMs;
+  return 0;
 }
 
 /**

@@ -125,6 +125,12 @@ export class ServerDetector {
   private freshReports = 0;
   /** When a player last reported the server unreachable (evidence for suspicion, never proof). */
   private playerReportAtMs = -Infinity;
+  /**
+   * How many of the latest replies in a row asked for the regular interval, up to 2. An interval
+   * is learnt only when the two replies before its end did: the server was then at the regular
+   * cadence for the whole interval, not at one a reply asked for.
+   */
+  private regularReplies = 2;
 
   /**
    * @param startMs when observation starts; the server is treated as heard at this instant, which
@@ -166,10 +172,23 @@ export class ServerDetector {
    */
   heartbeat(nowMs: number): void {
     const interval = nowMs - this.lastHeartbeatAt;
-    if (this.heard && interval > 0 && interval <= longestLearntIntervalMs(this.config)) this.intervals.add(interval);
+    if (this.heard && this.regularReplies === 2 && interval > 0 && interval <= longestLearntIntervalMs(this.config)) {
+      this.intervals.add(interval);
+    }
     this.heard = true;
     this.lastHeartbeatAt = Math.max(this.lastHeartbeatAt, nowMs);
     this.nextGeneration();
+  }
+
+  /**
+   * Records the interval the reply to the server's latest heartbeat asked for. Heartbeats asked for
+   * sooner (a failover or a backup sync waits on the server) follow that request, not the server's
+   * rhythm: learnt, they pulled the window's mean down and its deviation up, and a crash after them
+   * was suspected up to 0.8 s later, or earlier, than after regular heartbeats. So intervals at a
+   * requested cadence are kept out of the window, and phi judges every silence against the regular one.
+   */
+  asked(intervalMs: number): void {
+    this.regularReplies = intervalMs === this.config.heartbeatIntervalMs ? Math.min(2, this.regularReplies + 1) : 0;
   }
 
   /** Records what a replication peer said: it last heard this server `silentForMs` ago. */

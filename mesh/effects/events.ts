@@ -36,5 +36,14 @@ export type MeshEvent = MeshEventBody & { readonly seq: number; readonly atMs: n
  */
 export type NewMeshEvent = MeshEventBody & { readonly seq: 0; readonly atMs: number };
 
+/**
+ * The id an event is published under: `<boot>.<seq>`. `seq` alone is not unique across restarts
+ * (events are published before they are durable, and a restart numbers on from the last durable
+ * `seq`), so it is qualified by the boot id of the coordinator's process, new at every start.
+ */
+export function eventId(bootId: string, seq: number): string {
+  return `${bootId}.${seq}`;
+}
+
 /** Names of every event type, for filters and docs. */
 export type MeshEventType = MeshEventBody['type'];

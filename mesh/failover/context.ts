@@ -8,6 +8,7 @@ import type { MeshConfig } from '../base/config.ts';
 import type { DegradedMode } from '../health/degraded-mode.ts';
 import type { FailoverMetrics } from '../health/failover-metrics.ts';
 import type { Outbox } from '../effects/outbox.ts';
+import type { LeaseBook } from './leases.ts';
 import type { SnapshotStore } from '../actions/snapshots.ts';
 import { phaseOf } from './region-state.ts';
 import { confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
@@ -23,8 +24,17 @@ export interface CoreContext {
   readonly buffer: ActionBuffer;
   readonly snapshots: SnapshotStore;
   readonly degraded: DegradedMode;
+  /** The last lease granted to every primary (never persisted). */
+  readonly leases: LeaseBook;
   /** Live counts by phase and status, kept in step with every transition (read every tick). */
   readonly counts: { phases: Record<RegionPhase, number>; statuses: Record<ServerStatus, number> };
+  /**
+   * After a restart from a persisted state, no promotion is made before this time: every reachable
+   * server has reported by then, and a server holding a newer epoch than the persisted one (an
+   * operator restored an old data file) has ratcheted the region's epoch, so the next promotion is
+   * above every epoch a reachable server holds. 0 when the coordinator started empty.
+   */
+  promotionsHeldUntilMs: number;
 }
 
 /** Empty phase and status counters. */

@@ -41,6 +41,11 @@ export class Recovery {
   /** Regions short of backups for lack of capacity; retried when capacity appears. */
   private readonly starved = new Set<RegionRecord>();
   private capacityAppeared = false;
+  /**
+   * Regions whose primary was taken away while it may still hold a lease: no backup is promoted
+   * there before this instant (the old primary's last lease plus the drift margin).
+   */
+  private readonly leaseFences = new Map<RegionRecord, number>();
   /** Sees every transition when set (tests only). */
   trace: TransitionTrace | null = null;
 
@@ -53,6 +58,7 @@ export class Recovery {
 
   /** A region removed from the topology needs no decision any more. */
   forget(region: RegionRecord): void {
+    this.leaseFences.delete(region);
     this.work.delete(region);
     this.timed.delete(region);
     this.starved.delete(region);
@@ -89,6 +95,7 @@ export class Recovery {
       // Only a replica that held the state may bring the region back; a syncing backup did not.
       const heldState = wasPrimary || !region.syncing.has(server.id);
       if (wasPrimary) {
+        this.fenceOldLease(region, server.id);
         if (region.failoverId === null && region.lostPrimary === null) {
           region.lostPrimary = { serverId: server.id, failedAtMs: lastHeartbeatAtMs, detectedAtMs: nowMs };
         }
@@ -151,6 +158,30 @@ export class Recovery {
     }
   }
 
+  /**
+   * A server claims an epoch above the region's, or primary at the region's epoch without being the
+   * record's primary: this coordinator's record is older than what servers were told (an operator
+   * restored an old data file, or a write was lost). It ratchets the epoch up to the claim, so that
+   * fencing tokens never go backwards; that epoch is known to servers already, so it is announced at
+   * once. Who leads under it is not known here, so the record's primary steps down to a confirmed
+   * backup (it keeps its state) and the region waits for a promotion, which takes the most
+   * up-to-date backup under the highest epoch seen + 1 (after the restart grace, once every
+   * reachable server has reported its epoch). Every claimant of primary meanwhile is told backup.
+   */
+  ratchetEpoch(region: RegionRecord, claimedEpoch: number, nowMs: number): void {
+    this.traced(region, 'epoch_ratchet', () => {
+      region.epoch = Math.max(region.epoch, claimedEpoch);
+      region.announcedEpoch = region.epoch;
+      const primary = region.primary;
+      if (primary === null) return;
+      this.dropPrimary(region);
+      this.ctx.topology.addBackup(region, primary, null);
+    });
+    this.ctx.outbox.changed();
+    this.work.add(region);
+    refreshPhase(this.ctx, region, nowMs);
+  }
+
   /** A new backup's heartbeat shows it holds the region. */
   backupConfirmed(region: RegionRecord, serverId: ServerId, nowMs: number): void {
     this.traced(region, 'backup_confirmed', () => {
@@ -168,7 +199,14 @@ export class Recovery {
    * under a new epoch, which brings the region back.
    */
   readopt(region: RegionRecord, serverId: ServerId, nowMs: number): void {
-    this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
+    if (nowMs < this.leaseFence(region)) {
+      // The lost primary may still serve on its lease: the returning replica keeps what it holds as
+      // a confirmed backup, and the region is promoted as any other once the lease is over.
+      this.traced(region, 'replica_returns', () => this.ctx.topology.addBackup(region, serverId, null));
+      this.work.add(region);
+    } else {
+      this.traced(region, 'replica_returns', () => this.promote(region, serverId, nowMs, new Map()));
+    }
     region.formerReplicas = [];
     refreshPhase(this.ctx, region, nowMs);
   }
@@ -191,6 +229,7 @@ export class Recovery {
    * processed during its own stall is no reason to abort a promotion.
    */
   run(nowMs: number, tilted = false): void {
+    const promotionsHeld = nowMs < this.ctx.promotionsHeldUntilMs;
     if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
       for (const region of this.starved) this.work.add(region);
@@ -205,7 +244,10 @@ export class Recovery {
     // Failover first, in priority order: promotions take the servers' transition slots before any
     // new backup does, and they use up the run's assignment budget.
     let promotions = 0;
-    for (const region of regions) if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    for (const region of regions) {
+      if (promotionsHeld) this.work.add(region);
+      else if (this.promotionStep(region, nowMs, transitions)) promotions += 1;
+    }
     let planner: PlacementPlanner | null = null;
     const assignmentsLeft = Math.max(0, this.ctx.config.maxBackupAssignmentsPerTick - promotions);
     const pass: Pass = { nowMs, transitions, assignmentsLeft,
@@ -255,6 +297,12 @@ export class Recovery {
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
     handingOff: ServerRecord | null): boolean {
+    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.endOf(handingOff.id) + this.ctx.config.leaseDriftMarginMs;
+    if (nowMs < fence) {
+      // The old primary may still serve: wait for its lease (a draining one is granted none).
+      this.work.add(region);
+      return false;
+    }
     const candidate = chooseCandidate(this.ctx.topology, region);
     const throttled = candidate !== null &&
       (transitions.get(candidate) ?? 0) >= this.ctx.config.maxTransitionsPerServer;
@@ -410,6 +458,7 @@ export class Recovery {
   }
 
   private dropPrimary(region: RegionRecord): void {
+    if (region.primary !== null) this.fenceOldLease(region, region.primary);
     this.ctx.topology.setPrimary(region, null);
     this.primaryGone(region);
   }
@@ -427,6 +476,21 @@ export class Recovery {
    */
   private noteLoss(region: RegionRecord, serverId: ServerId): void {
     if (!region.formerReplicas.includes(serverId)) region.formerReplicas = [...region.formerReplicas, serverId];
+  }
+
+  /** The region's primary `serverId` leaves it: no backup is promoted before its lease is surely over. */
+  private fenceOldLease(region: RegionRecord, serverId: ServerId): void {
+    const until = this.ctx.leases.endOf(serverId) + this.ctx.config.leaseDriftMarginMs;
+    if (until > (this.leaseFences.get(region) ?? -Infinity)) this.leaseFences.set(region, until);
+  }
+
+  /**
+   * The instant before which no backup may be promoted in the region: the lease of a primary it
+   * lost, or of any primary of an earlier run of the coordinator, plus the drift margin.
+   */
+  private leaseFence(region: RegionRecord): number {
+    const inherited = this.ctx.leases.endOf(null) + this.ctx.config.leaseDriftMarginMs;
+    return Math.max(this.leaseFences.get(region) ?? -Infinity, inherited);
   }
 
   /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */

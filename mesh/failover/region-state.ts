@@ -27,7 +27,7 @@ export type FailoverState =
 /** What moves a region from one state to another, named as in the table. */
 export type FailoverEvent =
   | 'replica_lost' | 'backup_drained' | 'promote' | 'give_up' | 'epoch_durable' | 'primary_ack' | 'ack_timeout'
-  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns';
+  | 'backup_assigned' | 'backup_confirmed' | 'sync_timeout' | 'replica_returns' | 'epoch_ratchet';
 
 /** One row of the transition table. */
 export interface Transition {
@@ -53,17 +53,17 @@ export const transitions: readonly Transition[] = [
   row('active', 'replica_lost', 'the primary; no confirmed backup is left', 'unavailable', 'remember the lost primary and who held the region'),
   row('active', 'replica_lost', 'a backup', 'under_replicated', 'remember who held the region'),
   row('active', 'backup_drained', 'a backup leaves gracefully', 'under_replicated', 'remove the backup'),
-  row('active', 'promote', 'the primary drains', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline'),
+  row('active', 'promote', 'the primary drains; its last lease is over (a draining server is granted none)', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline'),
   row('under_replicated', 'replica_lost', 'the primary; a confirmed backup is left', 'awaiting_promotion', 'remember the lost primary; drop syncing backups'),
   row('under_replicated', 'replica_lost', 'the primary; no confirmed backup is left', 'unavailable', 'remember the lost primary and who held the region'),
   row('under_replicated', 'replica_lost', 'a backup', 'under_replicated', 'remember who held the region (if it was confirmed)'),
   row('under_replicated', 'backup_drained', 'a backup leaves gracefully', 'under_replicated', 'remove the backup'),
-  row('under_replicated', 'promote', 'the primary drains', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline'),
+  row('under_replicated', 'promote', 'the primary drains; its last lease is over (a draining server is granted none)', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline'),
   row('under_replicated', 'backup_assigned', 'a server has room and the tick has budget', 'under_replicated', 'add a syncing backup with a sync deadline'),
   row('under_replicated', 'backup_confirmed', 'it reports the primary\'s state; backups still missing', 'under_replicated', 'publish backup_created'),
   row('under_replicated', 'backup_confirmed', 'it reports the primary\'s state; the last one missing', 'active', 'publish backup_created'),
   row('under_replicated', 'sync_timeout', 'a syncing backup did not confirm in time', 'under_replicated', 'remove it; assign another'),
-  row('awaiting_promotion', 'promote', 'a healthy confirmed backup with a free transition slot', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline; open the failover record'),
+  row('awaiting_promotion', 'promote', 'the lost primary\'s lease is over; a healthy confirmed backup with a free transition slot', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline; open the failover record'),
   row('awaiting_promotion', 'replica_lost', 'a confirmed backup is left', 'awaiting_promotion', 'remember who held the region'),
   row('awaiting_promotion', 'replica_lost', 'no confirmed backup is left', 'unavailable', 'remember who held the region'),
   row('awaiting_announcement', 'epoch_durable', '-', 'awaiting_ack', 'tell the new primary (heartbeat replies carry the new epoch)'),
@@ -80,7 +80,14 @@ export const transitions: readonly Transition[] = [
   row('awaiting_ack', 'ack_timeout', 'a confirmed backup is left', 'awaiting_promotion', 'publish failover_aborted; alert; try the next backup'),
   row('awaiting_ack', 'ack_timeout', 'no confirmed backup is left', 'unavailable', 'publish failover_aborted; alert'),
   row('unavailable', 'give_up', 'no backup may become promotable', 'unavailable', 'fail the failover record; alert (critical)'),
-  row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room', 'awaiting_announcement', 'epoch + 1; it becomes the primary'),
+  row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room; the lost primary\'s lease is over', 'awaiting_announcement', 'epoch + 1; it becomes the primary'),
+  row('unavailable', 'replica_returns', 'a former replica heartbeats with the region and has room; the lost primary\'s lease may still run', 'awaiting_promotion', 'it becomes a confirmed backup, promoted once the lease is over'),
+  row('active', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('under_replicated', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('awaiting_announcement', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('awaiting_ack', 'epoch_ratchet', 'a server claims an epoch above the region\'s, or primary at its epoch without being the named primary; a primary is named', 'awaiting_promotion', 'epoch := the highest claim, announced; the named primary becomes a confirmed backup; a promotion under that epoch + 1 follows'),
+  row('awaiting_promotion', 'epoch_ratchet', 'a server claims an epoch above the region\'s; no primary', 'awaiting_promotion', 'epoch := the claim, announced'),
+  row('unavailable', 'epoch_ratchet', 'a server claims an epoch above the region\'s; no primary', 'unavailable', 'epoch := the claim, announced'),
 ];
 
 /**

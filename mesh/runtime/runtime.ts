@@ -11,6 +11,7 @@ import type { MeshEvent, MeshEventType } from '../effects/events.ts';
 import type { Effect } from '../effects/outbox.ts';
 import type { FaultLayer } from '../faults/fault-layer.ts';
 import type { FaultSpec, InjectedFault } from '../faults/faults.ts';
+import { ClockWatch } from './clock-watch.ts';
 
 /**
  * What to do with effects. The default marks every change durable at once, which is right for an
@@ -55,9 +56,26 @@ export class MeshRuntime {
   private world: World | null = null;
   private nextTickMs: number;
 
+  private readonly clockWatch: ClockWatch;
+
   constructor(readonly faults: FaultLayer, startMs: number, private readonly sink: EffectSink = immediateDurability()) {
     this.coordinator = faults.core;
     this.nextTickMs = startMs;
+    this.clockWatch = new ClockWatch(this.coordinator.config.clockStepThresholdMs);
+  }
+
+  /**
+   * Compares the wall clock with the monotonic time the core runs on (`nowMs`); a step puts the
+   * coordinator in TILT. Returns the step (0: none). Called before each advance by whatever has a
+   * wall clock: the service's ticker, the simulator's wall-clock faults.
+   */
+  observeWallClock(nowMs: number, wallMs: number): number {
+    const stepMs = this.clockWatch.observe({ monotonicMs: nowMs, wallMs });
+    if (stepMs !== 0) {
+      this.coordinator.clockStepped(stepMs, nowMs);
+      this.flush();
+    }
+    return stepMs;
   }
 
   /** The simulated world (the test mesh's fleet), if any. */

@@ -65,10 +65,12 @@ export class SafetyChecker {
   private recorded = new PrimaryLedger();
   private seen = new Map<RegionId, RegionSeen>();
   /** Announced (durable) primaries and epochs, and what servers believed: kept across restarts. */
-  private readonly announced = new PrimaryLedger();
+  private announced = new PrimaryLedger();
   private readonly believed = new PrimaryLedger();
   private readonly maxAnnounced = new Map<RegionId, number>();
   private readonly lineage = new Lineage();
+  /** The highest epoch each holding (a server's continuous hold of a region) was seen with. */
+  private tokens = new Map<string, number>();
   readonly accepted = new Set<string>();
   readonly handedOut = new Map<string, number>();
   readonly acknowledged = new Set<string>();
@@ -98,9 +100,26 @@ export class SafetyChecker {
     const fleet = this.fleet();
     if (fleet) {
       this.checkBeliefs(fleetBeliefs(fleet), nowMs);
+      this.checkFencingTokens(fleet, nowMs);
       for (const problem of this.lineage.update(this.core(), fleet, nowMs)) if (this.lostState.length < 20) this.lostState.push(problem);
     }
     this.checkActions(nowMs);
+  }
+
+  /**
+   * Fencing tokens never go back: the epoch a server holds for a region, for as long as it holds it
+   * (one holding), never decreases, across coordinator restarts and restores of older states.
+   */
+  private checkFencingTokens(fleet: SimulatedFleet, nowMs: number): void {
+    const still = new Map<string, number>();
+    for (const sim of fleet.servers.values()) {
+      for (const held of sim.regions.values()) {
+        const before = this.tokens.get(held.holding);
+        if (before !== undefined && held.epoch < before) this.fail(nowMs, `${sim.id} holds ${held.holding} at epoch ${held.epoch}, down from ${before}`);
+        still.set(held.holding, Math.max(before ?? 0, held.epoch));
+      }
+    }
+    this.tokens = still;
   }
 
   /** Servers' beliefs: two servers must never believe they lead one region at one epoch. */
@@ -120,11 +139,18 @@ export class SafetyChecker {
   /**
    * The coordinator restarted from its last persisted state: what it decided but never made durable
    * may be gone (accepted actions never confirmed, acknowledgements and expiries not yet written),
-   * so its per-lifetime records restart; announced epochs must still never go back.
+   * so its per-lifetime records restart; announced epochs must still never go back. `restored`:
+   * an operator restored an older state on purpose, which takes back what came after it (its
+   * actions included); then the restored buffer is the new baseline, and the epochs are guarded by
+   * the servers' fencing tokens (the ratchet), not by the restored records.
    */
-  coordinatorRestarted(nowMs: number): void {
+  coordinatorRestarted(nowMs: number, restored = false): void {
     this.recorded = new PrimaryLedger();
     this.seen = new Map();
+    if (restored) {
+      this.restartFromRestore();
+      return;
+    }
     this.accepted.clear();
     for (const key of this.durable.accepted) this.accepted.add(key);
     this.acknowledged.clear();
@@ -138,6 +164,21 @@ export class SafetyChecker {
     }
   }
 
+  private restartFromRestore(): void {
+    // What the coordinator announced after the restored state is forgotten with it; what servers
+    // took from those announcements stays in `believed`, and their fencing tokens ratchet it.
+    this.announced = new PrimaryLedger();
+    this.maxAnnounced.clear();
+    this.accepted.clear();
+    for (const region of Coordinator.partsForTests(this.core()).buffer.toJSON().regions) {
+      for (const player of region.players) for (const a of player.actions) this.accepted.add(actionKey(region.regionId, player.playerId, a.seq));
+    }
+    this.acknowledged.clear();
+    this.expiredKeys.clear();
+    this.handedOut.clear();
+    this.persisted();
+  }
+
   private checkRegions(nowMs: number): void {
     for (const region of this.core().records().regions.values()) {
       const id = region.id;
@@ -149,7 +190,11 @@ export class SafetyChecker {
         }
         if (region.announcedEpoch > region.epoch) this.fail(nowMs, `${id} announces epoch ${region.announcedEpoch} above its epoch ${region.epoch}`);
         this.seen.set(id, { epoch: region.epoch, announced: region.announcedEpoch, primary: region.primary });
-        this.maxAnnounced.set(id, Math.max(this.maxAnnounced.get(id) ?? 0, region.announcedEpoch));
+        // Rule 2 covers the epochs the coordinator chose (announced with their primary once durable);
+        // an epoch ratcheted up from a server's claim is announced at once and learnt again after a crash.
+        if (region.primary !== null && region.announcedEpoch === region.epoch) {
+          this.maxAnnounced.set(id, Math.max(this.maxAnnounced.get(id) ?? 0, region.announcedEpoch));
+        }
         if (region.primary !== null) this.recordPrimary(region, region.primary, nowMs);
       }
       this.checkShape(region, nowMs);
@@ -238,6 +283,12 @@ export class SafetyChecker {
       }
       if (demotion !== undefined && demotion.epoch < claim.epoch) {
         this.fail(nowMs, `${serverId} was demoted from ${claim.regionId} with epoch ${demotion.epoch} below its claim ${claim.epoch}`);
+      }
+    }
+    for (const claim of input.regions) {
+      const told = reply.regions.find((a) => a.regionId === claim.regionId);
+      if (told !== undefined && told.epoch < claim.epoch) {
+        this.fail(nowMs, `${serverId} holds ${claim.regionId} at epoch ${claim.epoch} and was told epoch ${told.epoch}`);
       }
     }
   }
@@ -472,10 +523,12 @@ export function failoverRecords(core: Coordinator): FailoverRecord[] {
  * detector, not for other regions, and priority cannot hurry the detector. That is the case when
  * at some tick after losing their primary they had a confirmed backup but none that could be
  * promoted (a suspect one), and when the backup they promoted had crashed too, unnoticed yet, so
- * that they were promoted again once it was declared failed.
+ * that they were promoted again once it was declared failed. `leaseEnds` says when each region's
+ * lost primary's lease (plus the drift margin) was over: rule 2 counts only non-critical regions
+ * promoted after that, since no region may be promoted before.
  */
 export function criticalOrderingProblems(records: readonly FailoverRecord[], firstPromotion: ReadonlyMap<RegionId, number>,
-  waited: ReadonlySet<RegionId> = new Set()): string[] {
+  waited: ReadonlySet<RegionId> = new Set(), leaseEnds: ReadonlyMap<RegionId, number> = new Map()): string[] {
   const problems: string[] = [];
   const completed = records.filter((r) => r.recoveryMs !== null && !(r.critical && waited.has(r.regionId)));
   const maxOf = (rs: readonly FailoverRecord[]) => Math.max(-Infinity, ...rs.map((r) => r.recoveryMs ?? 0));
@@ -488,7 +541,11 @@ export function criticalOrderingProblems(records: readonly FailoverRecord[], fir
   for (const c of records.filter((r) => r.critical && !waited.has(r.regionId))) {
     const cAt = promoted(c);
     if (cAt === undefined) continue;
-    const overtaken = records.find((n) => !n.critical && n.detectedAtMs >= c.detectedAtMs && (promoted(n) ?? Infinity) < cAt);
+    // A region may not be promoted before its lost primary's lease is over: only a non-critical
+    // region promoted once the critical one could have been has overtaken it.
+    const eligibleAt = leaseEnds.get(c.regionId) ?? -Infinity;
+    const overtaken = records.find((n) => !n.critical && n.detectedAtMs >= c.detectedAtMs && (promoted(n) ?? Infinity) < cAt &&
+      (promoted(n) ?? -Infinity) >= eligibleAt);
     if (overtaken) {
       problems.push(`critical ${c.regionId} (detected ${c.detectedAtMs}, promoted ${cAt}) promoted after non-critical ` +
         `${overtaken.regionId} (detected ${overtaken.detectedAtMs}, promoted ${promoted(overtaken)})`);

@@ -18,8 +18,8 @@ import { ActionLedger } from './ledger.ts';
 
 type Message =
   | { kind: 'send'; serverId: ServerId; scheduled: boolean }
-  | { kind: 'deliver'; serverId: ServerId; incarnation: string; input: HeartbeatInput }
-  | { kind: 'reply'; serverId: ServerId; incarnation: string; reply: HeartbeatReply }
+  | { kind: 'deliver'; serverId: ServerId; incarnation: string; input: HeartbeatInput; sentAtMs: number }
+  | { kind: 'reply'; serverId: ServerId; incarnation: string; reply: HeartbeatReply; sentAtMs: number }
   | { kind: 'restore'; serverId: ServerId; faultId: string; action: 'heal' | 'restart' | 'flap_down' | 'flap_up' };
 
 interface Timed {
@@ -49,10 +49,19 @@ export class SimulatedFleet {
   private readonly playerSeq = new Map<string, number>();
   /** Where heartbeats go: the coordinator, or the fault layer around it once a runtime drives the fleet. */
   private heartbeatSink: HeartbeatSink = (id, input, nowMs) => this.coordinator.heartbeat(id, input, nowMs);
+  /** While the coordinator's process is paused (a stall), heartbeats wait in its socket until then. */
+  private coordinatorPausedUntilMs = -Infinity;
+  /** Sees every reply a server applied, right after (the lease checker). */
+  onReplyApplied: ((server: SimServer, nowMs: number) => void) | null = null;
 
-  constructor(private readonly coordinator: Coordinator, private readonly random: SeededRandom,
+  constructor(private coordinator: Coordinator, private readonly random: SeededRandom,
     private readonly options: FleetOptions = {}) {
     this.network = options.network ?? standardNetwork;
+  }
+
+  /** The coordinator restarted (a new process): players and primaries talk to the new one. */
+  reattach(coordinator: Coordinator): void {
+    this.coordinator = coordinator;
   }
 
   /** Sends heartbeats through `sink` from now on. */
@@ -66,6 +75,14 @@ export class SimulatedFleet {
     this.servers.set(id, server);
     this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: id, scheduled: true });
     return server;
+  }
+
+  /**
+   * The coordinator's whole process is paused until `untilMs`: heartbeats that arrive meanwhile
+   * are read when it resumes, and no reply leaves it before then.
+   */
+  pauseCoordinatorUntil(untilMs: number): void {
+    this.coordinatorPausedUntilMs = Math.max(this.coordinatorPausedUntilMs, untilMs);
   }
 
   /** Gives every simulated server the regions the coordinator assigned to it (initial placement). */
@@ -152,8 +169,8 @@ export class SimulatedFleet {
     const server = this.servers.get(message.serverId);
     if (!server) return;
     if (message.kind === 'send') this.send(server, nowMs, message.scheduled);
-    else if (message.kind === 'deliver') this.deliverHeartbeat(server, message.incarnation, message.input, nowMs);
-    else if (message.kind === 'reply') this.receiveReply(server, message.incarnation, message.reply, nowMs);
+    else if (message.kind === 'deliver') this.deliverHeartbeat(server, message, nowMs);
+    else if (message.kind === 'reply') this.receiveReply(server, message, nowMs);
     else this.restore(server, message.faultId, message.action, nowMs);
   }
 
@@ -168,20 +185,28 @@ export class SimulatedFleet {
     if (!server.reachable) return;
     const delay = deliver(this.network, server.random);
     if (delay === null) return;
-    this.push(nowMs + delay + server.extraDelayMs, { kind: 'deliver', serverId: server.id, incarnation: server.incarnation, input });
+    this.push(nowMs + delay + server.extraDelayMs,
+      { kind: 'deliver', serverId: server.id, incarnation: server.incarnation, input, sentAtMs: nowMs });
   }
 
-  private deliverHeartbeat(server: SimServer, incarnation: string, input: HeartbeatInput, nowMs: number): void {
-    const result = this.heartbeatSink(server.id, input, nowMs);
+  private deliverHeartbeat(server: SimServer, message: Extract<Message, { kind: 'deliver' }>, nowMs: number): void {
+    if (nowMs < this.coordinatorPausedUntilMs) {
+      this.push(this.coordinatorPausedUntilMs, message);
+      return;
+    }
+    const result = this.heartbeatSink(server.id, message.input, nowMs);
     if (!result.ok) return;
     const delay = deliver(this.network, server.random);
     if (delay === null) return;
-    this.push(nowMs + delay, { kind: 'reply', serverId: server.id, incarnation, reply: result.value });
+    this.push(nowMs + delay,
+      { kind: 'reply', serverId: server.id, incarnation: message.incarnation, reply: result.value, sentAtMs: message.sentAtMs });
   }
 
-  private receiveReply(server: SimServer, incarnation: string, reply: HeartbeatReply, nowMs: number): void {
-    if (!server.reachable || server.incarnation !== incarnation) return;
+  private receiveReply(server: SimServer, message: Extract<Message, { kind: 'reply' }>, nowMs: number): void {
+    const { reply } = message;
+    if (!server.reachable || server.incarnation !== message.incarnation || !server.acceptReply(reply, message.sentAtMs)) return;
     const changed = server.applyReply(reply, nowMs, this.sourceOf);
+    this.onReplyApplied?.(server, nowMs);
     for (const assignment of reply.regions) {
       if (assignment.role === 'primary' && assignment.actionsPending > 0) this.replay(server, assignment.regionId, nowMs);
     }
@@ -205,7 +230,9 @@ export class SimulatedFleet {
     const collected = this.coordinator.collectActions(regionId, server.id, nowMs);
     if (!collected.ok) return;
     const acks = collected.value.actions.map((a) => ({ playerId: a.playerId, seq: a.seq }));
-    for (const a of acks) this.ledger.applied(regionId, a.playerId, a.seq);
+    // Delivery is at least once until acknowledged (an acknowledgement lost with a coordinator
+    // crash hands the action out again); the primary applies each (player, seq) at most once.
+    for (const a of acks) if (!this.ledger.wasApplied(regionId, a.playerId, a.seq)) this.ledger.applied(regionId, a.playerId, a.seq);
     const result = this.coordinator.acknowledgeActions(regionId, server.id, acks, nowMs);
     if (result.ok) this.failing.delete(regionId);
   }

@@ -13,6 +13,11 @@ export class ActionLedger {
     this.acceptedKeys.add(`${regionId}/${playerId}/${seq}`);
   }
 
+  /** True when a primary of the region already applied the action (its state replicates to the next). */
+  wasApplied(regionId: RegionId, playerId: string, seq: number): boolean {
+    return this.appliedCount.has(`${regionId}/${playerId}/${seq}`);
+  }
+
   applied(regionId: RegionId, playerId: string, seq: number): void {
     const key = `${regionId}/${playerId}/${seq}`;
     this.appliedCount.set(key, (this.appliedCount.get(key) ?? 0) + 1);

@@ -3,6 +3,11 @@
  * `Random`, the fleet's network and players, and a separate workload stream for the test's own
  * choices (which server to crash, when), so that a run is reproduced exactly from its spec.
  *
+ * With `coordinatorFaults`, the run also models what is durable (the core's change records taken at
+ * every `persist` effect and applied to a map, as the service's store writes them) so that the coordinator itself can crash and
+ * restart from its last durable state, or from an older one (an operator's restore), while the
+ * fleet runs on; every restart is a new boot, with event ids of its own.
+ *
  * The run advances one tick at a time so that checkers can look at the state after every step, and
  * it can observe the core's inputs and outputs (heartbeats and their replies, submitted, collected,
  * acknowledged and expired actions) by wrapping the coordinator's methods on this instance only.
@@ -11,6 +16,10 @@
 import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
 import type { BufferedAction } from '../actions/action-buffer.ts';
 import { Coordinator } from '../core/coordinator.ts';
+import type { CoreState } from '../core/state.ts';
+import { recordsOfState, stateFromRecords, type ChangeBatch } from '../core/change-records.ts';
+import { eventId } from '../effects/events.ts';
+import { reject } from '../base/types.ts';
 import { testMeshConfig, validateMeshConfig, type MeshConfig } from '../base/config.ts';
 import type { MeshEvent } from '../effects/events.ts';
 import type { FaultSpec, InjectedFault } from '../faults/faults.ts';
@@ -28,7 +37,12 @@ export interface ScenarioSpec extends TestMeshSpec {
   readonly config?: Partial<MeshConfig>;
   /** Simulated players who act while their region fails over. */
   readonly fleet?: FleetOptions;
+  /** Keep the durable states, so that the coordinator can crash and be restored (costs an export per write). */
+  readonly coordinatorFaults?: boolean;
 }
+
+/** How many durable states are kept for restores (one per write; writes are at most one per tick). */
+const durableHistory = 300;
 
 /** What the core was told and what it answered, as seen from outside. */
 export interface CoreObserver {
@@ -79,8 +93,8 @@ export function observeCore(coordinator: Coordinator, observer: CoreObserver): v
 
 /** A coordinator with its simulated fleet, moved through virtual time tick by tick. */
 export class SimRun {
-  readonly coordinator: Coordinator;
-  readonly runtime: MeshRuntime;
+  private core: Coordinator;
+  private mesh: MeshRuntime;
   readonly fleet: SimulatedFleet;
   readonly servers: readonly ServerId[];
   readonly regions: readonly RegionId[];
@@ -90,21 +104,41 @@ export class SimRun {
   readonly events: MeshEvent[] = [];
   readonly tickMs: number;
   private readonly afterTick: ((nowMs: number) => void)[] = [];
+  private readonly afterPersist: (() => void)[] = [];
+  private readonly afterRestart: ((nowMs: number, restored: boolean) => void)[] = [];
   private lastTickMs = 0;
+  /** How far the simulated wall clock is from virtual (monotonic) time. */
+  private wallOffsetMs = 0;
+  private readonly config: MeshConfig;
+  private readonly coordinatorRandom: SeededRandom;
+  /** Durable states, oldest first, with when they were written (kept with `coordinatorFaults`). */
+  private readonly durable: { atMs: number; state: CoreState }[] = [];
+  /** The durable records, as the service's store holds them: every write's change records applied. */
+  private stored = new Map<string, unknown>();
+  /** While the coordinator is down: when it restarts and from which durable state. */
+  private down: { untilMs: number; from: CoreState; restored: boolean } | null = null;
+  /** The coordinator's current boot (a new one at every restart); qualifies event ids. */
+  private boot = 1;
+  private readonly publishedIds = new Set<string>();
+  /** Event ids published twice (must stay empty: ids are unique across restarts). */
+  readonly reusedEventIds: string[] = [];
+  /** Coordinator crashes and restores carried out so far. */
+  readonly coordinatorFaultsDone = { crashes: 0, restores: 0 };
 
-  constructor(readonly spec: ScenarioSpec, observer: CoreObserver = {}) {
+  constructor(readonly spec: ScenarioSpec, private readonly observer: CoreObserver = {}) {
     const config: MeshConfig = { ...testMeshConfig, ...spec.config };
     const errors = validateMeshConfig(config);
     if (errors.length > 0) throw new Error(`bad scenario config: ${errors.join('; ')}`);
+    this.config = config;
     const root = new SeededRandom(spec.seed);
-    this.coordinator = new Coordinator(config, 0);
-    const faults = new FaultLayer(this.coordinator, root.fork());
-    observeCore(this.coordinator, observer);
-    this.runtime = new MeshRuntime(faults, 0, immediateDurability((event) => this.events.push(event)));
-    const mesh = setupTestMesh(this.coordinator, root.fork(), spec, 0, spec.fleet ?? {});
+    this.core = new Coordinator(config, 0);
+    this.coordinatorRandom = root.fork();
+    observeCore(this.core, observer);
+    this.mesh = this.newRuntime(0);
+    const mesh = setupTestMesh(this.core, root.fork(), spec, 0, spec.fleet ?? {});
     if (!mesh.ok) throw new Error(`scenario setup failed: ${mesh.detail}`);
-    this.runtime.fleet = mesh.value.fleet;
-    this.runtime.flush();
+    this.mesh.fleet = mesh.value.fleet;
+    this.mesh.flush();
     this.fleet = mesh.value.fleet;
     this.servers = mesh.value.servers;
     this.regions = mesh.value.regions;
@@ -112,9 +146,110 @@ export class SimRun {
     this.tickMs = config.tickIntervalMs;
   }
 
+  /** The coordinator of the current boot. */
+  get coordinator(): Coordinator {
+    return this.core;
+  }
+
+  /** The runtime of the current boot. */
+  get runtime(): MeshRuntime {
+    return this.mesh;
+  }
+
   /** Time of the last tick run. */
   get nowMs(): number {
     return this.lastTickMs;
+  }
+
+  /** True while the coordinator is crashed. */
+  get coordinatorDown(): boolean {
+    return this.down !== null;
+  }
+
+  /** Calls `hook` after every durable write (the state as of the last flush is on disk). */
+  onPersist(hook: () => void): void {
+    this.afterPersist.push(hook);
+  }
+
+  /** Calls `hook` when the coordinator restarted (`restored`: from an older state than its last). */
+  onRestart(hook: (nowMs: number, restored: boolean) => void): void {
+    this.afterRestart.push(hook);
+  }
+
+  /**
+   * The coordinator process dies at `atMs` (what it did since its last durable write is lost) and
+   * restarts `downMs` later from its last durable state, or, with `restoreAgeMs` > 0, from the newest
+   * durable state at least that old (an operator's restore of an older data file). The fleet runs
+   * on meanwhile; its heartbeats go unanswered. False when the run keeps no durable states or the
+   * coordinator is already down.
+   */
+  crashCoordinator(atMs: number, downMs: number, restoreAgeMs = 0): boolean {
+    if (this.spec.coordinatorFaults !== true || this.down !== null) return false;
+    this.advanceTo(atMs);
+    this.fleet.runUntil(atMs);
+    if (this.down !== null) return false;
+    const restored = restoreAgeMs > 0;
+    const candidates = restored ? this.durable.filter((d) => d.atMs <= atMs - restoreAgeMs) : this.durable;
+    const from = (candidates.at(-1) ?? this.durable[0])?.state;
+    if (from === undefined) return false;
+    this.down = { untilMs: atMs + Math.max(1, downMs), from, restored };
+    this.fleet.sendHeartbeatsTo(() => reject('coordinator_down', 'the coordinator is not running'));
+    if (restored) this.coordinatorFaultsDone.restores++;
+    else this.coordinatorFaultsDone.crashes++;
+    return true;
+  }
+
+  private newRuntime(startMs: number): MeshRuntime {
+    const faults = new FaultLayer(this.core, this.coordinatorRandom.fork());
+    return new MeshRuntime(faults, startMs, (effects, coordinator) => {
+      for (const effect of effects) {
+        if (effect.type === 'emit') {
+          this.events.push(effect.event);
+          this.published(eventId(`b${this.boot}`, effect.event.seq));
+          continue;
+        }
+        if (this.spec.coordinatorFaults === true) this.keepDurable(coordinator.takeChanges(this.lastTickMs));
+        coordinator.markDurable(effect.seq);
+        for (const hook of this.afterPersist) hook();
+      }
+    });
+  }
+
+  /** Applies a write's change records to the durable records and keeps the state they make. */
+  private keepDurable(batch: ChangeBatch): void {
+    for (const { key, value } of batch.records) {
+      if (value === null) this.stored.delete(key);
+      else this.stored.set(key, value);
+    }
+    const state = stateFromRecords(this.stored) as CoreState;
+    this.durable.push({ atMs: this.lastTickMs, state: JSON.parse(JSON.stringify(state)) as CoreState });
+    if (this.durable.length > durableHistory) this.durable.splice(0, this.durable.length - durableHistory);
+  }
+
+  private published(id: string): void {
+    if (!this.publishedIds.has(id)) this.publishedIds.add(id);
+    else if (this.reusedEventIds.length < 20) this.reusedEventIds.push(id);
+  }
+
+  /** The coordinator comes back from its durable state: a new boot, a new process, the same fleet. */
+  private restart(): void {
+    const down = this.down;
+    if (down === null) return;
+    this.down = null;
+    const nowMs = down.untilMs;
+    this.boot++;
+    this.core = new Coordinator(this.config, nowMs, JSON.parse(JSON.stringify(down.from)) as CoreState);
+    observeCore(this.core, this.observer);
+    const firstTick = Math.ceil(nowMs / this.config.tickIntervalMs) * this.config.tickIntervalMs;
+    this.mesh = this.newRuntime(firstTick);
+    this.fleet.reattach(this.core);
+    this.mesh.fleet = this.fleet;
+    if (this.spec.coordinatorFaults === true) {
+      // The restarted process reads what it restarted from (a restore replaces the data files).
+      this.stored = new Map(recordsOfState(down.from).map((r) => [r.key, r.value]));
+      this.durable.push({ atMs: nowMs, state: down.from });
+    }
+    for (const hook of this.afterRestart) hook(nowMs, down.restored);
   }
 
   /** Calls `check` after every tick from now on. */
@@ -122,12 +257,18 @@ export class SimRun {
     this.afterTick.push(check);
   }
 
-  /** Runs every tick up to `targetMs`, checking after each one. */
+  /** Runs every tick up to `targetMs`, checking after each one (while the coordinator is down, only the fleet runs). */
   advanceTo(targetMs: number): void {
+    if (this.down !== null) {
+      this.fleet.runUntil(Math.min(targetMs, this.down.untilMs));
+      if (targetMs < this.down.untilMs) return;
+      this.restart();
+    }
     while (this.runtime.nextTick <= targetMs) {
       const now = this.runtime.nextTick;
-      this.runtime.advanceTo(now);
+      this.runtime.observeWallClock(now, now + this.wallOffsetMs);
       this.lastTickMs = now;
+      this.runtime.advanceTo(now);
       for (const check of this.afterTick) check(now);
     }
   }
@@ -138,8 +279,32 @@ export class SimRun {
    */
   inject(spec: FaultSpec, atMs: number): Result<InjectedFault> {
     this.advanceTo(atMs);
+    if (this.down !== null) return reject('coordinator_down', 'the coordinator is down; nothing records the fault');
     this.fleet.runUntil(atMs);
     return this.runtime.injectFailure(spec, atMs);
+  }
+
+  /**
+   * The coordinator's whole process pauses at `atMs` for `durationMs` (a long GC pause, a stopped
+   * or suspended process): no tick runs and no heartbeat is read until it resumes, when the first
+   * tick sees the gap (TILT) and the heartbeats that waited are read.
+   */
+  stallCoordinator(atMs: number, durationMs: number): void {
+    this.advanceTo(atMs);
+    const untilMs = atMs + durationMs;
+    this.fleet.pauseCoordinatorUntil(untilMs);
+    this.runtime.advanceTo(untilMs, false);
+    this.lastTickMs = this.runtime.nextTick - this.tickMs;
+    for (const check of this.afterTick) check(this.lastTickMs);
+  }
+
+  /**
+   * The coordinator's wall clock steps by `stepMs` (either way) at `atMs`; the core's monotonic
+   * time does not. The next tick compares the two clocks, as the service's ticker does.
+   */
+  stepWallClock(atMs: number, stepMs: number): void {
+    this.advanceTo(atMs);
+    this.wallOffsetMs += stepMs;
   }
 
   /** Servers that lead at least one region right now. */

@@ -61,6 +61,13 @@ export class SimServer {
   heartbeatsSent = 0;
   /** Time of the extra heartbeat a reply asked for, or -Infinity when none is pending. */
   expeditedAtMs = -Infinity;
+  /**
+   * Until when its primary lease runs: the send time of the heartbeat whose reply granted it plus
+   * the reply's `leaseMs`, on its own clock. It serves its primary regions only before then.
+   */
+  leaseUntilMs = -Infinity;
+  /** Send time of the heartbeat whose reply it applied last; a reply to an older one is stale. */
+  lastAppliedSentAtMs = -Infinity;
   /** Holdings started so far (names each holding uniquely). */
   private holdings = 0;
 
@@ -82,6 +89,27 @@ export class SimServer {
     const held: SimRegion = { ...region, holding: `${this.incarnation}/${regionId}/${++this.holdings}` };
     this.regions.set(regionId, held);
     return held;
+  }
+
+  /**
+   * True when it would accept players' actions for the region at `nowMs`: it is up (a partition
+   * from the coordinator and its peers leaves it reachable by players), holds the region as
+   * primary, and its lease runs.
+   */
+  serves(regionId: RegionId, nowMs: number): boolean {
+    return this.up && nowMs < this.leaseUntilMs && this.regions.get(regionId)?.role === 'primary';
+  }
+
+  /**
+   * Whether to apply the reply to the heartbeat sent at `sentAtMs`: only when that heartbeat is
+   * newer than the one last answered (replies overtake each other on the network, and an older
+   * one would bring back roles and a lease a newer one took away). Records the lease it grants.
+   */
+  acceptReply(reply: HeartbeatReply, sentAtMs: number): boolean {
+    if (sentAtMs <= this.lastAppliedSentAtMs) return false;
+    this.lastAppliedSentAtMs = sentAtMs;
+    this.leaseUntilMs = reply.leaseMs > 0 ? sentAtMs + reply.leaseMs : -Infinity;
+    return true;
   }
 
   /** Builds the heartbeat it would send at `nowMs`. */
@@ -154,6 +182,8 @@ export class SimServer {
   /** A crash loses everything; the restarted process comes back empty with a new incarnation. */
   crash(nowMs: number): void {
     this.up = false;
+    this.leaseUntilMs = -Infinity;
+    this.lastAppliedSentAtMs = -Infinity;
     this.unreachableSince = nowMs;
     this.regions.clear();
     this.peers.clear();

@@ -50,10 +50,10 @@ const bufferedPlayer = {
   type: 'object', required: ['playerId', 'highestAckedSeq', 'lastAckedAtMs', 'actions'],
   properties: {
     playerId: id, highestAckedSeq: { type: ['integer', 'null'] }, lastAckedAtMs: nullableTime,
-    ackedSeqs: { type: 'array', items: count }, ackedFloor: { type: ['integer', 'null'] },
+    ackedSeqs: { type: 'array', items: count }, ackedDigests: { type: 'array', items: nullableText }, ackedFloor: { type: ['integer', 'null'] },
     actions: {
       type: 'array',
-      items: { type: 'object', required: ['seq', 'payload', 'acceptedAtMs'], properties: { seq: count, payload: true, acceptedAtMs: timeMs } },
+      items: { type: 'object', required: ['seq', 'payload', 'acceptedAtMs'], properties: { seq: count, payload: true, acceptedAtMs: timeMs, digest: text } },
     },
   },
 } as const;

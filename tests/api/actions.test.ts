@@ -5,6 +5,7 @@ import type { CoreState } from '../../mesh/core/state.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import { expectResponse } from './harness.ts';
 import { MeshFixture, type FixtureOptions } from './mesh-fixture.ts';
+import { mintPlayerTicket } from '../../api/player-ticket.ts';
 
 const ACTIONS = '/mesh/regions/castle/actions';
 
@@ -62,7 +63,7 @@ describe('the failover scenario: buffer, refuse when full, replay in order exact
     // Repeats are recognised and change nothing.
     const dup = expectResponse('submitAction', await f.unchanged(() => submit(f, 'p-a', 1)), 202);
     assert.deepEqual(dup, { status: 'duplicate', pending: 100, expires_at: now + 10_000 });
-    assert.equal(expectResponse('submitAction', await f.unchanged(() => submit(f, 'p-b', 2)), 202).status, 'duplicate');
+    assert.equal(expectResponse('submitAction', await f.unchanged(() => submit(f, 'p-b', 2, { kind: 'chat', text: 'hello 2' })), 202).status, 'duplicate');
 
     // The 101st action of player a is refused with Retry-After; player b is unaffected.
     const full = await submit(f, 'p-a', 101);
@@ -197,6 +198,65 @@ describe('POST /mesh/regions/{region_id}/actions', () => {
     const retry = expectResponse('submitAction', await submit(f, 'p-a', 7), 202);
     assert.equal(retry.status, 'duplicate');
     assert.ok(f.allDurable());
+  });
+});
+
+describe('a repeated (player_id, seq) with another payload', () => {
+  test('answers 409 action-conflict, held or already replayed, and the first payload is what the primary gets', async () => {
+    const { f, promoted } = await failingOver();
+    expectResponse('submitAction', await submit(f, 'p-a', 1, { kind: 'move', x: 1 }), 202);
+    expectResponse('submitAction', await submit(f, 'p-a', 2, { kind: 'move', x: 2 }), 202);
+    const conflict = expectResponse('submitAction', await f.unchanged(() => submit(f, 'p-a', 1, { kind: 'move', x: 99 })), 409);
+    assert.equal(conflict.type, 'https://mesh-coordinator.dev/problems/action-conflict');
+    assert.equal(conflict.player_id, 'p-a');
+    assert.equal(conflict.seq, 1);
+    assert.match(conflict.detail, /another payload/);
+    // The same payload in another key order is the same action: a duplicate.
+    assert.equal(expectResponse('submitAction', await f.unchanged(() => submit(f, 'p-a', 1, { x: 1, kind: 'move' })), 202).status, 'duplicate');
+    f.acknowledgePromotion(promoted, 'castle');
+    const collected = expectResponse('collectActions', await f.http.post(`${ACTIONS}/collect`).set(f.as(promoted)).send({}), 200);
+    assert.deepEqual(collected.actions.map((a: { payload: unknown }) => a.payload), [{ kind: 'move', x: 1 }, { kind: 'move', x: 2 }]);
+    expectResponse('acknowledgeActions', await f.http.post(`${ACTIONS}/ack`).set(f.as(promoted)).send({ acks: [{ player_id: 'p-a', seq: 1 }] }), 200);
+    // Replayed, and the region healthy again: the player is sent to the primary, as for any action.
+    assert.equal(expectResponse('submitAction', await f.unchanged(() => submit(f, 'p-a', 1, { kind: 'move', x: 99 })), 409).type,
+      'https://mesh-coordinator.dev/problems/region-healthy');
+  });
+});
+
+describe('player tickets (MESH_PLAYER_TICKET_SECRET)', () => {
+  const secret = 'ticket-secret-for-tests';
+  const ticketed = (f: MeshFixture, player: string, ticket: string | null, seq = 1) => {
+    const req = f.http.post(ACTIONS);
+    if (ticket !== null) req.set('X-Player-Ticket', ticket);
+    return req.send({ player_id: player, seq, payload: { seq } });
+  };
+
+  test('a valid ticket for the player is accepted; missing, malformed, forged, expired or another player\'s is refused', async () => {
+    const { f } = await failingOver({ playerTicketSecret: secret });
+    const later = Date.now() + 60_000;
+    const cases: [string, string | null, number, RegExp][] = [
+      ['no ticket', null, 401, /needs a player ticket/],
+      ['not a ticket', 'hello', 401, /not a ticket/],
+      ['signed with another secret', mintPlayerTicket('other-secret', 'p-a', later), 401, /signature/],
+      ['expired', mintPlayerTicket(secret, 'p-a', Date.now() - 1), 401, /expired/],
+      ['another player\'s', mintPlayerTicket(secret, 'p-b', later), 403, /for player 'p-b', not 'p-a'/],
+    ];
+    for (const [name, ticket, status, detail] of cases) {
+      const res = await f.unchanged(() => ticketed(f, 'p-a', ticket));
+      const problem = expectResponse('submitAction', res, status);
+      assert.match(problem.detail, detail, name);
+      assert.match(String(res.headers['content-type']), /application\/problem\+json/, name);
+    }
+    const tampered = mintPlayerTicket(secret, 'p-b', later).replace(/^v1\.[^.]+/, `v1.${Buffer.from('p-a').toString('base64url')}`);
+    expectResponse('submitAction', await f.unchanged(() => ticketed(f, 'p-a', tampered)), 401);
+    assert.equal(expectResponse('submitAction', await ticketed(f, 'p-a', mintPlayerTicket(secret, 'p-a', later)), 202).status, 'buffered');
+    assert.equal(expectResponse('submitAction', await ticketed(f, 'p-ü', mintPlayerTicket(secret, 'p-ü', later)), 202).status, 'buffered');
+    assert.deepEqual(f.t.errors, []);
+  });
+
+  test('without the secret, actions stay open on loopback (protected mode)', async () => {
+    const { f } = await failingOver();
+    assert.equal(expectResponse('submitAction', await ticketed(f, 'p-a', null), 202).status, 'buffered');
   });
 });
 

@@ -37,7 +37,9 @@ export interface TestApp {
 }
 
 /** Builds the app; `adminToken` undefined means protected mode (supertest calls from loopback). */
-export async function testApp(options: { adminToken?: string; config?: Partial<MeshConfig>; store?: Store; startMs?: number; http?: HttpOptions } = {}): Promise<TestApp> {
+export async function testApp(options: {
+  adminToken?: string; playerTicketSecret?: string; config?: Partial<MeshConfig>; store?: Store; startMs?: number; http?: HttpOptions;
+} = {}): Promise<TestApp> {
   const clock = new ManualClock(options.startMs ?? 0);
   const store = options.store ?? new MemoryStore();
   const errors: unknown[] = [];
@@ -45,7 +47,7 @@ export async function testApp(options: { adminToken?: string; config?: Partial<M
   const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
   const debug: string[] = [];
   const app = createApp({
-    host, adminToken: options.adminToken, http: options.http,
+    host, adminToken: options.adminToken, playerTicketSecret: options.playerTicketSecret, http: options.http,
     logError: (error) => errors.push(error), logDebug: (message) => debug.push(message),
   });
   return { app, host, clock, store, errors, debug };

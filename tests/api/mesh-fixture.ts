@@ -23,6 +23,7 @@ interface Claim { role: Role; epoch: number; appliedSeq: number }
 export interface FixtureOptions {
   adminToken?: string;
   http?: HttpOptions;
+  playerTicketSecret?: string;
   config?: Partial<MeshConfig>;
   store?: Store;
 }

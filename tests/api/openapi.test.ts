@@ -242,9 +242,9 @@ describe('parameter validation', () => {
   });
 
   test('reads declared headers case-insensitively', () => {
-    const result = contract.validateParams('streamEvents', { headers: { 'last-event-id': '41' } });
-    assert.deepEqual(result, { ok: true, value: { path: {}, query: {}, header: { 'Last-Event-ID': 41 } } });
-    assert.equal(contract.validateParams('streamEvents', { headers: { 'last-event-id': '-1' } }).ok, false);
+    const result = contract.validateParams('streamEvents', { headers: { 'last-event-id': '3f9c01a2b7d4.41' } });
+    assert.deepEqual(result, { ok: true, value: { path: {}, query: {}, header: { 'Last-Event-ID': '3f9c01a2b7d4.41' } } });
+    assert.equal(contract.validateParams('streamEvents', { headers: { 'last-event-id': 'a b' } }).ok, false);
   });
 
   test('operations without parameters accept anything', () => {

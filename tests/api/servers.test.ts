@@ -96,7 +96,7 @@ describe('POST /mesh/servers/{server_id}/heartbeat', () => {
     const res = await sendBeat(t, a, beat({ seq: 1, players: 12 }));
     const body = expectResponse('sendHeartbeat', res, 200);
     assert.deepEqual(body, {
-      server_id: a.id, status: 'alive', degraded_level: 'NORMAL', fidelity: 1, heartbeat_interval_ms: 1000, regions: [], demoted: [],
+      server_id: a.id, status: 'alive', degraded_level: 'NORMAL', fidelity: 1, heartbeat_interval_ms: 1000, regions: [], demoted: [], lease_ms: 0,
     });
     for (let i = 0; i < 20; i++) expectResponse('sendHeartbeat', await sendBeat(t, a, beat({ seq: i + 2, players: 12 })), 200);
     await t.store.flush();

@@ -37,7 +37,7 @@ async function serve(options: EventStreamOptions = {}) {
 
 function event(id: number): SseEvent {
   const data = { type: 'backup_created', seq: id, at: 1000 + id, region_id: 'r1', backup_server_id: `s${id}` };
-  return { id, event: 'backup_created', data };
+  return { id: String(id), event: 'backup_created', data };
 }
 
 const eventsOf = (frames: Frame[]) => frames.filter((f) => f.id !== undefined);
@@ -79,12 +79,22 @@ describe('server-sent events', () => {
     await stop();
   });
 
-  test('the replay window is bounded', async () => {
+  test('the replay window is bounded; resuming from an id it no longer holds is told so before the replay', async () => {
     const { stream, port, stop } = await serve({ replayLimit: 3 });
     for (let id = 1; id <= 10; id++) stream.publish(event(id));
-    const client = await connect(port, { 'Last-Event-ID': '0' });
+    const client = await connect(port, { 'Last-Event-ID': '4' });
     await until(() => eventsOf(client.frames).length === 3, 'the replay', 200);
     assert.deepEqual(eventsOf(client.frames).map((f) => f.id), ['8', '9', '10']);
+    const notice = client.frames.find((f) => f.event === 'events_missed');
+    assert.ok(notice && notice.id === undefined, 'an events_missed notice without an id');
+    assert.ok(client.frames.indexOf(notice) < client.frames.findIndex((f) => f.id === '8'), 'the notice comes first');
+    const data = JSON.parse(notice.data ?? '') as Record<string, unknown>;
+    assert.equal(data.last_event_id, '4');
+    assert.equal(data.oldest_retained_id, '8');
+    assert.ok(contract.validateSchema('EventsMissedNotice', data).ok, 'the notice follows the contract');
+    const current = await connect(port, { 'Last-Event-ID': '9' });
+    await until(() => eventsOf(current.frames).length === 1, 'the replay after a retained id', 200);
+    assert.equal(current.frames.some((f) => f.event === 'events_missed'), false, 'no notice when nothing was missed');
     await stop();
   });
 
@@ -117,7 +127,7 @@ describe('server-sent events', () => {
     slow.res.pause();
     const blob = 'x'.repeat(64 * 1024);
     for (let id = 1; id <= 400 && stream.clientCount > 0; id++) {
-      stream.publish({ id, event: 'bulk', data: blob });
+      stream.publish({ id: String(id), event: 'bulk', data: blob });
       await new Promise((r) => setImmediate(r));
     }
     assert.equal(stream.clientCount, 0);
@@ -144,9 +154,9 @@ describe('server-sent events', () => {
     const last = slow.frames[slow.frames.length - 1];
     assert.equal(last?.event, 'stream_closed');
     assert.equal(last?.id, undefined, 'the closing frame has no id, so Last-Event-ID stays on the last event');
-    const data = JSON.parse(last?.data ?? '{}') as { reason: string; last_event_id: number };
+    const data = JSON.parse(last?.data ?? '{}') as { reason: string; last_event_id: string };
     assert.equal(data.reason, 'slow_consumer');
-    assert.equal(data.last_event_id, Number(slow.events().at(-1)?.id), 'it names the last event the stream carried');
+    assert.equal(data.last_event_id, slow.events().at(-1)?.id, 'it names the last event the stream carried');
     stuck.destroy();
     await stop();
   });
@@ -181,15 +191,15 @@ describe('server-sent events', () => {
 
 describe('sse helpers', () => {
   test('formatEvent writes one frame with the JSON on one line', () => {
-    const text = formatEvent({ id: 7, event: 'x', data: { note: 'two\nlines' } });
-    assert.equal(text, 'id: 7\nevent: x\ndata: {"note":"two\\nlines"}\n\n');
-    assert.throws(() => formatEvent({ id: 1, event: 'bad\nname', data: null }));
+    const text = formatEvent({ id: 'b1.7', event: 'x', data: { note: 'two\nlines' } });
+    assert.equal(text, 'id: b1.7\nevent: x\ndata: {"note":"two\\nlines"}\n\n');
+    assert.equal(formatEvent({ event: 'x', data: 1 }), 'event: x\ndata: 1\n\n', 'no id line without an id');
+    assert.throws(() => formatEvent({ id: '1', event: 'bad\nname', data: null }));
   });
 
-  test('parseLastEventId accepts only non-negative safe integers', () => {
-    assert.equal(parseLastEventId('42'), 42);
-    assert.equal(parseLastEventId(' 0 '), 0);
-    for (const bad of [undefined, '', '-1', '1.5', 'abc', '99999999999999999']) assert.equal(parseLastEventId(bad), undefined, String(bad));
+  test('parseLastEventId takes the trimmed header; blank is none', () => {
+    assert.equal(parseLastEventId(' b1.42 '), 'b1.42');
+    for (const none of [undefined, '', '  ']) assert.equal(parseLastEventId(none), undefined, String(none));
   });
 
   test('isPrematureClose and isClientDisconnect recognise client departures only', () => {

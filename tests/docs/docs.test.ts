@@ -51,3 +51,36 @@ describe('README.md', () => {
     }
   });
 });
+
+describe('FAULT_TOLERANCE_DEPLOYMENT.md §1.7: every claim names a test that exists', () => {
+  const guide = read('FAULT_TOLERANCE_DEPLOYMENT.md');
+  const section = guide.split(/^### /m).find((s) => s.startsWith('1.7 '));
+
+  test('the table lists claims with a test file and a test name', () => {
+    assert.ok(section, 'the guide has a section 1.7');
+    const rows = section.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| claim') && !line.startsWith('| ---'));
+    assert.ok(rows.length >= 20, `expected a row per claim of §1, found ${rows.length}`);
+    const missing: string[] = [];
+    for (const row of rows) {
+      const [claim, file, name] = row.slice(2, -2).split(' | ').map((cell) => cell.trim());
+      const path = /^`(tests\/[^`]+\.test\.ts)`$/.exec(file ?? '')?.[1];
+      if (!claim || !path || !name) {
+        missing.push(`malformed row: ${row}`);
+        continue;
+      }
+      let source: string;
+      try {
+        source = read(path);
+      } catch {
+        missing.push(`${path} does not exist (claim: ${claim})`);
+        continue;
+      }
+      // The name as the test file spells it, in a test(...) call; quotes escaped as in the source.
+      const spelled = [name, name.replace(/'/g, "\\'")];
+      if (!spelled.some((n) => source.includes(`test('${n}'`) || source.includes(`test(\`${n}\``))) {
+        missing.push(`${path} has no test named "${name}" (claim: ${claim})`);
+      }
+    }
+    assert.deepEqual(missing, []);
+  });
+});

@@ -70,6 +70,8 @@ export class GameServer {
   promotedAt: number | null = null;
   /** Answers by status, failed attempts (coordinator down), answers that broke the contract. */
   readonly statuses = new Map<number, number>();
+  /** Every time an answer gave a region it held a lower epoch than it held (a fencing token going back). */
+  readonly loweredEpochs: string[] = [];
   networkErrors = 0;
   lastError: unknown = null;
   readonly contractErrors: string[] = [];
@@ -172,6 +174,7 @@ export class GameServer {
     for (const a of reply.regions as { region_id: string; role: 'primary' | 'backup'; epoch: number; primary: { server_id: string } | null; backups: { server_id: string }[] }[]) {
       given.add(a.region_id);
       const held = this.regions.get(a.region_id);
+      if (held !== undefined && a.epoch < held.epoch) this.loweredEpochs.push(`${a.region_id}: ${held.epoch} -> ${a.epoch}`);
       if (held === undefined || held.role !== a.role || held.epoch !== a.epoch) {
         changed = true;
         if (a.region_id === this.holdOnPromotion && a.role === 'primary' && held?.role === 'backup') {

@@ -10,7 +10,9 @@
  *      a 409 naming the reported primary); the new primary replays them;
  *  (b) a graceful drain of the primary (its stop file): no failure alert;
  *  (d) the primary's process restarts with the same identity: it is told it is not primary.
- * SIGSTOP of a primary past its lease waits for the primary lease (not built yet).
+ *  (e) SIGSTOP of the primary past its lease, then SIGCONT: it stops applying actions once its lease
+ *      ran out (`lease_lost`), a backup is promoted only after that, the old primary is demoted when
+ *      it hears from the coordinator, and no action is applied by two primaries.
  *
  * Skip rule: without `godot3-server` on PATH the suite is skipped, except under `CI=true`.
  */
@@ -168,5 +170,35 @@ describe('real Godot servers apply every player action exactly once across fault
     assert.ok(!restarted.lines.some((l) => l.startsWith('registered')), 'it kept its identity (no new registration)');
     const server = expectJson('getServer', await call(base(), 'GET', `/mesh/servers/${id}`), 200);
     assert.notEqual(server.status, 'failed', 'it is back as spare capacity');
+  });
+
+  test('(e) SIGSTOP of the primary past its lease, SIGCONT: it applies nothing after its lease, then is demoted', async () => {
+    const { epoch, primary } = await route();
+    const id = primary!.server_id;
+    const victim = godots.get(id)!;
+    await sleep(500);
+    victim.child.proc.kill('SIGSTOP');
+    const stoppedAt = Date.now();
+    let next: Awaited<ReturnType<typeof newPrimary>>;
+    try {
+      next = await newPrimary(epoch);
+      await sleep(FLOW_MS);
+    } finally {
+      victim.child.proc.kill('SIGCONT');
+    }
+    const resumedAt = Date.now();
+    assert.notEqual(next.primary.server_id, id);
+    await waitFor('the old primary reports its lease lost and is demoted', async () =>
+      victim.child.lines.includes('lease_lost') &&
+      victim.child.lines.some((l) => l === `demoted ${REGION} ${next.epoch}` || l === `dropped ${REGION}` || l.startsWith(`role ${REGION} backup`))
+        ? true : undefined, { timeoutMs: FAILOVER_MS, intervalMs: 100 });
+    await sleep(FLOW_MS);
+    await settleAndCheck('SIGSTOP of the primary past its lease');
+    const applied = readLogs(logs(), REGION);
+    const byVictim = applied.filter((a) => a.server === id && a.atMs >= stoppedAt - 50);
+    assert.deepEqual(byVictim.filter((a) => a.atMs >= resumedAt), [], 'nothing applied by the old primary after it resumed');
+    const firstByNew = Math.min(...applied.filter((a) => a.server === next.primary.server_id && a.epoch === next.epoch).map((a) => a.atMs));
+    const lastByOld = Math.max(-Infinity, ...applied.filter((a) => a.server === id && a.epoch === epoch).map((a) => a.atMs));
+    assert.ok(lastByOld < firstByNew, `the old primary's last action (${lastByOld}) came before the new one's first (${firstByNew})`);
   });
 });

@@ -81,6 +81,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
  */
 class SwappableHost implements MeshHost {
   readonly clockKind = 'manual' as const;
+  readonly bootId = 'http-property';
   private current: RunningMesh | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly listeners = new Set<(event: MeshEvent) => void>();

@@ -44,7 +44,7 @@ describe('ActionBuffer.submit', () => {
       submit(buffer, R1, 'alice', 5, 20);
       assert.deepEqual(buffer.acknowledge(R1, [{ playerId: 'alice', seq: 3 }], 30), { acknowledged: 1, unknown: 0 });
       const before = buffer.toJSON();
-      assert.deepEqual(submit(buffer, R1, 'alice', seq, 500, 'changed payload'), expected);
+      assert.deepEqual(submit(buffer, R1, 'alice', seq, 500), expected);
       if (expected.status === 'duplicate') {
         assert.deepEqual(buffer.toJSON().regions, before.regions, 'a duplicate changes nothing');
         assert.equal(buffer.counters().duplicates, 1);
@@ -54,11 +54,50 @@ describe('ActionBuffer.submit', () => {
     });
   }
 
-  test('a duplicate keeps the first payload', () => {
+  test('a repeat with the same payload in another key order is a duplicate', () => {
     const buffer = new ActionBuffer(limits);
-    submit(buffer, R1, 'alice', 0, 0, 'first');
-    submit(buffer, R1, 'alice', 0, 10, 'second');
-    assert.equal(buffer.collect(R1, 20)[0]?.payload, 'first');
+    submit(buffer, R1, 'alice', 0, 0, { a: 1, b: [1, { c: 2, d: 3 }] });
+    assert.equal(submit(buffer, R1, 'alice', 0, 10, { b: [1, { d: 3, c: 2 }], a: 1 }).status, 'duplicate');
+  });
+
+  const conflictCases = [
+    { name: 'seq still held', seq: 4 },
+    { name: 'seq already acknowledged (replayed)', seq: 3 },
+  ] as const;
+  for (const { name, seq } of conflictCases) {
+    test(`a repeated seq with another payload is refused as action_conflict: ${name}; the first payload stands`, () => {
+      const buffer = new ActionBuffer(limits);
+      submit(buffer, R1, 'alice', 3, 0);
+      submit(buffer, R1, 'alice', 4, 10);
+      buffer.acknowledge(R1, [{ playerId: 'alice', seq: 3 }], 30);
+      const before = buffer.toJSON();
+      const refused = buffer.submit(R1, { playerId: 'alice', seq, payload: 'another payload' }, 500);
+      assert.equal(refused.ok, false);
+      assert.equal(!refused.ok && refused.code, 'action_conflict');
+      assert.deepEqual(buffer.toJSON(), before, 'a conflict changes nothing');
+      assert.deepEqual(buffer.collect(R1, 600).map((a) => a.payload), [{ seq: 4 }]);
+    });
+  }
+
+  test('the digests survive toJSON/fromJSON: a conflict is still recognised after a restart', () => {
+    const buffer = new ActionBuffer(limits);
+    submit(buffer, R1, 'alice', 1, 0);
+    submit(buffer, R1, 'alice', 2, 0);
+    buffer.acknowledge(R1, [{ playerId: 'alice', seq: 1 }], 10);
+    const restored = ActionBuffer.fromJSON(JSON.parse(JSON.stringify(buffer.toJSON())), limits);
+    for (const seq of [1, 2]) {
+      const again = restored.submit(R1, { playerId: 'alice', seq, payload: 'other' }, 20);
+      assert.equal(!again.ok && again.code, 'action_conflict', `seq ${seq}`);
+      assert.equal(submit(restored, R1, 'alice', seq, 20).status, 'duplicate', `seq ${seq} with its own payload`);
+    }
+  });
+
+  test('an acknowledgement recorded without a digest (older data file) treats any repeat as a duplicate', () => {
+    const restored = ActionBuffer.fromJSON({
+      version: 1, counters: { buffered: 1, replayed: 1, expired: 0, rejected: 0, duplicates: 0 },
+      regions: [{ regionId: R1, players: [{ playerId: 'alice', highestAckedSeq: 1, lastAckedAtMs: 0, ackedSeqs: [1], ackedFloor: null, actions: [] }] }],
+    }, limits);
+    assert.equal(submit(restored, R1, 'alice', 1, 10, 'anything').status, 'duplicate');
   });
 
   test('a full player buffer is refused with retryAfterMs until its oldest action expires', () => {
@@ -271,7 +310,7 @@ describe('ActionBuffer.expire', () => {
     assert.equal(submit(buffer, R1, 'alice', 2, 60).status, 'duplicate', 'below the forgotten floor');
     assert.equal(submit(buffer, R1, 'alice', 9, 60).status, 'buffered', 'above the floor and never seen');
     const restored = ActionBuffer.fromJSON(JSON.parse(JSON.stringify(buffer.toJSON())), { actionBufferMaxPerPlayer: 2, actionBufferMaxAgeMs: 1000 });
-    const again = restored.submit(R1, { playerId: 'alice', seq: 12, payload: null }, 70);
+    const again = restored.submit(R1, { playerId: 'alice', seq: 12, payload: { seq: 12 } }, 70);
     assert.ok(again.ok && again.value.status === 'duplicate', 'the acknowledged-seq memory survives a restart');
   });
 });
@@ -371,7 +410,7 @@ describe('ActionBuffer JSON', () => {
     submit(buffer, R1, 'a', 1, 10, 'text');
     submit(buffer, R1, 'c', 4, 20, null);
     buffer.acknowledge(R1, [{ playerId: 'a', seq: 0 }], 30);
-    submit(buffer, R1, 'a', 1, 40);
+    submit(buffer, R1, 'a', 1, 40, 'text');
     buffer.submit(R1, { playerId: 'c', seq: 9, payload: null }, 50);
     return buffer;
   }

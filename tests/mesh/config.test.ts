@@ -45,7 +45,7 @@ describe('validateMeshConfig: the shipped configurations', () => {
 
 const positiveIntegerFields = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
-  'tiltThresholdMs', 'tiltRecoveryMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
+  'tiltThresholdMs', 'tiltRecoveryMs', 'clockStepThresholdMs', 'primaryLeaseMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
   'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'serverFailureAlertsPerTick', 'failureWindowMs',
   'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs', 'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit',
   'resolvedAlertsLimit',
@@ -107,6 +107,10 @@ describe('validateMeshConfig: cross-field and threshold rules', () => {
     { name: 'expedited heartbeats slower than regular ones', patch: { expeditedHeartbeatIntervalMs: 1001 }, field: 'expeditedHeartbeatIntervalMs' },
     { name: 'tilt threshold equal to the tick interval', patch: { tiltThresholdMs: 100 }, field: 'tiltThresholdMs' },
     { name: 'tilt threshold below the tick interval', patch: { tickIntervalMs: 3000 }, field: 'tiltThresholdMs' },
+    { name: 'lease equal to the heartbeat interval', patch: { primaryLeaseMs: 1000 }, field: 'primaryLeaseMs' },
+    { name: 'lease below the heartbeat interval', patch: { heartbeatIntervalMs: 2500, failureTimeoutMs: 6000 }, field: 'primaryLeaseMs' },
+    { name: 'drift margin above the lease', patch: { leaseDriftMarginMs: 2001 }, field: 'leaseDriftMarginMs' },
+    { name: 'drift margin negative', patch: { leaseDriftMarginMs: -1 }, field: 'leaseDriftMarginMs' },
     { name: 'failure counts out of order', patch: { failureCountThresholds: { LIGHT: 6, MODERATE: 3, SEVERE: 12 } }, field: 'failureCountThresholds' },
     { name: 'failure count LIGHT 0', patch: { failureCountThresholds: { LIGHT: 0, MODERATE: 3, SEVERE: 12 } }, field: 'failureCountThresholds' },
     { name: 'failed share SEVERE above 1', patch: { failedServerShareThresholds: { LIGHT: 0.1, MODERATE: 0.2, SEVERE: 1.5 } }, field: 'failedServerShareThresholds' },
@@ -124,6 +128,7 @@ describe('validateMeshConfig: cross-field and threshold rules', () => {
   const valid: { name: string; patch: Record<string, unknown> }[] = [
     { name: 'failure timeout one ms above the interval', patch: { failureTimeoutMs: 1001 } },
     { name: 'tilt threshold one ms above the tick', patch: { tiltThresholdMs: 101 } },
+    { name: 'lease one ms above the heartbeat interval, no drift margin', patch: { primaryLeaseMs: 1001, leaseDriftMarginMs: 0 } },
     { name: 'expedited interval equal to the regular one', patch: { expeditedHeartbeatIntervalMs: 1000 } },
     { name: 'equal thresholds at every level', patch: { failedServerShareThresholds: { LIGHT: 0.5, MODERATE: 0.5, SEVERE: 0.5 } } },
     { name: 'share thresholds exactly 1', patch: { impairedRegionShareThresholds: { LIGHT: 1, MODERATE: 1, SEVERE: 1 } } },

@@ -44,6 +44,15 @@ export class FakeServer {
   }
 }
 
+/**
+ * The configuration of these tests: the production timings with a primary lease just longer than
+ * one heartbeat interval and no drift margin. Heartbeats here arrive on whole intervals without
+ * delay, so such a lease is over before any failure can be confirmed, and the failover tests keep
+ * the tick at which the coordinator acts on its detection. tests/mesh/lease.test.ts runs the
+ * production lease, which holds promotions back.
+ */
+export const harnessConfig: MeshConfig = Object.freeze({ ...testMeshConfig, primaryLeaseMs: 1100, leaseDriftMarginMs: 0 });
+
 export const rid = (raw: string): RegionId => regionId(raw);
 export const sid = (raw: string): ServerId => serverId(raw);
 
@@ -63,7 +72,7 @@ export class Mesh {
   private readonly silentSince = new Map<ServerId, number>();
 
   constructor(options: { config?: MeshConfig; startMs?: number; state?: CoreState; seed?: number } = {}) {
-    this.config = options.config ?? testMeshConfig;
+    this.config = options.config ?? harnessConfig;
     this.now = options.startMs ?? 0;
     this.nextTickMs = this.now;
     this.coordinator = new Coordinator(this.config, this.now, options.state);

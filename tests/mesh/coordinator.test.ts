@@ -1,14 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Coordinator } from '../../mesh/core/coordinator.ts';
-import { testMeshConfig, type MeshConfig } from '../../mesh/base/config.ts';
+import type { MeshConfig } from '../../mesh/base/config.ts';
 import { defaultRealCrashMs } from '../../mesh/faults/faults.ts';
 import { massServerFailureKey } from '../../mesh/core/membership.ts';
 import type { CoreState } from '../../mesh/core/state.ts';
 import { SeededRandom } from '../../mesh/runtime/random.ts';
 import { immediateDurability, MeshRuntime } from '../../mesh/runtime/runtime.ts';
 import { setupTestMesh } from '../../mesh/simulation/setup.ts';
-import { Mesh, expectedDetection, rid, sid, standardMesh } from './coordinator-harness.ts';
+import { Mesh, expectedDetection, harnessConfig, rid, sid, standardMesh } from './coordinator-harness.ts';
 import { FaultLayer } from '../../mesh/faults/fault-layer.ts';
 
 /*
@@ -22,12 +22,12 @@ import { FaultLayer } from '../../mesh/faults/fault-layer.ts';
  * timeout at 10 000 + failureTimeoutMs.
  */
 const warmUntil = 10_000;
-const expected = expectedDetection(testMeshConfig, warmUntil);
+const expected = expectedDetection(harnessConfig, warmUntil);
 const detectedAt = expected.atMs;
 
 test('the expected detection is peer-confirmed, within the 3 s target, and leaves room for the scenarios below', () => {
   assert.equal(expected.reason, 'peer_confirmed');
-  assert.ok(detectedAt > warmUntil + testMeshConfig.heartbeatIntervalMs - 1 && detectedAt <= warmUntil + 1800, `${detectedAt}`);
+  assert.ok(detectedAt > warmUntil + harnessConfig.heartbeatIntervalMs - 1 && detectedAt <= warmUntil + 1800, `${detectedAt}`);
 });
 
 /** Standard mesh, warmed up, with region-1 = a1 (primary), b1, c1 (backups); c1 ahead of b1. */
@@ -297,20 +297,28 @@ describe('Coordinator: failover of a crashed primary', () => {
     const mesh = crashReady();
     mesh.server('c1').frozen = true; // c1 keeps heartbeating but never applies its promotion
     mesh.silence('a1');
-    mesh.run(detectedAt + testMeshConfig.promotionAckTimeoutMs - 100);
+    mesh.run(detectedAt + harnessConfig.promotionAckTimeoutMs - 100);
     assert.deepEqual(mesh.ofType('failover_aborted'), []);
-    const abortAt = detectedAt + testMeshConfig.promotionAckTimeoutMs;
+    const abortAt = detectedAt + harnessConfig.promotionAckTimeoutMs;
     mesh.run(abortAt);
     const [aborted] = mesh.ofType('failover_aborted');
     assert.equal(aborted?.serverId, 'c1');
     assert.equal(aborted?.epoch, 2);
     assert.equal(aborted?.atMs, abortAt);
+    // c1 received replies naming it primary (it only never applied them), each granting a lease:
+    // b1 is promoted once the last of them, at c1's last heartbeat, is over.
+    const lastGrant = Math.floor(abortAt / 1000) * 1000;
+    const promotedAt = lastGrant + harnessConfig.primaryLeaseMs + harnessConfig.leaseDriftMarginMs;
+    mesh.run(promotedAt - 100);
+    assert.equal(mesh.ofType('failover_initiated').length, 1, 'no promotion while the aborted primary may hold a lease');
+    mesh.run(promotedAt);
     const initiated = mesh.ofType('failover_initiated');
     assert.deepEqual(initiated.map((e) => [e.newPrimaryId, e.epoch, e.failedServerId, e.atMs]),
-      [['c1', 2, 'a1', detectedAt], ['b1', 3, 'a1', abortAt]]);
+      [['c1', 2, 'a1', detectedAt], ['b1', 3, 'a1', promotedAt]]);
     const stuck = mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'failover-stuck:region-1');
     assert.equal(stuck?.severity, 'warning');
-    mesh.run(15_000); // b1 heartbeats, learns it is primary at epoch 3 and acknowledges
+    const ackAt = Math.ceil(promotedAt / 1000) * 1000;
+    mesh.run(ackAt); // b1 heartbeats, learns it is primary at epoch 3 and acknowledges
     const [completed] = mesh.ofType('failover_completed');
     assert.equal(completed?.newPrimaryId, 'b1');
     assert.equal(completed?.epoch, 3);
@@ -318,8 +326,8 @@ describe('Coordinator: failover of a crashed primary', () => {
     assert.equal(mesh.c.metrics().failovers.total, 1, 'one failover, two promotions');
     assert.equal(record?.epoch, 3);
     assert.equal(record?.newPrimaryId, 'b1');
-    assert.equal(record?.promotedAtMs, abortAt);
-    assert.equal(record?.recoveryMs, 15_000 - warmUntil);
+    assert.equal(record?.promotedAtMs, promotedAt);
+    assert.equal(record?.recoveryMs, ackAt - warmUntil);
     assert.equal(mesh.c.listAlerts({ state: 'open' }).some((a) => a.dedupKey === 'failover-stuck:region-1'), false);
   });
 
@@ -445,12 +453,17 @@ describe('Coordinator: graceful leave', () => {
     const leaving = mesh.c.leave(sid('a1'), 10_050);
     assert.ok(leaving.ok, 'leaving.ok');
     assert.equal(leaving.value.status, 'draining');
-    mesh.run(10_100);
+    // A draining server is granted no lease: the hand-off waits for the one granted at 10 000.
+    const handOffAt = 10_000 + harnessConfig.primaryLeaseMs + harnessConfig.leaseDriftMarginMs;
+    mesh.run(handOffAt - 100);
+    assert.deepEqual(mesh.ofType('failover_initiated'), []);
+    assert.equal(mesh.server('a1').lastReply?.leaseMs, 0, 'no lease while draining');
+    mesh.run(handOffAt);
     const [initiated] = mesh.ofType('failover_initiated');
     assert.deepEqual([initiated?.newPrimaryId, initiated?.failedServerId, initiated?.epoch], ['c1', null, 2]);
     assert.equal(mesh.c.server(sid('a1'))?.status, 'left');
     assert.deepEqual(mesh.ofType('server_failure_detected'), []);
-    mesh.run(11_000);
+    mesh.run(12_000);
     const [completed] = mesh.ofType('failover_completed');
     assert.equal(completed?.newPrimaryId, 'c1');
     assert.equal(completed?.recoveryMs, null);
@@ -475,10 +488,10 @@ describe('Coordinator: graceful leave', () => {
 });
 
 describe('Coordinator: TILT', () => {
-  const gaps: [number, boolean][] = [[testMeshConfig.tiltThresholdMs, false], [testMeshConfig.tiltThresholdMs + 1, true]];
+  const gaps: [number, boolean][] = [[harnessConfig.tiltThresholdMs, false], [harnessConfig.tiltThresholdMs + 1, true]];
   for (const [gap, tilts] of gaps) {
     test(`a tick gap of ${gap} ms ${tilts ? 'enters' : 'does not enter'} TILT`, () => {
-      const c = new Coordinator(testMeshConfig, 0);
+      const c = new Coordinator(harnessConfig, 0);
       c.tick(1000);
       c.tick(1000 + gap);
       assert.equal(c.tilted(1000 + gap), tilts);
@@ -497,7 +510,7 @@ describe('Coordinator: TILT', () => {
     assert.equal(mesh.c.status(16_000).tilt, true);
     assert.equal(mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'coordinator-tilt')?.severity, 'warning');
     for (const id of ['b1', 'c1', 'a2', 'b2', 'c2']) mesh.hb(id); // the queued heartbeats arrive
-    const until = 16_000 + testMeshConfig.tiltRecoveryMs; // 17 500
+    const until = 16_000 + harnessConfig.tiltRecoveryMs; // 17 500
     mesh.run(until - 100);
     assert.deepEqual(mesh.ofType('server_failure_detected'), []);
     assert.equal(mesh.c.server(sid('a1'))?.status, 'suspect');
@@ -513,7 +526,7 @@ describe('Coordinator: TILT', () => {
     const mesh = crashReady();
     mesh.silence('a1');
     mesh.run(detectedAt); // c1 promoted; its deadline, detectedAt + promotionAckTimeoutMs, is before 15 000
-    assert.ok(detectedAt + testMeshConfig.promotionAckTimeoutMs < 15_000, 'deadline inside the stall');
+    assert.ok(detectedAt + harnessConfig.promotionAckTimeoutMs < 15_000, 'deadline inside the stall');
     mesh.stallUntil(15_000);
     mesh.at(15_000);
     mesh.run(15_000, { heartbeats: false }); // nothing was processed during the stall, c1's ack included
@@ -532,11 +545,13 @@ describe('Coordinator: TILT', () => {
     mesh.stallUntil(15_000);
     mesh.at(15_000);
     mesh.run(15_000, { heartbeats: false });
-    const tiltEnds = 15_000 + testMeshConfig.tiltRecoveryMs;
+    const tiltEnds = 15_000 + harnessConfig.tiltRecoveryMs;
     mesh.run(tiltEnds - 100);
     assert.deepEqual(mesh.ofType('failover_aborted'), []);
     mesh.run(tiltEnds);
     assert.deepEqual(mesh.ofType('failover_aborted').map((e) => [e.serverId, e.atMs]), [['c1', tiltEnds]]);
+    // The next backup waits for the lease c1's last reply (at 16 000) granted.
+    mesh.run(16_000 + harnessConfig.primaryLeaseMs + harnessConfig.leaseDriftMarginMs);
     assert.equal(mesh.ofType('failover_initiated').at(-1)?.newPrimaryId, 'b1');
   });
 });
@@ -608,10 +623,10 @@ describe('Coordinator: restart from exportState', () => {
     const { mesh: before, state } = midFailover();
     const mesh = Mesh.restartedFrom(before, state, restartAt);
     // Declared at the last tick before failureTimeoutMs of silence counted from the restart.
-    const tick = testMeshConfig.tickIntervalMs;
-    mesh.run(restartAt + testMeshConfig.failureTimeoutMs - 2 * tick, { heartbeats: false });
+    const tick = harnessConfig.tickIntervalMs;
+    mesh.run(restartAt + harnessConfig.failureTimeoutMs - 2 * tick, { heartbeats: false });
     assert.deepEqual(mesh.ofType('server_failure_detected'), []);
-    mesh.run(restartAt + testMeshConfig.failureTimeoutMs - tick, { heartbeats: false });
+    mesh.run(restartAt + harnessConfig.failureTimeoutMs - tick, { heartbeats: false });
     const failed = mesh.ofType('server_failure_detected').map((e) => e.serverId).sort();
     assert.deepEqual(failed, ['a2', 'b1', 'b2', 'c1', 'c2'], 'a1 was already failed');
     for (const e of mesh.ofType('server_failure_detected')) assert.equal(e.lastHeartbeatAtMs, restartAt);
@@ -631,7 +646,7 @@ describe('Coordinator: restart from exportState', () => {
     mesh.server('c1').frozen = true;
     // Promoted at detectedAt with promotionAckTimeoutMs to acknowledge, saved at 11 900: the rest
     // of that time counts from the restart (had the deadline been kept as is, it would be past).
-    const remaining = detectedAt + testMeshConfig.promotionAckTimeoutMs - 11_900;
+    const remaining = detectedAt + harnessConfig.promotionAckTimeoutMs - 11_900;
     mesh.run(restartAt + remaining - 100);
     assert.deepEqual(mesh.ofType('failover_aborted'), []);
     mesh.run(restartAt + remaining);
@@ -672,7 +687,7 @@ describe('Coordinator: player actions', () => {
     const first = submit('p1', 1, 11_900);
     assert.ok(first.ok, 'first.ok');
     assert.equal(first.value.status, 'buffered');
-    assert.equal(first.value.expiresAtMs, 11_900 + testMeshConfig.actionBufferMaxAgeMs);
+    assert.equal(first.value.expiresAtMs, 11_900 + harnessConfig.actionBufferMaxAgeMs);
     const second = submit('p1', 2, 11_900);
     const third = submit('p2', 1, 11_950);
     assert.ok(second.ok && third.ok, 'second.ok && third.ok');
@@ -743,14 +758,14 @@ describe('Coordinator: player actions', () => {
   });
 
   test('a full buffer is refused with a retry time and a warning alert, resolved by an acknowledgement', () => {
-    const mesh = crashReady({ ...testMeshConfig, actionBufferMaxPerPlayer: 2 });
+    const mesh = crashReady({ ...harnessConfig, actionBufferMaxPerPlayer: 2 });
     mesh.silence('a1');
     mesh.run(detectedAt);
     for (const seq of [1, 2]) assert.ok(mesh.c.submitAction(rid('region-1'), { playerId: 'p1', seq, payload: null }, 11_900).ok, 'submitAction accepted');
     const full = mesh.c.submitAction(rid('region-1'), { playerId: 'p1', seq: 3, payload: null }, 12_400);
     assert.ok(!full.ok, '!full.ok');
     assert.equal(full.code, 'buffer_full');
-    assert.equal(full.retryAfterMs, 11_900 + testMeshConfig.actionBufferMaxAgeMs - 12_400);
+    assert.equal(full.retryAfterMs, 11_900 + harnessConfig.actionBufferMaxAgeMs - 12_400);
     assert.equal(mesh.c.listAlerts({ state: 'open' }).find((a) => a.dedupKey === 'buffer-full:region-1')?.severity, 'warning');
     mesh.at(12_500);
     mesh.hb('c1'); // c1 acknowledges its promotion
@@ -763,9 +778,9 @@ describe('Coordinator: player actions', () => {
     for (const id of ['a1', 'b1', 'c1']) mesh.silence(id);
     mesh.run(15_000); // region-1 unavailable
     for (const seq of [1, 2, 3]) assert.ok(mesh.c.submitAction(rid('region-1'), { playerId: 'p1', seq, payload: null }, 15_000).ok, 'submitAction accepted');
-    mesh.run(15_000 + testMeshConfig.actionBufferMaxAgeMs - 100);
+    mesh.run(15_000 + harnessConfig.actionBufferMaxAgeMs - 100);
     assert.deepEqual(mesh.ofType('actions_expired'), []);
-    mesh.run(15_000 + testMeshConfig.actionBufferMaxAgeMs);
+    mesh.run(15_000 + harnessConfig.actionBufferMaxAgeMs);
     assert.deepEqual(mesh.ofType('actions_expired').map((e) => [e.regionId, e.count]), [['region-1', 3]]);
     assert.equal(mesh.c.metrics().actions.expired, 3);
     assert.equal(mesh.c.metrics().actions.pending, 0);
@@ -787,7 +802,7 @@ describe('Coordinator: snapshots', () => {
     assert.deepEqual(got.value.state, { hp: 10 });
     assert.equal(got.value.serverId, 'a1');
 
-    const tooLarge = mesh.c.putSnapshot(rid('region-1'), sid('a1'), { ...snapshot, sizeBytes: testMeshConfig.snapshotMaxBytes + 1 }, warmUntil);
+    const tooLarge = mesh.c.putSnapshot(rid('region-1'), sid('a1'), { ...snapshot, sizeBytes: harnessConfig.snapshotMaxBytes + 1 }, warmUntil);
     assert.ok(!tooLarge.ok, '!tooLarge.ok');
     assert.equal(tooLarge.code, 'snapshot_too_large');
     const unknownRegion = mesh.c.putSnapshot(rid('nope'), sid('a1'), snapshot, warmUntil);
@@ -843,7 +858,7 @@ describe('Coordinator: priority and throttling', () => {
   });
 
   test('with maxTransitionsPerServer = 1 the best candidate of two regions takes one, the other waits for it', () => {
-    const mesh = sharedPrimary([{ players: 10 }, { players: 20 }], { ...testMeshConfig, maxTransitionsPerServer: 1 });
+    const mesh = sharedPrimary([{ players: 10 }, { players: 20 }], { ...harnessConfig, maxTransitionsPerServer: 1 });
     mesh.silence('a1');
     mesh.run(detectedAt);
     // b1 and c1 are equal in state, load and zone for both regions: b1 (lower id) is best for both.
@@ -857,7 +872,7 @@ describe('Coordinator: priority and throttling', () => {
   });
   test('with maxBackupAssignmentsPerTick = 1 promotions all happen at once, replacement backups one per tick by priority', () => {
     const mesh = sharedPrimary([{ players: 5 }, { critical: true, players: 1 }, { players: 50 }],
-      { ...testMeshConfig, maxBackupAssignmentsPerTick: 1 });
+      { ...harnessConfig, maxBackupAssignmentsPerTick: 1 });
     mesh.silence('a1');
     mesh.run(detectedAt);
     assert.equal(mesh.ofType('failover_initiated').filter((e) => e.atMs === detectedAt).length, 3, 'promotions are not budgeted');
@@ -881,7 +896,7 @@ describe('Coordinator: failover before re-replication', () => {
    * in zone a. a1's crash costs region-1 its primary and region-2 a backup, in the same tick.
    */
   function crossed(budget: number): Mesh {
-    const mesh = new Mesh({ config: { ...testMeshConfig, maxBackupAssignmentsPerTick: budget } });
+    const mesh = new Mesh({ config: { ...harnessConfig, maxBackupAssignmentsPerTick: budget } });
     for (const id of ['a1', 'b1', 'c1']) mesh.register(id, id[0] ?? '?');
     mesh.createRegions([{}]);
     mesh.register('b0', 'b');
@@ -962,7 +977,7 @@ describe('Coordinator: degraded mode', () => {
 });
 
 describe('Coordinator: heartbeat protocol', () => {
-  const { heartbeatIntervalMs: regular, expeditedHeartbeatIntervalMs: expedited } = testMeshConfig;
+  const { heartbeatIntervalMs: regular, expeditedHeartbeatIntervalMs: expedited } = harnessConfig;
 
   test('the reply asks for the regular interval in steady state and the expedited one while something is pending', () => {
     const mesh = crashReady();
@@ -997,7 +1012,7 @@ describe('Coordinator: heartbeat protocol', () => {
     const early = mesh.hb('a1');
     assert.ok(early.ok, 'heartbeat accepted');
     assert.deepEqual(early.value.regions, []);
-    assert.equal(early.value.heartbeatIntervalMs, testMeshConfig.expeditedHeartbeatIntervalMs);
+    assert.equal(early.value.heartbeatIntervalMs, harnessConfig.expeditedHeartbeatIntervalMs);
     mesh.makeDurable();
     const later = mesh.hb('a1');
     assert.ok(later.ok, 'heartbeat accepted');
@@ -1142,7 +1157,7 @@ describe('Coordinator: resetting the test mesh while its regions wait for recove
     // One backup assignment per tick, and a mesh with no room left for the backups a crash takes
     // (two of its four servers crash, so no region can have three replicas): the regions wait for
     // capacity, then for the budget, when the test mesh is reset.
-    const config: MeshConfig = { ...testMeshConfig, maxBackupAssignmentsPerTick: 1 };
+    const config: MeshConfig = { ...harnessConfig, maxBackupAssignmentsPerTick: 1 };
     const random = new SeededRandom(11);
     const coordinator = new Coordinator(config, 0);
     const runtime = new MeshRuntime(new FaultLayer(coordinator, random.fork()), 0, immediateDurability());

@@ -48,4 +48,12 @@ describe('criticalOrderingProblems', () => {
     const lateD = new Map([...promotions, ['d' as RegionId, 1200]]);
     assert.match(criticalOrderingProblems(records, lateD, new Set(['c' as RegionId]))[0] ?? '', /critical d .* promoted after non-critical n/);
   });
+
+  test('a non-critical region promoted while the critical one still waited for its lost primary\'s lease has not overtaken it', () => {
+    const records = [record('c', true, 1000, 2000), record('n', false, 1000, 2500)];
+    const promotions = new Map([['c' as RegionId, 1300], ['n' as RegionId, 1100]]);
+    assert.deepEqual(criticalOrderingProblems(records, promotions, new Set(), new Map([['c' as RegionId, 1300]])), []);
+    const problems = criticalOrderingProblems(records, promotions, new Set(), new Map([['c' as RegionId, 1100]]));
+    assert.match(problems[0] ?? '', /critical c .* promoted after non-critical n/, 'promoted once c could have been');
+  });
 });

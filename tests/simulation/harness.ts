@@ -16,6 +16,10 @@ export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChe
   const safety = new SafetyChecker(() => (run as SimRun).coordinator, () => (run as SimRun).fleet);
   run = new SimRun(spec, safety.observer());
   run.onTick((nowMs) => safety.afterStep(nowMs));
+  if (spec.coordinatorFaults === true) {
+    run.onPersist(() => safety.persisted());
+    run.onRestart((nowMs, restored) => safety.coordinatorRestarted(nowMs, restored));
+  }
   return { run, safety };
 }
 
@@ -52,10 +56,25 @@ export const show = (spec: unknown): string => JSON.stringify(spec);
 // ---- random fault schedules ------------------------------------------------------------------
 
 
+/**
+ * Faults of time and of the coordinator itself (issue 16 point 6), planned like the others:
+ * - `isolated_primary`: a region's primary is partitioned from the coordinator and its peers for
+ *   `durationMs`, but players still reach it (the lease checker counts it as serving);
+ * - `wall_step`: the coordinator's wall clock steps by `stepMs` (either way);
+ * - `coordinator_stall`: the coordinator's whole process pauses for `durationMs`.
+ */
+export const timeFaultKinds = ['isolated_primary', 'wall_step', 'coordinator_stall'] as const;
+
 /** One planned fault: when (after the warm-up), what, and for how long. */
 export interface FaultPlan {
   readonly atMs: number;
-  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary';
+  /**
+   * `coordinator`: the coordinator process crashes for `durationMs` (capped at 5 s) and restarts
+   * from its last durable state, or, with `restoreAgeMs` > 0, from an older one (an operator's restore).
+   */
+  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary' | 'coordinator' | (typeof timeFaultKinds)[number];
+  /** For `wall_step`: how far the wall clock steps (negative: back). */
+  readonly stepMs?: number;
   readonly durationMs: number;
   /** For `zone` and `fraction`: crash (lose state, restart empty) or partition (keep state). */
   readonly zoneMode: 'crash' | 'partition';
@@ -63,7 +82,27 @@ export interface FaultPlan {
   readonly percent: number;
   /** For `slow`: the extra heartbeat delay. */
   readonly delayMs: number;
+  /** For `coordinator`: how old the restored state is (0: its last durable state, a plain restart). */
+  readonly restoreAgeMs?: number;
 }
+
+/** The longest a planned coordinator crash lasts (longer ones are cut to this). */
+export const maxCoordinatorDownMs = 5000;
+
+/**
+ * Fault plans that also crash and restore the coordinator itself (about one plan in three), over a
+ * window of `windowMs`: the combined property's faults (tests/simulation/combined.test.ts).
+ */
+export const combinedFaultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 12_000): fc.Arbitrary<FaultPlan[]> =>
+  fc.array(fc.record({
+    atMs: fc.integer({ min: 0, max: windowMs }),
+    kind: fc.constantFrom('crash', 'partition', 'slow', 'flap', 'zone', 'fraction', 'primary', 'coordinator', 'coordinator', 'coordinator'),
+    durationMs: fc.integer({ min: 100, max: maxDurationMs }),
+    zoneMode: fc.constantFrom('crash', 'partition'),
+    percent: fc.integer({ min: 5, max: 30 }),
+    delayMs: fc.integer({ min: 200, max: 4000 }),
+    restoreAgeMs: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 500, max: 15_000 })),
+  }), { minLength: 1, maxLength: maxFaults }).map((plans) => [...plans].sort((a, b) => a.atMs - b.atMs));
 
 /** Fault plans over a window of `windowMs` after the warm-up; every fault ends (heals or restarts). */
 export const faultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 20_000): fc.Arbitrary<FaultPlan[]> =>
@@ -75,6 +114,18 @@ export const faultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs 
     percent: fc.integer({ min: 5, max: 30 }),
     delayMs: fc.integer({ min: 200, max: 4000 }),
   }), { minLength: 1, maxLength: maxFaults }).map((plans) => [...plans].sort((a, b) => a.atMs - b.atMs));
+
+/** Plans of {@link timeFaultKinds} over a window of `windowMs` (stalls and partitions up to `maxDurationMs`). */
+export const timeFaultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 8_000): fc.Arbitrary<FaultPlan[]> =>
+  fc.array(fc.record({
+    atMs: fc.integer({ min: 0, max: windowMs }),
+    kind: fc.constantFrom(...timeFaultKinds),
+    durationMs: fc.integer({ min: 500, max: maxDurationMs }),
+    stepMs: fc.integer({ min: -120_000, max: 120_000 }),
+    zoneMode: fc.constant('partition' as const),
+    percent: fc.constant(0),
+    delayMs: fc.constant(0),
+  }), { minLength: 1, maxLength: maxFaults });
 
 /** Turns a plan into a fault spec at injection time (targets drawn from the run's workload stream). */
 export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
@@ -98,6 +149,14 @@ export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
       const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
       return led.length === 0 ? null : { target: { regionId: run.pick(led) as RegionId, role: 'primary' }, mode: 'crash', ...duration };
     }
+    case 'isolated_primary': {
+      const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary !== null).map((r) => r.id).sort();
+      return led.length === 0 ? null : { target: { regionId: run.pick(led) as RegionId, role: 'primary' }, mode: 'partition', ...duration };
+    }
+    case 'wall_step':
+    case 'coordinator_stall':
+    case 'coordinator':
+      return null;
   }
 }
 
@@ -109,7 +168,22 @@ export function applyFaultPlans(run: SimRun, plans: readonly FaultPlan[], startM
   let healAt = startMs;
   for (const plan of plans) {
     const at = startMs + plan.atMs;
+    if (plan.kind === 'coordinator_stall') {
+      run.stallCoordinator(at, plan.durationMs);
+      healAt = Math.max(healAt, at + plan.durationMs);
+      continue;
+    }
+    if (plan.kind === 'wall_step') {
+      run.stepWallClock(at, plan.stepMs ?? 0);
+      healAt = Math.max(healAt, at);
+      continue;
+    }
     run.advanceTo(at);
+    if (plan.kind === 'coordinator') {
+      const downMs = Math.min(plan.durationMs, maxCoordinatorDownMs);
+      if (run.crashCoordinator(at, downMs, plan.restoreAgeMs ?? 0)) healAt = Math.max(healAt, at + downMs);
+      continue;
+    }
     const spec = faultSpecOf(run, plan);
     if (spec === null) continue;
     const injected = run.inject(spec, at);

@@ -117,6 +117,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
   const crashed = new Set<ServerId | null>(injected.ok ? injected.value.serverIds : []);
   const activeAgain = trackReturnToActive(run);
   const waitedForJudgement = trackWaitsForPromotable(run);
+  const leaseEnds = trackLeaseEnds(run);
   run.advanceTo(crashAt + 20_000);
 
   const problems: string[] = [];
@@ -156,7 +157,7 @@ export function runMultiFailure(s: MultiFailureSpec): Findings & { recovery: num
     else firstPromotion.set(e.regionId, e.atMs);
   }
   const waited = new Set([...waitedForJudgement, ...promotedAgain]);
-  problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited));
+  problems.push(...criticalOrderingProblems([...records.values()], firstPromotion, waited, leaseEnds));
   problems.push(...run.fleet.ledger.violations().slice(0, 5));
   return { problems, safety: safety.violations, lostState: safety.lostState, recovery, rereplication, lostAll, revived };
 }
@@ -174,6 +175,18 @@ function trackWaitsForPromotable(run: SimRun): Set<RegionId> {
     }
   });
   return waited;
+}
+
+/** When each region that lost its primary may promote a backup: the lost primary's lease plus the margin. */
+function trackLeaseEnds(run: SimRun): Map<RegionId, number> {
+  const ends = new Map<RegionId, number>();
+  const { leases, config } = Coordinator.partsForTests(run.coordinator);
+  run.onTick(() => {
+    for (const r of run.coordinator.records().regions.values()) {
+      if (r.lostPrimary !== null && !ends.has(r.id)) ends.set(r.id, leases.endOf(r.lostPrimary.serverId) + config.leaseDriftMarginMs);
+    }
+  });
+  return ends;
 }
 
 /** Records when each region that left `active` was back to it. */
@@ -225,11 +238,14 @@ export const healBoundMs = 10_000;
  * liveness checker first found nothing wrong, and what it found at the end (after the bound and a
  * further 10 s, so that a mesh that heals and breaks again is caught too).
  */
-export function runFaultsThenHeal(s: FaultsSpec): Findings & { healMs: number | null; rejected: number; accepted: number; expired: number } {
+export function runFaultsThenHeal(s: FaultsSpec): Findings & {
+  healMs: number | null; rejected: number; accepted: number; expired: number; coordinatorFaults: { crashes: number; restores: number };
+} {
   const { run, safety } = checkedRun({
     seed: s.seed, regions: s.regions, zones: s.zones, serverCapacity: s.serverCapacity, spareServers: s.spareServers, criticalRegions: 1,
     playersPerRegion: 5, config: { actionBufferMaxPerPlayer: s.bufferPerPlayer, actionBufferMaxAgeMs: s.bufferAgeMs },
     fleet: { playersPerRegion: s.players, actionsPerSecond: s.actionsPerSecond },
+    coordinatorFaults: s.faults.some((f) => f.kind === 'coordinator'),
   });
   if (s.players > 0) playersOfStrandedRegions(run, s.actionsPerSecond);
   run.advanceTo(10_000);
@@ -246,10 +262,11 @@ export function runFaultsThenHeal(s: FaultsSpec): Findings & { healMs: number | 
   const problems = livenessProblems(run.coordinator, run.fleet).map((p) => `after healing: ${p}`);
   if (healedAt === null) problems.unshift(`not healed within ${healBoundMs} ms of the last fault's end`);
   problems.push(...safety.accountingProblems(), ...run.fleet.ledger.violations().slice(0, 5));
+  problems.push(...run.reusedEventIds.map((id) => `event id ${id} published twice`));
   const c = run.coordinator.metrics().actions;
   return {
     problems, safety: safety.violations, lostState: safety.lostState, healMs: healedAt === null ? null : healedAt - healAt,
-    rejected: c.rejected, accepted: c.buffered, expired: c.expired,
+    rejected: c.rejected, accepted: c.buffered, expired: c.expired, coordinatorFaults: { ...run.coordinatorFaultsDone },
   };
 }
 

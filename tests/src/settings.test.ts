@@ -34,13 +34,26 @@ describe('parseSettings', () => {
     assert.match(errorsOf(['--request-timeout-ms', '5s'], {}).join('\n'), /--request-timeout-ms: expected a whole number/);
   });
 
+  it('MESH_PLAYER_TICKET_SECRET is read from the environment; listening beyond loopback without it warns', () => {
+    const withSecret = parseSettings([], { MESH_PLAYER_TICKET_SECRET: 's3cret' });
+    assert.ok(withSecret.ok);
+    assert.equal(withSecret.settings.playerTicketSecret, 's3cret');
+    assert.deepEqual(withSecret.warnings, []);
+    const open = parseSettings(['--host', '0.0.0.0'], { MESH_ADMIN_TOKEN: 'x'.repeat(32) });
+    assert.ok(open.ok);
+    assert.ok(open.warnings.some((w) => /MESH_PLAYER_TICKET_SECRET/.test(w)), JSON.stringify(open.warnings));
+    const closed = parseSettings(['--host', '0.0.0.0'], { MESH_ADMIN_TOKEN: 'x'.repeat(32), MESH_PLAYER_TICKET_SECRET: 's' });
+    assert.ok(closed.ok);
+    assert.deepEqual(closed.warnings, []);
+  });
+
   it('has the documented defaults', () => {
     const settings = settingsOf([]);
     assert.deepEqual(
       { ...settings, mesh: undefined },
       {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
-        tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined,
+        tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined, playerTicketSecret: undefined,
         allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000, logMaxBytes: 64 * 1024 * 1024, logMaxRecords: 100_000,
       },
     );
@@ -75,8 +88,9 @@ describe('parseSettings', () => {
     for (const field of fields) {
       const kebab = field === 'tickIntervalMs' ? 'tick-ms' : field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
       const env = `MESH_${kebab.replace(/-/g, '_').toUpperCase()}`;
-      // Doubling a valid default keeps every cross-field rule of the defaults satisfied.
-      const wanted = (defaultMeshConfig[field] as number) * 2;
+      // One and a half times a valid default keeps every cross-field rule of the defaults satisfied
+      // (doubling no longer does: a heartbeat interval of 2 s would equal the default lease).
+      const wanted = (defaultMeshConfig[field] as number) * 1.5;
       for (const result of [parseSettings([`--${kebab}`, String(wanted)], {}), parseSettings([], { [env]: String(wanted) })]) {
         assert.ok(result.ok, `${field}: ${JSON.stringify(result)}`);
         assert.equal(result.settings.mesh[field], wanted, field);

@@ -27,6 +27,8 @@ signal snapshot_restored(region_id, player_id, state)  # String, String, Variant
 signal datagram_received(message, host, port)      # Variant (parsed JSON or null), String, int
 signal request_failed(operation, code, detail)     # String, String (errors.gd), String
 signal left()
+signal lease_lost()                                # the primary lease ran out: stop taking player actions
+signal lease_renewed()                             # a reply renewed it after lease_lost: take them again
 
 # ---- settings: set before start() -------------------------------------------------------------
 export(String) var coordinator_url = "http://127.0.0.1:8080"
@@ -88,6 +90,10 @@ var _last_advance_at = 0
 # region_id -> epoch claimed as primary in the heartbeat in flight
 var _claimed = {}
 var _retry = Backoff.new(200, 5000)
+# The primary lease: OS.get_ticks_msec() until which this server may take player actions as primary,
+# counted from when it SENT the heartbeat whose reply granted it (see README.md, "Primary lease").
+var _lease_until = 0
+var _lease_lost = false
 
 
 func _ready():
@@ -119,11 +125,17 @@ func start():
 	_started = true
 
 
-# True while this server is the acknowledged primary of the region under its current epoch: the
-# coordinator confirmed the promotion, so it may take player actions and collect buffered ones.
+# True while this server is the acknowledged primary of the region under its current epoch and its
+# primary lease runs: it may take player actions and collect buffered ones. Once the lease runs out
+# without a reply (the coordinator may be promoting a backup), false until the next reply.
 func leads(region_id):
 	var r = regions.get(region_id)
-	return r != null and r.role == "primary" and r.leading
+	return r != null and r.role == "primary" and r.leading and OS.get_ticks_msec() < _lease_until
+
+
+# Milliseconds left on the primary lease (0: none, or it ran out).
+func lease_remaining_ms():
+	return max(0, _lease_until - OS.get_ticks_msec())
 
 
 func is_applied(region_id, player_id, seq):
@@ -202,6 +214,7 @@ func _process(_delta):
 	if not _started:
 		return
 	var now = OS.get_ticks_msec()
+	_check_lease(now)
 	_advance_primaries(now)
 	_replication.poll(self, now)
 	_expire_requests(now)
@@ -317,6 +330,7 @@ func _on_registered(now, code, doc):
 func _on_heartbeat_reply(now, code, doc):
 	if code == 200 and typeof(doc) == TYPE_DICTIONARY:
 		_retry.reset()
+		_renew_lease(int(doc.get("lease_ms", 0)), now)
 		var changed = _apply_reply(doc, now)
 		_next_heartbeat_at = now if changed else _main_sent_at + int(doc.heartbeat_interval_ms)
 		if _leaving and regions.empty() and replay.idle():
@@ -475,6 +489,27 @@ func _drop_region(region_id):
 	regions.erase(region_id)
 	replay.forget_region(region_id)
 	emit_signal("region_dropped", region_id)
+
+
+# One request in flight at a time, so replies arrive in send order: each one sets the lease. A reply
+# to a heartbeat sent long ago (this process was paused) grants a lease that is already over.
+func _renew_lease(lease_ms, now):
+	_lease_until = _main_sent_at + lease_ms if lease_ms > 0 else 0
+	if _lease_lost and now < _lease_until:
+		_lease_lost = false
+		emit_signal("lease_renewed")
+
+
+func _check_lease(now):
+	if now < _lease_until:
+		return
+	if _lease_lost:
+		return
+	for region_id in regions:
+		if regions[region_id].role == "primary" and regions[region_id].leading:
+			_lease_lost = true
+			emit_signal("lease_lost")
+			return
 
 
 func _advance_primaries(now):
