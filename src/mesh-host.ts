@@ -223,7 +223,10 @@ export class RunningMesh implements MeshHost {
       const next = this.runtime.nextTick;
       clock.advance(next - clock.now());
       this.ticking(() => this.runtime.advanceTo(next));
-      if (this.lastPersistSeq > this.options.store.durableSeq()) await this.persist(this.lastPersistSeq).catch(() => {});
+      // While writes fail, the retry waits for its back-off, as under the system clock.
+      if (this.writeFailure === undefined && this.lastPersistSeq > this.options.store.durableSeq()) {
+        await this.persist(this.lastPersistSeq).catch(() => {});
+      }
       this.retryIfOwed();
     }
     clock.advance(target - clock.now());
