@@ -164,12 +164,12 @@ export class LogWriter {
     for (const { key, value } of records) {
       parts.push(encodeLine(JSON.stringify({ s: seq, k: key, v: value })));
       if (!slicer.due()) continue;
-      written += (await this.handle.write(parts.join(''))).bytesWritten;
+      written += await writeAll(this.handle, parts.join(''));
       parts = [];
       await slicer.pause();
     }
     parts.push(encodeLine(JSON.stringify({ c: seq, n: records.length })));
-    written += (await this.handle.write(parts.join(''))).bytesWritten;
+    written += await writeAll(this.handle, parts.join(''));
     if (hooks.beforeSync) await hooks.beforeSync();
     await this.handle.datasync();
     this.mustTruncate = false;
@@ -181,6 +181,22 @@ export class LogWriter {
   async close(): Promise<void> {
     await this.handle.close();
   }
+}
+
+/**
+ * Writes all of `text`. A write may take only part of it (a full disk takes what fits and reports
+ * no error): the rest is written again, which then fails with the reason, so a batch is never
+ * committed with a record cut short.
+ */
+async function writeAll(handle: fs.FileHandle, text: string): Promise<number> {
+  const bytes = Buffer.from(text, 'utf8');
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    if (bytesWritten === 0) throw new Error(`wrote 0 of ${bytes.length - offset} bytes to the change log`);
+    offset += bytesWritten;
+  }
+  return bytes.length;
 }
 
 /** Makes a directory's entries (a new file, a rename) durable. */
