@@ -5,7 +5,7 @@
  * change that a part of the core forgets to note fails here, before a restart would lose it.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import fc from 'fast-check';
 import type { Coordinator } from '../../mesh/core/coordinator.ts';
 import { recordsOfState, stateFromRecords, type ChangeBatch } from '../../mesh/core/change-records.ts';
@@ -52,7 +52,7 @@ function assertReplicaMatches(coordinator: Coordinator, replica: Replica, nowMs:
 }
 
 describe('change records', () => {
-  it('replayed after every tick, equal the exported state under seeded faults and players', () => {
+  test('replayed after every tick, equal the exported state under seeded faults and players', () => {
     fc.assert(fc.property(faultsArb({ maxRegions: 30, windowMs: 20_000, maxFaults: 4, players: true }), (s) => {
       const run = new SimRun({
         seed: s.seed, regions: s.regions, zones: s.zones, serverCapacity: s.serverCapacity, spareServers: s.spareServers,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, test } from 'node:test';
 import { CorruptDataFileError } from '../../src/store/durable-file-adapter.ts';
 import { CorruptLogError } from '../../src/store/change-log.ts';
 import { DataFormatError, LowdbStore, type LowdbStoreOptions } from '../../src/store/lowdb-store.ts';
@@ -122,7 +122,7 @@ describe('LowdbStore on a real disk', () => {
     assert.deepEqual(await stored(new LowdbStore({ dataDir })), { k1: { i: 1 }, k2: { i: 2 }, k3: { i: 3 }, k6: 6 });
   });
 
-  it('refuses a corrupt record before a committed batch and leaves the files untouched', async () => {
+  test('refuses a corrupt record before a committed batch and leaves the files untouched', async () => {
     const dataDir = await freshDir();
     await written(dataDir);
     const file = path.join(dataDir, 'mesh.1.log');
