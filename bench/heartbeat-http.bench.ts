@@ -281,7 +281,7 @@ async function main(): Promise<number> {
   const dataDir = await mkdtemp(join(tmpdir(), 'mesh-bench-hb-'));
   // Also when set-up fails before the cleanup below is armed.
   process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-  const store = new LowdbStore<import('../mesh/core/state.ts').CoreState>({ dataDir });
+  const store = new LowdbStore({ dataDir });
   const log = createLogger({ level: 'error' });
   const host = await RunningMesh.open({ config: defaultMeshConfig, clock: { now: () => Date.now() }, store, seed: 1, log });
 

@@ -53,7 +53,7 @@ async function subscribers(port: number, count: number): Promise<void> {
 
 async function service(maxSubscribers: number) {
   const log = createLogger({ level: 'error', sink: { write: () => true } as never });
-  const host = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore<CoreState>(), seed: 11, log });
+  const host = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore(), seed: 11, log });
   const app = createApp({ host, adminToken: undefined, logError: () => {}, http: { maxEventSubscribers: maxSubscribers } });
   const server = http.createServer(app.callback()).listen(0, '127.0.0.1');
   await once(server, 'listening');

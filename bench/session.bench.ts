@@ -211,7 +211,7 @@ async function serviceWithMesh(count: number) {
   const { startTicker } = await import('../src/ticker.ts');
   const dataDir = await mkdtemp(join(tmpdir(), 'mesh-bench-session-'));
   process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-  const store = new LowdbStore<import('../mesh/core/state.ts').CoreState>({ dataDir });
+  const store = new LowdbStore({ dataDir });
   const host = await RunningMesh.open({ config: defaultMeshConfig, clock: { now: () => Date.now() }, store, seed: 1, log: createLogger({ level: 'error' }) });
   const targets: Target[] = [];
   for (let i = 0; i < count; i++) {

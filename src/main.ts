@@ -8,6 +8,7 @@ import type { HttpOptions } from '../api/deps.ts';
 import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
 import type { CoreState } from '../mesh/core/state.ts';
+import { recordsOfState } from '../mesh/core/change-records.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
 import { Observability } from './observability.ts';
@@ -54,16 +55,19 @@ async function main(): Promise<void> {
     },
   }) : null;
   const observed = new Observability(settings, log);
-  const store: Store<CoreState> = settings.store === 'lowdb'
-    ? new LowdbStore<CoreState>({
-      dataDir: settings.dataDir, checkState: dataFileProblem, onError: observed.storeFailed, onWritten: observed.storeWritten,
+  const store: Store = settings.store === 'lowdb'
+    ? new LowdbStore({
+      dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten,
+      legacyRecords: (state) => recordsOfState(state as CoreState), log,
+      compaction: { maxLogBytes: settings.logMaxBytes, maxLogRecords: settings.logMaxRecords },
     })
-    : new MemoryStore<CoreState>();
+    : new MemoryStore();
   const time = processTimeSources;
   const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
   const host = await RunningMesh.open({
     config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log,
     wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log),
+    checkState: dataFileProblem,
   });
   if (violation !== null) violateInvariantAt(host.coordinator, violation.atMs);
   observed.attach(host);

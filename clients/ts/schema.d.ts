@@ -40,8 +40,11 @@ export interface paths {
         /**
          * Readiness probe
          * @description 200 while the service serves requests and can make changes durable; 503, with the reason,
-         *     while the last write of the state failed (nothing new can be acknowledged until a write
-         *     succeeds) or while the service shuts down.
+         *     while the last write of the state failed (nothing new can be acknowledged until a retried
+         *     write succeeds; the `persistence-failing` alert is open), during a restart's first
+         *     detection window (every server is given one before it can be judged), while the
+         *     coordinator is in TILT (it stalled, or the wall clock stepped, and distrusts its
+         *     observations), or while the service shuts down. `/healthz` stays liveness only.
          */
         get: operations["getReadiness"];
         put?: never;

@@ -93,7 +93,11 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   server.detector.heartbeat(nowMs);
   if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
   // Assigned only when changed: the record is long-lived and the string is new with every request.
-  if (server.incarnation !== input.incarnation) server.incarnation = input.incarnation;
+  if (server.incarnation !== input.incarnation) {
+    server.incarnation = input.incarnation;
+    // Persisted with the next write (it tells a restarted server from a returning one), not on its own.
+    ctx.topology.changedServers.add(server.id);
+  }
   server.players = input.players;
   const demoted: { regionId: RegionId; epoch: number }[] = [];
   for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);

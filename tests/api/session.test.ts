@@ -13,7 +13,7 @@ import request from 'supertest';
 import WebSocket from 'ws';
 import { createApp } from '../../api/app.ts';
 import type { AppDeps } from '../../api/deps.ts';
-import { contract, expectResponse, testApp, type TestApp } from './harness.ts';
+import { contract, expectResponse, storedState, testApp, type TestApp } from './harness.ts';
 import { beat, handler, register, type Registered } from './fixtures.ts';
 import { checkSent, sessionContract } from './session-contract.ts';
 
@@ -310,7 +310,7 @@ describe('session messages', () => {
     const leaving = await new Client(l, a).open();
     leaving.send({ type: 'leave' });
     assert.deepEqual((await leaving.next('left')).body, { server_id: a.id, status: 'draining' });
-    assert.ok((await l.t.store.load())?.servers.some((s) => s.id === a.id && s.status !== 'alive'), 'durable before left');
+    assert.ok((await storedState(l.t.store))?.servers.some((s) => s.id === a.id && s.status !== 'alive'), 'durable before left');
     leaving.socket.close();
     await leaving.closed();
     assert.notEqual(l.t.host.coordinator.server(a.id as never)?.status, 'suspect');

@@ -123,8 +123,8 @@ describe('hostile files and settings at start-up', () => {
     const file = join(dir, 'mesh.json');
     const document = JSON.parse(readFileSync(file, 'utf8'));
     for (const [tamper, field] of [
-      [(d: any) => { d.state.regions[0].epoch = 'x'; }, 'state/regions/0/epoch must be integer'],
-      [(d: any) => { d.state.servers = null; }, 'state/servers must be array'],
+      [(d: any) => { d.records['region:orphan'].epoch = 'x'; }, 'state/regions/0/epoch must be integer'],
+      [(d: any) => { d.records['server:srv-1'].capacity = null; }, 'state/servers/0/capacity must be integer'],
     ] as const) {
       const copy = structuredClone(document);
       tamper(copy);

@@ -94,7 +94,7 @@ class SwappableHost implements MeshHost {
   async fresh(seed: number): Promise<void> {
     this.unsubscribe?.();
     const log = createLogger({ level: 'error', sink: { write: () => true } });
-    this.current = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore<CoreState>(), seed, log });
+    this.current = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore(), seed, log });
     this.suspected.length = 0;
     this.unsubscribe = this.current.subscribe((event) => {
       if (event.type === 'server_status_changed' && event.to === 'suspect') this.suspected.push({ serverId: event.serverId, atMs: event.atMs });
