@@ -87,6 +87,7 @@ async function main(): Promise<void> {
   }, app.callback());
   // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
   server.on('upgrade', app.sessions.handleUpgrade);
+  observed.metrics.countSessions(() => app.sessions.hub.size);
   await listen(server, settings);
   // A tick that throws has already called failStop through the host.
   const ticker = settings.clock === 'system' ? startTicker(() => host.tick(), settings.tickMs, () => {}) : null;

@@ -72,4 +72,7 @@ test('SIGKILL of a primary holding a session: failed over through the session an
   assert.ok(elapsed < 1000, `SIGKILL to the backup learning its promotion took ${elapsed} ms`);
   const metrics = expectJson('getFailoverMetrics', await call(service.url, 'GET', '/mesh/failover_metrics'), 200);
   assert.equal(metrics.false_failovers, 0);
+  // The two living servers hold their sessions; the killed one's closed with its process.
+  const scrape = await call(service.url, 'GET', '/metrics');
+  assert.match(String(scrape.body), /^mesh_sessions_open 2$/m, 'mesh_sessions_open counts the open sessions');
 });
