@@ -1,23 +1,26 @@
 /**
  * The Koa app factory. `createApp(deps)` loads the contract once, builds one {@link RouteKit},
  * mounts the problem middleware first and then every resource router, and never listens: the
- * composition root (`src/main.ts`) or a test (`supertest`) drives `app.callback()`, which tries the
- * heartbeat fast path (api/heartbeat-fast-path.ts) before Koa.
+ * composition root (`src/main.ts`) or a test (`supertest`) drives `app.callback()`. Every HTTP
+ * request, heartbeats included, goes through Koa and its middleware. Server sessions (WebSockets)
+ * are taken from the HTTP server's `upgrade` event by `app.sessions.handleUpgrade`
+ * (api/session/session-upgrade.ts), which the composition root wires.
  *
- * Shutdown: open `GET /mesh/events` streams would keep an HTTP server alive forever, so the app
- * carries `closeStreams()`, which ends every event stream and unsubscribes from the core's events.
- * Call it before `server.close()`.
+ * Shutdown: open `GET /mesh/events` streams and server sessions would keep an HTTP server alive
+ * forever, so the app carries `closeStreams()`, which ends every event stream and session and
+ * unsubscribes from the core's events. Call it before `server.close()`.
  */
 import Koa, { type Context, type Middleware } from 'koa';
 import { Router } from '@koa/router';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './deps.ts';
-import { heartbeatFastPath } from './heartbeat-fast-path.ts';
 import { loadContract } from './openapi.ts';
 import { HttpProblem, isClientGone, problemMiddleware } from './problem.ts';
 import { createRequestGuard } from './request-guard.ts';
 import type { RouteKit } from './route-kit.ts';
 import { requestObserver } from './request-observer.ts';
+import { defaultMaxQueuedBytes, SessionHub } from './session/session-hub.ts';
+import { sessionEndpoint, type SessionEndpoint } from './session/session-upgrade.ts';
 import { createEventStream, type EventStream } from './sse.ts';
 import { actionRoutes } from './routes/actions.ts';
 import { alertRoutes } from './routes/alerts.ts';
@@ -34,10 +37,12 @@ import { testMeshRoutes } from './routes/test-mesh.ts';
 /** The app `createApp` returns: a Koa application that can also end its event streams. */
 export interface MeshApp extends Koa {
   /**
-   * Ends every open `GET /mesh/events` stream and stops publishing the core's events (shutdown).
-   * Streams attached afterwards end at once. Idempotent.
+   * Ends every open `GET /mesh/events` stream and server session and stops publishing the core's
+   * events (shutdown). Streams and sessions attached afterwards end at once. Idempotent.
    */
   closeStreams(): void;
+  /** Server sessions: hand `sessions.handleUpgrade` the HTTP server's `upgrade` events. */
+  readonly sessions: SessionEndpoint;
 }
 
 /** One router per resource, each built from the shared kit. */
@@ -68,7 +73,7 @@ export function createApp(deps: AppDeps): MeshApp {
   for (const make of routerFactories) root.use(make(kit, events).routes());
 
   const app = new Koa() as MeshApp;
-  const observer = deps.observeRequest ? requestObserver(deps.observeRequest, '/mesh/servers/{server_id}/heartbeat') : null;
+  const observer = deps.observeRequest ? requestObserver(deps.observeRequest) : null;
   if (observer) app.use(observer.koa);
   app.use(problemMiddleware({
     log: (error, request) => deps.logError(error, request),
@@ -85,25 +90,25 @@ export function createApp(deps: AppDeps): MeshApp {
     }
     deps.logError(error, ctx ? { method: ctx.method, path: ctx.path } : {});
   });
-  // Heartbeats first: `callback()` (what src/main.ts, the bench and every supertest use) tries the
-  // heartbeat fast path, which answers exactly as the Koa route would or leaves the request to Koa
-  // untouched (see api/heartbeat-fast-path.ts).
-  const fastPath = heartbeatFastPath(kit, guard.hostAllowed);
-  const koaCallback = app.callback.bind(app);
-  app.callback = () => {
-    const handleWithKoa = koaCallback();
-    return (req, res) => {
-      if (observer && res instanceof ServerResponse && req instanceof IncomingMessage) observer.wrap(req, res);
-      if (req instanceof IncomingMessage && res instanceof ServerResponse && fastPath(req, res)) return Promise.resolve();
-      return handleWithKoa(req, res);
+  if (observer) {
+    const koaCallback = app.callback.bind(app);
+    app.callback = () => {
+      const handleWithKoa = koaCallback();
+      return (req, res) => {
+        if (res instanceof ServerResponse && req instanceof IncomingMessage) observer.wrap(req, res);
+        return handleWithKoa(req, res);
+      };
     };
-  };
+  }
+  const hub = new SessionHub(kit, { maxQueuedBytes: deps.sessionMaxQueuedBytes ?? defaultMaxQueuedBytes });
+  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub, (req) => guard.upgradeRefusal(req.headers));
   let closed = false;
   app.closeStreams = () => {
     if (closed) return;
     closed = true;
     unsubscribe();
     events.close();
+    hub.close();
   };
   return app;
 }

@@ -45,32 +45,6 @@ export function tokenMatchesHash(token: string, storedHash: string): boolean {
   return stored.length === presented.length && timingSafeEqual(presented, stored);
 }
 
-/**
- * Remembers, per stored hash, the token that matched it, so that the heartbeat path (every server,
- * every second) compares the presented token with it in constant time instead of hashing again:
- * SHA-256 was the largest cost of a heartbeat outside the core. Tokens live only in memory (the
- * data file keeps hashes); a new token gives a new hash, so a rotated token is verified afresh and
- * a stale entry never matches. Bounded: cleared when `maxEntries` hashes are remembered.
- */
-export class VerifiedTokens {
-  private readonly verified = new Map<string, Buffer>();
-
-  constructor(private readonly maxEntries = 100_000) {}
-
-  /** Same answer as {@link tokenMatchesHash}. */
-  matches(token: string, storedHash: string): boolean {
-    const known = this.verified.get(storedHash);
-    if (known !== undefined) {
-      const presented = Buffer.from(token, 'utf8');
-      return presented.length === known.length && timingSafeEqual(presented, known);
-    }
-    if (!tokenMatchesHash(token, storedHash)) return false;
-    if (this.verified.size >= this.maxEntries) this.verified.clear();
-    this.verified.set(storedHash, Buffer.from(token, 'utf8'));
-    return true;
-  }
-}
-
 /** The bearer token of a request, or undefined when there is no `Authorization: Bearer` header. */
 export function bearerToken(ctx: Context): string | undefined {
   return bearerTokenOf(ctx.get('Authorization'));

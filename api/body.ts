@@ -104,7 +104,7 @@ async function decompress(decode: Decoder, data: Buffer, limitBytes: number): Pr
   }
 }
 
-/** 408: the body did not arrive in time (shared with the heartbeat fast path). */
+/** 408: the body did not arrive in time. */
 export const requestTimeout = (timeoutMs: number): HttpProblem => new HttpProblem({
   status: 408, slug: 'request-timeout',
   detail: `The request body did not arrive within ${timeoutMs} ms; send it at once after the headers.`,

@@ -14,7 +14,7 @@ import type { RequestObserver } from './request-observer.ts';
 
 /** The coordinator as the HTTP layer reads it: queries only, so that every change goes through a command. */
 export type CoreQueries = Pick<Coordinator, 'config' | 'status' | 'servers' | 'server' | 'serverRecord' | 'regions' |
-  'replication' | 'route' | 'metrics' | 'listAlerts' | 'getSnapshot' | 'pendingActions'>;
+  'replication' | 'route' | 'metrics' | 'listAlerts' | 'getSnapshot' | 'pendingActions' | 'records' | 'peersOf' | 'assignment'>;
 
 /** A core command, run at the host's current time. */
 export type Command<T> = (core: Coordinator, nowMs: number) => T;
@@ -58,6 +58,11 @@ export interface MeshHost {
   advance(ms: number): Promise<number>;
   /** Subscribes to the core's events; returns the unsubscribe function. */
   subscribe(listener: (event: MeshEvent) => void): () => void;
+  /**
+   * Subscribes to "the core may have changed": told after a command or tick handed on effects and
+   * after a write became durable (which announces held promotions). Returns the unsubscribe function.
+   */
+  subscribeChanges(listener: () => void): () => void;
   /**
    * Whether the service can do its job now: false, with the reason, while the last write of the
    * state failed (nothing new can be made durable) or the service is shutting down.
@@ -110,6 +115,11 @@ export interface AppDeps {
    * true. Off, those paths answer 404 with a problem saying so (`--test-api off`).
    */
   readonly testApi?: boolean;
+  /**
+   * Most bytes waiting to be sent on one server session before it is closed as not reading (code
+   * 4001); default 1 MiB (api/session/session-hub.ts).
+   */
+  readonly sessionMaxQueuedBytes?: number;
   /** `GET /metrics`: Prometheus text exposition; the path answers 404 without it. */
   readonly metrics?: MetricsSource;
 }

@@ -1,6 +1,6 @@
 /**
- * The one JSON parser of request bodies, used by the Koa body middleware and the heartbeat fast
- * path alike. Besides strict JSON (an object or an array at the top, `__proto__` keys refused) it
+ * The one JSON parser of request bodies, used by the Koa body middleware and for the frames of
+ * server sessions alike. Besides strict JSON (an object or an array at the top, `__proto__` keys refused) it
  * bounds what can reach the core: bytes must be UTF-8, nesting at most {@link MAX_JSON_DEPTH}
  * levels (checked on the text, before anything is built), and no string may hold a lone UTF-16
  * surrogate. A document that passes can always be written back with `JSON.stringify`: its depth is

@@ -228,7 +228,7 @@ function send(ctx: Context, problem: HttpProblem, clearHeaders: boolean): void {
 
 /**
  * The headers a problem is answered with (besides `Content-Type`): its own, plus a `Retry-After`
- * on a 429 that lacks one. Shared by the middleware and the heartbeat fast path.
+ * on a 429 that lacks one. Shared by the middleware and the session handshake.
  */
 export function problemHeaders(problem: HttpProblem): Record<string, string> {
   const headers: Record<string, string> = { ...problem.headers };
@@ -256,8 +256,8 @@ function pickHeader(ctx: Context, name: string): Record<string, string> {
 interface ErrorFacts { status?: unknown; expose?: unknown; message?: unknown; headers?: unknown }
 
 /**
- * The problem answered for a thrown error (the middleware's one mapping, also used by the heartbeat
- * fast path): problems as they are, exposed 4xx kept, anything else logged and answered 500
+ * The problem answered for a thrown error (the middleware's one mapping, also used by the session
+ * handshake): problems as they are, exposed 4xx kept, anything else logged and answered 500
  * without its message.
  */
 export function problemOf(error: unknown, request: { method: string; path: string }, options: ProblemMiddlewareOptions): HttpProblem {

@@ -20,11 +20,17 @@ export interface RequestGuardOptions {
   readonly allowedOrigins: readonly string[];
 }
 
-/** The guard: a Koa middleware and the two checks, for the heartbeat fast path. */
+/** The guard: a Koa middleware, and the same rules for a WebSocket handshake (which skips Koa). */
 export interface RequestGuard {
   readonly middleware: Middleware;
   /** True for a `Host` header this service answers to. */
   hostAllowed(host: string | undefined): boolean;
+  /**
+   * The refusal of a session handshake, or undefined: the Host rule, and the origin rule of a
+   * state-changing request, since a session carries heartbeats (cross-site WebSocket hijacking
+   * rides on a browser's `Origin`).
+   */
+  upgradeRefusal(headers: { host?: string; origin?: string }): HttpProblem | undefined;
 }
 
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -39,14 +45,11 @@ export function createRequestGuard(options: RequestGuardOptions): RequestGuard {
     const name = host === undefined ? '' : hostName(host);
     return name !== '' && (isLoopbackName(name) || hosts.has(name));
   };
+  const foreignOrigin = (origin: string, host: string): boolean =>
+    origin !== '' && !origins.has(origin) && origin !== `http://${host.toLowerCase()}`;
   const middleware: Middleware = async function guard(ctx, next) {
     const host = ctx.get('Host');
-    if (!hostAllowed(host)) {
-      throw new HttpProblem({
-        status: 421, slug: 'misdirected-request',
-        detail: `This service does not answer to Host ${JSON.stringify(host)}: use a loopback name or a host in MESH_ALLOWED_HOSTS.`,
-      });
-    }
+    if (!hostAllowed(host)) throw misdirected(host);
     const origin = ctx.get('Origin').toLowerCase();
     const allowedOrigin = origin !== '' && origins.has(origin);
     if (ctx.method === 'OPTIONS' && ctx.get('Access-Control-Request-Method') !== '') {
@@ -58,13 +61,23 @@ export function createRequestGuard(options: RequestGuardOptions): RequestGuard {
       ctx.status = 204;
       return;
     }
-    if (origin !== '' && !SAFE_METHODS.has(ctx.method) && !allowedOrigin && origin !== `http://${host.toLowerCase()}`) {
-      throw crossOrigin(origin, `${ctx.method} request`);
-    }
+    if (!SAFE_METHODS.has(ctx.method) && foreignOrigin(origin, host)) throw crossOrigin(origin, `${ctx.method} request`);
     if (allowedOrigin) ctx.set({ 'Access-Control-Allow-Origin': ctx.get('Origin'), Vary: 'Origin' });
     await next();
   };
-  return { middleware, hostAllowed };
+  const upgradeRefusal = (headers: { host?: string; origin?: string }): HttpProblem | undefined => {
+    if (!hostAllowed(headers.host)) return misdirected(headers.host ?? '');
+    const origin = (headers.origin ?? '').toLowerCase();
+    return foreignOrigin(origin, headers.host ?? '') ? crossOrigin(origin, 'session handshake') : undefined;
+  };
+  return { middleware, hostAllowed, upgradeRefusal };
+}
+
+function misdirected(host: string): HttpProblem {
+  return new HttpProblem({
+    status: 421, slug: 'misdirected-request',
+    detail: `This service does not answer to Host ${JSON.stringify(host)}: use a loopback name or a host in MESH_ALLOWED_HOSTS.`,
+  });
 }
 
 function crossOrigin(origin: string, what: string): HttpProblem {

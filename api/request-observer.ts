@@ -31,10 +31,10 @@ interface Noted {
 
 /**
  * The pair the app installs: `koa` notes the matched route and problem detail of requests Koa
- * answers; `wrap` times every request (fast path included) and reports it once it finished.
+ * answers; `wrap` times every request and reports it once it finished.
  * Event streams are not reported: their duration is the client's stay, not the service's work.
  */
-export function requestObserver(observe: RequestObserver, fastPathRoute: string) {
+export function requestObserver(observe: RequestObserver) {
   const noted = new WeakMap<ServerResponse, Noted>();
   const koa: Middleware = async (ctx, next) => {
     try {
@@ -54,7 +54,7 @@ export function requestObserver(observe: RequestObserver, fastPathRoute: string)
       if (String(res.getHeader('content-type') ?? '').startsWith('text/event-stream')) return;
       const note = noted.get(res);
       observe({
-        method: req.method ?? 'GET', route: note?.route ?? fastPathRoute, status: res.statusCode,
+        method: req.method ?? 'GET', route: note?.route ?? 'unmatched', status: res.statusCode,
         seconds: (performance.now() - started) / 1000, remoteAddress: req.socket.remoteAddress, detail: note?.detail,
       });
     });

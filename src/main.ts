@@ -8,6 +8,7 @@ import type { HttpOptions } from '../api/deps.ts';
 import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
 import type { CoreState } from '../mesh/core/state.ts';
+import { recordsOfState } from '../mesh/core/change-records.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
 import { Observability } from './observability.ts';
@@ -54,16 +55,19 @@ async function main(): Promise<void> {
     },
   }) : null;
   const observed = new Observability(settings, log);
-  const store: Store<CoreState> = settings.store === 'lowdb'
-    ? new LowdbStore<CoreState>({
-      dataDir: settings.dataDir, checkState: dataFileProblem, onError: observed.storeFailed, onWritten: observed.storeWritten,
+  const store: Store = settings.store === 'lowdb'
+    ? new LowdbStore({
+      dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten,
+      legacyRecords: (state) => recordsOfState(state as CoreState), log,
+      compaction: { maxLogBytes: settings.logMaxBytes, maxLogRecords: settings.logMaxRecords },
     })
-    : new MemoryStore<CoreState>();
+    : new MemoryStore();
   const time = processTimeSources;
   const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
   const host = await RunningMesh.open({
     config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log,
     wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log),
+    checkState: dataFileProblem,
   });
   if (violation !== null) violateInvariantAt(host.coordinator, violation.atMs);
   observed.attach(host);
@@ -81,6 +85,9 @@ async function main(): Promise<void> {
     requestTimeout: 2 * settings.requestTimeoutMs + 1000,
     connectionsCheckingInterval: 1000,
   }, app.callback());
+  // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
+  server.on('upgrade', app.sessions.handleUpgrade);
+  observed.metrics.countSessions(() => app.sessions.hub.size);
   await listen(server, settings);
   // A tick that throws has already called failStop through the host.
   const ticker = settings.clock === 'system' ? startTicker(() => host.tick(), settings.tickMs, () => {}) : null;
@@ -147,7 +154,8 @@ function handleSignals(parts: {
     parts.log.info('shutting down', { signal });
     parts.ticker?.stop();
     parts.observed.close();
-    // Ended streams and idle keep-alive connections close cleanly; requests in flight get the time
+    // Ended streams and sessions (servers reconnect to the next coordinator; closing them is not
+    // evidence against anyone) and idle keep-alive connections close cleanly; requests in flight get the time
     // the final flush takes to finish, then whatever is left is cut.
     parts.app.closeStreams();
     parts.server.close();

@@ -20,6 +20,7 @@ import { SeededRandom } from '../mesh/runtime/random.ts';
 import { MeshRuntime } from '../mesh/runtime/runtime.ts';
 import { resumeTestMesh, setupTestMesh, type TestMeshSpec } from '../mesh/simulation/setup.ts';
 import type { CoreState } from '../mesh/core/state.ts';
+import { stateFromRecords } from '../mesh/core/change-records.ts';
 import { reject, ok, type RegionId, type Result, type ServerId } from '../mesh/base/types.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store/store.ts';
@@ -29,7 +30,7 @@ import { FaultLayer } from '../mesh/faults/fault-layer.ts';
 export interface HostOptions {
   readonly config: MeshConfig;
   readonly clock: Clock;
-  readonly store: Store<CoreState>;
+  readonly store: Store;
   readonly seed: number;
   readonly log: Logger;
   /**
@@ -44,6 +45,18 @@ export interface HostOptions {
   readonly failStop?: (error: unknown) => void;
   /** Identifies this run (event ids are `<boot>.<seq>`); a random one when not given. */
   readonly bootId?: string;
+  /** Checks a loaded state's shape: a sentence naming what is wrong, or undefined (data-file-schema.ts). */
+  readonly checkState?: (state: unknown) => string | undefined;
+  /** Back-off of retried writes while the store fails: first and longest wait, in ms. */
+  readonly retry?: { readonly firstMs: number; readonly maxMs: number };
+}
+
+/** Raised when the stored records do not assemble into a state this build can trust. */
+export class InvalidStateError extends Error {
+  constructor(problem: string) {
+    super(`the data directory does not hold a valid mesh state (${problem}); refusing to load it rather than guess`);
+    this.name = 'InvalidStateError';
+  }
 }
 
 /** The mesh behind the HTTP API. */
@@ -53,11 +66,17 @@ export class RunningMesh implements MeshHost {
   readonly bootId: string;
   private readonly runtime: MeshRuntime;
   private readonly listeners = new Set<(event: MeshEvent) => void>();
+  private readonly changeListeners = new Set<() => void>();
   private readonly random: SeededRandom;
   private lastPersistSeq = 0;
   /** The error of the last write of the state, until a write succeeds again. */
   private writeFailure: unknown = undefined;
   private closing = false;
+  /** When the ticker may retry a failed write next, and the wait after that one. */
+  private retryAtMs = 0;
+  private retryWaitMs: number;
+  /** Until when a restarted coordinator is still giving every server its first detection window. */
+  private readonly graceUntilMs: number;
 
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
@@ -66,6 +85,8 @@ export class RunningMesh implements MeshHost {
     this.bootId = options.bootId ?? randomBytes(6).toString('hex');
     this.random = new SeededRandom(seed);
     const now = clock.now();
+    this.retryWaitMs = options.retry?.firstMs ?? 100;
+    this.graceUntilMs = state ? now + config.failureTimeoutMs : now;
     this.coordinator = new Coordinator(config, now, state);
     const faults = new FaultLayer(this.coordinator, this.random.fork());
     const tick = config.tickIntervalMs;
@@ -77,7 +98,10 @@ export class RunningMesh implements MeshHost {
 
   /** Loads the persisted state (if any) and builds the host on it. */
   static async open(options: HostOptions): Promise<RunningMesh> {
-    const state = await options.store.load();
+    const loaded = await options.store.load();
+    const state = loaded && stateFromRecords(loaded.records);
+    const problem = state === undefined ? undefined : options.checkState?.(state);
+    if (problem !== undefined) throw new InvalidStateError(problem);
     if (state && options.clock instanceof ManualClock && options.clock.now() < state.savedAtMs) {
       options.clock.advance(state.savedAtMs - options.clock.now());
     }
@@ -98,6 +122,7 @@ export class RunningMesh implements MeshHost {
     const stepMs = wallMs === undefined ? 0 : this.runtime.observeWallClock(now, wallMs());
     if (stepMs !== 0) this.options.log.warn('wall clock stepped', { stepMs });
     this.ticking(() => this.runtime.advanceTo(now, false));
+    this.retryIfOwed();
   }
 
   /** Runs ticks; a tick that throws is handed to `failStop` (and still thrown to the caller). */
@@ -108,6 +133,19 @@ export class RunningMesh implements MeshHost {
       this.options.failStop?.(error);
       throw error;
     }
+  }
+
+  /**
+   * Retries a failed write from the ticker, with back-off, while anything is owed: a failure must not
+   * wait for the next change to be retried (a promotion waiting for it would never be announced).
+   */
+  private retryIfOwed(): void {
+    if (this.writeFailure === undefined || this.closing) return;
+    const now = this.now();
+    if (now < this.retryAtMs) return;
+    this.retryAtMs = now + this.retryWaitMs;
+    this.retryWaitMs = Math.min(this.retryWaitMs * 2, this.options.retry?.maxMs ?? 5000);
+    this.persist(Math.max(this.lastPersistSeq, this.coordinator.changeSeq())).catch(() => { /* logged in persist; retried next time */ });
   }
 
   run<T>(command: Command<T>): T {
@@ -186,7 +224,11 @@ export class RunningMesh implements MeshHost {
       const next = this.runtime.nextTick;
       clock.advance(next - clock.now());
       this.ticking(() => this.runtime.advanceTo(next));
-      if (this.lastPersistSeq > this.options.store.durableSeq()) await this.persist(this.lastPersistSeq);
+      // While writes fail, the retry waits for its back-off, as under the system clock.
+      if (this.writeFailure === undefined && this.lastPersistSeq > this.options.store.durableSeq()) {
+        await this.persist(this.lastPersistSeq).catch(() => {});
+      }
+      this.retryIfOwed();
     }
     clock.advance(target - clock.now());
     return clock.now();
@@ -206,12 +248,26 @@ export class RunningMesh implements MeshHost {
     return () => this.listeners.delete(listener);
   }
 
+  subscribeChanges(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.changeListeners) listener();
+  }
+
   readiness(): { ready: true } | { ready: false; reason: string } {
     if (this.closing) return { ready: false, reason: 'the service is shutting down' };
     if (this.writeFailure !== undefined) {
       const why = this.writeFailure instanceof Error ? this.writeFailure.message : String(this.writeFailure);
       return { ready: false, reason: `the last write of the state failed: ${why}` };
     }
+    const now = this.now();
+    if (now < this.graceUntilMs) {
+      return { ready: false, reason: `restarted: every server gets one detection window first (${Math.ceil(this.graceUntilMs - now)} ms left)` };
+    }
+    if (this.coordinator.tilted(now)) return { ready: false, reason: 'the coordinator stalled and distrusts its observations (TILT)' };
     return { ready: true };
   }
 
@@ -227,23 +283,45 @@ export class RunningMesh implements MeshHost {
     for (const effect of effects) {
       if (effect.type === 'persist') {
         this.lastPersistSeq = effect.seq;
-        this.persist(effect.seq).catch(() => { /* logged in persist; retried by the next change */ });
+        // Not dropped: persist logs the failure, raises the alert and leaves the retry to the ticker.
+        this.persist(effect.seq).catch(() => {});
       } else {
         for (const listener of this.listeners) listener(effect.event);
       }
     }
+    this.changed();
   }
 
   private async persist(seq: number): Promise<void> {
     try {
-      await this.options.store.save(() => this.coordinator.exportState(this.now()), seq);
-      this.writeFailure = undefined;
-      this.coordinator.markDurable(this.options.store.durableSeq());
+      await this.options.store.append(() => this.coordinator.takeChanges(this.now()), seq);
     } catch (error) {
-      this.writeFailure = error;
-      this.options.log.error('persisting the mesh state failed', { error, seq });
+      this.writeFailed(error, seq);
       throw error;
     }
+    if (this.writeFailure !== undefined) this.writeRecovered();
+    this.coordinator.markDurable(this.options.store.durableSeq(), this.now());
+    this.flush();
+    // What became durable may concern servers holding sessions: their pushes go out now.
+    this.changed();
+  }
+
+  private writeFailed(error: unknown, seq: number): void {
+    const first = this.writeFailure === undefined;
+    this.writeFailure = error;
+    this.options.log.error('persisting the mesh state failed; retrying with back-off', { error, seq, retryInMs: this.retryWaitMs });
+    if (!first) return;
+    this.retryAtMs = this.now() + this.retryWaitMs;
+    this.coordinator.storageFailing(error instanceof Error ? error.message : String(error), this.now());
+    this.flush();
+  }
+
+  private writeRecovered(): void {
+    this.writeFailure = undefined;
+    this.retryWaitMs = this.options.retry?.firstMs ?? 100;
+    this.options.log.info('persisting the mesh state works again');
+    this.coordinator.storageRecovered(this.now());
+    this.flush();
   }
 }
 

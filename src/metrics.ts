@@ -122,6 +122,14 @@ export class MeshMetrics implements MetricsSource {
     if (record.route === heartbeatRoute && record.method === 'POST') this.heartbeats.inc({ status_code: status });
   }
 
+  /** Exposes `mesh_sessions_open`, read at every scrape from `count` (the session hub's size). */
+  countSessions(count: () => number): void {
+    new Gauge({
+      name: 'mesh_sessions_open', help: 'WebSocket sessions of game servers open now (at most one per server).',
+      registers: [this.registry], collect() { this.set(count()); },
+    });
+  }
+
   /** One durable write that succeeded, with its duration. */
   storeWritten(ms: number): void {
     this.storeWrite.observe(ms / 1000);

@@ -27,6 +27,10 @@ export interface Settings {
   readonly dataDir: string;
   /** Store implementation. */
   readonly store: StoreKind;
+  /** Change-log size at which the file store writes a new snapshot, in bytes. */
+  readonly logMaxBytes: number;
+  /** Change-log records at which the file store writes a new snapshot. */
+  readonly logMaxRecords: number;
   /** System clock with a ticker, or a manual clock advanced over HTTP. */
   readonly clock: ClockKind;
   /** Bearer token for admin operations; `undefined` means protected mode (loopback only). */
@@ -77,7 +81,9 @@ interface ServiceSpec {
 const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'port', env: 'MESH_PORT', arg: 'port', fallback: '8080', describe: 'TCP port to listen on; 0 picks a free one.' },
   { flag: 'host', env: 'MESH_HOST', arg: 'address', fallback: '127.0.0.1', describe: 'Address to bind; anything but loopback needs MESH_ADMIN_TOKEN.' },
-  { flag: 'data-dir', env: 'MESH_DATA_DIR', arg: 'path', fallback: './data', describe: 'Directory of the data file mesh.json (created if missing).' },
+  { flag: 'data-dir', env: 'MESH_DATA_DIR', arg: 'path', fallback: './data', describe: 'Directory of the snapshot mesh.json and the change logs mesh.<n>.log (created if missing).' },
+  { flag: 'log-max-bytes', env: 'MESH_LOG_MAX_BYTES', arg: 'bytes', fallback: '67108864', describe: 'Change-log size at which a new snapshot is written in the background and the log restarted.' },
+  { flag: 'log-max-records', env: 'MESH_LOG_MAX_RECORDS', arg: 'number', fallback: '100000', describe: 'Change-log records at which a new snapshot is written (bounds the replay at start-up).' },
   { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
   { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
   { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
@@ -105,6 +111,9 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   phiMinStdDeviationMs: 'Floor of the inter-arrival deviation, so regular heartbeats do not explode phi.',
   phiAcceptablePauseMs: 'Extra pause tolerated before phi starts to climb (GC, scheduling).',
   peerSilenceMs: 'Silence after which a replication peer reports a server silent.',
+  sessionPeerSilenceMs: 'Peer silence since before a session closed (no leave) that confirms the crash it suggests.',
+  sessionLeaseMs: 'Primary lease every reply, push and renewal over a session grants (at most the primary lease).',
+  sessionLeaseRenewalIntervalMs: 'How often a primary with a session renews its lease (renew_in_ms).',
   failureTimeoutMs: 'Longest silence before failure is declared without peer evidence (at the last tick before it).',
   tiltThresholdMs: 'Tick gap that means the coordinator itself stalled (enters TILT).',
   tiltRecoveryMs: 'How long TILT lasts after a stall: no failures are declared meanwhile.',
@@ -198,6 +207,8 @@ function buildSettings(lookup: Lookup, errors: string[]): Settings {
     host: text(lookup('host', 'MESH_HOST'), '127.0.0.1', errors),
     dataDir: text(lookup('data-dir', 'MESH_DATA_DIR'), './data', errors),
     store: oneOf(lookup('store', 'MESH_STORE'), ['lowdb', 'memory'] as const, 'lowdb', errors),
+    logMaxBytes: whole(lookup('log-max-bytes', 'MESH_LOG_MAX_BYTES'), 64 * 1024 * 1024, 1024, errors),
+    logMaxRecords: whole(lookup('log-max-records', 'MESH_LOG_MAX_RECORDS'), 100_000, 10, errors),
     clock,
     adminToken: lookup(undefined, 'MESH_ADMIN_TOKEN')?.text,
     tickMs: mesh.tickIntervalMs,

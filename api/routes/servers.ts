@@ -71,28 +71,46 @@ export function serverRoutes(kit: RouteKit): Router {
     reply(ctx, 200, applyHeartbeat(host, path.server_id as string, body));
   });
 
+  // A session is a WebSocket (api/session/session-upgrade.ts takes the upgrade before Koa sees it):
+  // a plain GET that got this far, authenticated, is told to upgrade.
+  operation(router, kit, 'openSession', () => {
+    throw new HttpProblem({
+      status: 426, slug: 'upgrade-required', detail: 'A session is a WebSocket: send Upgrade: websocket (see asyncapi.yaml).',
+      headers: { Upgrade: 'websocket' },
+    });
+  });
+
   operation(router, kit, 'leaveServer', async (ctx, { path }) => {
-    const id = serverId(path.server_id as string);
-    const current = host.coordinator.server(id);
-    if (!current) throw notFound('server', id);
-    if (current.status === 'left') throw conflict(`Server ${id} has already left the mesh.`, {}, 'server-left');
-    const view = unwrap(await durably(host.runDurably((core, now) => core.leave(id, now)),
-      `Server ${id} is draining, but the change may not survive a restart.`));
-    reply(ctx, 202, { server_id: view.serverId, status: 'draining' });
+    reply(ctx, 202, await leaveDurably(host, path.server_id as string));
   });
 
   return router;
 }
 
 /**
+ * The `leaveServer` operation (also a session's `leave` message): starts draining, durably, and
+ * returns the 202 body or throws the problem (404 unknown, 409 already left, 503 not durable).
+ */
+export async function leaveDurably(host: RouteKit['host'], serverIdParam: string): Promise<{ server_id: string; status: 'draining' }> {
+  const id = serverId(serverIdParam);
+  const current = host.coordinator.server(id);
+  if (!current) throw notFound('server', id);
+  if (current.status === 'left') throw conflict(`Server ${id} has already left the mesh.`, {}, 'server-left');
+  const view = unwrap(await durably(host.runDurably((core, now) => core.leave(id, now)),
+    `Server ${id} is draining, but the change may not survive a restart.`));
+  return { server_id: view.serverId, status: 'draining' };
+}
+
+/**
  * The `sendHeartbeat` operation after authentication and validation, shared by the Koa route and
- * the heartbeat fast path (api/heartbeat-fast-path.ts): applies the heartbeat, hands the effects
+ * server sessions (api/session/session-hub.ts): applies the heartbeat, hands the effects
  * on, and returns the 200 body or throws the problem (503 `heartbeat-dropped` with `Retry-After`,
  * other rejections through the rejection table).
  */
-export function applyHeartbeat(host: RouteKit['host'], serverIdParam: string, body: HeartbeatBody): Record<string, unknown> {
+export function applyHeartbeat(host: RouteKit['host'], serverIdParam: string, body: HeartbeatBody, leaseMs?: number): Record<string, unknown> {
   const id = serverId(serverIdParam);
-  const result = host.heartbeat(id, toHeartbeatInput(body));
+  const input = toHeartbeatInput(body);
+  const result = host.heartbeat(id, leaseMs === undefined ? input : { ...input, leaseMs });
   if (!result.ok && result.code === 'heartbeat_dropped') throw heartbeatDropped(result.detail, host.coordinator.config.heartbeatIntervalMs);
   return heartbeatReplyJson(unwrap(result));
 }

@@ -40,8 +40,11 @@ export interface paths {
         /**
          * Readiness probe
          * @description 200 while the service serves requests and can make changes durable; 503, with the reason,
-         *     while the last write of the state failed (nothing new can be acknowledged until a write
-         *     succeeds) or while the service shuts down.
+         *     while the last write of the state failed (nothing new can be acknowledged until a retried
+         *     write succeeds; the `persistence-failing` alert is open), during a restart's first
+         *     detection window (every server is given one before it can be judged), while the
+         *     coordinator is in TILT (it stalled, or the wall clock stepped, and distrusts its
+         *     observations), or while the service shuts down. `/healthz` stays liveness only.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -373,6 +376,48 @@ export interface paths {
          *     them as primary at once).
          */
         post: operations["sendHeartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mesh/servers/{server_id}/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the server. */
+                server_id: components["parameters"]["ServerIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Open a session (WebSocket)
+         * @description The preferred way for a game server to talk to the coordinator: one long-lived WebSocket per
+         *     server (RFC 6455, subprotocol `mesh.v1`). Over it the server sends heartbeats (exactly the
+         *     body of `sendHeartbeat`) and `leave`; the coordinator answers each heartbeat and pushes the
+         *     server's new assignment the moment a decision that concerns it is durable (promotion,
+         *     demotion, a backup assigned or dropped, fidelity, buffered actions waiting), so nothing waits
+         *     for the next heartbeat. The messages are specified in `asyncapi.yaml`.
+         *
+         *     Authentication: the server's token in `Authorization: Bearer <token>` (Godot 3's
+         *     `WebSocketClient.connect_to_url` sends it as a custom header). A client that cannot set
+         *     headers (a browser) offers the subprotocols `mesh.v1, mesh.bearer.<token>`; the coordinator
+         *     selects `mesh.v1` and never echoes the token. A token is never accepted in the URL.
+         *
+         *     Before the upgrade every refusal is a problem document like those of the other operations
+         *     (401, 403 for a wrong token or a page of another origin, 404, 409 for a server that left,
+         *     400 for a malformed handshake, 421 for a foreign `Host`, 426 without `Upgrade: websocket`):
+         *     the Host and Origin rules are those of a state-changing request. A server holds one session: a new one replaces the old (close code
+         *     4000). A server that stops reading its messages is disconnected once more than a bounded
+         *     amount waits to be sent (close code 4001). A session that closes without `leave` makes the
+         *     server suspect at once; its replication peers' reports decide whether it failed
+         *     (FAULT_TOLERANCE_DEPLOYMENT.md). HTTP heartbeats keep working for clients without sessions.
+         */
+        get: operations["openSession"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2531,6 +2576,53 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    openSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id of the server. */
+                server_id: components["parameters"]["ServerIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol; the session is open (messages in asyncapi.yaml). */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            421: components["responses"]["MisdirectedRequest"];
+            /** @description A plain GET without an Upgrade: websocket header (or an unsupported WebSocket version). */
+            426: {
+                headers: {
+                    /** @description Always `websocket`. */
+                    Upgrade?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://mesh-coordinator.dev/problems/upgrade-required",
+                     *       "title": "Upgrade Required",
+                     *       "status": 426,
+                     *       "detail": "A session is a WebSocket: send Upgrade: websocket.",
+                     *       "instance": "/mesh/servers/srv-7f3a9c/session"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     leaveServer: {

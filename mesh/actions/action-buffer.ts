@@ -109,6 +109,8 @@ export class ActionBuffer {
   private readonly forgetQueue = new MinHeap<ForgetEntry>((a, b) => a.dueMs < b.dueMs);
   private readonly totals: ActionBufferCounters = { buffered: 0, replayed: 0, expired: 0, rejected: 0, duplicates: 0 };
   private held = 0;
+  /** Players whose persisted record may have changed since {@link takeChangedPlayers}, by region and player. */
+  private readonly changedPlayers = new Map<string, readonly [RegionId, PlayerId]>();
 
   /** Creates an empty buffer with the configured per-player bound and maximum age. */
   constructor(limits: ActionBufferLimits) {
@@ -150,6 +152,7 @@ export class ActionBuffer {
       return reject('buffer_full', detail, { retryAfterMs });
     }
     const state = player ?? this.createPlayer(regionId, action.playerId);
+    this.noteChanged(regionId, action.playerId);
     this.hold(state, { regionId, playerId: action.playerId, seq: action.seq, payload: action.payload, acceptedAtMs: nowMs, digest });
     this.totals.buffered++;
     return ok({ status: 'buffered', pending: state.pending.size, expiresAtMs: nowMs + this.maxAgeMs });
@@ -181,6 +184,7 @@ export class ActionBuffer {
       const held = state?.pending.get(ack.seq);
       if (!state || !held) continue;
       state.pending.delete(ack.seq);
+      this.noteChanged(regionId, ack.playerId);
       this.held--;
       acknowledged++;
       state.highestAckedSeq = Math.max(state.highestAckedSeq ?? ack.seq, ack.seq);
@@ -211,6 +215,7 @@ export class ActionBuffer {
     const region = this.regions.get(regionId);
     if (!region) return [];
     const dropped = [...region.values()].flatMap((s) => [...s.pending.values()]);
+    for (const playerId of region.keys()) this.noteChanged(regionId, playerId);
     this.regions.delete(regionId);
     this.held -= dropped.length;
     this.totals.expired += dropped.length;
@@ -242,6 +247,26 @@ export class ActionBuffer {
       players: [...players.entries()].sort(([a], [b]) => compareText(a, b)).map(([playerId, s]) => playerJSON(playerId, s)),
     }));
     return { version: 1, regions, counters: this.counters() };
+  }
+
+  /**
+   * The players whose persisted record changed since the last call, and forgets them: what the
+   * core's change records (mesh/core/change-records.ts) must write.
+   */
+  takeChangedPlayers(): (readonly [RegionId, PlayerId])[] {
+    const taken = [...this.changedPlayers.values()];
+    this.changedPlayers.clear();
+    return taken;
+  }
+
+  /** One player's persisted record, or null when the buffer keeps nothing about the player. */
+  playerRecord(regionId: RegionId, playerId: PlayerId): PlayerBufferJSON | null {
+    const state = this.regions.get(regionId)?.get(playerId);
+    return state === undefined ? null : playerJSON(playerId, state);
+  }
+
+  private noteChanged(regionId: RegionId, playerId: PlayerId): void {
+    this.changedPlayers.set(`${regionId}\u0000${playerId}`, [regionId, playerId]);
   }
 
   /** Restores a buffer from `toJSON` output; corrupt data is a programmer error and throws. */
@@ -315,11 +340,13 @@ export class ActionBuffer {
   private release(h: Held): void {
     const state = this.regions.get(h.regionId)?.get(h.playerId);
     invariant(state !== undefined && state.pending.delete(h.seq), 'released an action that is not held');
+    this.noteChanged(h.regionId, h.playerId);
     this.held--;
     if (state.pending.size === 0 && state.highestAckedSeq === null) this.forgetPlayer(h.regionId, h.playerId);
   }
 
   private forgetPlayer(regionId: RegionId, playerId: PlayerId): void {
+    this.noteChanged(regionId, playerId);
     const region = this.regions.get(regionId);
     region?.delete(playerId);
     if (region?.size === 0) this.regions.delete(regionId);

@@ -47,6 +47,29 @@ export interface MeshConfig {
    */
   readonly peerSilenceMs: number;
   /**
+   * How long a replication peer must not have heard a server, since before that server's session
+   * closed without a `leave`, for its report to confirm the crash the closed session suggests. A
+   * closed session is a first, independent signal (a process that dies closes its sockets), so the
+   * peer's word needs only outlast the replication stream's rhythm: two 50 ms intervals, since peers
+   * report a peer heard within one interval as just heard. A server its peers still hear is never
+   * confirmed this way, however its session ended.
+   */
+  readonly sessionPeerSilenceMs: number;
+  /**
+   * Length of the primary lease a renewal over the session grants, counted by the server from the
+   * send time of its message the renewal answers. It bounds how fast a crashed primary can be
+   * replaced (the coordinator waits for it to lapse, plus the drift margin), so it is short; the
+   * renewal cadence below keeps a healthy primary's lease from lapsing between renewals. Every
+   * reply and push over a session grants this length, never `primaryLeaseMs`.
+   */
+  readonly sessionLeaseMs: number;
+  /**
+   * How often a server with a session asks for its lease to be renewed: a third of the lease, so
+   * that two renewals in a row can be lost or late before a healthy primary stops serving. Sent
+   * to the server with every renewal (`renew_in_ms`).
+   */
+  readonly sessionLeaseRenewalIntervalMs: number;
+  /**
    * Failure is declared after at most this much silence even without any peer evidence (seed: 5 s):
    * at the last tick before the silence reaches it, so the bound holds with ticks 100 ms apart. This
    * is the bound for servers that report no replication peers; with peers, confirmation is far faster.
@@ -153,6 +176,9 @@ export const defaultMeshConfig: MeshConfig = Object.freeze({
   phiMinStdDeviationMs: 100,
   phiAcceptablePauseMs: 100,
   peerSilenceMs: 500,
+  sessionPeerSilenceMs: 100,
+  sessionLeaseMs: 300,
+  sessionLeaseRenewalIntervalMs: 100,
   failureTimeoutMs: 5000,
   tiltThresholdMs: 2000,
   tiltRecoveryMs: 1500,
@@ -193,6 +219,7 @@ export const degradedLevels: readonly DegradedLevel[] = ['NORMAL', 'LIGHT', 'MOD
 
 const positiveIntegers: readonly (keyof MeshConfig)[] = [
   'heartbeatIntervalMs', 'expeditedHeartbeatIntervalMs', 'tickIntervalMs', 'phiWindowSize', 'peerSilenceMs', 'failureTimeoutMs',
+  'sessionPeerSilenceMs', 'sessionLeaseMs', 'sessionLeaseRenewalIntervalMs',
   'tiltThresholdMs', 'tiltRecoveryMs', 'clockStepThresholdMs', 'primaryLeaseMs', 'promotionAckTimeoutMs', 'backupSyncTimeoutMs',
   'maxTransitionsPerServer', 'maxBackupAssignmentsPerTick', 'serverFailureAlertsPerTick', 'failureWindowMs',
   'actionBufferMaxPerPlayer', 'actionBufferMaxAgeMs', 'snapshotMaxBytes', 'snapshotsMaxPerRegion', 'failoverHistoryLimit',
@@ -227,6 +254,12 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   }
   if (config.expeditedHeartbeatIntervalMs > config.heartbeatIntervalMs) {
     errors.push('expeditedHeartbeatIntervalMs must not exceed heartbeatIntervalMs');
+  }
+  if (config.sessionLeaseMs > config.primaryLeaseMs) {
+    errors.push('sessionLeaseMs must not exceed primaryLeaseMs (after a restart every server is taken to hold the longest lease)');
+  }
+  if (config.sessionLeaseRenewalIntervalMs >= config.sessionLeaseMs) {
+    errors.push('sessionLeaseRenewalIntervalMs must be shorter than sessionLeaseMs, or a healthy primary loses its lease between renewals');
   }
   if (config.tiltThresholdMs <= config.tickIntervalMs) {
     errors.push('tiltThresholdMs must exceed tickIntervalMs, or every tick is a stall');

@@ -16,7 +16,7 @@ import { Rebalancer } from '../failover/rebalance.ts';
 import { isAnnounced, type TransitionTrace } from '../failover/region-state.ts';
 import { FailoverMetrics } from '../health/failover-metrics.ts';
 import { ServerDetector } from '../detection/failure-detector.ts';
-import { applyHeartbeat, buildReply, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
+import { applyHeartbeat, buildReply, renewLease, type HeartbeatInput, type HeartbeatReply } from './heartbeat.ts';
 import { Membership } from './membership.ts';
 import { Outbox, type Effect } from '../effects/outbox.ts';
 import { SnapshotStore, type PlayerSnapshot } from '../actions/snapshots.ts';
@@ -27,6 +27,7 @@ import { meshStatus, metricsView, replicationView, routeView, serverView, type M
   type ReplicationView, type RouteView, type ServerView } from './views.ts';
 import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
+import { ChangeTracker, type ChangeBatch } from './change-records.ts';
 
 /** What a server says about itself when it registers. */
 export interface ServerInput {
@@ -49,6 +50,7 @@ export class Coordinator {
   private tiltUntilMs: number;
   private nextServerNumber = 1;
   private nextRegionNumber = 1;
+  private readonly changes = new ChangeTracker();
 
   /**
    * @param state a persisted state to resume from; every server then gets one full detection
@@ -119,16 +121,33 @@ export class Coordinator {
     const server = this.heartbeatSender(id);
     if (!server.ok) return server;
     const applied = applyHeartbeat(this.ctx, this.recovery, this.membership, server.value, input, nowMs);
-    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), nowMs, applied.reportedSilence));
+    return ok(buildReply(this.ctx, server.value, applied.demoted, (r) => this.ctx.buffer.pending(r), nowMs, applied.reportedSilence, input.leaseMs));
+  }
+
+  /** A session's lease renewal: the length granted (`sessionLeaseMs`), or 0 when the server may hold none. */
+  renewLease(id: ServerId, nowMs: number): Result<number, 'unknown_server' | 'server_left'> {
+    const server = this.heartbeatSender(id);
+    return server.ok ? ok(renewLease(this.ctx, server.value, nowMs)) : server;
+  }
+
+  /**
+   * The server's session closed without a `leave` (its process may have died, or only the
+   * connection did): it becomes suspect at once; its peers' reports decide (see Membership).
+   */
+  sessionClosed(id: ServerId, nowMs: number): Result<null, 'unknown_server' | 'server_left'> {
+    const server = this.heartbeatSender(id);
+    if (!server.ok) return server;
+    this.membership.sessionClosed(server.value, nowMs);
+    return ok(null);
   }
 
   /**
    * The reply a heartbeat would get, without applying one (for a heartbeat that is held back). It
-   * grants a lease like any reply, since the server receives it.
+   * grants a lease like any reply, since the server receives it (`leaseMs` as in HeartbeatInput).
    */
-  assignment(id: ServerId, nowMs: number): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
+  assignment(id: ServerId, nowMs: number, leaseMs?: number): Result<HeartbeatReply, 'unknown_server' | 'server_left'> {
     const server = this.heartbeatSender(id);
-    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r), nowMs)) : server;
+    return server.ok ? ok(buildReply(this.ctx, server.value, [], (r) => this.ctx.buffer.pending(r), nowMs, false, leaseMs)) : server;
   }
 
   private heartbeatSender(id: ServerId): Result<ServerRecord, 'unknown_server' | 'server_left'> {
@@ -237,6 +256,7 @@ export class Coordinator {
     if (!region) return reject('unknown_region', `no region ${id}`);
     if (patch.critical !== undefined) region.critical = patch.critical;
     if (patch.players !== undefined) region.players = patch.players;
+    this.ctx.topology.changedRegions.add(region.id);
     this.ctx.outbox.changed();
     return ok(replicationView(this.ctx, region));
   }
@@ -399,17 +419,47 @@ export class Coordinator {
     return this.ctx.outbox.drain();
   }
 
-  /** Everything up to change `seq` is on disk: held promotions are announced. */
-  markDurable(seq: number): void {
+  /**
+   * Everything up to change `seq` is on disk: held promotions are announced. With `nowMs`, each
+   * announced promotion's acknowledgement deadline runs from now: the new primary cannot acknowledge
+   * what it has not been told, however long the write took.
+   */
+  markDurable(seq: number, nowMs?: number): void {
     for (const { regionId, epoch } of this.ctx.outbox.markDurable(seq)) {
       const region = this.ctx.topology.regions.get(regionId);
-      if (region) this.recovery.announce(region, epoch);
+      if (region) this.recovery.announce(region, epoch, nowMs);
     }
+  }
+
+  /**
+   * The host cannot make changes durable (`reason` says why): a critical alert stays open until
+   * {@link storageRecovered}. Promotions wait for their announcement meanwhile, and their deadlines
+   * with them.
+   */
+  storageFailing(reason: string, nowMs: number): void {
+    raiseAlert(this.ctx, {
+      dedupKey: 'persistence-failing', severity: 'critical', title: 'Persisting the mesh state fails',
+      message: `Writing the mesh state failed (${reason}); it is retried with back-off. Until a write succeeds no ` +
+        'promotion is announced and no action is accepted (503).',
+    }, nowMs);
+  }
+
+  /** Writes succeed again: the alert of {@link storageFailing} is resolved. */
+  storageRecovered(nowMs: number): void {
+    resolveAlert(this.ctx, 'persistence-failing', nowMs);
   }
 
   /** The persistent part of the state (never heartbeats, detectors or snapshots). */
   exportState(nowMs: number): CoreState {
     return exportState(this.ctx, nowMs, { nextServerNumber: this.nextServerNumber, nextRegionNumber: this.nextRegionNumber });
+  }
+
+  /**
+   * The change records since the last call (mesh/core/change-records.ts), covering every change up
+   * to the batch's `seq`. The caller owns them until they are durable: they are not handed out again.
+   */
+  takeChanges(nowMs: number): ChangeBatch {
+    return this.changes.take(this.ctx, nowMs, { nextServerNumber: this.nextServerNumber, nextRegionNumber: this.nextRegionNumber });
   }
 
   /**
@@ -432,7 +482,7 @@ export class Coordinator {
     for (const server of simulated) {
       if (server.hosted.size > 0) this.membership.removeWithReplicas(server, nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
-      topology.servers.delete(server.id);
+      topology.removeServer(server.id);
       this.membership.forgetFailure(server, nowMs);
     }
     for (const alert of this.ctx.alerts.list({ state: 'open' })) {

@@ -42,6 +42,11 @@ export interface HeartbeatInput {
   readonly players: number;
   readonly regions: readonly RegionClaim[];
   readonly peers: readonly PeerSilence[];
+  /**
+   * The lease the reply grants if it names the server primary: a session asks for its shorter
+   * `sessionLeaseMs`, renewed often; default `primaryLeaseMs`, which is also the most granted.
+   */
+  readonly leaseMs?: number;
 }
 
 /** A server's address as other servers and players need it. */
@@ -88,7 +93,11 @@ export function applyHeartbeat(ctx: CoreContext, recovery: Recovery, membership:
   server.detector.heartbeat(nowMs);
   if (server.status === 'failed') membership.returned(server, input.incarnation, nowMs);
   // Assigned only when changed: the record is long-lived and the string is new with every request.
-  if (server.incarnation !== input.incarnation) server.incarnation = input.incarnation;
+  if (server.incarnation !== input.incarnation) {
+    server.incarnation = input.incarnation;
+    // Persisted with the next write (it tells a restarted server from a returning one), not on its own.
+    ctx.topology.changedServers.add(server.id);
+  }
   server.players = input.players;
   const demoted: { regionId: RegionId; epoch: number }[] = [];
   for (const claim of input.regions) applyClaim(ctx, recovery, server, claim, nowMs, demoted);
@@ -159,7 +168,7 @@ function applyPeer(ctx: CoreContext, reporter: ServerRecord, peer: PeerSilence, 
 
 /** Builds the reply from the announced (durable) state of every region the server hosts. */
 export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { regionId: RegionId; epoch: number }[],
-  pendingActions: (regionId: RegionId) => number, nowMs: number, reportedSilence = false): HeartbeatReply {
+  pendingActions: (regionId: RegionId) => number, nowMs: number, reportedSilence = false, asked?: number): HeartbeatReply {
   const level = ctx.degraded.level;
   const regions: RegionAssignment[] = [];
   // A server that reports a silent peer is asked back soon: its next report may confirm a failure.
@@ -175,7 +184,7 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
   }
   const heartbeatIntervalMs = expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs;
   server.detector.asked(heartbeatIntervalMs);
-  const leaseMs = leaseFor(ctx, server, regions);
+  const leaseMs = leaseFor(ctx, server, regions, asked);
   if (leaseMs > 0) ctx.leases.grant(server.id, nowMs, leaseMs);
   return {
     serverId: server.id, status: server.status, degradedLevel: level, fidelity: fidelityFor(level, false),
@@ -188,9 +197,24 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
  * otherwise. A draining server is granted none, so that its lease runs out and its regions can be
  * handed over without two primaries serving at once.
  */
-function leaseFor(ctx: CoreContext, server: ServerRecord, regions: readonly RegionAssignment[]): number {
+function leaseFor(ctx: CoreContext, server: ServerRecord, regions: readonly RegionAssignment[], asked?: number): number {
   if (server.status !== 'alive' && server.status !== 'suspect') return 0;
-  for (const region of regions) if (region.role === 'primary') return ctx.config.primaryLeaseMs;
+  for (const region of regions) if (region.role === 'primary') return Math.min(asked ?? ctx.config.primaryLeaseMs, ctx.config.primaryLeaseMs);
+  return 0;
+}
+
+/**
+ * Renews a session's lease without a heartbeat (a small `renew` message, sent far more often):
+ * grants `sessionLeaseMs` when the server is primary of an announced region and may hold a lease
+ * (as {@link buildReply} would), 0 otherwise. Returns the length granted.
+ */
+export function renewLease(ctx: CoreContext, server: ServerRecord, nowMs: number): number {
+  if (server.status !== 'alive' && server.status !== 'suspect') return 0;
+  for (const region of server.hosted) {
+    if (region.primary !== server.id || !isAnnounced(region)) continue;
+    ctx.leases.grant(server.id, nowMs, ctx.config.sessionLeaseMs);
+    return ctx.config.sessionLeaseMs;
+  }
   return 0;
 }
 

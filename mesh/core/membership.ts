@@ -99,6 +99,17 @@ export class Membership {
     this.alertFailures(declared, nowMs);
   }
 
+  /**
+   * A server's session closed without a `leave`: evidence, not proof. A live server becomes
+   * `suspect` at once (its peers are asked for news sooner); the next tick's judging fails it over
+   * only when a replication peer confirms the silence (see `ServerDetector.sessionClosed`).
+   */
+  sessionClosed(server: ServerRecord, nowMs: number): void {
+    if (server.status !== 'alive' && server.status !== 'suspect') return;
+    server.detector.sessionClosed(nowMs);
+    setServerStatus(this.ctx, server, 'suspect', nowMs);
+  }
+
   /** Declares a server failed and hands its regions to recovery (outside a tick's judging). */
   declareFailed(server: ServerRecord, reason: FailureReason, nowMs: number): void {
     this.alertFailures([this.declare(server, reason, nowMs, true)], nowMs);

@@ -48,13 +48,24 @@ export function exportState(ctx: CoreContext, nowMs: number, numbers: CoreState[
   const { eventSeq, changeSeq } = ctx.outbox.positions();
   return {
     version: coreStateVersion, savedAtMs: nowMs, positions: { eventSeq, changeSeq }, numbers,
-    servers: [...ctx.topology.servers.values()].map(({ hosted: _index, detector: _detector, ...s }) => s),
-    regions: [...ctx.topology.regions.values()].map((r) => ({
-      ...r, backups: [...r.backups], syncing: Object.fromEntries(r.syncing), syncTarget: Object.fromEntries(r.syncTarget),
-      appliedSeq: Object.fromEntries(r.appliedSeq),
-      formerReplicas: [...r.formerReplicas], lostPrimary: r.lostPrimary && { ...r.lostPrimary },
-    })),
+    servers: [...ctx.topology.servers.values()].map(persistedServer),
+    regions: [...ctx.topology.regions.values()].map(persistedRegion),
     alerts: ctx.alerts.toJSON(), metrics: ctx.metrics.toJSON(), buffer: ctx.buffer.toJSON(), degraded: ctx.degraded.toJSON(),
+  };
+}
+
+/** A server's persisted form: a copy without its index and detector. */
+export function persistedServer(server: ServerRecord): PersistedServer {
+  const { hosted: _index, detector: _detector, ...persisted } = server;
+  return persisted;
+}
+
+/** A region's persisted form: a deep copy with its maps as plain objects. */
+export function persistedRegion(r: RegionRecord): PersistedRegion {
+  return {
+    ...r, backups: [...r.backups], syncing: Object.fromEntries(r.syncing), syncTarget: Object.fromEntries(r.syncTarget),
+    appliedSeq: Object.fromEntries(r.appliedSeq),
+    formerReplicas: [...r.formerReplicas], lostPrimary: r.lostPrimary && { ...r.lostPrimary },
   };
 }
 

@@ -30,7 +30,7 @@ const timedOut: Verdict = Object.freeze({ state: 'failed', reason: 'timeout' });
 export type DetectorConfig = Pick<
   MeshConfig,
   'heartbeatIntervalMs' | 'phiSuspectThreshold' | 'phiWindowSize' | 'phiMinStdDeviationMs' |
-  'phiAcceptablePauseMs' | 'peerSilenceMs' | 'failureTimeoutMs'
+  'phiAcceptablePauseMs' | 'peerSilenceMs' | 'failureTimeoutMs' | 'sessionPeerSilenceMs'
 >;
 
 /**
@@ -125,6 +125,8 @@ export class ServerDetector {
   private freshReports = 0;
   /** When a player last reported the server unreachable (evidence for suspicion, never proof). */
   private playerReportAtMs = -Infinity;
+  /** When the server's session last closed without a `leave` (evidence for suspicion, never proof). */
+  private sessionClosedAtMs = -Infinity;
   /**
    * How many of the latest replies in a row asked for the regular interval, up to 2. An interval
    * is learnt only when the two replies before its end did: the server was then at the regular
@@ -215,6 +217,21 @@ export class ServerDetector {
     this.playerReportAtMs = Math.max(this.playerReportAtMs, nowMs);
   }
 
+  /**
+   * Records that the server's session closed without a `leave`. Until its next heartbeat the server
+   * is `suspect` whatever phi says, and a peer that reports it silent since before the close
+   * (for `sessionPeerSilenceMs`) confirms the failure; a peer that still hears it clears nothing
+   * but confirms nothing either (a network or coordinator hiccup), and the phi path goes on.
+   */
+  sessionClosed(nowMs: number): void {
+    this.sessionClosedAtMs = Math.max(this.sessionClosedAtMs, nowMs);
+  }
+
+  /** True while the session closed after the server's last heartbeat. */
+  get sessionLost(): boolean {
+    return this.sessionClosedAtMs >= this.lastHeartbeatAt;
+  }
+
   /** Forgets a peer that no longer replicates with this server. */
   forgetPeer(peer: ServerId): void {
     const at = this.reporters.indexOf(peer);
@@ -274,11 +291,13 @@ export class ServerDetector {
    * overshot by up to a tick.
    */
   assess(nowMs: number, isPeer: (peer: ServerId) => boolean, timeoutLeadMs = 0): Verdict {
-    if (nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return alive;
+    const sessionLost = this.sessionLost;
+    if (!sessionLost && nowMs - this.lastHeartbeatAt <= this.config.heartbeatIntervalMs) return alive;
     const currentPhi = this.phi(nowMs);
-    if (currentPhi < this.config.phiSuspectThreshold) {
+    if (!sessionLost && currentPhi < this.config.phiSuspectThreshold) {
       return this.playerReportAtMs > this.lastHeartbeatAt ? { state: 'suspect', phi: currentPhi } : alive;
     }
+    if (sessionLost && this.peerConfirmsSessionLoss(isPeer)) return peerConfirmed;
     // One pass over the current peers' reports: the latest instant anyone (the coordinator or a
     // current peer) saw the server, and the latest report of a current peer. A peer confirms the
     // failure when it reported a full silence window after that last sighting without hearing the
@@ -298,5 +317,23 @@ export class ServerDetector {
     if (latestReport - lastSeen >= this.config.peerSilenceMs) return peerConfirmed;
     if (nowMs + timeoutLeadMs - lastSeen >= this.config.failureTimeoutMs) return timedOut;
     return { state: 'suspect', phi: currentPhi };
+  }
+
+  /**
+   * True when a current peer, in a report that arrived after the session closed, said it had not
+   * heard the server since before the close, for at least `sessionPeerSilenceMs`: its link broke
+   * when the session did, as the links of a dead process do. Reports sent before the close prove
+   * nothing about it, and a peer that heard the server after the close sees a live process.
+   */
+  private peerConfirmsSessionLoss(isPeer: (peer: ServerId) => boolean): boolean {
+    const closedAt = this.sessionClosedAtMs;
+    for (let at = 0; at < this.reporters.length; at++) {
+      if (this.reportGeneration[at] !== this.generation) continue;
+      const heardAtMs = this.heardAtMs[at] as number;
+      const receivedAtMs = this.receivedAtMs[at] as number;
+      if (receivedAtMs < closedAt || heardAtMs > closedAt) continue;
+      if (receivedAtMs - heardAtMs >= this.config.sessionPeerSilenceMs && isPeer(this.reporters[at] as ServerId)) return true;
+    }
+    return false;
   }
 }

@@ -75,7 +75,10 @@ export function setServerStatus(ctx: CoreContext, server: ServerRecord, to: Serv
   // Suspicion is judged afresh after a restart, so alive <-> suspect needs no write: with phi 3 a
   // single lost heartbeat makes a server suspect, and persisting that would rewrite the state
   // almost every tick in a large mesh.
-  if (!isTransient(from, to)) ctx.outbox.changed();
+  if (!isTransient(from, to)) {
+    ctx.topology.changedServers.add(server.id);
+    ctx.outbox.changed();
+  }
 }
 
 function isTransient(from: ServerStatus, to: ServerStatus): boolean {
@@ -90,6 +93,9 @@ function isTransient(from: ServerStatus, to: ServerStatus): boolean {
 export function refreshPhase(ctx: CoreContext, region: RegionRecord, nowMs: number): void {
   const to = phaseOf(region);
   const from = region.phase;
+  // Every path that changes a region's facts ends here (or in a recovery event): noting the region
+  // now makes it part of the next change records without each caller having to remember it.
+  ctx.topology.changedRegions.add(region.id);
   if (from === to) {
     // Same phase: only a change in assigned backups can raise or resolve the under-replication alert.
     if (to === 'under_replicated' || to === 'active') phaseAlerts(ctx, region, from, nowMs);

@@ -15,7 +15,7 @@
  */
 import { alertNoCapacity, refreshPhase, raiseAlert, resolveAlert, type CoreContext } from './context.ts';
 import { chooseCandidate, PlacementPlanner } from './placement.ts';
-import { announce, stateOf, type FailoverEvent, type TransitionTrace } from './region-state.ts';
+import { announce, isAnnounced, stateOf, type FailoverEvent, type TransitionTrace } from './region-state.ts';
 import { byPriority, type RegionRecord, type ServerRecord } from './topology.ts';
 import type { ServerId } from '../base/types.ts';
 
@@ -160,10 +160,16 @@ export class Recovery {
     this.ctx.outbox.changed();
   }
 
-  /** Everything up to `epoch` is durable: a promotion held back until then is announced. */
-  announce(region: RegionRecord, epoch: number): void {
+  /**
+   * Everything up to `epoch` is durable: a promotion held back until then is announced, and with
+   * `nowMs` its acknowledgement deadline starts now (a slow write must not eat the new primary's time).
+   */
+  announce(region: RegionRecord, epoch: number, nowMs?: number): void {
     if (region.announcedEpoch >= epoch) return;
     this.traced(region, 'epoch_durable', () => announce(region, epoch));
+    if (nowMs !== undefined && region.deadlineMs !== null && !region.primaryAcked) {
+      region.deadlineMs = Math.max(region.deadlineMs, nowMs + this.ctx.config.promotionAckTimeoutMs);
+    }
   }
 
   /**
@@ -227,6 +233,7 @@ export class Recovery {
   forgetFormerReplica(region: RegionRecord, serverId: ServerId): void {
     if (!region.formerReplicas.includes(serverId)) return;
     region.formerReplicas = region.formerReplicas.filter((id) => id !== serverId);
+    this.ctx.topology.changedRegions.add(region.id);
     this.ctx.outbox.changed();
   }
 
@@ -502,7 +509,8 @@ export class Recovery {
   private expireDeadlines(nowMs: number): void {
     for (const region of this.timed) {
       let expired = false;
-      if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked) {
+      // A promotion whose epoch is not durable yet has not been told to anyone: its deadline waits.
+      if (region.deadlineMs !== null && region.deadlineMs <= nowMs && !region.primaryAcked && isAnnounced(region)) {
         this.traced(region, 'ack_timeout', () => this.abortPromotion(region, nowMs));
         expired = true;
       }
@@ -577,6 +585,7 @@ export class Recovery {
 
   /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */
   private traced(region: RegionRecord, event: FailoverEvent, act: () => void): void {
+    this.ctx.topology.changedRegions.add(region.id);
     if (this.trace === null) {
       act();
       return;

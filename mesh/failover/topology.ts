@@ -96,10 +96,18 @@ export interface RegionRecord {
 export class Topology {
   readonly servers = new Map<ServerId, ServerRecord>();
   readonly regions = new Map<RegionId, RegionRecord>();
+  /**
+   * Servers and regions whose persisted fields may have changed since the core last handed out its
+   * change records (mesh/core/change-records.ts). Every method below that changes a record notes it
+   * here; code that changes a record's fields directly notes it itself.
+   */
+  readonly changedServers = new Set<ServerId>();
+  readonly changedRegions = new Set<RegionId>();
   private readonly hosted = new Map<ServerId, Set<RegionRecord>>();
 
   addServer(server: ServerRecord): void {
     this.servers.set(server.id, server);
+    this.changedServers.add(server.id);
     const earlier = this.hosted.get(server.id);
     if (earlier !== undefined && earlier !== server.hosted) for (const region of earlier) server.hosted.add(region);
     this.hosted.set(server.id, server.hosted);
@@ -107,6 +115,7 @@ export class Topology {
 
   addRegion(region: RegionRecord): void {
     this.regions.set(region.id, region);
+    this.changedRegions.add(region.id);
     for (const id of replicasOf(region)) this.hostedSet(id).add(region);
   }
 
@@ -115,6 +124,13 @@ export class Topology {
     if (!region) return;
     for (const server of replicasOf(region)) this.hosted.get(server)?.delete(region);
     this.regions.delete(id);
+    this.changedRegions.add(id);
+  }
+
+  /** Removes a server's record (it must host nothing). */
+  removeServer(id: ServerId): void {
+    this.servers.delete(id);
+    this.changedServers.add(id);
   }
 
   /** Regions a server hosts in any role. */
@@ -136,11 +152,13 @@ export class Topology {
   setPrimary(region: RegionRecord, id: ServerId | null): void {
     this.releasePrimary(region);
     region.primary = id;
+    this.changedRegions.add(region.id);
     if (id !== null) this.hostedSet(id).add(region);
   }
 
   addBackup(region: RegionRecord, id: ServerId, syncDeadlineMs: number | null, syncTarget = 0): void {
     region.backups.push(id);
+    this.changedRegions.add(region.id);
     // What a server held in an earlier stint says nothing about what it holds now.
     region.appliedSeq.delete(id);
     if (syncDeadlineMs !== null) {
@@ -152,6 +170,7 @@ export class Topology {
 
   removeBackup(region: RegionRecord, id: ServerId): void {
     this.leaveBackups(region, id);
+    this.changedRegions.add(region.id);
     if (region.primary !== id) this.hosted.get(id)?.delete(region);
   }
 
@@ -164,6 +183,7 @@ export class Topology {
   evict(server: ServerRecord, leaving: (region: RegionRecord) => void): void {
     for (const region of server.hosted) {
       leaving(region);
+      this.changedRegions.add(region.id);
       if (region.primary === server.id) region.primary = null;
       else this.leaveBackups(region, server.id);
     }
@@ -177,6 +197,7 @@ export class Topology {
    * backup completes.
    */
   forgetDeparted(region: RegionRecord): void {
+    this.changedRegions.add(region.id);
     for (const id of region.appliedSeq.keys()) {
       if (id !== region.primary && !region.backups.includes(id)) region.appliedSeq.delete(id);
     }
@@ -193,6 +214,7 @@ export class Topology {
     }
     this.releasePrimary(region);
     region.primary = id;
+    this.changedRegions.add(region.id);
   }
 
   /** The current primary stops hosting the region, unless it is one of its backups too. */

@@ -51,7 +51,7 @@ export class FaultLayer {
     const delay = server.simulated ? 0 : this.registry.heartbeatDelay(id, nowMs);
     if (delay > 0) {
       this.delayed.push({ serverId: id, input, dueAtMs: nowMs + delay, order: this.delayedOrder++ });
-      return this.core.assignment(id, nowMs);
+      return this.core.assignment(id, nowMs, input.leaseMs);
     }
     return this.core.heartbeat(id, this.withSilence(input, nowMs), nowMs);
   }

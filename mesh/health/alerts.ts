@@ -89,6 +89,9 @@ export class AlertBook {
   private readonly openPerRegion = new Map<string, number>();
   private resolvedOrder: string[] = [];
   private nextId = 1;
+  /** Alerts whose persisted form changed since {@link takeChanges}, and whether the book's order did. */
+  private readonly changedIds = new Set<string>();
+  private orderChanged = false;
 
   /** @param resolvedAlertsLimit most resolved alerts kept; open alerts do not count. */
   constructor(resolvedAlertsLimit: number) {
@@ -109,6 +112,7 @@ export class AlertBook {
     const openId = this.openIdByKey.get(input.dedupKey);
     const existing = openId === undefined ? undefined : this.alerts.get(openId);
     if (existing !== undefined) {
+      this.changedIds.add(existing.id);
       const escalated = repeat(existing, input, nowMs);
       return { alert: copyAlert(existing), isNew: false, escalated };
     }
@@ -121,6 +125,8 @@ export class AlertBook {
     const alert = id === undefined ? undefined : this.alerts.get(id);
     if (id === undefined || alert === undefined) return undefined;
     alert.resolvedAtMs = nowMs;
+    this.changedIds.add(id);
+    this.orderChanged = true;
     this.openIdByKey.delete(dedupKey);
     this.countAboutRegion(alert, -1);
     this.resolvedOrder.push(id);
@@ -139,6 +145,7 @@ export class AlertBook {
       return reject('unknown_alert', `No alert with id ${id} is kept; it may never have existed or have been resolved long ago.`);
     }
     if (alert.acknowledgedAtMs === null) {
+      this.changedIds.add(id);
       alert.acknowledgedAtMs = nowMs;
       alert.acknowledgedBy = by ?? null;
     }
@@ -193,6 +200,19 @@ export class AlertBook {
     return this.openPerRegion.size !== 0 && this.openPerRegion.has(regionId);
   }
 
+  /**
+   * What changed since the last call, for the core's change records: the ids of alerts changed or
+   * dropped (`get` then returns the alert or undefined), and the book's numbering and resolved
+   * order when they changed (null otherwise).
+   */
+  takeChanges(): { ids: string[]; order: Pick<AlertBookJSON, 'nextId' | 'resolvedOrder'> | null } {
+    const ids = [...this.changedIds];
+    this.changedIds.clear();
+    const order = this.orderChanged ? { nextId: this.nextId, resolvedOrder: [...this.resolvedOrder] } : null;
+    this.orderChanged = false;
+    return { ids, order };
+  }
+
   /** Plain-data snapshot for persistence. */
   toJSON(): AlertBookJSON {
     return {
@@ -238,6 +258,8 @@ export class AlertBook {
     };
     if (input.subject !== undefined) alert.subject = { ...input.subject };
     this.nextId += 1;
+    this.changedIds.add(alert.id);
+    this.orderChanged = true;
     this.alerts.set(alert.id, alert);
     this.openIdByKey.set(alert.dedupKey, alert.id);
     this.countAboutRegion(alert, 1);
@@ -267,6 +289,8 @@ export class AlertBook {
     while (this.resolvedOrder.length > this.limit) {
       const id = this.resolvedOrder.shift();
       if (id !== undefined) this.alerts.delete(id);
+      if (id !== undefined) this.changedIds.add(id);
+      this.orderChanged = true;
     }
   }
 }

@@ -172,6 +172,9 @@ export class FailoverMetrics {
   private completed = 0;
   private failed = 0;
   private falseFailovers = 0;
+  /** Records changed or dropped since {@link takeChanges}, and whether the counts or samples changed. */
+  private readonly changedIds = new Set<string>();
+  private summaryChanged = false;
 
   /** @param failoverHistoryLimit most records kept; in-progress records may exceed it. */
   constructor(failoverHistoryLimit: number) {
@@ -205,6 +208,7 @@ export class FailoverMetrics {
     };
     this.nextId += 1;
     this.total += 1;
+    this.summaryChanged = true;
     this.keep(record);
     this.detection.push(record.detectionMs);
     this.dropOldFinished();
@@ -215,6 +219,7 @@ export class FailoverMetrics {
   repromote(id: string, newPrimaryId: ServerId, epoch: number, nowMs: number): FailoverRecord {
     const record = this.inProgressRecord(id);
     invariant(epoch > record.epoch, () => `repromotion of ${id} must raise the epoch above ${record.epoch}, got ${epoch}`);
+    this.changedIds.add(id);
     record.newPrimaryId = newPrimaryId;
     record.epoch = epoch;
     record.promotedAtMs = nowMs;
@@ -229,6 +234,7 @@ export class FailoverMetrics {
     record.completedAtMs = nowMs;
     record.recoveryMs = nowMs - record.failedAtMs;
     record.outcome = 'completed';
+    this.summaryChanged = true;
     this.completed += 1;
     this.recovery.push(record.recoveryMs);
     this.finish(record);
@@ -240,6 +246,7 @@ export class FailoverMetrics {
     const record = this.inProgressRecord(id);
     record.completedAtMs = nowMs;
     record.outcome = 'failed';
+    this.summaryChanged = true;
     this.failed += 1;
     this.finish(record);
     return { ...record };
@@ -258,6 +265,7 @@ export class FailoverMetrics {
 
   /** Counts a server declared failed that later proved alive; returns the new count. */
   recordFalseFailover(): number {
+    this.summaryChanged = true;
     this.falseFailovers += 1;
     return this.falseFailovers;
   }
@@ -286,6 +294,8 @@ export class FailoverMetrics {
    */
   reset(): void {
     const running = [...this.records.values()].filter((r) => r.outcome === 'in_progress');
+    for (const id of this.records.keys()) this.changedIds.add(id);
+    this.summaryChanged = true;
     this.records = new Map();
     this.finished = new MinHeap(byStartOrder);
     for (const record of running) this.keep(record);
@@ -297,11 +307,28 @@ export class FailoverMetrics {
     this.falseFailovers = 0;
   }
 
+  /**
+   * What changed since the last call, for the core's change records: the ids of records changed or
+   * dropped (`get` then returns the record or undefined), and the counts and samples when they
+   * changed (null otherwise).
+   */
+  takeChanges(): { ids: string[]; summary: Omit<FailoverMetricsJSON, 'records'> | null } {
+    const ids = [...this.changedIds];
+    this.changedIds.clear();
+    let summary: Omit<FailoverMetricsJSON, 'records'> | null = null;
+    if (this.summaryChanged) {
+      const { records: _records, ...rest } = this.toJSON(false);
+      summary = rest;
+    }
+    this.summaryChanged = false;
+    return { ids, summary };
+  }
+
   /** Plain-data snapshot for persistence (at most {@link statsSampleLimit} samples per series). */
-  toJSON(): FailoverMetricsJSON {
+  toJSON(withRecords = true): FailoverMetricsJSON {
     return {
       nextId: this.nextId,
-      records: [...this.records.values()].map((r) => ({ ...r })),
+      records: withRecords ? [...this.records.values()].map((r) => ({ ...r })) : [],
       detectionSamples: [...this.detection.values],
       recoverySamples: [...this.recovery.values],
       total: this.total,
@@ -345,6 +372,7 @@ export class FailoverMetrics {
   /** Adds a record to the history, after every record started before it. */
   private keep(record: MutableRecord): void {
     this.records.set(record.id, record);
+    this.changedIds.add(record.id);
   }
 
   /**
@@ -353,6 +381,7 @@ export class FailoverMetrics {
    * failure starts thousands of failovers in one tick).
    */
   private finish(record: MutableRecord): void {
+    this.changedIds.add(record.id);
     this.finished.push({ order: Number(record.id.slice(idPrefix.length)), id: record.id });
     this.dropOldFinished();
   }
@@ -368,6 +397,7 @@ export class FailoverMetrics {
       const oldest = this.finished.pop();
       if (oldest === undefined) return;
       this.records.delete(oldest.id);
+      this.changedIds.add(oldest.id);
     }
   }
 }

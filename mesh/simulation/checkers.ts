@@ -515,42 +515,47 @@ export function failoverRecords(core: Coordinator): FailoverRecord[] {
 
 /**
  * Critical-first ordering of one burst of failovers:
- * 1. the slowest critical recovery is no slower than the slowest non-critical one;
- * 2. a critical region is never promoted in a later tick than a non-critical region whose failure
- *    was detected in the same tick as the critical one's or later.
+ * 1. a critical region is never promoted in a later tick than a non-critical region whose failure
+ *    was detected in the same tick as the critical one's or later;
+ * 2. the slowest critical promotion, counted from the first tick at which its region could be
+ *    promoted (failure detected, and its lost primary's lease plus the drift margin over), is no
+ *    later than the slowest non-critical one. Promotions are compared, not acknowledgements: a
+ *    promoted server learns of its promotion at its next heartbeat, whose phase the coordinator
+ *    does not choose, and each region's lease ends when its own lost primary was last answered.
  * `firstPromotion` is each region's first promotion time (from `failover_initiated` events).
  * Critical regions in `waited` are left out of both: their failover waited for the failure
  * detector, not for other regions, and priority cannot hurry the detector. That is the case when
  * at some tick after losing their primary they had a confirmed backup but none that could be
  * promoted (a suspect one), and when the backup they promoted had crashed too, unnoticed yet, so
  * that they were promoted again once it was declared failed. `leaseEnds` says when each region's
- * lost primary's lease (plus the drift margin) was over: rule 2 counts only non-critical regions
- * promoted after that, since no region may be promoted before.
+ * lost primary's lease (plus the drift margin) was over: no region may be promoted before.
+ * `tickMs` rounds that moment up to the tick that can act on it.
  */
 export function criticalOrderingProblems(records: readonly FailoverRecord[], firstPromotion: ReadonlyMap<RegionId, number>,
-  waited: ReadonlySet<RegionId> = new Set(), leaseEnds: ReadonlyMap<RegionId, number> = new Map()): string[] {
+  waited: ReadonlySet<RegionId> = new Set(), leaseEnds: ReadonlyMap<RegionId, number> = new Map(), tickMs = 1): string[] {
   const problems: string[] = [];
-  const completed = records.filter((r) => r.recoveryMs !== null && !(r.critical && waited.has(r.regionId)));
-  const maxOf = (rs: readonly FailoverRecord[]) => Math.max(-Infinity, ...rs.map((r) => r.recoveryMs ?? 0));
-  const critical = completed.filter((r) => r.critical);
-  const others = completed.filter((r) => !r.critical);
-  if (critical.length > 0 && others.length > 0 && maxOf(critical) > maxOf(others)) {
-    problems.push(`slowest critical recovery ${maxOf(critical).toFixed(0)} ms exceeds slowest non-critical ${maxOf(others).toFixed(0)} ms`);
-  }
   const promoted = (r: FailoverRecord) => firstPromotion.get(r.regionId);
+  const eligibleAt = (r: FailoverRecord) => Math.max(r.detectedAtMs, leaseEnds.get(r.regionId) ?? -Infinity);
   for (const c of records.filter((r) => r.critical && !waited.has(r.regionId))) {
     const cAt = promoted(c);
     if (cAt === undefined) continue;
-    // A region may not be promoted before its lost primary's lease is over: only a non-critical
-    // region promoted once the critical one could have been has overtaken it.
-    const eligibleAt = leaseEnds.get(c.regionId) ?? -Infinity;
+    // Only a non-critical region promoted once the critical one could have been has overtaken it.
     const overtaken = records.find((n) => !n.critical && n.detectedAtMs >= c.detectedAtMs && (promoted(n) ?? Infinity) < cAt &&
-      (promoted(n) ?? -Infinity) >= eligibleAt);
+      (promoted(n) ?? -Infinity) >= eligibleAt(c));
     if (overtaken) {
       problems.push(`critical ${c.regionId} (detected ${c.detectedAtMs}, promoted ${cAt}) promoted after non-critical ` +
         `${overtaken.regionId} (detected ${overtaken.detectedAtMs}, promoted ${promoted(overtaken)})`);
     }
     if (problems.length >= 10) break;
+  }
+  const delayOf = (r: FailoverRecord) => (promoted(r) as number) - Math.ceil(eligibleAt(r) / tickMs) * tickMs;
+  const considered = records.filter((r) => promoted(r) !== undefined && !(r.critical && waited.has(r.regionId)));
+  const maxDelay = (rs: readonly FailoverRecord[]) => Math.max(-Infinity, ...rs.map(delayOf));
+  const critical = considered.filter((r) => r.critical);
+  const others = considered.filter((r) => !r.critical);
+  if (critical.length > 0 && others.length > 0 && maxDelay(critical) > maxDelay(others)) {
+    problems.push(`slowest critical promotion ${maxDelay(critical).toFixed(0)} ms after its region could be promoted exceeds ` +
+      `slowest non-critical ${maxDelay(others).toFixed(0)} ms`);
   }
   return problems;
 }

@@ -3,8 +3,8 @@
  * `Random`, the fleet's network and players, and a separate workload stream for the test's own
  * choices (which server to crash, when), so that a run is reproduced exactly from its spec.
  *
- * With `coordinatorFaults`, the run also models what is durable (the core state exported at every
- * `persist` effect, as the service's store writes it) so that the coordinator itself can crash and
+ * With `coordinatorFaults`, the run also models what is durable (the core's change records taken at
+ * every `persist` effect and applied to a map, as the service's store writes them) so that the coordinator itself can crash and
  * restart from its last durable state, or from an older one (an operator's restore), while the
  * fleet runs on; every restart is a new boot, with event ids of its own.
  *
@@ -17,6 +17,7 @@ import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
 import type { BufferedAction } from '../actions/action-buffer.ts';
 import { Coordinator } from '../core/coordinator.ts';
 import type { CoreState } from '../core/state.ts';
+import { recordsOfState, stateFromRecords, type ChangeBatch } from '../core/change-records.ts';
 import { eventId } from '../effects/events.ts';
 import { reject } from '../base/types.ts';
 import { testMeshConfig, validateMeshConfig, type MeshConfig } from '../base/config.ts';
@@ -112,6 +113,8 @@ export class SimRun {
   private readonly coordinatorRandom: SeededRandom;
   /** Durable states, oldest first, with when they were written (kept with `coordinatorFaults`). */
   private readonly durable: { atMs: number; state: CoreState }[] = [];
+  /** The durable records, as the service's store holds them: every write's change records applied. */
+  private stored = new Map<string, unknown>();
   /** While the coordinator is down: when it restarts and from which durable state. */
   private down: { untilMs: number; from: CoreState; restored: boolean } | null = null;
   /** The coordinator's current boot (a new one at every restart); qualifies event ids. */
@@ -205,14 +208,20 @@ export class SimRun {
           this.published(eventId(`b${this.boot}`, effect.event.seq));
           continue;
         }
-        if (this.spec.coordinatorFaults === true) this.keepDurable(coordinator.exportState(this.lastTickMs));
+        if (this.spec.coordinatorFaults === true) this.keepDurable(coordinator.takeChanges(this.lastTickMs));
         coordinator.markDurable(effect.seq);
         for (const hook of this.afterPersist) hook();
       }
     });
   }
 
-  private keepDurable(state: CoreState): void {
+  /** Applies a write's change records to the durable records and keeps the state they make. */
+  private keepDurable(batch: ChangeBatch): void {
+    for (const { key, value } of batch.records) {
+      if (value === null) this.stored.delete(key);
+      else this.stored.set(key, value);
+    }
+    const state = stateFromRecords(this.stored) as CoreState;
     this.durable.push({ atMs: this.lastTickMs, state: JSON.parse(JSON.stringify(state)) as CoreState });
     if (this.durable.length > durableHistory) this.durable.splice(0, this.durable.length - durableHistory);
   }
@@ -235,7 +244,11 @@ export class SimRun {
     this.mesh = this.newRuntime(firstTick);
     this.fleet.reattach(this.core);
     this.mesh.fleet = this.fleet;
-    if (this.spec.coordinatorFaults === true) this.keepDurable(this.core.exportState(nowMs));
+    if (this.spec.coordinatorFaults === true) {
+      // The restarted process reads what it restarted from (a restore replaces the data files).
+      this.stored = new Map(recordsOfState(down.from).map((r) => [r.key, r.value]));
+      this.durable.push({ atMs: nowMs, state: down.from });
+    }
     for (const hook of this.afterRestart) hook(nowMs, down.restored);
   }
 
@@ -278,6 +291,9 @@ export class SimRun {
    */
   stallCoordinator(atMs: number, durationMs: number): void {
     this.advanceTo(atMs);
+    // A crashed coordinator has no process to pause; running its old runtime here would let the
+    // dead process decide (expire actions, promote) before it restarts from its durable state.
+    if (this.down !== null) return;
     const untilMs = atMs + durationMs;
     this.fleet.pauseCoordinatorUntil(untilMs);
     this.runtime.advanceTo(untilMs, false);

@@ -39,6 +39,9 @@ export interface DurableFileOptions {
   readonly beforeRename?: (tempPath: string) => Promise<void> | void;
 }
 
+/** How a document becomes text; `JSON.stringify` unless the caller serialises in slices. */
+export type Serialise<D> = (data: D) => string | Promise<string>;
+
 /** Raised when the data file exists but is not valid JSON. */
 export class CorruptDataFileError extends Error {
   /** Path of the unreadable file. */
@@ -67,11 +70,13 @@ export class DurableFileAdapter<D> implements Adapter<D> {
   readonly tempFile: string;
   private readonly fs: DurableFs;
   private readonly beforeRename: ((tempPath: string) => Promise<void> | void) | undefined;
+  private readonly serialise: Serialise<D>;
   /** Whether a write owns the temp file right now, in which case a read must leave it alone. */
   private writing = false;
 
   /** @param file path of the data file; its directory is created on first use. */
-  constructor(file: string, options: DurableFileOptions = {}) {
+  constructor(file: string, options: DurableFileOptions = {}, serialise: Serialise<D> = (data) => JSON.stringify(data)) {
+    this.serialise = serialise;
     this.file = path.resolve(file);
     this.tempFile = path.join(path.dirname(this.file), `${path.basename(this.file)}.tmp`);
     this.fs = options.fs ?? (nodeFs as unknown as DurableFs);
@@ -108,9 +113,9 @@ export class DurableFileAdapter<D> implements Adapter<D> {
 
   /** Durably replaces the file with `data` as compact JSON; resolves only once it is on disk. */
   async write(data: D): Promise<void> {
-    // Serialise before the first await so that the document is captured at the instant the write
-    // starts, even if the caller handed over a live object that keeps changing.
-    const text = JSON.stringify(data);
+    // The default serialises before the first await, so that the document is captured at the
+    // instant the write starts; a slicing serialiser must be given a document that does not change.
+    const text = await this.serialise(data);
     this.writing = true;
     try {
       await this.replace(text);

@@ -1,34 +1,49 @@
 /**
  * The persistence port of the service and the group-commit scheduler that every implementation
- * shares. The core hands out a JSON-serialisable snapshot of what must survive a restart; a store
- * makes "the state as of change `seq`" durable while bounding the physical write rate, whatever
- * the rate of requests: at most one write is in flight and at most one more is queued behind it.
+ * shares. The core hands out change records (what changed since its last hand-out, keyed); a store
+ * makes "the changes up to `seq`" durable while bounding the physical write rate, whatever the rate
+ * of requests: at most one write is in flight and at most one more is queued behind it.
  */
+import type { ChangeBatch, ChangeRecord } from '../../mesh/core/change-records.ts';
+
+export type { ChangeBatch, ChangeRecord };
 
 /**
- * A durable home for one JSON document of type `T`.
- *
- * `save` is a group commit: a request only says "make the state as of change `seq` durable".
- * Requests that arrive while a write is in flight are merged into one next write, which calls the
- * `doc` thunk when it starts and so captures the latest state. A caller's promise resolves only
- * after a write that started after its request has completed, so a resolved `save` means durable.
+ * What a store gives back at start-up: every live record (deletions applied) and the highest change
+ * seq they cover. The values belong to the store: read them, do not change them.
  */
-export interface Store<T> {
-  /** Reads the last durable document, or `undefined` when the store has never been written. */
-  load(): Promise<T | undefined>;
+export interface LoadedRecords {
+  readonly seq: number;
+  readonly records: ReadonlyMap<string, unknown>;
+}
+
+/**
+ * A durable home for the core's change records (mesh/core/change-records.ts).
+ *
+ * `append` is a group commit: a request only says "make the changes up to `seq` durable". Requests
+ * that arrive while a write is in flight are merged into one next write, which calls `take` when it
+ * starts and so takes every change made by then. A caller's promise resolves only after a write that
+ * started after its request has completed, so a resolved `append` means durable. A failed write's
+ * records are kept and written again with the next write (merged under newer values of the same keys).
+ */
+export interface Store {
+  /** Reads the durable records, or `undefined` when the store has never been written. */
+  load(): Promise<LoadedRecords | undefined>;
   /**
-   * Asks for the state as of change `seq` to be durable. `doc` is called when the covering write
-   * starts, not now. Rejects if that write fails (the caller must not treat the change as durable)
-   * or if the store is closed; a later `save` or `flush` retries.
+   * Asks for the changes up to `seq` to be durable. `take` is called when the covering write starts,
+   * not now. Rejects if that write fails (the caller must not treat the change as durable) or if the
+   * store is closed; a later `append` or `flush` retries.
    */
-  save(doc: () => T, seq: number): Promise<void>;
+  append(take: () => ChangeBatch, seq: number): Promise<void>;
   /** Highest change sequence number known to be on durable storage. Never decreases. */
   durableSeq(): number;
   /** Number of physical writes attempted so far; lets tests prove that heartbeats write nothing. */
   writes(): number;
-  /** Resolves when every save requested so far is durable; retries a failed write if one is owed. */
+  /** Whether a write failed and nothing has succeeded since (something is owed). */
+  failing(): boolean;
+  /** Resolves when every append requested so far is durable; retries a failed write if one is owed. */
   flush(): Promise<void>;
-  /** Flushes, then refuses every later save. Idempotent. */
+  /** Flushes, then refuses every later append. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -120,6 +135,11 @@ export class GroupCommit<T> {
     return this.attempts;
   }
 
+  /** See {@link Store.failing}. */
+  failing(): boolean {
+    return this.owed;
+  }
+
   private enqueue(thunk: () => T, seq: number): Promise<void> {
     this.latest = { thunk, seq: Math.max(seq, this.latest?.seq ?? seq) };
     const promise = new Promise<void>((resolve, reject) => {
@@ -172,16 +192,26 @@ export class GroupCommit<T> {
 }
 
 /**
- * What every store shares: all of {@link Store} but `load` goes through one {@link GroupCommit},
- * so the implementations differ only in how they read and write one document.
+ * What every store shares: group commit, and the records of a failed write kept for the next one.
+ * Implementations supply `load` and one physical write of a batch of records.
  */
-export abstract class GroupCommittedStore<T> implements Store<T> {
-  protected abstract readonly commit: GroupCommit<T>;
+export abstract class RecordStore implements Store {
+  protected readonly commit: GroupCommit<ChangeBatch>;
+  /** Records taken from the core but not yet durable (a failed write's), by key; newer values win. */
+  private readonly unwritten = new Map<string, unknown>();
 
-  abstract load(): Promise<T | undefined>;
+  /** @param onError told about every failed write, besides the callers it rejects. */
+  constructor(onError?: (error: unknown) => void) {
+    this.commit = new GroupCommit<ChangeBatch>((batch, seq) => this.writeMerged(batch, seq), 0, onError);
+  }
 
-  save(doc: () => T, seq: number): Promise<void> {
-    return this.commit.save(doc, seq);
+  abstract load(): Promise<LoadedRecords | undefined>;
+
+  /** Makes `records` durable as one atomic batch covering changes up to `seq`. */
+  protected abstract writeRecords(records: readonly ChangeRecord[], seq: number): Promise<void>;
+
+  append(take: () => ChangeBatch, seq: number): Promise<void> {
+    return this.commit.save(take, seq);
   }
 
   durableSeq(): number {
@@ -192,12 +222,28 @@ export abstract class GroupCommittedStore<T> implements Store<T> {
     return this.commit.writes();
   }
 
+  failing(): boolean {
+    return this.commit.failing();
+  }
+
   flush(): Promise<void> {
     return this.commit.flush();
   }
 
-  /** Flushes what is owed and refuses later saves; each write closes its own files. */
+  /** Flushes what is owed and refuses later appends. */
   close(): Promise<void> {
     return this.commit.close();
+  }
+
+  private async writeMerged(batch: ChangeBatch, seq: number): Promise<void> {
+    let records = batch.records;
+    if (this.unwritten.size > 0) {
+      for (const record of batch.records) this.unwritten.set(record.key, record.value);
+      records = [...this.unwritten].map(([key, value]) => ({ key, value }));
+    } else {
+      for (const record of batch.records) this.unwritten.set(record.key, record.value);
+    }
+    await this.writeRecords(records, Math.max(seq, batch.seq));
+    this.unwritten.clear();
   }
 }

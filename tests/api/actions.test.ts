@@ -183,7 +183,7 @@ describe('POST /mesh/regions/{region_id}/actions', () => {
 
   test('a failed write answers 503, and the same seq resubmitted later is a durable duplicate', async () => {
     let failing = false;
-    const store = new MemoryStore<CoreState>({ beforeWrite: () => { if (failing) throw new Error('EIO: disk gone'); } });
+    const store = new MemoryStore({ beforeWrite: () => { if (failing) throw new Error('EIO: disk gone'); } });
     const { f } = await failingOver({ store });
     failing = true;
     const res = await submit(f, 'p-a', 7);

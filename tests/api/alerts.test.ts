@@ -128,7 +128,7 @@ describe('POST /mesh/alerts/{alert_id}/ack', () => {
 
   test('a failed write answers 503 instead of 200', async () => {
     let failing = false;
-    const store = new MemoryStore<CoreState>({ beforeWrite: () => { if (failing) throw new Error('ENOSPC'); } });
+    const store = new MemoryStore({ beforeWrite: () => { if (failing) throw new Error('ENOSPC'); } });
     const { f } = await meshWithFailedBackup({ store });
     const id = expectResponse('listAlerts', await f.http.get('/mesh/alerts'), 200).alerts[0].id;
     failing = true;

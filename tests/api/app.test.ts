@@ -7,7 +7,7 @@ import request from 'supertest';
 import { createApp } from '../../api/app.ts';
 import type { MeshHost } from '../../api/deps.ts';
 import { hashToken } from '../../api/auth.ts';
-import { contract, expectResponse, testApp } from './harness.ts';
+import { contract, expectResponse, storedState, testApp } from './harness.ts';
 import { beat, handler, register, sendBeat, unchanged } from './fixtures.ts';
 
 const ADMIN = 'the-admin-token-for-tests';
@@ -192,7 +192,7 @@ describe('server authentication', () => {
     const a = await register(t, { address: '10.0.0.1:7777', zone: 'a' });
     const record = t.host.coordinator.serverRecord(a.id as never);
     assert.equal(record?.credentialHash, hashToken(a.token));
-    const saved = JSON.stringify(await t.store.load());
+    const saved = JSON.stringify(await storedState(t.store));
     assert.ok(saved.includes(hashToken(a.token)), 'the hash is persisted');
     assert.ok(!saved.includes(a.token), 'the token itself is never persisted');
   });

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/logger.ts';
 import { RunningMesh } from '../../src/mesh-host.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { stateFromRecords } from '../../mesh/core/change-records.ts';
 
 /** One contract for the whole test process (loading it costs a few hundred ms). */
 let sharedContract: Contract | undefined;
@@ -28,7 +29,7 @@ export interface TestApp {
   readonly app: ReturnType<typeof createApp>;
   readonly host: RunningMesh;
   readonly clock: ManualClock;
-  readonly store: Store<CoreState>;
+  readonly store: Store;
   /** Unexpected errors the app logged (a test may assert there were none). */
   readonly errors: unknown[];
   /** Messages the app logged at debug level (clients that left mid-request). */
@@ -37,10 +38,10 @@ export interface TestApp {
 
 /** Builds the app; `adminToken` undefined means protected mode (supertest calls from loopback). */
 export async function testApp(options: {
-  adminToken?: string; playerTicketSecret?: string; config?: Partial<MeshConfig>; store?: Store<CoreState>; startMs?: number; http?: HttpOptions;
+  adminToken?: string; playerTicketSecret?: string; config?: Partial<MeshConfig>; store?: Store; startMs?: number; http?: HttpOptions;
 } = {}): Promise<TestApp> {
   const clock = new ManualClock(options.startMs ?? 0);
-  const store = options.store ?? new MemoryStore<CoreState>();
+  const store = options.store ?? new MemoryStore();
   const errors: unknown[] = [];
   const log = createLogger({ level: 'error', sink: { write: () => true } });
   const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
@@ -60,4 +61,10 @@ export function expectResponse(operationId: string, res: Response, status: numbe
   assert.ok(checked.ok, `${operationId} ${status} response does not match openapi.yaml: ${JSON.stringify(checked.ok ? [] : checked.errors)}\n${JSON.stringify(body).slice(0, 2000)}`);
   if (status >= 400) assert.match(String(res.headers['content-type']), /application\/problem\+json/);
   return body;
+}
+
+/** The state the store holds (its records assembled), or undefined when it has none. */
+export async function storedState(store: Store): Promise<CoreState | undefined> {
+  const loaded = await store.load();
+  return loaded && stateFromRecords(loaded.records);
 }

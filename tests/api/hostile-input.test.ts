@@ -62,6 +62,7 @@ function operations(f: MeshFixture, promoted: string): Op[] {
     { id: 'listServers', method: 'GET', path: '/mesh/servers', headers: {} },
     { id: 'getServer', method: 'GET', path: '/mesh/servers/s1', headers: {} },
     { id: 'sendHeartbeat', method: 'POST', path: `/mesh/servers/${promoted}/heartbeat`, headers: { Authorization: server.Authorization! }, body: { incarnation: 'b', players: 0, regions: [], peers: [] } },
+    { id: 'openSession', method: 'GET', path: `/mesh/servers/${promoted}/session`, headers: { Authorization: server.Authorization! } },
     { id: 'leaveServer', method: 'POST', path: '/mesh/servers/s4/leave', headers: {} },
     { id: 'createRegion', method: 'POST', path: '/mesh/regions', headers: {}, body: { region_id: 'fresh' } },
     { id: 'listRegions', method: 'GET', path: '/mesh/regions', headers: {} },

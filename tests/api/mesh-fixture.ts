@@ -25,7 +25,7 @@ export interface FixtureOptions {
   http?: HttpOptions;
   playerTicketSecret?: string;
   config?: Partial<MeshConfig>;
-  store?: Store<CoreState>;
+  store?: Store;
 }
 
 /** The app over a RunningMesh on a manual clock, with hand-driven self-registered servers. */

@@ -8,7 +8,7 @@ type Json = Record<string, unknown>;
 const EXPECTED_OPERATIONS = [
   'getHealth', 'getReadiness', 'getOpenApiDocument', 'getMeshStatus', 'setupTestMesh', 'resetTestMesh', 'simulateFailure',
   'getFailoverMetrics', 'getRegionReplication', 'advanceTestTime', 'registerServer', 'listServers', 'getServer',
-  'sendHeartbeat', 'leaveServer', 'createRegion', 'listRegions', 'updateRegion', 'getRegionRoute', 'submitAction',
+  'sendHeartbeat', 'openSession', 'leaveServer', 'createRegion', 'listRegions', 'updateRegion', 'getRegionRoute', 'submitAction',
   'collectActions', 'acknowledgeActions', 'putPlayerSnapshot', 'getPlayerSnapshot', 'listAlerts', 'acknowledgeAlert',
   'streamEvents', 'getMetrics', 'getDashboard', 'getDashboardAsset',
 ];

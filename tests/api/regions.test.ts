@@ -109,7 +109,7 @@ describe('POST /mesh/regions', () => {
 
   test('a failed write answers 503 instead of 201', async () => {
     let failing = false;
-    const store = new MemoryStore<CoreState>({ beforeWrite: () => { if (failing) throw new Error('disk full'); } });
+    const store = new MemoryStore({ beforeWrite: () => { if (failing) throw new Error('disk full'); } });
     const f = await MeshFixture.create({ store });
     f.register(['s1', 's2', 's3']);
     await f.run(100);

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { contract, expectResponse, testApp, type TestApp } from './harness.ts';
+import { contract, expectResponse, storedState, testApp, type TestApp } from './harness.ts';
 import { beat, handler, register, sendBeat, unchanged, type Registered } from './fixtures.ts';
 
 const A = { address: '10.0.0.1:7777', zone: 'zone-a' };
@@ -24,7 +24,7 @@ describe('POST /mesh/servers', () => {
       server_id: body.server_id, name: 'godot-eu-1', address: A.address, zone: A.zone, capacity: 8, status: 'alive',
       status_changed_at: 5000, simulated: false, registered_at: 5000, last_heartbeat_at: null, players: 0, primaries: 0, backups: 0,
     });
-    const saved = await t.store.load();
+    const saved = await storedState(t.store);
     assert.ok(saved?.servers.some((s) => s.id === body.server_id), 'the registration is durable before the 201');
   });
 
@@ -185,7 +185,7 @@ describe('POST /mesh/servers/{server_id}/leave', () => {
     const leaver = servers.find((s) => s.id === primary) as Registered;
     const first = expectResponse('leaveServer', await request(handler(t)).post(`/mesh/servers/${leaver.id}/leave`).set('Authorization', `Bearer ${leaver.token}`), 202);
     assert.deepEqual(first, { server_id: leaver.id, status: 'draining' });
-    assert.equal((await t.store.load())?.servers.find((s) => s.id === leaver.id)?.status, 'draining', 'on disk when answered');
+    assert.equal((await storedState(t.store))?.servers.find((s) => s.id === leaver.id)?.status, 'draining', 'on disk when answered');
     expectResponse('leaveServer', await request(handler(t)).post(`/mesh/servers/${leaver.id}/leave`).set('Authorization', `Bearer ${leaver.token}`), 202);
     // Everyone keeps heartbeating and follows its assignment until the leaver holds nothing.
     const replies = new Map<string, any>();

@@ -7,7 +7,7 @@ import type { CoreState } from '../../mesh/core/state.ts';
 import { createLogger } from '../../src/logger.ts';
 import { RunningMesh } from '../../src/mesh-host.ts';
 import { MemoryStore } from '../../src/store/memory-store.ts';
-import { expectResponse, testApp, type TestApp } from './harness.ts';
+import { expectResponse, storedState, testApp, type TestApp } from './harness.ts';
 import { handler, register, unchanged } from './fixtures.ts';
 
 const post = (t: TestApp, path: string, body?: unknown) => request(handler(t)).post(path).send(body as object);
@@ -33,7 +33,7 @@ describe('POST /mesh/setup_test', () => {
       assert.equal(region.backups.length, 2);
       assert.equal(region.players, 25);
     }
-    assert.ok((await t.store.load())?.servers.some((s) => s.simulated), 'the test mesh is on disk when 201 is answered');
+    assert.ok((await storedState(t.store))?.servers.some((s) => s.simulated), 'the test mesh is on disk when 201 is answered');
   });
 
   test('100 regions over 3 zones: primaries spread evenly over zones and over the 50 servers (issue 16, point 9)', async () => {
@@ -113,7 +113,7 @@ describe('POST /mesh/reset', () => {
     assert.deepEqual(t.host.coordinator.servers().map((s) => s.serverId), [own.id]);
     assert.equal(t.host.coordinator.regions().length, 0);
     assert.equal(t.host.coordinator.metrics().failovers.total, 0);
-    const saved = await t.store.load();
+    const saved = await storedState(t.store);
     assert.deepEqual(saved?.servers.map((s) => s.id), [own.id], 'the reset is on disk when 200 is answered');
     expectResponse('setupTestMesh', await post(t, '/mesh/setup_test', { regions: 1 }), 201);
   });
@@ -200,7 +200,7 @@ describe('POST /mesh/test/advance_time', () => {
   });
 
   test('under the system clock it answers 404 exactly as an unknown path does', async () => {
-    const store = new MemoryStore<CoreState>();
+    const store = new MemoryStore();
     const log = createLogger({ level: 'error', sink: { write: () => true } });
     const host = await RunningMesh.open({ config: testMeshConfig, clock: { now: () => Date.now() }, store, seed: 1, log });
     const app = createApp({ host, adminToken: 'admin-token', logError: () => {} });

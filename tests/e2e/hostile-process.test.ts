@@ -1,6 +1,6 @@
 /**
  * Hostile clients against the real service process (issue 14), where the HTTP server's own limits
- * matter: slow headers, slow bodies (on the Koa path and the heartbeat fast path), corrupt content
+ * matter: slow headers, slow bodies (an action and a server's heartbeat), corrupt content
  * codings, non-reading event-stream subscribers during a mass failure, a tampered data file, an
  * unwritable data directory and a weak admin token. After each hostile client the service still
  * accepts and persists a normal action (202) and answers `/readyz`.
@@ -74,7 +74,7 @@ describe('hostile clients against the real process', () => {
     assert.ok(body.closedAfterMs !== null && body.closedAfterMs < 4000, `slow body closed after ${body.closedAfterMs} ms`);
     await stillServing(base);
 
-    // The same on the heartbeat fast path, with a registered server's own token.
+    // The same on a heartbeat, with a registered server's own token.
     const registered = expectJson('registerServer', await call(base, 'POST', '/mesh/servers', { body: { address: '127.0.0.1:7301', zone: 'a' } }), 201);
     const beat = await rawExchange(service.port, `POST /mesh/servers/${registered.server_id}/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
       `Authorization: Bearer ${registered.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"incarnation":`, 10_000);
@@ -123,8 +123,8 @@ describe('hostile files and settings at start-up', () => {
     const file = join(dir, 'mesh.json');
     const document = JSON.parse(readFileSync(file, 'utf8'));
     for (const [tamper, field] of [
-      [(d: any) => { d.state.regions[0].epoch = 'x'; }, 'state/regions/0/epoch must be integer'],
-      [(d: any) => { d.state.servers = null; }, 'state/servers must be array'],
+      [(d: any) => { d.records['region:orphan'].epoch = 'x'; }, 'state/regions/0/epoch must be integer'],
+      [(d: any) => { d.records['server:srv-1'].capacity = null; }, 'state/servers/0/capacity must be integer'],
     ] as const) {
       const copy = structuredClone(document);
       tamper(copy);

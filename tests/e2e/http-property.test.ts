@@ -85,6 +85,8 @@ class SwappableHost implements MeshHost {
   private current: RunningMesh | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly listeners = new Set<(event: MeshEvent) => void>();
+  private readonly changeListeners = new Set<() => void>();
+  private unsubscribeChanges: (() => void) | undefined;
   /** Servers seen turning suspect, with when (the test's own view of the event stream). */
   readonly suspected: { serverId: string; atMs: number }[] = [];
 
@@ -92,12 +94,14 @@ class SwappableHost implements MeshHost {
   async fresh(seed: number): Promise<void> {
     this.unsubscribe?.();
     const log = createLogger({ level: 'error', sink: { write: () => true } });
-    this.current = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore<CoreState>(), seed, log });
+    this.current = await RunningMesh.open({ config: testMeshConfig, clock: new ManualClock(0), store: new MemoryStore(), seed, log });
     this.suspected.length = 0;
     this.unsubscribe = this.current.subscribe((event) => {
       if (event.type === 'server_status_changed' && event.to === 'suspect') this.suspected.push({ serverId: event.serverId, atMs: event.atMs });
       for (const l of this.listeners) l(event);
     });
+    this.unsubscribeChanges?.();
+    this.unsubscribeChanges = this.current.subscribeChanges(() => { for (const l of this.changeListeners) l(); });
   }
 
   private get mesh(): RunningMesh {
@@ -118,6 +122,10 @@ class SwappableHost implements MeshHost {
   subscribe(listener: (event: MeshEvent) => void) {
     this.listeners.add(listener);
     return () => { this.listeners.delete(listener); };
+  }
+  subscribeChanges(listener: () => void) {
+    this.changeListeners.add(listener);
+    return () => { this.changeListeners.delete(listener); };
   }
 }
 

@@ -12,6 +12,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { durableState } from './data-dir.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,7 +144,7 @@ describe('end to end: the real process', { concurrency: false }, () => {
     const killed = await stopService(service, 'SIGKILL');
     assert.equal(killed.signal, 'SIGKILL');
     const port = service.port;
-    const onDisk = JSON.parse(readFileSync(join(dir, 'mesh.json'), 'utf8'));
+    const onDisk = { state: await durableState(dir) as any };
     const savedTarget = onDisk.state.regions.find((r: any) => r.id === target);
     console.log(`# restart: SIGKILL ${killedAfterPromotionMs} ms after the promotion; on disk: ${target} primary ` +
       `${savedTarget?.primary} epoch ${savedTarget?.epoch}, ack deadline ${savedTarget?.deadlineMs - onDisk.state.savedAtMs} ms after the last write`);
@@ -232,9 +233,11 @@ describe('end to end: the real process', { concurrency: false }, () => {
     assert.equal(existsSync(join(dir, 'mesh.lock')), false, 'the lock is released');
     assert.equal(existsSync(join(dir, 'mesh.json.tmp')), false, 'no temp file left behind');
 
+    // A clean stop folds the change log into the snapshot: one file holds the whole state.
     const file = JSON.parse(readFileSync(join(dir, 'mesh.json'), 'utf8'));
-    assert.equal(file.formatVersion, 1);
-    const saved = file.state;
+    assert.equal(file.formatVersion, 2);
+    assert.equal(statSync(join(dir, `mesh.${file.log}.log`)).size, 0, 'the log after the snapshot is empty');
+    const saved = await durableState(dir) as any;
     // Statuses are left out: a server the loops no longer heartbeat may turn suspect meanwhile.
     assert.deepEqual(saved.servers.map((s: any) => ({ id: s.id, zone: s.zone, address: s.address, capacity: s.capacity })),
       listed.map((s: any) => ({ id: s.server_id, zone: s.zone, address: s.address, capacity: s.capacity })));
@@ -271,7 +274,7 @@ describe('end to end: the real process', { concurrency: false }, () => {
     dead.stop();
     const promoted = await waitFor('a promoted backup', async () => live.find((s) => s.held), { timeoutMs: 15_000, intervalMs: 20 });
     await stopService(service, 'SIGKILL');
-    const saved = JSON.parse(readFileSync(join(dir, 'mesh.json'), 'utf8')).state;
+    const saved = await durableState(dir) as any;
     const remainingMs = saved.regions.find((r: any) => r.id === 'keep').deadlineMs - saved.savedAtMs;
     service = await startService(['--port', String(service.port), '--data-dir', dir]);
     const readyAt = Date.now();

@@ -7,9 +7,9 @@
  * 2. Event ids are never reused across a restart, and a client resuming with a `Last-Event-ID`
  *    from before the restart is told that events may have been missed (`events_missed`).
  */
+import { backUpDataDir, restoreDataDir } from './data-dir.ts';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,9 +72,9 @@ describe('end to end: restores and restarts', { concurrency: false }, () => {
       expectJson('createRegion', await call(base(), 'POST', '/mesh/regions', { body: { region_id: 'keep' } }), 201);
       await waitFor('the region active', async () => ((await replication(base(), 'keep')).state === 'active' ? true : undefined), { timeoutMs: 15_000 });
 
-      // The operator's backup of the data file, taken at epoch 1.
-      const backup = join(dir, 'backup.json');
-      copyFileSync(join(dir, 'mesh.json'), backup);
+      // The operator's backup of the data files, taken at epoch 1 while the service runs.
+      const backup = join(dir, 'backup');
+      backUpDataDir(dir, backup);
       assert.equal((await replication(base(), 'keep')).epoch, 1);
       const newest = (await failPrimary(base, servers, 'keep')).epoch;
       assert.equal(newest, 2);
@@ -82,7 +82,7 @@ describe('end to end: restores and restarts', { concurrency: false }, () => {
       await stopService(service, 'SIGTERM');
 
       // Restore the old file and start again on the same port; the servers kept their epoch 2.
-      copyFileSync(backup, join(dir, 'mesh.json'));
+      restoreDataDir(backup, dir);
       service = await startService(['--port', String(port), '--data-dir', dir]);
       const ratcheted = await waitFor('the region serving again above the restored epoch', async () => {
         const view = await replication(base(), 'keep');

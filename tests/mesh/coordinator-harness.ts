@@ -33,6 +33,8 @@ export class FakeServer {
   frozen = false;
   lastReply: HeartbeatReply | null = null;
   lastResult: Result<HeartbeatReply> | null = null;
+  /** The lease its heartbeats ask for (a session's shorter one); undefined: the default. */
+  leaseMs: number | undefined = undefined;
 
   constructor(readonly id: ServerId) {
     this.incarnation = `${id}#1`;
@@ -147,6 +149,7 @@ export class Mesh {
         const since = this.silentSince.get(p);
         return { serverId: p, silentForMs: since === undefined ? 0 : this.now - since };
       }),
+      ...(fake.leaseMs === undefined ? {} : { leaseMs: fake.leaseMs }),
     };
   }
 

@@ -22,8 +22,9 @@ describe('criticalOrderingProblems', () => {
   });
 
   test('flags a critical region promoted after a non-critical one detected in the same tick', () => {
-    const records = [record('c', true, 1000, 2000), record('n', false, 1000, 2500)];
-    const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 1200], ['n' as RegionId, 1100]]));
+    // m, promoted last, keeps the slowest promotion non-critical: only the overtaking is flagged.
+    const records = [record('c', true, 1000, 2000), record('n', false, 1000, 2500), record('m', false, 1000, 2600)];
+    const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 1200], ['n' as RegionId, 1100], ['m' as RegionId, 1500]]));
     assert.equal(problems.length, 1);
     assert.match(problems[0] ?? '', /critical c .* promoted after non-critical n/);
   });
@@ -33,10 +34,21 @@ describe('criticalOrderingProblems', () => {
     assert.deepEqual(criticalOrderingProblems(records, new Map([['c' as RegionId, 1500], ['n' as RegionId, 1000]])), []);
   });
 
-  test('flags a slowest critical recovery above the slowest non-critical one', () => {
-    const records = [record('c', true, 1000, 3000), record('n', false, 1000, 2500)];
-    const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 1000], ['n' as RegionId, 1000]]));
-    assert.match(problems[0] ?? '', /slowest critical recovery 3000 ms exceeds slowest non-critical 2500 ms/);
+  test('flags a slowest critical promotion, from when its region could be promoted, above the slowest non-critical one', () => {
+    // c was detected after n (no overtaking), but waited 500 ms to be promoted where n waited 200.
+    const records = [record('c', true, 1500, 3000), record('n', false, 1000, 2500)];
+    const problems = criticalOrderingProblems(records, new Map([['c' as RegionId, 2000], ['n' as RegionId, 1200]]));
+    assert.deepEqual(problems, ['slowest critical promotion 500 ms after its region could be promoted exceeds slowest non-critical 200 ms']);
+  });
+
+  test('counts a promotion from the end of the lost primary\'s lease, rounded up to the tick, not from its acknowledgement', () => {
+    // c's lease ended 90 ms later than n's, so it was promoted a tick later: both at their first possible tick.
+    const records = [record('c', true, 1000, 3280), record('n', false, 1000, 3208)];
+    const promotions = new Map([['c' as RegionId, 2800], ['n' as RegionId, 2700]]);
+    const leases = new Map([['c' as RegionId, 2710], ['n' as RegionId, 2661]]);
+    assert.deepEqual(criticalOrderingProblems(records, promotions, new Set(), leases, 100), []);
+    assert.equal(criticalOrderingProblems(records, new Map([...promotions, ['c' as RegionId, 2900]]), new Set(), leases, 100).length, 1,
+      'a tick later than it could have been is flagged');
   });
 
   test('leaves out a critical region that waited for its only backup to be judged, and only that region', () => {

@@ -1,13 +1,16 @@
 /**
  * The combined property (issue 16): every fault kind the simulator has, drawn from one seed, in at
  * least 300 seeded scenarios per `npm test` run: server crashes and restarts, partitions, slow and
- * flapping links, a zone or a fraction of the fleet, a region's primary, and the coordinator itself
+ * flapping links, a zone or a fraction of the fleet, a region's primary, the coordinator itself
  * crashing in the middle of failovers and restarting from its last durable state, or being restored
- * from an older one by an operator. Players act all along, with small buffers.
+ * from an older one by an operator, the coordinator stalling, its wall clock stepping either way,
+ * and primaries cut off from the coordinator alone. Players act all along, with small buffers.
  *
  * Checked after every tick (SafetyChecker): one primary per region per epoch (recorded, announced,
  * believed), no fencing token a server holds ever decreases (across restarts and restores), the
- * reply to a heartbeat never names a lower epoch than the one claimed, counters and buffer bounds.
+ * reply to a heartbeat never names a lower epoch than the one claimed, counters and buffer bounds;
+ * on every applied reply (LeaseChecker), no two servers serve one region at the same instant, given
+ * servers honour their leases.
  * At the end: every action answered as accepted and durable is acknowledged, expired or pending
  * (across restarts from the last durable state: nothing acknowledged is lost), no event id was
  * published twice across restarts, and the mesh healed within the bound after the last fault.
@@ -19,7 +22,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { combinedFaultPlanArb, fcParams, show } from './harness.ts';
+import { combinedFaultPlanArb, fcParams, show, timeFaultKinds } from './harness.ts';
 import { runFaultsThenHeal, type FaultsSpec } from './runs.ts';
 
 /** Scenarios of the combined property: small meshes, up to five faults over 15 s. */
@@ -38,7 +41,8 @@ export const combinedArb: fc.Arbitrary<FaultsSpec> = fc.record({
 
 describe('combined faults, coordinator crashes and restores included', () => {
   test('every invariant holds after every tick, across restarts and restores (300 runs)', () => {
-    const done = { crashes: 0, restores: 0, accepted: 0 };
+    const done = { crashes: 0, restores: 0, accepted: 0, timeFaults: 0, leaseChecks: 0 };
+    const isTimeFault = (kind: string) => (timeFaultKinds as readonly string[]).includes(kind);
     fc.assert(fc.property(combinedArb, (s) => {
       const found = runFaultsThenHeal(s);
       assert.deepEqual(found.safety, [], `safety violated in ${show(s)}`);
@@ -46,8 +50,12 @@ describe('combined faults, coordinator crashes and restores included', () => {
       done.crashes += found.coordinatorFaults.crashes;
       done.restores += found.coordinatorFaults.restores;
       done.accepted += found.accepted;
+      done.timeFaults += s.faults.filter((f) => isTimeFault(f.kind)).length;
+      done.leaseChecks += found.leaseChecks;
     }), fcParams(300));
-    console.log(`[combined] coordinator crashes: ${done.crashes}; restores of older states: ${done.restores}; actions accepted: ${done.accepted}`);
+    console.log(`[combined] coordinator crashes: ${done.crashes}; restores of older states: ${done.restores}; ` +
+      `stalls, wall-clock steps and cut-off primaries: ${done.timeFaults}; lease checks: ${done.leaseChecks}; actions accepted: ${done.accepted}`);
     assert.ok(done.crashes > 0 && done.restores > 0, 'the runs crashed and restored the coordinator');
+    assert.ok(done.timeFaults > 0 && done.leaseChecks > 0, 'the runs stalled the coordinator, stepped its clock or cut primaries off, and checked leases');
   });
 });

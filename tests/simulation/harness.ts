@@ -90,14 +90,17 @@ export interface FaultPlan {
 export const maxCoordinatorDownMs = 5000;
 
 /**
- * Fault plans that also crash and restore the coordinator itself (about one plan in three), over a
+ * Fault plans that also crash and restore the coordinator itself (about one plan in four), stall
+ * it, step its wall clock and cut primaries off from it alone ({@link timeFaultKinds}), over a
  * window of `windowMs`: the combined property's faults (tests/simulation/combined.test.ts).
  */
 export const combinedFaultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 12_000): fc.Arbitrary<FaultPlan[]> =>
   fc.array(fc.record({
     atMs: fc.integer({ min: 0, max: windowMs }),
-    kind: fc.constantFrom('crash', 'partition', 'slow', 'flap', 'zone', 'fraction', 'primary', 'coordinator', 'coordinator', 'coordinator'),
+    kind: fc.constantFrom('crash', 'partition', 'slow', 'flap', 'zone', 'fraction', 'primary', 'coordinator', 'coordinator', 'coordinator',
+      ...timeFaultKinds),
     durationMs: fc.integer({ min: 100, max: maxDurationMs }),
+    stepMs: fc.integer({ min: -120_000, max: 120_000 }),
     zoneMode: fc.constantFrom('crash', 'partition'),
     percent: fc.integer({ min: 5, max: 30 }),
     delayMs: fc.integer({ min: 200, max: 4000 }),

@@ -3,7 +3,7 @@
  * `todo` with the text below: it still runs and prints its failure, without failing the suite.
  * Set an entry to `false` once the bug is fixed, so that the test guards the fix from then on.
  */
-export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse']: string | false } = {
+export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'leaseAcrossRestore']: string | false } = {
   /**
    * Replacement backups are assigned while a promotion is still unacknowledged and are confirmed on
    * role and epoch alone (no evidence they copied the state). When the promoted backup turns out to
@@ -32,4 +32,15 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * at the same epoch. Replay: regression-seeds.test.ts, "a region created but not persisted".
    */
   regionIdReuse: false,
+  /**
+   * After an operator restores an older data file, the restarted coordinator grants a lease to the
+   * primary its restored records name as soon as that server heartbeats, before the restart grace
+   * has heard every server: a newer primary that the restored file does not know (promoted after
+   * the backup was taken) may still hold the lease the previous process granted it, and both serve
+   * until the newer one's heartbeat ratchets the epoch. The fix is to grant no lease after a start
+   * until every lease the previous process may have granted has run out (primaryLeaseMs plus the
+   * drift margin), at the price of a pause in serving after every restart. Replay:
+   * regression-seeds.test.ts, "lease across a restore".
+   */
+  leaseAcrossRestore: 'leases are granted after a restore before every server could report a newer epoch',
 };

@@ -4,9 +4,11 @@
  * - Every region whose primary crashed and that still has a confirmed backup completes its failover
  *   with recovery <= 5 s (from the failed primary's last heartbeat to the new primary's ack).
  * - Every region that kept its primary keeps it and gets its backups back (time reported).
- * - Critical regions no later than the rest: (a) the slowest critical recovery is no slower than the
- *   slowest non-critical one; (b) no critical region is promoted in a later tick than a non-critical
- *   region whose failure was detected in the same tick as the critical one's or later. A critical
+ * - Critical regions no later than the rest: (a) no critical region is promoted in a later tick than
+ *   a non-critical region whose failure was detected in the same tick as the critical one's or later;
+ *   (b) the slowest critical promotion, counted from the first tick at which its region could be
+ *   promoted (detected, and its lost primary's lease over), is no later than the slowest
+ *   non-critical one (acknowledgements follow each promoted server's own heartbeat). A critical
  *   region whose failover waited for the detector is left out of both, since priority cannot hurry
  *   it: one that had to wait for a suspect backup to be judged (no backup could be promoted yet),
  *   and one whose promoted backup had crashed too and was declared failed later.

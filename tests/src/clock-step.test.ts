@@ -35,7 +35,7 @@ describe('wall-clock steps under the real ticker', () => {
     const log = createLogger({ level: 'info', sink: { write: (line) => lines.push(line) } });
     const config = { ...testMeshConfig, tiltRecoveryMs: 300 };
     const host = await RunningMesh.open({
-      config, clock: monotonicClock(sources), wallMs: sources.wallMs, store: new MemoryStore<CoreState>(), seed: 5, log,
+      config, clock: monotonicClock(sources), wallMs: sources.wallMs, store: new MemoryStore(), seed: 5, log,
     });
     assert.ok((await host.setupTest({ regions: 6, zones: 3, spareServers: 3 })).ok);
     let ticks = 0;

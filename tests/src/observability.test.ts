@@ -23,7 +23,7 @@ async function observedMesh() {
   const lines: string[] = [];
   const log = createLogger({ level: 'info', sink: { write: (line) => lines.push(line) } });
   const clock = new ManualClock(0);
-  const host = await RunningMesh.open({ config: testMeshConfig, clock, store: new MemoryStore<CoreState>(), seed: 11, log });
+  const host = await RunningMesh.open({ config: testMeshConfig, clock, store: new MemoryStore(), seed: 11, log });
   const observed = new Observability({ alertWebhookUrls: [], alertWebhookSecret: undefined }, log);
   observed.attach(host);
   const records = (): Line[] => lines.map((line) => JSON.parse(line) as Line);

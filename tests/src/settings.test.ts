@@ -54,7 +54,7 @@ describe('parseSettings', () => {
       {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
         tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined, playerTicketSecret: undefined,
-        allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000,
+        allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000, logMaxBytes: 64 * 1024 * 1024, logMaxRecords: 100_000,
       },
     );
     assert.deepEqual(settings.mesh, defaultMeshConfig);

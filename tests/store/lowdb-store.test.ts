@@ -5,10 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it } from 'node:test';
-import { CorruptDataFileError, type DurableFs } from '../../src/store/durable-file-adapter.ts';
-import { DataFormatError, LowdbStore } from '../../src/store/lowdb-store.ts';
-import { storeContract, type ContractDoc } from './store-contract.ts';
+import { crc32 } from 'node:zlib';
+import { after, describe, it, test } from 'node:test';
+import { CorruptDataFileError } from '../../src/store/durable-file-adapter.ts';
+import { CorruptLogError } from '../../src/store/change-log.ts';
+import { DataFormatError, LowdbStore, type LowdbStoreOptions } from '../../src/store/lowdb-store.ts';
+import { RecordSource, stored, storeContract } from './store-contract.ts';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const crashWriter = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url));
@@ -28,39 +30,144 @@ async function freshDir(): Promise<string> {
 storeContract('LowdbStore', async (options) => {
   // A nested, not yet existing directory: the store must create it.
   const dataDir = path.join(await freshDir(), 'nested', 'data');
-  return new LowdbStore<ContractDoc>({ dataDir, adapter: { beforeRename: options.duringWrite } });
+  await fs.mkdir(dataDir, { recursive: true });
+  return new LowdbStore({ dataDir, duringWrite: options.duringWrite });
 });
 
+/** A store over `dataDir` with a source of records, a few records appended. */
+async function written(dataDir: string, options: Partial<LowdbStoreOptions> = {}, count = 3): Promise<{ store: LowdbStore; source: RecordSource }> {
+  const store = new LowdbStore({ dataDir, ...options });
+  await store.load();
+  const source = new RecordSource();
+  for (let i = 1; i <= count; i += 1) await store.append(source.take, source.set(`k${i}`, { i }));
+  return { store, source };
+}
+
+const line = (json: string) => `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+
 describe('LowdbStore on a real disk', () => {
-  it('writes a compact, versioned envelope to <dataDir>/mesh.json with mode 0600', async () => {
+  it('appends checksummed record lines and a commit line per batch to mesh.1.log, mode 0600', async () => {
     const dataDir = await freshDir();
-    const store = new LowdbStore<ContractDoc>({ dataDir, wallClockMs: () => 1234 });
-    await store.save(() => ({ counter: 1, items: ['a', 'b'] }), 1);
-    const file = path.join(dataDir, 'mesh.json');
-    assert.equal(store.file, file);
+    const { store } = await written(dataDir, {}, 2);
+    const text = await fs.readFile(path.join(dataDir, 'mesh.1.log'), 'utf8');
+    assert.equal(text, line('{"s":1,"k":"k1","v":{"i":1}}') + line('{"c":1,"n":1}') + line('{"s":2,"k":"k2","v":{"i":2}}') + line('{"c":2,"n":1}'));
+    assert.equal((await fs.stat(path.join(dataDir, 'mesh.1.log'))).mode & 0o777, 0o600);
+    await store.close();
+  });
+
+  it('close folds the log into a snapshot: one file, read back with its seq', async () => {
+    const dataDir = await freshDir();
+    const { store } = await written(dataDir, { wallClockMs: () => 1234 });
+    await store.close();
+    assert.deepEqual(await fs.readdir(dataDir), ['mesh.2.log', 'mesh.json']);
+    assert.equal((await fs.stat(path.join(dataDir, 'mesh.2.log'))).size, 0);
+    const snapshot = JSON.parse(await fs.readFile(path.join(dataDir, 'mesh.json'), 'utf8'));
+    assert.deepEqual(snapshot, { formatVersion: 2, savedAtMs: 1234, seq: 3, log: 2, records: { k1: { i: 1 }, k2: { i: 2 }, k3: { i: 3 } } });
+    assert.equal((await fs.stat(path.join(dataDir, 'mesh.json'))).mode & 0o777, 0o600);
+    const reopened = new LowdbStore({ dataDir });
+    assert.deepEqual(await stored(reopened), { k1: { i: 1 }, k2: { i: 2 }, k3: { i: 3 } });
+    assert.equal(reopened.durableSeq(), 3);
+  });
+
+  it('reopening after a crash (no close) replays the log', async () => {
+    const dataDir = await freshDir();
+    await written(dataDir);
+    const reopened = new LowdbStore({ dataDir });
+    assert.deepEqual(await stored(reopened), { k1: { i: 1 }, k2: { i: 2 }, k3: { i: 3 } });
+    assert.equal(reopened.durableSeq(), 3);
+  });
+
+  it('writes a snapshot in the background when the log passes its record threshold, then deletes the old log', async () => {
+    const dataDir = await freshDir();
+    const { store, source } = await written(dataDir, { compaction: { maxLogRecords: 10 } }, 25);
+    await store.settled();
+    assert.ok(store.snapshots >= 2, `${store.snapshots} snapshots`);
+    const files = await fs.readdir(dataDir);
+    assert.equal(files.filter((f) => f.endsWith('.log')).length, 1, files.join(' '));
+    const expected = Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`k${i + 1}`, { i: i + 1 }]));
+    assert.deepEqual(await stored(new LowdbStore({ dataDir })), expected);
+    await store.append(source.take, source.set('k1', null));
+    delete expected.k1;
+    assert.deepEqual(await stored(new LowdbStore({ dataDir })), expected);
+  });
+
+  it('a failed snapshot leaves the logs, and everything replays', async () => {
+    const dataDir = await freshDir();
+    const errors: unknown[] = [];
+    const log = { info: () => {}, warn: () => {}, error: (_m: string, f?: Record<string, unknown>) => errors.push(f?.error) };
+    const { store } = await written(dataDir, {
+      compaction: { maxLogRecords: 4 }, log, adapter: { beforeRename: () => { throw new Error('injected rename failure'); } },
+    }, 9);
+    await store.settled();
+    assert.equal(store.snapshots, 0);
+    assert.match(String(errors[0]), /injected rename failure/);
+    assert.ok(!(await fs.readdir(dataDir)).includes('mesh.json'));
+    assert.equal((await stored(new LowdbStore({ dataDir })))?.k9 !== undefined, true);
+    assert.equal(Object.keys((await stored(new LowdbStore({ dataDir }))) ?? {}).length, 9);
+  });
+
+  it('cuts off a torn batch at the end of the newest log with a warning, and appends after it', async () => {
+    const dataDir = await freshDir();
+    await written(dataDir);
+    const file = path.join(dataDir, 'mesh.1.log');
+    await fs.appendFile(file, line('{"s":4,"k":"k4","v":{"i":4}}') + '0000abcd {"s":4,"k":"k5"');
+    const warnings: string[] = [];
+    const log = { info: () => {}, warn: (m: string) => warnings.push(m), error: () => {} };
+    const { store } = await written(dataDir, { log }, 0);
+    assert.match(warnings[0] ?? '', /torn batch/);
+    assert.equal(store.durableSeq(), 3);
+    const source = new RecordSource();
+    source.seq = 3;
+    await store.append(source.take, source.set('k6', 6));
+    assert.deepEqual(await stored(new LowdbStore({ dataDir })), { k1: { i: 1 }, k2: { i: 2 }, k3: { i: 3 }, k6: 6 });
+  });
+
+  test('refuses a corrupt record before a committed batch and leaves the files untouched', async () => {
+    const dataDir = await freshDir();
+    await written(dataDir);
+    const file = path.join(dataDir, 'mesh.1.log');
     const text = await fs.readFile(file, 'utf8');
-    assert.equal(text, JSON.stringify({ formatVersion: 1, savedAtMs: 1234, seq: 1, state: { counter: 1, items: ['a', 'b'] } }));
-    assert.equal((await fs.stat(file)).mode & 0o777, 0o600);
-    assert.deepEqual(await fs.readdir(dataDir), ['mesh.json'], 'no temp file is left behind');
+    const tampered = text.replace('"i":2', '"i":7');
+    await fs.writeFile(file, tampered);
+    await assert.rejects(new LowdbStore({ dataDir }).load(), (error: unknown) => {
+      assert.ok(error instanceof CorruptLogError);
+      assert.match(error.message, /mesh\.1\.log is corrupt \(line 3: checksum mismatch, before the committed batch 2\)/);
+      return true;
+    });
+    assert.equal(await fs.readFile(file, 'utf8'), tampered);
+    assert.deepEqual(await fs.readdir(dataDir), ['mesh.1.log']);
   });
 
-  it('reopening reads back the same document and seq', async () => {
+  it('refuses a missing log between the snapshot and a newer log', async () => {
     const dataDir = await freshDir();
-    const first = new LowdbStore<ContractDoc>({ dataDir });
-    await first.save(() => ({ counter: 42, items: ['x'] }), 42);
-    await first.close();
-    const second = new LowdbStore<ContractDoc>({ dataDir });
-    assert.equal(second.durableSeq(), 0, 'nothing is known before load');
-    assert.deepEqual(await second.load(), { counter: 42, items: ['x'] });
-    assert.equal(second.durableSeq(), 42);
+    const { store } = await written(dataDir, { compaction: { maxLogRecords: 2 } }, 5);
+    await store.settled();
+    const logs = (await fs.readdir(dataDir)).filter((f) => f.endsWith('.log'));
+    await fs.writeFile(path.join(dataDir, 'mesh.9.log'), '');
+    await assert.rejects(new LowdbStore({ dataDir }).load(), /missing, but newer logs exist/);
+    assert.ok(logs.length >= 1);
   });
 
-  it('refuses a corrupt file with an error naming its path', async () => {
-    for (const content of ['{"formatVersion":1,"seq":3,"sta', '', 'null', '7']) {
+  it('loads a data file of the previous whole-document format through legacyRecords', async () => {
+    const dataDir = await freshDir();
+    await fs.writeFile(path.join(dataDir, 'mesh.json'), JSON.stringify({ formatVersion: 1, savedAtMs: 5, seq: 7, state: { a: 1, b: 2 } }));
+    const legacyRecords = (state: unknown) => Object.entries(state as Record<string, unknown>).map(([key, value]) => ({ key, value }));
+    const store = new LowdbStore({ dataDir, legacyRecords });
+    assert.deepEqual(await stored(store), { a: 1, b: 2 });
+    assert.equal(store.durableSeq(), 7);
+    const source = new RecordSource();
+    source.seq = 7;
+    await store.append(source.take, source.set('c', 3));
+    await store.close();
+    assert.deepEqual(await stored(new LowdbStore({ dataDir, legacyRecords })), { a: 1, b: 2, c: 3 });
+    assert.equal(JSON.parse(await fs.readFile(path.join(dataDir, 'mesh.json'), 'utf8')).formatVersion, 2);
+  });
+
+  it('refuses a corrupt snapshot with an error naming its path', async () => {
+    for (const content of ['{"formatVersion":2,"seq":3,"rec', '', 'null', '7']) {
       const dataDir = await freshDir();
       await fs.writeFile(path.join(dataDir, 'mesh.json'), content);
-      const store = new LowdbStore<ContractDoc>({ dataDir });
-      await assert.rejects(store.load(), (error: unknown) => {
+      await assert.rejects(new LowdbStore({ dataDir }).load(), (error: unknown) => {
         assert.ok(error instanceof CorruptDataFileError, `content ${JSON.stringify(content)}`);
         assert.ok(error.message.includes(path.join(dataDir, 'mesh.json')));
         return true;
@@ -68,18 +175,19 @@ describe('LowdbStore on a real disk', () => {
     }
   });
 
-  it('refuses an unknown format version or a file that is not an envelope', async () => {
+  it('refuses an unknown format version or a file that is not a snapshot', async () => {
     const cases = [
-      [{ formatVersion: 2, savedAtMs: 0, seq: 1, state: {} }, /formatVersion 2, but this build reads only 1/],
+      [{ formatVersion: 3, savedAtMs: 0, seq: 1, records: {} }, /formatVersion 3, but this build reads only 1 and 2/],
       [{ counter: 1 }, /no formatVersion/],
-      [{ formatVersion: 1, savedAtMs: 0, seq: -1, state: {} }, /invalid seq/],
+      [{ formatVersion: 2, savedAtMs: 0, seq: -1, log: 1, records: {} }, /invalid seq/],
+      [{ formatVersion: 2, savedAtMs: 0, seq: 1, log: 0, records: {} }, /invalid log generation/],
+      [{ formatVersion: 2, savedAtMs: 0, seq: 1, log: 1 }, /no records/],
       [{ formatVersion: 1, savedAtMs: 0, seq: 1 }, /no state/],
     ] as const;
     for (const [content, message] of cases) {
       const dataDir = await freshDir();
       await fs.writeFile(path.join(dataDir, 'mesh.json'), JSON.stringify(content));
-      const store = new LowdbStore<ContractDoc>({ dataDir });
-      await assert.rejects(store.load(), (error: unknown) => {
+      await assert.rejects(new LowdbStore({ dataDir }).load(), (error: unknown) => {
         assert.ok(error instanceof DataFormatError);
         assert.match(error.message, message);
         assert.ok(error.message.includes(dataDir));
@@ -88,75 +196,31 @@ describe('LowdbStore on a real disk', () => {
     }
   });
 
-  it('ignores and removes a temp file left by a crash', async () => {
+  it('ignores and removes a snapshot temp file left by a crash', async () => {
     const dataDir = await freshDir();
-    const store = new LowdbStore<ContractDoc>({ dataDir });
-    await store.save(() => ({ counter: 1, items: [] }), 1);
-    await fs.writeFile(path.join(dataDir, 'mesh.json.tmp'), '{"formatVersion":1,"seq":2,"state":{"coun');
-    const reopened = new LowdbStore<ContractDoc>({ dataDir });
-    assert.deepEqual(await reopened.load(), { counter: 1, items: [] });
-    assert.deepEqual(await fs.readdir(dataDir), ['mesh.json']);
+    const { store } = await written(dataDir);
+    await store.close();
+    await fs.writeFile(path.join(dataDir, 'mesh.json.tmp'), '{"formatVersion":2,"seq":9,"rec');
+    assert.deepEqual(await stored(new LowdbStore({ dataDir })), { k1: { i: 1 }, k2: { i: 2 }, k3: { i: 3 } });
+    assert.ok(!(await fs.readdir(dataDir)).includes('mesh.json.tmp'));
   });
 
-  it('reads a missing file as undefined even with a leftover temp file and no data file', async () => {
-    const dataDir = await freshDir();
-    await fs.writeFile(path.join(dataDir, 'mesh.json.tmp'), 'partial');
-    assert.equal(await new LowdbStore<ContractDoc>({ dataDir }).load(), undefined);
-    assert.deepEqual(await fs.readdir(dataDir), []);
-  });
-
-  it('a failed rename or fsync rejects, keeps the previous file intact, and a later save succeeds', async () => {
-    for (const step of ['rename', 'sync'] as const) {
-      const dataDir = await freshDir();
-      const faults = { armed: false };
-      const store = new LowdbStore<ContractDoc>({ dataDir, adapter: { fs: faultyFs(step, faults) } });
-      await store.save(() => ({ counter: 1, items: [] }), 1);
-      faults.armed = true;
-      await assert.rejects(store.save(() => ({ counter: 2, items: [] }), 2), new RegExp(`injected ${step} failure`));
-      faults.armed = false;
-      assert.equal(store.durableSeq(), 1);
-      const onDisk = JSON.parse(await fs.readFile(path.join(dataDir, 'mesh.json'), 'utf8'));
-      assert.equal(onDisk.seq, 1, `${step}: the previous document is still on disk`);
-      await store.save(() => ({ counter: 3, items: [] }), 3);
-      assert.deepEqual(await new LowdbStore<ContractDoc>({ dataDir }).load(), { counter: 3, items: [] });
-    }
-  });
-
-  it('keeps every acknowledged save across SIGKILL at a random moment', { timeout: 60_000 }, async () => {
-    for (let round = 0; round < 5; round += 1) {
+  it('keeps every acknowledged append across SIGKILL at random moments, also during snapshot rewrites', { timeout: 120_000 }, async () => {
+    for (let round = 0; round < 8; round += 1) {
       const dataDir = await freshDir();
       // Random, and reported in every message, so that a failing round can be reasoned about.
-      const killAfterAcks = 3 + Math.floor(Math.random() * 40);
+      const killAfterAcks = 3 + Math.floor(Math.random() * 60);
       const result = await crashRound(dataDir, killAfterAcks);
-      const store = new LowdbStore<{ counter: number }>({ dataDir });
+      const store = new LowdbStore({ dataDir });
       const loaded = await store.load();
       const context = `round ${round}: killed after ${killAfterAcks} acks, last acked ${result.lastAcked}`;
       assert.ok(result.lastAcked > 0, context);
       assert.ok(loaded !== undefined, context);
       assert.ok(store.durableSeq() >= result.lastAcked, `${context}, seq on disk ${store.durableSeq()}`);
-      assert.ok(loaded.counter >= store.durableSeq(), `${context}: the document includes its seq`);
+      assert.ok((loaded.records.get('counter') as number) >= result.lastAcked, `${context}: the counter record includes its seq`);
     }
   });
 });
-
-/** A real file system whose `step` fails while `faults.armed` is set. */
-function faultyFs(step: 'rename' | 'sync', faults: { armed: boolean }): DurableFs {
-  const injected = () => new Error(`injected ${step} failure`);
-  return {
-    open: async (file, flags, mode) => {
-      const handle = await fs.open(file, flags, mode);
-      return {
-        writeFile: (data, encoding) => handle.writeFile(data, encoding),
-        sync: () => (step === 'sync' && faults.armed && flags === 'w' ? Promise.reject(injected()) : handle.sync()),
-        close: () => handle.close(),
-      };
-    },
-    rename: (from, to) => (step === 'rename' && faults.armed ? Promise.reject(injected()) : fs.rename(from, to)),
-    unlink: (file) => fs.unlink(file),
-    mkdir: (dir, options) => fs.mkdir(dir, options),
-    readFile: (file, encoding) => fs.readFile(file, encoding),
-  };
-}
 
 /** Runs the crash writer, kills it with SIGKILL after `killAfterAcks` acks, returns the last ack. */
 async function crashRound(dataDir: string, killAfterAcks: number): Promise<{ lastAcked: number }> {

@@ -1,0 +1,253 @@
+/**
+ * Server sessions (WebSocket) at 10,000 servers: what the service sustains and how fast it answers.
+ *
+ * The service: a RunningMesh on the system clock with the lowdb store in a temp directory (so that
+ * failovers are written to disk), 10,000 servers (4 zones, capacity 4) registered straight through
+ * the core with stored token hashes, 10,000 regions (a primary and two backups each), the real app
+ * on `http.createServer` with `app.sessions.handleUpgrade`, and the ticker running. The reference:
+ * a bare `ws` server in the same process that parses each JSON frame and answers a reply of the
+ * same size (no auth, no validation, no core).
+ *
+ * The load: a separate process (this file with `--loadgen`) holds one `ws` client per server. It
+ * sends protocol-following heartbeats (claims taken from the last reply or push, peers reported
+ * heard, or silent since a crash) and times each reply from the send of its heartbeat.
+ *
+ * 1. Paced: every session heartbeats once a second (10,000/s), spread evenly: p50/p99/p99.9 of the
+ *    reply latency, and the service's RSS after a full GC with every session open.
+ * 2. Mass failure: during a paced round, 30% of the servers' sessions are cut (their processes
+ *    "crash"), and the other sessions report them silent from then on. The coordinator fails them
+ *    over (promotions written to disk, pushed to the sessions): the reply latency of the surviving
+ *    sessions from the crash to 10 s after it, p99.9 and max. Target: p99.9 <= 100 ms.
+ * 3. Saturated: closed loop, every session sends its next heartbeat as soon as its reply is in;
+ *    service and bare server alternate (ABAB), medians of heartbeats per second. Target: service /
+ *    bare >= 0.75. Run on a fresh mesh so that the failover of step 2 does not change the work.
+ *
+ * Run alone: node --expose-gc --import tsx bench/session.bench.ts [--servers 10000] [--round-ms 10000]
+ *   [--saturated-rounds 3] [--saturated-ms 5000] [--quick]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket, WebSocketServer } from 'ws';
+import { heading, memoryAfterGc, mib, ms, num, numberFlag, quick, table, verdict } from './lib/report.ts';
+import { median } from './lib/stats.ts';
+
+interface Target { readonly id: string; readonly token: string }
+interface Claim { region_id: string; role: string; epoch: number; primary: { server_id: string } | null; backups: { server_id: string }[] }
+interface RoundResult { readonly count: number; readonly errors: number; readonly latenciesMs: number[]; readonly elapsedMs: number }
+
+if (process.argv.includes('--loadgen')) runLoadgen();
+else process.exitCode = await main();
+
+// ---- the load generator (child process) ----------------------------------------------------------
+
+function runLoadgen(): void {
+  const sessions: { target: Target; socket: WebSocket; claims: Claim[]; sentAt: number[]; crashed: boolean }[] = [];
+  let crashedAt = 0;
+  const crashed = new Set<string>();
+  let onReply: ((latencyMs: number, ok: boolean, i: number) => void) | null = null;
+
+  const beat = (s: (typeof sessions)[number]): string => {
+    const peers = new Set<string>();
+    for (const c of s.claims) for (const e of [c.primary, ...c.backups]) if (e && e.server_id !== s.target.id) peers.add(e.server_id);
+    const now = Date.now();
+    return JSON.stringify({ type: 'heartbeat', body: {
+      incarnation: `bench-${s.target.id}`, players: 10,
+      regions: s.claims.map((c) => ({ region_id: c.region_id, role: c.role, epoch: c.epoch, applied_seq: 1 })),
+      peers: [...peers].map((server_id) => ({ server_id, silent_for_ms: crashed.has(server_id) ? now - crashedAt : 0 })),
+    } });
+  };
+  const send = (s: (typeof sessions)[number]) => {
+    if (s.crashed || s.socket.readyState !== WebSocket.OPEN) return;
+    s.sentAt.push(performance.now());
+    s.socket.send(beat(s));
+  };
+
+  const connectAll = async (port: number, targets: Target[]) => {
+    for (const s of sessions.splice(0)) s.socket.terminate();
+    crashed.clear();
+    for (let i = 0; i < targets.length; i += 200) {
+      await Promise.all(targets.slice(i, i + 200).map((target) => new Promise<void>((resolve, reject) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}/mesh/servers/${target.id}/session`, ['mesh.v1'], {
+          headers: { Authorization: `Bearer ${target.token}` }, perMessageDeflate: false,
+        });
+        const s = { target, socket, claims: [] as Claim[], sentAt: [] as number[], crashed: false };
+        const at = sessions.push(s) - 1;
+        socket.on('open', () => resolve());
+        socket.on('error', reject);
+        socket.on('message', (data) => {
+          const frame = JSON.parse(String(data)) as { type: string; body: { regions?: Claim[] } };
+          if (frame.body.regions) s.claims = frame.body.regions;
+          if (frame.type === 'heartbeat_reply' || frame.type === 'problem') {
+            const sent = s.sentAt.shift();
+            if (sent !== undefined) onReply?.(performance.now() - sent, frame.type === 'heartbeat_reply', at);
+          }
+        });
+      })));
+    }
+  };
+
+  /** Paced (every session once per `periodMs`, spread evenly) or closed loop (`periodMs` 0). */
+  const round = (durationMs: number, periodMs: number, crashAtMs: number | null, crashFraction: number): Promise<RoundResult> =>
+    new Promise((resolve) => {
+      const latenciesMs: number[] = [];
+      let errors = 0;
+      const started = performance.now();
+      let stopped = false;
+      const timers: NodeJS.Timeout[] = [];
+      onReply = (latency, ok, i) => {
+        const since = performance.now() - started;
+        if (crashAtMs === null || (since >= crashAtMs && since <= crashAtMs + 10_000)) latenciesMs.push(latency);
+        if (!ok) errors++;
+        if (periodMs === 0 && !stopped) send(sessions[i]!);
+      };
+      if (periodMs === 0) {
+        for (const s of sessions) send(s);
+      } else {
+        const step = periodMs / sessions.length;
+        let next = 0;
+        timers.push(setInterval(() => {
+          const due = Math.floor((performance.now() - started) / step);
+          for (; next < due; next++) send(sessions[next % sessions.length]!);
+        }, 1));
+      }
+      if (crashAtMs !== null) {
+        timers.push(setTimeout(() => {
+          crashedAt = Date.now();
+          for (let i = 0; i < sessions.length * crashFraction; i++) {
+            const s = sessions[Math.floor(i / crashFraction) % sessions.length]!;
+            s.crashed = true;
+            crashed.add(s.target.id);
+            s.socket.terminate();
+          }
+        }, crashAtMs));
+      }
+      timers.push(setTimeout(() => {
+        stopped = true;
+        for (const t of timers) clearInterval(t);
+        onReply = null;
+        resolve({ count: latenciesMs.length, errors, latenciesMs, elapsedMs: performance.now() - started });
+      }, durationMs));
+    });
+
+  process.on('message', (m: { type: string; port: number; targets: Target[]; durationMs: number; periodMs: number; crashAtMs: number | null; crashFraction: number }) => {
+    const reply = (p: Promise<unknown>) => p.then((v) => process.send?.({ type: 'done', value: v }), (e: unknown) => process.send?.({ type: 'failed', error: String(e) }));
+    if (m.type === 'connect') reply(connectAll(m.port, m.targets));
+    else if (m.type === 'round') reply(round(m.durationMs, m.periodMs, m.crashAtMs, m.crashFraction));
+    else if (m.type === 'exit') { for (const s of sessions) s.socket.terminate(); process.disconnect?.(); }
+  });
+}
+
+// ---- the bench (parent process) ------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const q = quick();
+  const serverCount = numberFlag('servers', q ? 1000 : 10_000);
+  const roundMs = numberFlag('round-ms', q ? 4000 : 10_000);
+  const saturatedRounds = numberFlag('saturated-rounds', q ? 1 : 3);
+  const saturatedMs = numberFlag('saturated-ms', q ? 2000 : 5000);
+
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--loadgen'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ask = <T>(message: Record<string, unknown>): Promise<T> => new Promise((resolve, reject) => {
+    child.once('message', (m: { type: string; value?: T; error?: string }) => (m.type === 'done' ? resolve(m.value as T) : reject(new Error(m.error))));
+    child.send(message);
+  });
+
+  // Paced rounds and the mass failure on one mesh, saturated rounds on a fresh one.
+  const first = await serviceWithMesh(serverCount);
+  await ask({ type: 'connect', port: first.port, targets: first.targets });
+  await ask<RoundResult>({ type: 'round', durationMs: 3000, periodMs: 1000, crashAtMs: null, crashFraction: 0 });
+  const paced = await ask<RoundResult>({ type: 'round', durationMs: roundMs, periodMs: 1000, crashAtMs: null, crashFraction: 0 });
+  const memory = memoryAfterGc();
+  const failure = await ask<RoundResult>({ type: 'round', durationMs: 13_000, periodMs: 1000, crashAtMs: 2000, crashFraction: 0.3 });
+  const failed = first.host.coordinator.status(first.host.now()).servers.failed;
+  await first.close();
+
+  const second = await serviceWithMesh(serverCount);
+  const bare = await bareServer(second.targets);
+  const rates: Record<'service' | 'bare', number[]> = { service: [], bare: [] };
+  for (let r = 0; r < saturatedRounds; r++) {
+    for (const [label, port, targets] of [['service', second.port, second.targets], ['bare', bare.port, second.targets]] as const) {
+      await ask({ type: 'connect', port, targets });
+      const result = await ask<RoundResult>({ type: 'round', durationMs: saturatedMs, periodMs: 0, crashAtMs: null, crashFraction: 0 });
+      rates[label].push((result.count / result.elapsedMs) * 1000);
+    }
+  }
+  child.send({ type: 'exit' });
+  await second.close();
+  bare.close();
+
+  const pct = (values: number[], p: number) => { const s = [...values].sort((a, b) => a - b); return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)] ?? NaN; };
+  const ratio = median(rates.service) / median(rates.bare);
+  heading(`${num(serverCount)} sessions, ${num(serverCount)} regions, lowdb store`);
+  console.log(table(['quantity', 'value', 'target'], [
+    ['paced 1 Hz: replies / s', num(paced.count / (paced.elapsedMs / 1000)), ''],
+    ['paced 1 Hz: reply latency p50 / p99 / p99.9 / max', [50, 99, 99.9, 100].map((p) => ms(pct(paced.latenciesMs, p))).join(' / '), ''],
+    ['RSS of the service with every session open (after GC)', mib(memory.rss), `<= 300 MB: ${verdict(memory.rss <= 300e6)}`],
+    ['30% of servers crash: servers failed after 10 s', num(failed), ''],
+    ['reply latency during the mass failure (10 s): p99 / p99.9 / max', [99, 99.9, 100].map((p) => ms(pct(failure.latenciesMs, p))).join(' / '),
+      `p99.9 <= 100 ms: ${verdict(pct(failure.latenciesMs, 99.9) <= 100)}`],
+    ['saturated heartbeats / s: service / bare ws (medians)', `${num(median(rates.service))} / ${num(median(rates.bare))}`, ''],
+    ['ratio service / bare', num(ratio, 2), `>= 0.75: ${verdict(ratio >= 0.75)}`],
+    ['errors (problem answers)', num(paced.errors + failure.errors), '0'],
+  ]));
+  return paced.errors + failure.errors === 0 ? 0 : 1;
+}
+
+/** The real service over a fresh mesh with `count` servers and as many regions. */
+async function serviceWithMesh(count: number) {
+  const { RunningMesh } = await import('../src/mesh-host.ts');
+  const { LowdbStore } = await import('../src/store/lowdb-store.ts');
+  const { createLogger } = await import('../src/logger.ts');
+  const { createApp } = await import('../api/app.ts');
+  const { hashToken } = await import('../api/auth.ts');
+  const { defaultMeshConfig } = await import('../mesh/base/config.ts');
+  const { startTicker } = await import('../src/ticker.ts');
+  const dataDir = await mkdtemp(join(tmpdir(), 'mesh-bench-session-'));
+  process.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+  const store = new LowdbStore({ dataDir });
+  const host = await RunningMesh.open({ config: defaultMeshConfig, clock: { now: () => Date.now() }, store, seed: 1, log: createLogger({ level: 'error' }) });
+  const targets: Target[] = [];
+  for (let i = 0; i < count; i++) {
+    const token = `bench-token-${i}-${'x'.repeat(24)}`;
+    const made = host.coordinator.registerServer({ address: `10.0.${i >> 8}.${i & 255}:7777`, zone: `zone-${(i % 4) + 1}`, capacity: 4, credentialHash: hashToken(token) }, host.now());
+    if (!made.ok) throw new Error(made.detail);
+    targets.push({ id: made.value.serverId, token });
+  }
+  const created = host.coordinator.createRegions(Array.from({ length: count }, () => ({ players: 10 })), host.now());
+  if (!created.ok) throw new Error(created.detail);
+  await host.durable(host.flush());
+  const app = createApp({ host, adminToken: undefined, logError: (error) => console.error(error) });
+  const server = createServer(app.callback());
+  server.on('upgrade', app.sessions.handleUpgrade);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const ticker = startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error));
+  return {
+    host, targets, port: (server.address() as AddressInfo).port,
+    close: async () => { ticker.stop(); app.closeStreams(); server.close(); await host.close(); },
+  };
+}
+
+/** A bare `ws` server: parses each frame and answers a reply of the service's size. */
+async function bareServer(targets: Target[]): Promise<{ port: number; close: () => void }> {
+  const reply = JSON.stringify({ type: 'heartbeat_reply', body: { server_id: targets[0]?.id, status: 'alive', degraded_level: 'NORMAL', fidelity: 1,
+    heartbeat_interval_ms: 1000, regions: Array.from({ length: 3 }, (_, i) => ({ region_id: `region-${i}`, role: 'backup', epoch: 1,
+      primary: { server_id: 'srv-1', address: '10.0.0.1:7777' }, backups: [{ server_id: 'srv-2', address: '10.0.0.2:7777' }], fidelity: 1, actions_pending: 0 })),
+    demoted: [], lease_ms: 300 } });
+  const server: Server = createServer();
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, handleProtocols: () => 'mesh.v1' });
+  wss.on('connection', (socket) => socket.on('message', (data) => {
+    JSON.parse(String(data));
+    socket.send(reply);
+  }));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as AddressInfo).port, close: () => { wss.close(); server.close(); } };
+}

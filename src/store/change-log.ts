@@ -1,0 +1,212 @@
+/**
+ * The append-only log of change records beside the snapshot (Redis's AOF, etcd's WAL).
+ *
+ * One line per record, `<crc32 of the JSON, 8 hex digits> <JSON>\n`, with the JSON
+ * `{"s":seq,"k":key,"v":value}`; every batch ends with a commit line `{"c":seq,"n":records}` and is
+ * fsynced as a whole. Replay applies a batch only once its commit line is read, so a batch torn by
+ * a crash is never half applied. Everything after the last valid commit line of the newest log is a
+ * torn tail (a write that was never acknowledged): it is cut off. An invalid line before a valid
+ * commit line is corruption of acknowledged data: replay refuses, and the files are left as they are.
+ */
+import { crc32 } from 'node:zlib';
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import type { ChangeRecord } from './store.ts';
+import { Slicer } from './slicer.ts';
+
+/** File name of log generation `gen` inside the data directory. */
+export const logFileName = (gen: number): string => `mesh.${gen}.log`;
+const logFilePattern = /^mesh\.(\d+)\.log$/;
+
+/** Raised for a log whose acknowledged part cannot be trusted. */
+export class CorruptLogError extends Error {
+  readonly path: string;
+
+  constructor(file: string, problem: string) {
+    super(`change log ${file} is corrupt (${problem}); refusing to start rather than lose acknowledged changes: ` +
+      'restore the data directory from a backup, or move the file aside deliberately');
+    this.name = 'CorruptLogError';
+    this.path = file;
+  }
+}
+
+/** What replaying one log found. */
+export interface ReplayOutcome {
+  /** Seq of the last committed batch (0 when none). */
+  readonly seq: number;
+  /** Records in committed batches. */
+  readonly records: number;
+  /** Bytes up to the end of the last committed batch: the log's trustworthy length. */
+  readonly validBytes: number;
+  /** Bytes after it (a torn batch), 0 when the log ends cleanly. */
+  readonly tornBytes: number;
+}
+
+/** One encoded line. */
+export function encodeLine(json: string): string {
+  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+}
+
+type Parsed = { readonly kind: 'record'; readonly record: ChangeRecord } | { readonly kind: 'commit'; readonly seq: number; readonly n: number };
+
+/** Decodes one line (without its newline); a string says why it is invalid. */
+function decodeLine(line: string): Parsed | string {
+  if (line.length < 10 || line[8] !== ' ') return 'not a log line';
+  const json = line.slice(9);
+  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return 'checksum mismatch';
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return 'not JSON';
+  }
+  const v = value as { s?: unknown; k?: unknown; v?: unknown; c?: unknown; n?: unknown };
+  if (typeof v.k === 'string' && 'v' in v) return { kind: 'record', record: { key: v.k, value: v.v } };
+  if (typeof v.c === 'number' && typeof v.n === 'number') return { kind: 'commit', seq: v.c, n: v.n };
+  return 'neither a record nor a commit';
+}
+
+/**
+ * Replays one log's text, calling `apply` with each committed batch in order. `last`: whether no
+ * newer log follows (only then may it end with a torn batch).
+ * @throws CorruptLogError for an invalid line before a valid commit, or a torn end of an older log.
+ */
+export function replayLog(file: string, text: string, last: boolean, apply: (records: readonly ChangeRecord[]) => void): ReplayOutcome {
+  let pending: ChangeRecord[] = [];
+  let bad: string | null = null;
+  let offset = 0;
+  let outcome = { seq: 0, records: 0, validBytes: 0 };
+  let lineNo = 0;
+  for (let start = 0; start < text.length; lineNo += 1) {
+    const end = text.indexOf('\n', start);
+    const line = end === -1 ? text.slice(start) : text.slice(start, end);
+    start = end === -1 ? text.length : end + 1;
+    offset += Buffer.byteLength(line) + (end === -1 ? 0 : 1);
+    const parsed = end === -1 ? 'no newline at the end' : decodeLine(line);
+    if (typeof parsed === 'string') {
+      bad ??= `line ${lineNo + 1}: ${parsed}`;
+      continue;
+    }
+    if (parsed.kind === 'record') {
+      pending.push(parsed.record);
+      continue;
+    }
+    if (bad !== null) throw new CorruptLogError(file, `${bad}, before the committed batch ${parsed.seq}`);
+    if (parsed.n !== pending.length) throw new CorruptLogError(file, `line ${lineNo + 1}: batch ${parsed.seq} commits ${parsed.n} records, found ${pending.length}`);
+    apply(pending);
+    outcome = { seq: parsed.seq, records: outcome.records + pending.length, validBytes: offset };
+    pending = [];
+  }
+  const tornBytes = offset - outcome.validBytes;
+  if (tornBytes > 0 && !last) throw new CorruptLogError(file, `${bad ?? 'an uncommitted batch'} at its end, but a newer log follows`);
+  return { ...outcome, tornBytes };
+}
+
+/** Generations of the logs present in `dir`, oldest first. */
+export async function logGenerations(dir: string): Promise<number[]> {
+  const names = await fs.readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [] as string[];
+    throw error;
+  });
+  return names.map((name) => logFilePattern.exec(name)?.[1]).filter((n): n is string => n !== undefined).map(Number).sort((a, b) => a - b);
+}
+
+/** Options of {@link LogWriter.append}. */
+export interface AppendHooks {
+  /** Longest stretch of serialisation on the event loop before yielding, in ms. */
+  readonly sliceMs: number;
+  /** Runs after the batch is written and before its fsync (tests: slow or failing writes). */
+  readonly beforeSync?: () => Promise<void> | void;
+}
+
+/** Appends batches to one log generation. */
+export class LogWriter {
+  /** Bytes of committed batches in this log. */
+  bytes: number;
+  /** Records of committed batches in this log. */
+  records: number;
+  /** A failed append may have left part of a batch: it is cut off before the next one. */
+  private mustTruncate = false;
+
+  private constructor(readonly file: string, readonly gen: number, private readonly handle: fs.FileHandle, bytes: number, records: number) {
+    this.bytes = bytes;
+    this.records = records;
+  }
+
+  /**
+   * Opens generation `gen` for appending, cut to `validBytes` (a torn tail found by replay). A new
+   * file is made durable in its directory at once, so that its batches cannot vanish with it.
+   */
+  static async open(dir: string, gen: number, validBytes: number, records: number): Promise<LogWriter> {
+    const file = path.join(dir, logFileName(gen));
+    const existed = await fs.stat(file).then(() => true, () => false);
+    const handle = await fs.open(file, 'a', 0o600);
+    try {
+      if (existed) await handle.truncate(validBytes);
+      else await syncDirectory(dir);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return new LogWriter(file, gen, handle, existed ? validBytes : 0, records);
+  }
+
+  /** Appends one batch and its commit line, then fsyncs; resolves once the batch is durable. */
+  async append(records: readonly ChangeRecord[], seq: number, hooks: AppendHooks): Promise<number> {
+    if (this.mustTruncate) {
+      await this.handle.truncate(this.bytes);
+      this.mustTruncate = false;
+    }
+    this.mustTruncate = true;
+    const slicer = new Slicer(hooks.sliceMs);
+    let parts: string[] = [];
+    let written = 0;
+    for (const { key, value } of records) {
+      parts.push(encodeLine(JSON.stringify({ s: seq, k: key, v: value })));
+      if (!slicer.due()) continue;
+      written += await writeAll(this.handle, parts.join(''));
+      parts = [];
+      await slicer.pause();
+    }
+    parts.push(encodeLine(JSON.stringify({ c: seq, n: records.length })));
+    written += await writeAll(this.handle, parts.join(''));
+    if (hooks.beforeSync) await hooks.beforeSync();
+    await this.handle.datasync();
+    this.mustTruncate = false;
+    this.bytes += written;
+    this.records += records.length;
+    return written;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/**
+ * Writes all of `text`. A write may take only part of it (a full disk takes what fits and reports
+ * no error): the rest is written again, which then fails with the reason, so a batch is never
+ * committed with a record cut short.
+ */
+async function writeAll(handle: fs.FileHandle, text: string): Promise<number> {
+  const bytes = Buffer.from(text, 'utf8');
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    if (bytesWritten === 0) throw new Error(`wrote 0 of ${bytes.length - offset} bytes to the change log`);
+    offset += bytesWritten;
+  }
+  return bytes.length;
+}
+
+/** Makes a directory's entries (a new file, a rename) durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  // Windows cannot open a directory for fsync and makes renames durable on its own.
+  if (process.platform === 'win32') return;
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
