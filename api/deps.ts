@@ -110,6 +110,8 @@ export interface AppDeps {
   readonly contract?: Contract;
   /** Told about every answered request (HTTP metrics, refusal logs); nothing is reported without it. */
   readonly observeRequest?: RequestObserver;
+  /** Told about every heartbeat a session answered (the HTTP ones come through `observeRequest`). */
+  readonly observeSessionHeartbeat?: () => void;
   /**
    * Whether the test API (setup_test, reset, simulate_failure, advance_time) is mounted; default
    * true. Off, those paths answer 404 with a problem saying so (`--test-api off`).

@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     host, adminToken: settings.adminToken, playerTicketSecret: settings.playerTicketSecret, contract,
     logError: (error, context) => log.error('request failed', { error, ...context }),
     observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
+    observeSessionHeartbeat: () => observed.metrics.sessionHeartbeat(),
     logDebug: (message, context) => log.debug(message, context),
     http: httpOptions(settings),
   });

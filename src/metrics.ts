@@ -40,7 +40,7 @@ export class MeshMetrics implements MetricsSource {
   readonly registry = new Registry();
   readonly contentType: string;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
-  private readonly heartbeats: Counter<'status_code'>;
+  private readonly heartbeats: Counter<'transport' | 'status_code'>;
   private readonly storeWrite: Histogram;
   private readonly storeFailures: Counter;
   private readonly detection: Histogram;
@@ -70,8 +70,8 @@ export class MeshMetrics implements MetricsSource {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     });
     this.heartbeats = new Counter({
-      name: 'mesh_heartbeats_received_total', help: 'Heartbeats received over HTTP from game servers, by answer status.',
-      labelNames: ['status_code'], registers,
+      name: 'mesh_heartbeats_received_total', help: 'Heartbeats received from game servers, by transport (http, session) and answer status.',
+      labelNames: ['transport', 'status_code'], registers,
     });
     this.storeWrite = new Histogram({
       name: 'mesh_store_write_duration_seconds', help: 'Duration of each durable write of the mesh state (one group commit).',
@@ -119,7 +119,12 @@ export class MeshMetrics implements MetricsSource {
   observeRequest(record: RequestRecord): void {
     const status = String(record.status);
     this.httpDuration.observe({ method: record.method, route: record.route, status_code: status }, record.seconds);
-    if (record.route === heartbeatRoute && record.method === 'POST') this.heartbeats.inc({ status_code: status });
+    if (record.route === heartbeatRoute && record.method === 'POST') this.heartbeats.inc({ transport: 'http', status_code: status });
+  }
+
+  /** One heartbeat answered over a session. */
+  sessionHeartbeat(): void {
+    this.heartbeats.inc({ transport: 'session', status_code: '200' });
   }
 
   /** Exposes `mesh_sessions_open`, read at every scrape from `count` (the session hub's size). */

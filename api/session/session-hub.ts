@@ -108,6 +108,7 @@ export class SessionHub {
         const json = JSON.stringify(body);
         if ((body.demoted as unknown[]).length === 0) session.lastSent = json;
         this.send(session, `{"type":"heartbeat_reply","body":${json}}`);
+        this.kit.deps.observeSessionHeartbeat?.();
       } else {
         void this.leave(session);
       }

@@ -75,4 +75,5 @@ test('SIGKILL of a primary holding a session: failed over through the session an
   // The two living servers hold their sessions; the killed one's closed with its process.
   const scrape = await call(service.url, 'GET', '/metrics');
   assert.match(String(scrape.body), /^mesh_sessions_open 2$/m, 'mesh_sessions_open counts the open sessions');
+  assert.match(String(scrape.body), /^mesh_heartbeats_received_total\{transport="session",status_code="200"\} [1-9]\d*$/m, 'session heartbeats are counted');
 });
