@@ -5,23 +5,16 @@
  * durable state. The violation comes from the test-only hook MESH_TEST_INVARIANT_VIOLATION_AT_MS
  * (src/test-hooks.ts), which only a manual-clock service honours.
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { call, expectJson, killAll, sleep, spawnService, startService, stopService } from './service-process.ts';
+import { e2eScratch } from './scratch.ts';
+import { call, expectJson, sleep, spawnService, startService, stopService } from './service-process.ts';
 
-const dirs: string[] = [];
-after(async () => {
-  await killAll();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const { freshDir } = e2eScratch('mesh-failstop-');
 
 describe('fail-stop', () => {
   test('a violated invariant in a tick: exit 70 with the reason logged; a restart resumes from the durable state', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mesh-failstop-'));
-    dirs.push(dir);
+    const dir = await freshDir();
     const args = ['--clock', 'manual', '--port', '0', '--data-dir', dir];
     const service = await startService(args, { env: { MESH_TEST_INVARIANT_VIOLATION_AT_MS: '5000' } });
     expectJson('setupTestMesh', await call(service.url, 'POST', '/mesh/setup_test', { body: { regions: 6, zones: 3 } }), 201);

@@ -9,33 +9,19 @@
  * 2. SIGTERM exits 0 with the latest state in the data file.
  * 3. A second process on the same data directory is refused with a clear message.
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { durableState } from './data-dir.ts';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultMeshConfig } from '../../mesh/base/config.ts';
 import { GameServer, World } from './game-server.ts';
+import { e2eScratch } from './scratch.ts';
 import {
-  call, expectJson, killAll, sleep, spawnService, startService, stopService, waitFor, type ServiceProcess,
+  call, expectJson, sleep, spawnService, startService, stopService, waitFor, type ServiceProcess,
 } from './service-process.ts';
 
-const dirs: string[] = [];
-const worlds: World[] = [];
-
-after(async () => {
-  for (const world of worlds) world.stopAll();
-  await killAll();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mesh-e2e-'));
-  dirs.push(dir);
-  return dir;
-}
+const { freshDir, worlds } = e2eScratch('mesh-e2e-');
 
 const zones = ['zone-a', 'zone-b', 'zone-c'];
 

@@ -8,29 +8,15 @@
  *    from before the restart is told that events may have been missed (`events_missed`).
  */
 import { backUpDataDir, restoreDataDir } from './data-dir.ts';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../api/sse-client.ts';
 import { GameServer, World } from './game-server.ts';
-import { call, expectJson, killAll, startService, stopService, waitFor, type ServiceProcess } from './service-process.ts';
+import { e2eScratch } from './scratch.ts';
+import { call, expectJson, startService, stopService, waitFor, type ServiceProcess } from './service-process.ts';
 
-const dirs: string[] = [];
-const worlds: World[] = [];
-
-after(async () => {
-  for (const world of worlds) world.stopAll();
-  await killAll();
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mesh-e2e-restore-'));
-  dirs.push(dir);
-  return dir;
-}
+const { freshDir, worlds } = e2eScratch('mesh-e2e-restore-');
 
 /** Registers servers over HTTP (one per zone, round robin) and starts their heartbeat loops. */
 async function registerServers(base: () => string, world: World, count: number): Promise<GameServer[]> {
