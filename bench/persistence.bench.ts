@@ -179,6 +179,9 @@ async function prepareRestart(kind: Kind, b: Built): Promise<number> {
     await b.host.durable(b.host.flush());
     return 0;
   }
+  // The mesh as a snapshot first, then the log records after it, as a running service leaves them.
+  await (b.store as unknown as { startSnapshot(): Promise<void> }).startSnapshot();
+  await (b.store as LowdbStore).settled();
   const ids = [...b.host.coordinator.records().regions.keys()];
   const target = q ? 10_000 : 100_000;
   let logRecords = 0;

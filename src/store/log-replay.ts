@@ -74,8 +74,20 @@ export function replayLog(file: string, data: Buffer, last: boolean, apply: (rec
 /** Decodes the line `data[start, end)` (without its newline); a string says why it is invalid. */
 function decodeLine(data: Buffer, start: number, end: number): Parsed | string {
   if (end - start < 10 || data[start + 8] !== 0x20) return 'not a log line';
-  if (crc32(data.subarray(start + 9, end)).toString(16).padStart(8, '0') !== data.toString('latin1', start, start + 8)) return 'checksum mismatch';
+  if (crc32(data.subarray(start + 9, end)) !== hexChecksum(data, start)) return 'checksum mismatch';
   return recordLine(data, start + 9, end) ?? parseLine(data.toString('utf8', start + 9, end));
+}
+
+/** The 8 lower-case hex digits at `at` as a number, or -1 (no string is made: replay reads one per line). */
+function hexChecksum(data: Buffer, at: number): number {
+  let value = 0;
+  for (let k = at; k < at + 8; k += 1) {
+    const byte = data[k] as number;
+    const digit = isDigit(byte) ? byte - 0x30 : byte >= 0x61 && byte <= 0x66 ? byte - 0x57 : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
 }
 
 const recordHead = Buffer.from('{"s":');
