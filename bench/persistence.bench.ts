@@ -20,6 +20,7 @@
  * Run alone: node --expose-gc --import tsx bench/persistence.bench.ts [--regions 10000] [--quick]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -112,6 +113,28 @@ async function actionLatency(kind: Kind): Promise<number[]> {
 }
 
 interface MassWrite { blockMs: number; perWindowMs: number; writeMs: number }
+
+/**
+ * The disk's floor under a durable 202: appending 300 bytes and fdatasync, one after the other, for
+ * as many rounds as a second allows (at most 1,000). A 202's p99 cannot be below this one's.
+ */
+async function fsyncLatency(): Promise<number[]> {
+  const handle = await open(join(freshDir(), 'probe.log'), 'a');
+  const line = Buffer.alloc(300, 0x61);
+  const latencies: number[] = [];
+  const started = performance.now();
+  try {
+    while (latencies.length < 1000 && performance.now() - started < 1000) {
+      const t0 = performance.now();
+      await handle.write(line);
+      await handle.datasync();
+      latencies.push(performance.now() - t0);
+    }
+  } finally {
+    await handle.close();
+  }
+  return latencies;
+}
 
 /**
  * The write that follows a 30% mass failure: it carries the records of about 66% of the regions
@@ -238,13 +261,19 @@ async function main(): Promise<void> {
     result[kind] = { failover, action: [], mass, restart: restarts, logRecords };
   }
   // Alternating runs, so that a busy moment of the shared machine does not fall on one store only.
+  const fsyncs: { p50: number; p99: number }[] = [];
   for (let run = 0; run < ACTION_RUNS; run++) {
     for (const kind of kinds) {
+      global.gc?.();
       const latencies = summarize(await actionLatency(kind));
       result[kind].action.push({ p50: latencies.p50, p99: latencies.p99 });
     }
+    const fsync = summarize(await fsyncLatency());
+    fsyncs.push({ p50: fsync.p50, p99: fsync.p99 });
   }
-  console.log(table(['measure', 'whole document (before)', 'change log (now)', 'ratio / target', 'verdict'], rows(result, snapshot)));
+  const table1 = rows(result, snapshot);
+  table1.splice(2, 0, ['  the disk alone: 300-byte append + fdatasync, p50 / p99 per run', '', fsyncs.map((f) => `${ms(f.p50)} / ${ms(f.p99)}`).join('; '), 'none', '']);
+  console.log(table(['measure', 'whole document (before)', 'change log (now)', 'ratio / target', 'verdict'], table1));
 }
 
 /** Median and worst of a series, as "median (worst)". */
