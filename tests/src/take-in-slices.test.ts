@@ -6,24 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stateFromRecords } from '../../mesh/core/change-records.ts';
-import type { CoreState } from '../../mesh/core/state.ts';
+import { comparableState } from '../simulation/comparable-state.ts';
 import { SimRun } from '../../mesh/simulation/scenario.ts';
 import { takeInSlices, type ChangeSource } from '../../src/take-in-slices.ts';
-
-/**
- * The state in a canonical order, without what heartbeats refresh without a write (a server's last
- * seq and players, alive <-> suspect, replicas' applied seqs) and what a restart recomputes.
- */
-function comparable(state: CoreState): unknown {
-  return {
-    ...state,
-    servers: [...state.servers].sort((a, b) => a.id.localeCompare(b.id)).map(({ lastSeq: _s, players: _p, ...s }) => {
-      const live = s.status === 'alive' || s.status === 'suspect';
-      return { ...s, status: live ? 'alive' : s.status, statusSinceMs: live ? 0 : s.statusSinceMs };
-    }),
-    regions: [...state.regions].sort((a, b) => a.id.localeCompare(b.id)).map(({ appliedSeq: _a, announcedEpoch: _e, ...r }) => r),
-  };
-}
 
 describe('takeInSlices', () => {
   it('with ticks between its slices, hands out each key once, as of the closing take', async () => {
@@ -63,7 +48,7 @@ describe('takeInSlices', () => {
       assert.equal(batch.seq, run.coordinator.changeSeq());
       const replayed = stateFromRecords(replica);
       assert.ok(replayed);
-      assert.deepStrictEqual(comparable(replayed), comparable(run.coordinator.exportState(now)), `after write ${write}`);
+      assert.deepStrictEqual(comparableState(replayed), comparableState(run.coordinator.exportState(now)), `after write ${write}`);
     }
     assert.ok(longest >= 10, `the longest take ran over ${longest} ticks (records/steps per write: ${sizes.join(' ')})`);
     assert.ok(run.coordinator.metrics().failovers.completed > 0, 'failovers happened while the takes ran');
