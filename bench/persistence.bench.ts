@@ -112,7 +112,7 @@ async function actionLatency(kind: Kind): Promise<number[]> {
   return latencies;
 }
 
-interface MassWrite { blockMs: number; perWindowMs: number; writeMs: number }
+interface MassWrite { blockMs: number; perWindowMs: number; writeMs: number; cpuMs: number }
 
 /**
  * The disk's floor under a durable 202: appending 300 bytes and fdatasync, one after the other, for
@@ -154,9 +154,11 @@ async function massFailureWrite(b: Built, rep: number): Promise<MassWrite> {
   await delay(20);
   const loop = watchLoop();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await b.host.durable(b.host.flush());
   const writeMs = performance.now() - t0;
-  return { ...loop.stop(), writeMs };
+  const cpu = process.cpuUsage(cpu0);
+  return { ...loop.stop(), writeMs, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 /** The longest snapshot rewrite block: the whole mesh folded into mesh.json in the background. */
@@ -293,8 +295,9 @@ function rows(result: Record<Kind, KindResult>, snapshot: { blockMs: number; ms:
       verdict(median(p99s(now)) <= 10)],
     [`30% mass failure's write, longest loop block: median (worst) of ${REPS}`, spread(blocks(old)), spread(blocks(now)),
       `${num(median(blocks(now)) / median(blocks(old)), 2)}x; <= 10 ms`, verdict(median(blocks(now)) <= 10)],
-    ['  same write: busiest 100 ms window of the loop; time until durable (medians)', `${ms(median(old.mass.map((m) => m.perWindowMs)))}; ${ms(median(old.mass.map((m) => m.writeMs)))}`,
-      `${ms(median(now.mass.map((m) => m.perWindowMs)))}; ${ms(median(now.mass.map((m) => m.writeMs)))}`, 'none', ''],
+    ['  same write: busiest 100 ms window of the loop; CPU time (process); time until durable (medians)',
+      [old.mass.map((m) => m.perWindowMs), old.mass.map((m) => m.cpuMs), old.mass.map((m) => m.writeMs)].map((v) => ms(median(v))).join('; '),
+      [now.mass.map((m) => m.perWindowMs), now.mass.map((m) => m.cpuMs), now.mass.map((m) => m.writeMs)].map((v) => ms(median(v))).join('; '), 'none', ''],
     ['snapshot rewrite of the whole mesh: longest loop block; duration (medians of 3)', 'none (no snapshots)',
       `${ms(median(snapshot.map((x) => x.blockMs)))}; ${ms(median(snapshot.map((x) => x.ms)))}`, 'a few ms', ''],
     [`restart to ready (${num(now.logRecords)} log records): median (worst) of ${REPS}`, spread(old.restart), spread(now.restart),
