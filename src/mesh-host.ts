@@ -25,6 +25,7 @@ import { reject, ok, type RegionId, type Result, type ServerId } from '../mesh/b
 import type { Logger } from './logger.ts';
 import type { Store } from './store/store.ts';
 import { FaultLayer } from '../mesh/faults/fault-layer.ts';
+import { takeInSlices } from './take-in-slices.ts';
 
 /** How a host is built. */
 export interface HostOptions {
@@ -294,7 +295,7 @@ export class RunningMesh implements MeshHost {
 
   private async persist(seq: number): Promise<void> {
     try {
-      await this.options.store.append(() => this.coordinator.takeChanges(this.now()), seq);
+      await this.options.store.append(() => takeInSlices(this.coordinator, () => this.now()), seq);
     } catch (error) {
       this.writeFailed(error, seq);
       throw error;

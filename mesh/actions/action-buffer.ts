@@ -250,12 +250,16 @@ export class ActionBuffer {
   }
 
   /**
-   * The players whose persisted record changed since the last call, and forgets them: what the
-   * core's change records (mesh/core/change-records.ts) must write.
+   * The players whose persisted record changed since the last call (at most `max` of them), and
+   * forgets them: what the core's change records (mesh/core/change-records.ts) must write.
    */
-  takeChangedPlayers(): (readonly [RegionId, PlayerId])[] {
-    const taken = [...this.changedPlayers.values()];
-    this.changedPlayers.clear();
+  takeChangedPlayers(max = Infinity): (readonly [RegionId, PlayerId])[] {
+    const taken: (readonly [RegionId, PlayerId])[] = [];
+    for (const [noteKey, player] of this.changedPlayers) {
+      if (taken.length >= max) break;
+      taken.push(player);
+      this.changedPlayers.delete(noteKey);
+    }
     return taken;
   }
 

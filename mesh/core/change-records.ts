@@ -21,6 +21,7 @@ import type { FailoverMetricsJSON, FailoverRecord } from '../health/failover-met
 import type { DegradedModeJSON } from '../health/degraded-mode.ts';
 import type { CoreContext } from '../failover/context.ts';
 import type { PlayerId, RegionId } from '../base/types.ts';
+import { takeFromSet } from '../base/take-from-set.ts';
 import { coreStateVersion, persistedRegion, persistedServer, type CoreState, type PersistedRegion, type PersistedServer } from './state.ts';
 
 /** One change: the record's new value under its key, or `null` when the record is gone. */
@@ -67,20 +68,16 @@ export class ChangeTracker {
    * the batch until it is durable (a failed write is retried with the same records).
    */
   take(ctx: CoreContext, nowMs: number, numbers: CoreState['numbers']): ChangeBatch {
-    const { topology } = ctx;
-    const records: ChangeRecord[] = [];
-    for (const id of topology.changedServers) {
-      const server = topology.servers.get(id);
-      records.push({ key: key.server(id), value: server === undefined ? null : persistedServer(server) });
-    }
-    topology.changedServers.clear();
-    for (const id of topology.changedRegions) {
-      const region = topology.regions.get(id);
-      records.push({ key: key.region(id), value: region === undefined ? null : persistedRegion(region) });
-    }
-    topology.changedRegions.clear();
-    this.takeHealth(ctx, records);
-    this.takeBuffer(ctx, records);
+    const records = this.takeSome(ctx, Infinity);
+    const alerts = ctx.alerts.takeChanges();
+    for (const id of alerts.ids) records.push({ key: key.alert(id), value: ctx.alerts.get(id) ?? null });
+    if (alerts.order !== null) records.push({ key: key.alertBook, value: alerts.order });
+    const metrics = ctx.metrics.takeChanges();
+    for (const id of metrics.ids) records.push(failoverRecord(ctx, id));
+    if (metrics.summary !== null) records.push({ key: key.metrics, value: metrics.summary });
+    const counters = JSON.stringify(ctx.buffer.counters());
+    if (counters !== this.lastCounters) records.push({ key: key.bufferCounters, value: JSON.parse(counters) as unknown });
+    this.lastCounters = counters;
     const degraded = JSON.stringify(ctx.degraded.toJSON());
     if (degraded !== this.lastDegraded) records.push({ key: key.degraded, value: JSON.parse(degraded) as unknown });
     this.lastDegraded = degraded;
@@ -90,24 +87,34 @@ export class ChangeTracker {
     return { seq: changeSeq, records };
   }
 
-  private takeHealth(ctx: CoreContext, records: ChangeRecord[]): void {
-    const alerts = ctx.alerts.takeChanges();
-    for (const id of alerts.ids) records.push({ key: key.alert(id), value: ctx.alerts.get(id) ?? null });
-    if (alerts.order !== null) records.push({ key: key.alertBook, value: alerts.order });
-    const metrics = ctx.metrics.takeChanges();
-    for (const id of metrics.ids) records.push({ key: key.failover(id), value: ctx.metrics.get(id) ?? null });
-    if (metrics.summary !== null) records.push({ key: key.metrics, value: metrics.summary });
-  }
-
-  private takeBuffer(ctx: CoreContext, records: ChangeRecord[]): void {
-    for (const [regionId, playerId] of ctx.buffer.takeChangedPlayers()) {
-      const player = ctx.buffer.playerRecord(regionId, playerId);
+  /**
+   * Part of the next `take`, so that a large change can be copied in slices between turns of the
+   * event loop: at most `max` records of changed servers, regions, failover records and buffered
+   * players, as of now, taken out of the notes. A record changed again afterwards is noted again and
+   * handed out again, so the last record of a key up to the closing `take` holds its value then.
+   */
+  takeSome(ctx: CoreContext, max: number): ChangeRecord[] {
+    const { topology, buffer } = ctx;
+    const records: ChangeRecord[] = [];
+    for (const id of takeFromSet(topology.changedServers, max)) {
+      const server = topology.servers.get(id);
+      records.push({ key: key.server(id), value: server === undefined ? null : persistedServer(server) });
+    }
+    for (const id of takeFromSet(topology.changedRegions, max - records.length)) {
+      const region = topology.regions.get(id);
+      records.push({ key: key.region(id), value: region === undefined ? null : persistedRegion(region) });
+    }
+    for (const id of ctx.metrics.takeChangedIds(max - records.length)) records.push(failoverRecord(ctx, id));
+    for (const [regionId, playerId] of buffer.takeChangedPlayers(max - records.length)) {
+      const player = buffer.playerRecord(regionId, playerId);
       records.push({ key: key.player(regionId, playerId), value: player === null ? null : { regionId, ...player } });
     }
-    const counters = JSON.stringify(ctx.buffer.counters());
-    if (counters !== this.lastCounters) records.push({ key: key.bufferCounters, value: JSON.parse(counters) as unknown });
-    this.lastCounters = counters;
+    return records;
   }
+}
+
+function failoverRecord(ctx: CoreContext, id: string): ChangeRecord {
+  return { key: key.failover(id), value: ctx.metrics.get(id) ?? null };
 }
 
 /** A whole state as records (a data file of the previous, whole-document format; tests). */

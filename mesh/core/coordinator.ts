@@ -27,7 +27,7 @@ import { meshStatus, metricsView, replicationView, routeView, serverView, type M
   type ReplicationView, type RouteView, type ServerView } from './views.ts';
 import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
-import { ChangeTracker, type ChangeBatch } from './change-records.ts';
+import { ChangeTracker, type ChangeBatch, type ChangeRecord } from './change-records.ts';
 
 /** What a server says about itself when it registers. */
 export interface ServerInput {
@@ -460,6 +460,14 @@ export class Coordinator {
    */
   takeChanges(nowMs: number): ChangeBatch {
     return this.changes.take(this.ctx, nowMs, { nextServerNumber: this.nextServerNumber, nextRegionNumber: this.nextRegionNumber });
+  }
+
+  /**
+   * At most `max` of the records the next {@link takeChanges} would hand out, handed out now, so that
+   * a large change can be copied in slices; a later change of one of them hands it out again.
+   */
+  takeSomeChanges(max: number): ChangeRecord[] {
+    return this.changes.takeSome(this.ctx, max);
   }
 
   /**

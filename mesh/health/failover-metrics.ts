@@ -10,6 +10,7 @@
  * drives them by id.
  */
 import { MinHeap } from '../base/heap.ts';
+import { takeFromSet } from '../base/take-from-set.ts';
 import { invariantFor, type Invariant } from '../base/invariant.ts';
 import type { RegionId, ServerId } from '../base/types.ts';
 
@@ -307,14 +308,18 @@ export class FailoverMetrics {
     this.falseFailovers = 0;
   }
 
+  /** At most `max` of the ids {@link takeChanges} would return, forgotten as they are taken. */
+  takeChangedIds(max: number): string[] {
+    return takeFromSet(this.changedIds, max);
+  }
+
   /**
    * What changed since the last call, for the core's change records: the ids of records changed or
    * dropped (`get` then returns the record or undefined), and the counts and samples when they
    * changed (null otherwise).
    */
   takeChanges(): { ids: string[]; summary: Omit<FailoverMetricsJSON, 'records'> | null } {
-    const ids = [...this.changedIds];
-    this.changedIds.clear();
+    const ids = this.takeChangedIds(Infinity);
     let summary: Omit<FailoverMetricsJSON, 'records'> | null = null;
     if (this.summaryChanged) {
       const { records: _records, ...rest } = this.toJSON(false);

@@ -30,76 +30,9 @@ export class CorruptLogError extends Error {
   }
 }
 
-/** What replaying one log found. */
-export interface ReplayOutcome {
-  /** Seq of the last committed batch (0 when none). */
-  readonly seq: number;
-  /** Records in committed batches. */
-  readonly records: number;
-  /** Bytes up to the end of the last committed batch: the log's trustworthy length. */
-  readonly validBytes: number;
-  /** Bytes after it (a torn batch), 0 when the log ends cleanly. */
-  readonly tornBytes: number;
-}
-
 /** One encoded line. */
 export function encodeLine(json: string): string {
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
-}
-
-type Parsed = { readonly kind: 'record'; readonly record: ChangeRecord } | { readonly kind: 'commit'; readonly seq: number; readonly n: number };
-
-/** Decodes one line (without its newline); a string says why it is invalid. */
-function decodeLine(line: string): Parsed | string {
-  if (line.length < 10 || line[8] !== ' ') return 'not a log line';
-  const json = line.slice(9);
-  if (crc32(json).toString(16).padStart(8, '0') !== line.slice(0, 8)) return 'checksum mismatch';
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return 'not JSON';
-  }
-  const v = value as { s?: unknown; k?: unknown; v?: unknown; c?: unknown; n?: unknown };
-  if (typeof v.k === 'string' && 'v' in v) return { kind: 'record', record: { key: v.k, value: v.v } };
-  if (typeof v.c === 'number' && typeof v.n === 'number') return { kind: 'commit', seq: v.c, n: v.n };
-  return 'neither a record nor a commit';
-}
-
-/**
- * Replays one log's text, calling `apply` with each committed batch in order. `last`: whether no
- * newer log follows (only then may it end with a torn batch).
- * @throws CorruptLogError for an invalid line before a valid commit, or a torn end of an older log.
- */
-export function replayLog(file: string, text: string, last: boolean, apply: (records: readonly ChangeRecord[]) => void): ReplayOutcome {
-  let pending: ChangeRecord[] = [];
-  let bad: string | null = null;
-  let offset = 0;
-  let outcome = { seq: 0, records: 0, validBytes: 0 };
-  let lineNo = 0;
-  for (let start = 0; start < text.length; lineNo += 1) {
-    const end = text.indexOf('\n', start);
-    const line = end === -1 ? text.slice(start) : text.slice(start, end);
-    start = end === -1 ? text.length : end + 1;
-    offset += Buffer.byteLength(line) + (end === -1 ? 0 : 1);
-    const parsed = end === -1 ? 'no newline at the end' : decodeLine(line);
-    if (typeof parsed === 'string') {
-      bad ??= `line ${lineNo + 1}: ${parsed}`;
-      continue;
-    }
-    if (parsed.kind === 'record') {
-      pending.push(parsed.record);
-      continue;
-    }
-    if (bad !== null) throw new CorruptLogError(file, `${bad}, before the committed batch ${parsed.seq}`);
-    if (parsed.n !== pending.length) throw new CorruptLogError(file, `line ${lineNo + 1}: batch ${parsed.seq} commits ${parsed.n} records, found ${pending.length}`);
-    apply(pending);
-    outcome = { seq: parsed.seq, records: outcome.records + pending.length, validBytes: offset };
-    pending = [];
-  }
-  const tornBytes = offset - outcome.validBytes;
-  if (tornBytes > 0 && !last) throw new CorruptLogError(file, `${bad ?? 'an uncommitted batch'} at its end, but a newer log follows`);
-  return { ...outcome, tornBytes };
 }
 
 /** Generations of the logs present in `dir`, oldest first. */

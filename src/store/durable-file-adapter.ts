@@ -39,8 +39,11 @@ export interface DurableFileOptions {
   readonly beforeRename?: (tempPath: string) => Promise<void> | void;
 }
 
-/** How a document becomes text; `JSON.stringify` unless the caller serialises in slices. */
-export type Serialise<D> = (data: D) => string | Promise<string>;
+/**
+ * How a document becomes text; `JSON.stringify` unless the caller serialises in slices, in which
+ * case it may return the text in chunks, written one after the other (no large string is built).
+ */
+export type Serialise<D> = (data: D) => string | readonly string[] | Promise<string | readonly string[]>;
 
 /** Raised when the data file exists but is not valid JSON. */
 export class CorruptDataFileError extends Error {
@@ -125,7 +128,7 @@ export class DurableFileAdapter<D> implements Adapter<D> {
     await this.syncDirectory();
   }
 
-  private async replace(text: string): Promise<void> {
+  private async replace(text: string | readonly string[]): Promise<void> {
     await this.fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     try {
       await this.writeTemp(text);
@@ -139,11 +142,12 @@ export class DurableFileAdapter<D> implements Adapter<D> {
     }
   }
 
-  private async writeTemp(text: string): Promise<void> {
+  private async writeTemp(text: string | readonly string[]): Promise<void> {
     // 0o600: the document may hold per-server tokens, which other local users must not read.
     const handle = await this.fs.open(this.tempFile, 'w', 0o600);
     try {
-      await handle.writeFile(text, 'utf8');
+      // A file handle's writeFile writes at its position, so chunks follow one another.
+      for (const chunk of typeof text === 'string' ? [text] : text) await handle.writeFile(chunk, 'utf8');
       await handle.sync();
     } finally {
       await handle.close();

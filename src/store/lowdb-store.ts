@@ -14,7 +14,8 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { DurableFileOptions } from './durable-file-adapter.ts';
-import { CorruptLogError, logFileName, logGenerations, LogWriter, replayLog } from './change-log.ts';
+import { CorruptLogError, logFileName, logGenerations, LogWriter } from './change-log.ts';
+import { parseValue, replayLog, type LoggedRecord } from './log-replay.ts';
 import { FORMAT_VERSION, SnapshotFile } from './snapshot-file.ts';
 import { RecordStore, type ChangeRecord, type LoadedRecords } from './store.ts';
 
@@ -121,7 +122,12 @@ export class LowdbStore extends RecordStore {
     let seq = snapshot?.seq ?? 0;
     for (const [i, gen] of gens.entries()) {
       const file = path.join(this.dataDir, logFileName(gen));
-      const outcome = replayLog(file, await readFile(file, 'utf8'), i === gens.length - 1, (records) => applyTo(image, records));
+      const data = await readFile(file);
+      const latest = new Map<string, LoggedRecord>();
+      const outcome = replayLog(file, data, i === gens.length - 1, (records) => {
+        for (const record of records) latest.set(record.key, record);
+      });
+      applyTo(image, parsedRecords(file, data, latest));
       seq = Math.max(seq, outcome.seq);
       this.resume = { gen, validBytes: outcome.validBytes, records: outcome.records };
       if (outcome.tornBytes > 0) {
@@ -219,6 +225,19 @@ export class LowdbStore extends RecordStore {
     await this.writer?.close().catch(() => {});
     this.writer = null;
   }
+}
+
+/** The last record of each key of a replayed log, parsed. */
+function parsedRecords(file: string, data: Buffer, latest: ReadonlyMap<string, LoggedRecord>): ChangeRecord[] {
+  const records: ChangeRecord[] = [];
+  for (const [key, record] of latest) {
+    try {
+      records.push({ key, value: parseValue(data, record) });
+    } catch {
+      throw new CorruptLogError(file, `the value of ${key} is not JSON`);
+    }
+  }
+  return records;
 }
 
 /** Applies records to a map of live records (null deletes) and returns it. */

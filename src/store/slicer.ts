@@ -15,7 +15,12 @@ export class Slicer {
   /** True when the slice has run its time (checked every 16 items: reading the clock costs too). */
   due(): boolean {
     this.items += 1;
-    return (this.items & 15) === 0 && performance.now() - this.started >= this.sliceMs;
+    return (this.items & 15) === 0 && this.overdue();
+  }
+
+  /** True when the slice has run its time, reading the clock now (for callers whose steps are larger). */
+  overdue(): boolean {
+    return performance.now() - this.started >= this.sliceMs;
   }
 
   /** Lets the event loop run, then starts a new slice. */

@@ -97,17 +97,25 @@ export class SnapshotFile {
   }
 }
 
-/** The snapshot as compact JSON, built in slices so that a large one does not stall the event loop. */
-async function serialise(snapshot: Snapshot, sliceMs: number): Promise<string> {
+/**
+ * The snapshot as compact JSON, built in slices so that a large one does not stall the event loop,
+ * and handed over in chunks (one per slice) so that no step joins or converts the whole text.
+ */
+async function serialise(snapshot: Snapshot, sliceMs: number): Promise<string[]> {
   const { records, ...head } = snapshot;
-  const parts = [`${JSON.stringify(head).slice(0, -1)},"records":{`];
+  const chunks: string[] = [];
+  let parts = [`${JSON.stringify(head).slice(0, -1)},"records":{`];
   const slicer = new Slicer(sliceMs);
   let first = true;
   for (const [key, value] of records) {
     parts.push(`${first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(value)}`);
     first = false;
-    if (slicer.due()) await slicer.pause();
+    if (!slicer.due()) continue;
+    chunks.push(parts.join(''));
+    parts = [];
+    await slicer.pause();
   }
   parts.push('}}');
-  return parts.join('');
+  chunks.push(parts.join(''));
+  return chunks;
 }

@@ -31,10 +31,11 @@ export interface Store {
   load(): Promise<LoadedRecords | undefined>;
   /**
    * Asks for the changes up to `seq` to be durable. `take` is called when the covering write starts,
-   * not now. Rejects if that write fails (the caller must not treat the change as durable) or if the
-   * store is closed; a later `append` or `flush` retries.
+   * not now, and may take its records in slices (a promise): the write waits for it. Rejects if that
+   * write fails (the caller must not treat the change as durable) or if the store is closed; a later
+   * `append` or `flush` retries.
    */
-  append(take: () => ChangeBatch, seq: number): Promise<void>;
+  append(take: Take, seq: number): Promise<void>;
   /** Highest change sequence number known to be on durable storage. Never decreases. */
   durableSeq(): number;
   /** Number of physical writes attempted so far; lets tests prove that heartbeats write nothing. */
@@ -47,6 +48,9 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Hands out the changes to write; a promise when it copies them in slices between turns of the event loop. */
+export type Take = () => ChangeBatch | Promise<ChangeBatch>;
+
 /** One physical write: the document as captured at write start and the highest seq it covers. */
 export type WriteFn<T> = (doc: T, seq: number) => Promise<void>;
 
@@ -58,7 +62,7 @@ interface Waiter {
 
 /** Requests merged into one write that has not started yet. */
 interface Batch<T> {
-  thunk: () => T;
+  thunk: () => T | Promise<T>;
   seq: number;
   readonly waiters: Waiter[];
 }
@@ -84,7 +88,7 @@ export class GroupCommit<T> {
   private durable: number;
   private attempts = 0;
   /** The last request, kept so that `flush` can retry after a failed write without a new caller. */
-  private latest: { thunk: () => T; seq: number } | undefined;
+  private latest: { thunk: () => T | Promise<T>; seq: number } | undefined;
   private owed = false;
   private closed = false;
 
@@ -101,7 +105,7 @@ export class GroupCommit<T> {
   }
 
   /** See {@link Store.save}. */
-  save(thunk: () => T, seq: number): Promise<void> {
+  save(thunk: () => T | Promise<T>, seq: number): Promise<void> {
     if (this.closed) return Promise.reject(new StoreClosedError());
     return this.enqueue(thunk, seq);
   }
@@ -140,7 +144,7 @@ export class GroupCommit<T> {
     return this.owed;
   }
 
-  private enqueue(thunk: () => T, seq: number): Promise<void> {
+  private enqueue(thunk: () => T | Promise<T>, seq: number): Promise<void> {
     this.latest = { thunk, seq: Math.max(seq, this.latest?.seq ?? seq) };
     const promise = new Promise<void>((resolve, reject) => {
       const batch = this.queued ?? (this.queued = { thunk, seq, waiters: [] });
@@ -177,7 +181,7 @@ export class GroupCommit<T> {
   /** Performs one physical write; returns the failure, if any, instead of throwing it. */
   private async attempt(batch: Batch<T>): Promise<{ error: unknown } | undefined> {
     try {
-      const doc = batch.thunk();
+      const doc = await batch.thunk();
       this.attempts += 1;
       await this.write(doc, batch.seq);
       this.durable = Math.max(this.durable, batch.seq);
@@ -210,7 +214,7 @@ export abstract class RecordStore implements Store {
   /** Makes `records` durable as one atomic batch covering changes up to `seq`. */
   protected abstract writeRecords(records: readonly ChangeRecord[], seq: number): Promise<void>;
 
-  append(take: () => ChangeBatch, seq: number): Promise<void> {
+  append(take: Take, seq: number): Promise<void> {
     return this.commit.save(take, seq);
   }
 

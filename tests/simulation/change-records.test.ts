@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import type { Coordinator } from '../../mesh/core/coordinator.ts';
 import { recordsOfState, stateFromRecords, type ChangeBatch } from '../../mesh/core/change-records.ts';
 import type { CoreState } from '../../mesh/core/state.ts';
+import { comparableState } from './comparable-state.ts';
 import { SimRun } from '../../mesh/simulation/scenario.ts';
 import { regionId, serverId } from '../../mesh/base/types.ts';
 import { applyFaultPlans, fcParams, show } from './harness.ts';
@@ -27,28 +28,11 @@ class Replica {
   }
 }
 
-/**
- * The state without what heartbeats refresh without a write (a server's last heartbeat seq and
- * players, replicas' applied seqs, alive <-> suspect and its time) and what a restart recomputes (the
- * announced epoch), in a canonical order.
- */
-function comparable(state: CoreState): unknown {
-  return {
-    ...state,
-    servers: [...state.servers].sort((a, b) => a.id.localeCompare(b.id)).map(({ lastSeq: _s, players: _p, ...s }) => {
-      const live = s.status === 'alive' || s.status === 'suspect';
-      return { ...s, status: live ? 'alive' : s.status, statusSinceMs: live ? 0 : s.statusSinceMs };
-    }),
-    regions: [...state.regions].sort((a, b) => a.id.localeCompare(b.id))
-      .map(({ appliedSeq: _a, announcedEpoch: _e, ...r }) => r),
-  };
-}
-
 function assertReplicaMatches(coordinator: Coordinator, replica: Replica, nowMs: number, context: string): void {
   replica.apply(coordinator.takeChanges(nowMs));
   const replayed = stateFromRecords(replica.records);
   assert.ok(replayed, 'no meta record after a take');
-  assert.deepStrictEqual(comparable(replayed), comparable(coordinator.exportState(nowMs)), context);
+  assert.deepStrictEqual(comparableState(replayed), comparableState(coordinator.exportState(nowMs)), context);
 }
 
 describe('change records', () => {
@@ -95,6 +79,6 @@ describe('change records', () => {
     run.advanceTo(3_000);
     const exported = run.coordinator.exportState(3_000);
     const assembled = stateFromRecords(new Map(recordsOfState(exported).map((r) => [r.key, r.value])));
-    assert.deepStrictEqual(comparable(assembled as CoreState), comparable(exported));
+    assert.deepStrictEqual(comparableState(assembled as CoreState), comparableState(exported));
   });
 });
