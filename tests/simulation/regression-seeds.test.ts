@@ -321,7 +321,7 @@ describe('regression seeds of the primary lease', () => {
   }
 });
 
-describe('lease across a restore (known bug leaseAcrossRestore)', () => {
+describe('lease across a restore (known bug leaseAcrossRestore, fixed)', () => {
   // Combined property with time faults, fast-check seed 647527337: a zone partitioned while a
   // backup of region-3 was promoted, then a restore of a state from before that promotion.
   const spec = {
@@ -332,7 +332,7 @@ describe('lease across a restore (known bug leaseAcrossRestore)', () => {
     ],
   } as const;
   test('no two servers serve one region at one instant after a restore', { todo: knownBugs.leaseAcrossRestore }, () => {
-    const found = runFaultsThenHeal({ ...spec, faults: [...spec.faults] }, { leasesAcrossRestores: true });
+    const found = runFaultsThenHeal({ ...spec, faults: [...spec.faults] });
     assert.deepEqual(found.safety, []);
   });
 });

@@ -8,7 +8,6 @@ import fc from 'fast-check';
 import { capacityAllows, criticalOrderingProblems, failoverRecords, livenessProblems, recoverableCoverage } from '../../mesh/simulation/checkers.ts';
 import type { SimRun } from '../../mesh/simulation/scenario.ts';
 import { LeaseChecker } from '../../mesh/simulation/lease-checker.ts';
-import { knownBugs } from './known-bugs.ts';
 import { chooseCandidate } from '../../mesh/failover/placement.ts';
 import { confirmedBackups } from '../../mesh/failover/topology.ts';
 import type { RegionId, ServerId } from '../../mesh/base/types.ts';
@@ -240,7 +239,7 @@ export const healBoundMs = 10_000;
  * liveness checker first found nothing wrong, and what it found at the end (after the bound and a
  * further 10 s, so that a mesh that heals and breaks again is caught too).
  */
-export function runFaultsThenHeal(s: FaultsSpec, options: { leasesAcrossRestores?: boolean } = {}): Findings & {
+export function runFaultsThenHeal(s: FaultsSpec): Findings & {
   healMs: number | null; rejected: number; accepted: number; expired: number; coordinatorFaults: { crashes: number; restores: number };
   leaseChecks: number;
 } {
@@ -251,10 +250,7 @@ export function runFaultsThenHeal(s: FaultsSpec, options: { leasesAcrossRestores
     coordinatorFaults: s.faults.some((f) => f.kind === 'coordinator'),
   });
   if (s.players > 0) playersOfStrandedRegions(run, s.actionsPerSecond);
-  // Lease safety is not checked across an operator's restore of an older state: a known bug
-  // (known-bugs.ts, leaseAcrossRestore) that regression-seeds.test.ts replays as a todo.
-  const restores = s.faults.some((f) => f.kind === 'coordinator' && (f.restoreAgeMs ?? 0) > 0);
-  const lease = restores && knownBugs.leaseAcrossRestore !== false && options.leasesAcrossRestores !== true ? null : new LeaseChecker(run.fleet);
+  const lease = new LeaseChecker(run.fleet);
   run.advanceTo(10_000);
   const healAt = applyFaultPlans(run, s.faults, 10_000);
   let healedAt: number | null = null;
@@ -272,9 +268,9 @@ export function runFaultsThenHeal(s: FaultsSpec, options: { leasesAcrossRestores
   problems.push(...run.reusedEventIds.map((id) => `event id ${id} published twice`));
   const c = run.coordinator.metrics().actions;
   return {
-    problems, safety: [...safety.violations, ...(lease?.violations ?? [])], lostState: safety.lostState, healMs: healedAt === null ? null : healedAt - healAt,
+    problems, safety: [...safety.violations, ...lease.violations], lostState: safety.lostState, healMs: healedAt === null ? null : healedAt - healAt,
     rejected: c.rejected, accepted: c.buffered, expired: c.expired, coordinatorFaults: { ...run.coordinatorFaultsDone },
-    leaseChecks: lease?.checks ?? 0,
+    leaseChecks: lease.checks,
   };
 }
 
