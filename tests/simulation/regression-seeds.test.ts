@@ -223,6 +223,41 @@ const simulations: SimEntry[] = [
       ],
     }),
   },
+  {
+    name: 'an action answered 202 and acknowledged before a restore of an older state: ten seconds later its player\'s record, ' +
+      'acknowledgements included, was forgotten, and the durability checker took the action for lost (checker too strict: ' +
+      'an answered action is settled once its acknowledgement is durable; combined property with storage faults, fast-check seed -1256255419)',
+    run: () => runFaultsThenHeal({
+      seed: 1844498677, regions: 5, zones: 2, serverCapacity: 3, spareServers: 1, players: 2, actionsPerSecond: 1, bufferPerPlayer: 2,
+      bufferAgeMs: 1000, faults: [
+        { atMs: 0, kind: 'store_fail', durationMs: 100, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 0 },
+        { atMs: 0, kind: 'isolated_primary', durationMs: 579, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 500 },
+        { atMs: 1600, kind: 'coordinator', durationMs: 100, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 500 },
+      ],
+    }),
+  },
+  {
+    name: 'writes fail for 2.1 s while a crashed server\'s regions are promoted: the promotion waits for the disk and its ' +
+      'deadline runs from the announcement (with the deadline counted from the promotion, sim-6 was blamed at 13,500 ms)',
+    run: () => runFaultsThenHeal({
+      seed: 22, regions: 4, zones: 2, serverCapacity: 3, spareServers: 0, players: 1, actionsPerSecond: 1, bufferPerPlayer: 2,
+      bufferAgeMs: 1000, faults: [
+        { atMs: 0, kind: 'store_fail', durationMs: 2101, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 500 },
+        { atMs: 0, kind: 'crash', durationMs: 100, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 500 },
+      ],
+    }),
+  },
+  {
+    name: 'writes fail for 7.4 s while a primary crashes and players act: every 202 waits for a write that holds the action ' +
+      '(with a failed write\'s records dropped instead of retried, two actions were answered 202 that no durable record held)',
+    run: () => runFaultsThenHeal({
+      seed: 11, regions: 4, zones: 2, serverCapacity: 3, spareServers: 0, players: 1, actionsPerSecond: 1, bufferPerPlayer: 2,
+      bufferAgeMs: 1000, faults: [
+        { atMs: 9000, kind: 'store_fail', durationMs: 7401, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 0 },
+        { atMs: 10878, kind: 'primary', durationMs: 100, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 500 },
+      ],
+    }),
+  },
 ];
 
 /** Model-based failures as fast-check shrank them: the model's seed and the command sequence. */
