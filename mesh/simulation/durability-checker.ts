@@ -4,8 +4,10 @@
  *
  * - **No 202 without durability.** A player's action is answered 202 once the store's durable
  *   position covers the change that buffered it (as `MeshHost.runDurably` answers), and at that
- *   moment the durable records must hold the action: pending in its player's record, acknowledged
- *   there, or reported expired. A request whose coordinator crashed first is never answered.
+ *   moment the durable records must hold the action (pending in its player's record, or
+ *   acknowledged there), or the write must have taken it acknowledged or reported expired (a
+ *   player's record is forgotten some time after its last acknowledgement). A request whose
+ *   coordinator crashed first is never answered.
  * - **No answered action lost.** After every restart of the coordinator from its durable state,
  *   and at the end, every action answered 202 is pending in the coordinator's buffer, acknowledged,
  *   or reported expired. An operator's restore of an older data file takes back what came after it
@@ -72,10 +74,13 @@ export class DurabilityChecker {
     for (const w of due) {
       const key = actionKey(w.regionId, w.playerId, w.seq);
       const fate = buffer === undefined ? 'absent' : fateIn(buffer, w.regionId, w.playerId, w.seq);
-      if (fate === 'absent' && !this.expired.has(key)) {
+      // Acknowledged (or expired) by the time the write took the changes: its fate is what is
+      // durable, even once the player's record, acknowledgements included, has been forgotten.
+      const settled = fates.acknowledged.has(key) || fates.expired.has(key);
+      if (fate === 'absent' && !settled && !this.expired.has(key)) {
         this.fail(`t=${nowMs}ms: action ${key} answered 202 (durable position ${durableSeq} >= ${w.changeSeq}) but the durable records do not hold it`);
       }
-      if (!fates.acknowledged.has(key) && !fates.expired.has(key)) this.answered.set(key, w);
+      if (!settled) this.answered.set(key, w);
       this.answeredCount++;
     }
   }

@@ -237,6 +237,19 @@ const simulations: SimEntry[] = [
     }),
   },
   {
+    name: 'writes fail for 10 s: an action accepted, replayed and acknowledged meanwhile, its player\'s record forgotten 10 s ' +
+      'after the acknowledgement, all before any write succeeded; its 202 came with the first write, which held no record of it ' +
+      '(checker too strict: the write took it acknowledged; combined property with storage faults, SIM_RUNS_FACTOR=5)',
+    run: () => runFaultsThenHeal({
+      seed: 574291831, regions: 4, zones: 2, serverCapacity: 3, spareServers: 0, players: 1, actionsPerSecond: 2, bufferPerPlayer: 2,
+      bufferAgeMs: 1000, faults: [
+        { atMs: 3507, kind: 'store_slow', durationMs: 3094, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 201, restoreAgeMs: 500 },
+        { atMs: 3507, kind: 'store_fail', durationMs: 9994, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 500 },
+        { atMs: 4454, kind: 'crash', durationMs: 2016, stepMs: 0, zoneMode: 'crash', percent: 5, delayMs: 200, restoreAgeMs: 0 },
+      ],
+    }),
+  },
+  {
     name: 'writes fail for 2.1 s while a crashed server\'s regions are promoted: the promotion waits for the disk and its ' +
       'deadline runs from the announcement (with the deadline counted from the promotion, sim-6 was blamed at 13,500 ms)',
     run: () => runFaultsThenHeal({
