@@ -36,6 +36,10 @@ export class DurabilityChecker {
   answeredCount = 0;
   /** Aborted promotions judged. */
   abortsJudged = 0;
+  /** Promotions whose announcement waited on the disk longer than their acknowledgement deadline. */
+  longWaits = 0;
+  /** Since when each region's promotion has waited for its announcement. */
+  private readonly heldSince = new Map<RegionId, number>();
   private waiting: { regionId: RegionId; playerId: string; seq: number; changeSeq: number }[] = [];
   /** Actions answered 202 whose acknowledgement or expiry is not durable yet. */
   private readonly answered = new Map<string, { regionId: RegionId; playerId: string; seq: number }>();
@@ -100,9 +104,17 @@ export class DurabilityChecker {
     for (const key of lost.slice(0, 5)) this.fail(`t=${nowMs}ms: action ${key} was answered 202 but is gone after a restart from the durable state`);
   }
 
-  /** After every step: judges the promotions aborted since the last one. */
-  afterStep(): void {
+  /** After every step: judges the promotions aborted since the last one, and counts long waits on the disk. */
+  afterStep(nowMs: number): void {
     const run = this.run();
+    for (const region of run.coordinator.records().regions.values()) {
+      const since = this.heldSince.get(region.id);
+      const held = region.primary !== null && region.announcedEpoch !== region.epoch;
+      if (held && since === undefined) this.heldSince.set(region.id, nowMs);
+      if (held || since === undefined) continue;
+      if (nowMs - since > run.coordinator.config.promotionAckTimeoutMs) this.longWaits++;
+      this.heldSince.delete(region.id);
+    }
     for (; this.eventsSeen < run.events.length; this.eventsSeen++) {
       const event = run.events[this.eventsSeen];
       if (event?.type !== 'failover_aborted') continue;

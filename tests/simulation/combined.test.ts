@@ -44,7 +44,7 @@ export const combinedArb: fc.Arbitrary<FaultsSpec> = fc.record({
 
 describe('combined faults, coordinator crashes and restores included', () => {
   test('every invariant holds after every tick, across restarts and restores (300 runs)', () => {
-    const done = { crashes: 0, restores: 0, accepted: 0, timeFaults: 0, leaseChecks: 0, storeRuns: 0, failedWrites: 0, answered: 0, aborts: 0 };
+    const done = { crashes: 0, restores: 0, accepted: 0, timeFaults: 0, leaseChecks: 0, storeRuns: 0, failedWrites: 0, answered: 0, aborts: 0, longWaits: 0 };
     const isTimeFault = (kind: string) => (timeFaultKinds as readonly string[]).includes(kind);
     const isStoreFault = (kind: string) => (storeFaultKinds as readonly string[]).includes(kind);
     const started = performance.now();
@@ -61,14 +61,17 @@ describe('combined faults, coordinator crashes and restores included', () => {
       done.failedWrites += found.storage.failedWrites;
       done.answered += found.storage.answered;
       done.aborts += found.storage.abortsJudged;
+      done.longWaits += found.storage.longWaits;
     }), fcParams(300));
     console.log(`[combined] coordinator crashes: ${done.crashes}; restores of older states: ${done.restores}; ` +
       `stalls, wall-clock steps and cut-off primaries: ${done.timeFaults}; lease checks: ${done.leaseChecks}; actions accepted: ${done.accepted}`);
     console.log(`[combined] runs with storage faults: ${done.storeRuns}; failed writes: ${done.failedWrites}; ` +
-      `202s checked against the durable records: ${done.answered}; aborted promotions judged: ${done.aborts}; ` +
+      `202s checked against the durable records: ${done.answered}; promotions that waited on the disk past their deadline: ${done.longWaits}; ` +
+      `aborted promotions judged: ${done.aborts}; ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s`);
     assert.ok(done.crashes > 0 && done.restores > 0, 'the runs crashed and restored the coordinator');
     assert.ok(done.timeFaults > 0 && done.leaseChecks > 0, 'the runs stalled the coordinator, stepped its clock or cut primaries off, and checked leases');
     assert.ok(done.storeRuns > 0 && done.failedWrites > 0 && done.answered > 0, 'the runs failed writes and checked 202s against the durable records');
+    assert.ok(done.longWaits > 0, 'some promotion waited on failing writes longer than its acknowledgement deadline');
   });
 });

@@ -39,7 +39,7 @@ export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChe
     run.onWrite(() => safety.writeStarted(), () => safety.writeFailed());
     run.onPersist(() => durability.persisted(current().nowMs));
     run.onRestart((nowMs, restored) => durability.restarted(nowMs, restored));
-    run.onTick(() => durability.afterStep());
+    run.onTick((nowMs) => durability.afterStep(nowMs));
   }
   return { run, safety, durability };
 }

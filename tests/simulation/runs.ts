@@ -241,7 +241,7 @@ export const healBoundMs = 10_000;
  */
 export function runFaultsThenHeal(s: FaultsSpec): Findings & {
   healMs: number | null; rejected: number; accepted: number; expired: number; coordinatorFaults: { crashes: number; restores: number };
-  leaseChecks: number; storage: { failedWrites: number; slowWrites: number; answered: number; abortsJudged: number };
+  leaseChecks: number; storage: { failedWrites: number; slowWrites: number; answered: number; abortsJudged: number; longWaits: number };
 } {
   const { run, safety, durability } = checkedRun({
     seed: s.seed, regions: s.regions, zones: s.zones, serverCapacity: s.serverCapacity, spareServers: s.spareServers, criticalRegions: 1,
@@ -274,7 +274,7 @@ export function runFaultsThenHeal(s: FaultsSpec): Findings & {
     rejected: c.rejected, accepted: c.buffered, expired: c.expired, coordinatorFaults: { ...run.coordinatorFaultsDone },
     leaseChecks: lease.checks,
     storage: { failedWrites: run.store?.counts.failed ?? 0, slowWrites: run.store?.counts.slow ?? 0,
-      answered: durability?.answeredCount ?? 0, abortsJudged: durability?.abortsJudged ?? 0 },
+      answered: durability?.answeredCount ?? 0, abortsJudged: durability?.abortsJudged ?? 0, longWaits: durability?.longWaits ?? 0 },
   };
 }
 
