@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { NotDurableError, type Command, type MeshHost } from '../api/deps.ts';
 import type { MeshConfig } from '../mesh/base/config.ts';
-import { Coordinator } from '../mesh/core/coordinator.ts';
+import { Coordinator, restartGraceMs } from '../mesh/core/coordinator.ts';
 import type { MeshEvent } from '../mesh/effects/events.ts';
 import type { HeartbeatInput, HeartbeatReply } from '../mesh/core/heartbeat.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
@@ -76,7 +76,10 @@ export class RunningMesh implements MeshHost {
   /** When the ticker may retry a failed write next, and the wait after that one. */
   private retryAtMs = 0;
   private retryWaitMs: number;
-  /** Until when a restarted coordinator is still giving every server its first detection window. */
+  /**
+   * Until when a restarted coordinator is still giving every server its first detection window, or
+   * still in its restart grace (no lease granted, nothing promoted), whichever ends later.
+   */
   private readonly graceUntilMs: number;
 
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
@@ -87,7 +90,7 @@ export class RunningMesh implements MeshHost {
     this.random = new SeededRandom(seed);
     const now = clock.now();
     this.retryWaitMs = options.retry?.firstMs ?? 100;
-    this.graceUntilMs = state ? now + config.failureTimeoutMs : now;
+    this.graceUntilMs = state ? now + Math.max(config.failureTimeoutMs, restartGraceMs(config)) : now;
     this.coordinator = new Coordinator(config, now, state);
     const faults = new FaultLayer(this.coordinator, this.random.fork());
     const tick = config.tickIntervalMs;

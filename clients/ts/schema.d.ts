@@ -1162,7 +1162,9 @@ export interface components {
             demoted: components["schemas"]["Demotion"][];
             /**
              * @description The primary lease this reply grants for every region it names this server `primary` of
-             *     (0 when it names none, and while the server drains). The server may accept players'
+             *     (0 when it names none, while the server drains, and during the coordinator's restart
+             *     grace: for `primaryLeaseMs` plus the drift margin after it started, since a lease the
+             *     previous process granted may still run). The server may accept players'
              *     actions for those regions only until `lease_ms` after it SENT the heartbeat this reply
              *     answers, counted on a monotonic clock; when no later reply renewed the lease by then, it
              *     stops accepting them until it hears from the coordinator again. The coordinator never

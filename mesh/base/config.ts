@@ -256,7 +256,7 @@ export function validateMeshConfig(config: MeshConfig): string[] {
     errors.push('expeditedHeartbeatIntervalMs must not exceed heartbeatIntervalMs');
   }
   if (config.sessionLeaseMs > config.primaryLeaseMs) {
-    errors.push('sessionLeaseMs must not exceed primaryLeaseMs (after a restart every server is taken to hold the longest lease)');
+    errors.push('sessionLeaseMs must not exceed primaryLeaseMs (the restart grace waits out primaryLeaseMs, the longest lease a server may hold)');
   }
   if (config.sessionLeaseRenewalIntervalMs >= config.sessionLeaseMs) {
     errors.push('sessionLeaseRenewalIntervalMs must be shorter than sessionLeaseMs, or a healthy primary loses its lease between renewals');

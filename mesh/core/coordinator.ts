@@ -29,6 +29,16 @@ import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
 import { ChangeTracker, type ChangeBatch, type ChangeRecord } from './change-records.ts';
 
+/**
+ * How long the restart grace lasts (`CoreContext.restartGraceUntilMs`): leases are not persisted, so
+ * any primary may hold one the previous process granted just before it stopped, up to
+ * `primaryLeaseMs` on its clock plus the drift margin on ours; and two heartbeat intervals let one
+ * lost or late heartbeat of every server still report before anything is promoted.
+ */
+export function restartGraceMs(config: MeshConfig): number {
+  return Math.max(config.primaryLeaseMs + config.leaseDriftMarginMs, 2 * config.heartbeatIntervalMs);
+}
+
 /** What a server says about itself when it registers. */
 export interface ServerInput {
   readonly id?: string;
@@ -67,16 +77,13 @@ export class Coordinator {
       degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
       leases: new LeaseBook(),
       counts: emptyCounts(),
-      // Two heartbeat intervals: one lost or late heartbeat still reports in time.
-      promotionsHeldUntilMs: state ? nowMs + 2 * config.heartbeatIntervalMs : 0,
+      restartGraceUntilMs: state ? nowMs + restartGraceMs(config) : 0,
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);
     this.rebalancer = new Rebalancer(this.ctx, this.recovery);
     this.tiltUntilMs = nowMs;
     if (state) {
-      // Leases are not persisted: any primary may hold one granted just before the last run stopped.
-      this.ctx.leases.inherit(nowMs, config.primaryLeaseMs);
       const numbers = importState(this.ctx, state, nowMs);
       this.nextServerNumber = numbers.nextServerNumber;
       this.nextRegionNumber = numbers.nextRegionNumber;

@@ -136,7 +136,7 @@ function applyClaim(ctx: CoreContext, recovery: Recovery, server: ServerRecord, 
   const role = ctx.topology.roleOf(region, server.id);
   if (role === null) {
     if (region.phase === 'unavailable' && region.formerReplicas.includes(server.id) && server.status === 'alive' &&
-      server.hosted.size < server.capacity && nowMs >= ctx.promotionsHeldUntilMs) {
+      server.hosted.size < server.capacity && nowMs >= ctx.restartGraceUntilMs) {
       region.appliedSeq.set(server.id, claim.appliedSeq);
       recovery.readopt(region, server.id, nowMs);
       return;
@@ -184,7 +184,7 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
   }
   const heartbeatIntervalMs = expedite ? ctx.config.expeditedHeartbeatIntervalMs : ctx.config.heartbeatIntervalMs;
   server.detector.asked(heartbeatIntervalMs);
-  const leaseMs = leaseFor(ctx, server, regions, asked);
+  const leaseMs = leaseFor(ctx, server, regions, nowMs, asked);
   if (leaseMs > 0) ctx.leases.grant(server.id, nowMs, leaseMs);
   return {
     serverId: server.id, status: server.status, degradedLevel: level, fidelity: fidelityFor(level, false),
@@ -195,10 +195,10 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
 /**
  * The lease a reply grants: `primaryLeaseMs` when it names the server primary of a region, none
  * otherwise. A draining server is granted none, so that its lease runs out and its regions can be
- * handed over without two primaries serving at once.
+ * handed over without two primaries serving at once; nor is any server during the restart grace.
  */
-function leaseFor(ctx: CoreContext, server: ServerRecord, regions: readonly RegionAssignment[], asked?: number): number {
-  if (server.status !== 'alive' && server.status !== 'suspect') return 0;
+function leaseFor(ctx: CoreContext, server: ServerRecord, regions: readonly RegionAssignment[], nowMs: number, asked?: number): number {
+  if (!mayHoldLease(ctx, server, nowMs)) return 0;
   for (const region of regions) if (region.role === 'primary') return Math.min(asked ?? ctx.config.primaryLeaseMs, ctx.config.primaryLeaseMs);
   return 0;
 }
@@ -209,13 +209,22 @@ function leaseFor(ctx: CoreContext, server: ServerRecord, regions: readonly Regi
  * (as {@link buildReply} would), 0 otherwise. Returns the length granted.
  */
 export function renewLease(ctx: CoreContext, server: ServerRecord, nowMs: number): number {
-  if (server.status !== 'alive' && server.status !== 'suspect') return 0;
+  if (!mayHoldLease(ctx, server, nowMs)) return 0;
   for (const region of server.hosted) {
     if (region.primary !== server.id || !isAnnounced(region)) continue;
     ctx.leases.grant(server.id, nowMs, ctx.config.sessionLeaseMs);
     return ctx.config.sessionLeaseMs;
   }
   return 0;
+}
+
+/**
+ * A lease may be granted to a live server, outside the restart grace: a server the restored records
+ * name primary may not be the newest one (an operator restored an older data file), and a lease the
+ * previous process granted to that newer one may still run (`CoreContext.restartGraceUntilMs`).
+ */
+function mayHoldLease(ctx: CoreContext, server: ServerRecord, nowMs: number): boolean {
+  return (server.status === 'alive' || server.status === 'suspect') && nowMs >= ctx.restartGraceUntilMs;
 }
 
 /**

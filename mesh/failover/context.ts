@@ -29,12 +29,15 @@ export interface CoreContext {
   /** Live counts by phase and status, kept in step with every transition (read every tick). */
   readonly counts: { phases: Record<RegionPhase, number>; statuses: Record<ServerStatus, number> };
   /**
-   * After a restart from a persisted state, no promotion is made before this time: every reachable
-   * server has reported by then, and a server holding a newer epoch than the persisted one (an
-   * operator restored an old data file) has ratcheted the region's epoch, so the next promotion is
-   * above every epoch a reachable server holds. 0 when the coordinator started empty.
+   * The restart grace: after a start from a persisted state, no primary lease is granted and no
+   * backup is promoted before this time (0 when the coordinator started empty). It lasts the longest
+   * lease the previous process may have granted plus the drift margin, so that no lease of that
+   * process, held by a primary its records may not even name (an operator restored an older data
+   * file), still runs when a new one is granted or a backup promoted; and at least two heartbeat
+   * intervals, so that every reachable server has reported (one lost heartbeat allowed) and a server
+   * holding a newer epoch than the persisted one has ratcheted it before the next promotion.
    */
-  promotionsHeldUntilMs: number;
+  restartGraceUntilMs: number;
 }
 
 /** Empty phase and status counters. */

@@ -13,8 +13,9 @@
  * coordinator    grant ─────── lease_ms ───────────────▶ + margin ─▶ may promote a backup
  * ```
  *
- * Leases live in memory only: after a restart every server is taken to hold a lease granted just
- * before the coordinator stopped, the longest it grants.
+ * Leases live in memory only: after a restart any server may hold a lease the previous process
+ * granted just before it stopped, so the coordinator grants none and promotes nothing during its
+ * restart grace (`CoreContext.restartGraceUntilMs`), until every such lease is over.
  */
 import type { ServerId } from '../base/types.ts';
 
@@ -28,8 +29,6 @@ interface Grant {
 export class LeaseBook {
   // One record per server, updated in place: every heartbeat of every primary renews its lease.
   private readonly grants = new Map<ServerId, Grant>();
-  /** Until when any server may hold a lease granted by an earlier run of the coordinator. */
-  private inheritedUntilMs = -Infinity;
 
   /**
    * Records a grant of `leaseMs` at `nowMs`. The length is per grant, not a constant, so that a
@@ -46,17 +45,13 @@ export class LeaseBook {
   }
 
   /**
-   * When the latest lease the server may hold ends, on the coordinator's clock (-Infinity: none);
-   * for `null`, when leases granted by an earlier run of the coordinator end.
+   * When the latest lease this process granted the server ends, on the coordinator's clock
+   * (-Infinity: none). Leases of an earlier process are over once the restart grace is, and
+   * nothing is promoted before.
    */
-  endOf(serverId: ServerId | null): number {
-    const grant = serverId === null ? undefined : this.grants.get(serverId);
-    return Math.max(grant === undefined ? -Infinity : grant.grantedAtMs + grant.leaseMs, this.inheritedUntilMs);
-  }
-
-  /** The coordinator restarted at `nowMs`: any server may hold a lease of up to `longestLeaseMs` from before. */
-  inherit(nowMs: number, longestLeaseMs: number): void {
-    this.inheritedUntilMs = nowMs + longestLeaseMs;
+  endOf(serverId: ServerId): number {
+    const grant = this.grants.get(serverId);
+    return grant === undefined ? -Infinity : grant.grantedAtMs + grant.leaseMs;
   }
 
   /** Forgets a server that left or was removed. */

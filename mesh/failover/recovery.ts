@@ -243,7 +243,7 @@ export class Recovery {
    * processed during its own stall is no reason to abort a promotion.
    */
   run(nowMs: number, tilted = false): void {
-    const promotionsHeld = nowMs < this.ctx.promotionsHeldUntilMs;
+    const promotionsHeld = nowMs < this.ctx.restartGraceUntilMs;
     if (!tilted) this.expireDeadlines(nowMs);
     if (this.capacityAppeared) {
       for (const region of this.starved) this.work.add(region);
@@ -576,11 +576,10 @@ export class Recovery {
 
   /**
    * The instant before which no backup may be promoted in the region: the lease of a primary it
-   * lost, or of any primary of an earlier run of the coordinator, plus the drift margin.
+   * lost plus the drift margin, and the restart grace (leases of an earlier run of the coordinator).
    */
   private leaseFence(region: RegionRecord): number {
-    const inherited = this.ctx.leases.endOf(null) + this.ctx.config.leaseDriftMarginMs;
-    return Math.max(this.leaseFences.get(region) ?? -Infinity, inherited);
+    return Math.max(this.leaseFences.get(region) ?? -Infinity, this.ctx.restartGraceUntilMs);
   }
 
   /** Runs the facts' change `act` as `event`, shown to the trace when there is one. */

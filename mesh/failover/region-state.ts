@@ -75,6 +75,8 @@ export const transitions: readonly Transition[] = [
   row('awaiting_promotion', 'promote', 'the lost primary\'s lease is over; a healthy confirmed backup with a free transition slot', 'awaiting_announcement', 'epoch + 1; hold the announcement; start the ack deadline; open the failover record'),
   row('awaiting_promotion', 'replica_lost', 'a confirmed backup is left', 'awaiting_promotion', 'remember who held the region'),
   row('awaiting_promotion', 'replica_lost', 'no confirmed backup is left', 'unavailable', 'remember who held the region'),
+  row('awaiting_promotion', 'backup_drained', 'a backup leaves gracefully; a confirmed backup is left', 'awaiting_promotion', 'remove the backup'),
+  row('awaiting_promotion', 'backup_drained', 'a backup leaves gracefully; it was the last confirmed one', 'unavailable', 'remove the backup (its copy of the state leaves with it)'),
   row('awaiting_announcement', 'epoch_durable', '-', 'awaiting_ack', 'tell the new primary (heartbeat replies carry the new epoch)'),
   row('awaiting_announcement', 'replica_lost', 'the new primary; a confirmed backup is left', 'awaiting_promotion', 'drop syncing backups'),
   row('awaiting_announcement', 'replica_lost', 'the new primary; no confirmed backup is left', 'unavailable', 'remember who held the region'),

@@ -76,6 +76,8 @@ export class SafetyChecker {
   readonly acknowledged = new Set<string>();
   readonly expiredKeys = new Set<string>();
   private durable = { accepted: new Set<string>(), acknowledged: new Set<string>(), expired: new Set<string>() };
+  /** With a simulated store: what each write in flight makes durable, as of when it took the changes. */
+  private writes: SafetyChecker['durable'][] = [];
   private steps = 0;
   /** Violations of the kinds declared known, by kind. */
   readonly known: Record<KnownKind, string[]> = { 'stale-phase': [], 'over-capacity': [] };
@@ -131,9 +133,31 @@ export class SafetyChecker {
     }
   }
 
-  /** Everything so far was persisted (the model-based test's group commit completed). */
+  /**
+   * A write completed: what it took is durable (with a simulated store, as of when it took the
+   * changes); without one, everything so far (the model-based test's group commit completed).
+   */
   persisted(): void {
-    this.durable = { accepted: new Set(this.accepted), acknowledged: new Set(this.acknowledged), expired: new Set(this.expiredKeys) };
+    this.durable = this.writes.shift() ?? this.snapshot();
+  }
+
+  /** A write took the core's changes (simulated store): it makes durable what was done by now. */
+  writeStarted(): void {
+    this.writes.push(this.snapshot());
+  }
+
+  /** A write failed: the next one carries its records and takes everything since. */
+  writeFailed(): void {
+    this.writes.shift();
+  }
+
+  /** Acknowledged and expired actions as of the last durable write (keys `region/player/seq`). */
+  durableFates(): { readonly acknowledged: ReadonlySet<string>; readonly expired: ReadonlySet<string> } {
+    return this.durable;
+  }
+
+  private snapshot(): SafetyChecker['durable'] {
+    return { accepted: new Set(this.accepted), acknowledged: new Set(this.acknowledged), expired: new Set(this.expiredKeys) };
   }
 
   /**
@@ -145,6 +169,7 @@ export class SafetyChecker {
    * the servers' fencing tokens (the ratchet), not by the restored records.
    */
   coordinatorRestarted(nowMs: number, restored = false): void {
+    this.writes = [];
     this.recorded = new PrimaryLedger();
     this.seen = new Map();
     if (restored) {

@@ -29,6 +29,7 @@ import { SeededRandom } from '../runtime/random.ts';
 import { MeshRuntime, immediateDurability } from '../runtime/runtime.ts';
 import { setupTestMesh, type TestMeshSpec } from './setup.ts';
 import { FaultLayer } from '../faults/fault-layer.ts';
+import { SimStore, type StoreFault, type StoreHost } from './sim-store.ts';
 
 /** Everything that defines a run; printed with every failing property. */
 export interface ScenarioSpec extends TestMeshSpec {
@@ -39,6 +40,11 @@ export interface ScenarioSpec extends TestMeshSpec {
   readonly fleet?: FleetOptions;
   /** Keep the durable states, so that the coordinator can crash and be restored (costs an export per write). */
   readonly coordinatorFaults?: boolean;
+  /**
+   * Model the store's writes (mesh/simulation/sim-store.ts: latency, and the faults given with
+   * `addStoreFault`) instead of making every change durable at once.
+   */
+  readonly storeFaults?: boolean;
 }
 
 /** How many durable states are kept for restores (one per write; writes are at most one per tick). */
@@ -47,7 +53,8 @@ const durableHistory = 300;
 /** What the core was told and what it answered, as seen from outside. */
 export interface CoreObserver {
   heartbeat?(serverId: ServerId, input: HeartbeatInput, reply: HeartbeatReply, nowMs: number): void;
-  accepted?(regionId: RegionId, playerId: string, seq: number, nowMs: number): void;
+  /** `changeSeq`: the change that must be durable before the player is answered 202. */
+  accepted?(regionId: RegionId, playerId: string, seq: number, nowMs: number, changeSeq: number): void;
   collected?(regionId: RegionId, serverId: ServerId, actions: readonly BufferedAction[], nowMs: number): void;
   acknowledged?(regionId: RegionId, serverId: ServerId, acks: readonly { playerId: string; seq: number }[], nowMs: number): void;
   expired?(refs: readonly { regionId: RegionId; playerId: string; seq: number }[], nowMs: number): void;
@@ -67,7 +74,7 @@ export function observeCore(coordinator: Coordinator, observer: CoreObserver): v
   const submit = coordinator.submitAction.bind(coordinator);
   coordinator.submitAction = (id, action, nowMs) => {
     const result = submit(id, action, nowMs);
-    if (result.ok && result.value.status === 'buffered') observer.accepted?.(id, action.playerId, action.seq, nowMs);
+    if (result.ok && result.value.status === 'buffered') observer.accepted?.(id, action.playerId, action.seq, nowMs, result.value.changeSeq);
     return result;
   };
   const collect = coordinator.collectActions.bind(coordinator);
@@ -124,6 +131,14 @@ export class SimRun {
   readonly reusedEventIds: string[] = [];
   /** Coordinator crashes and restores carried out so far. */
   readonly coordinatorFaultsDone = { crashes: 0, restores: 0 };
+  /** The simulated store, with `storeFaults` (null: every change is durable at once). */
+  readonly store: SimStore | null = null;
+  private readonly beforeWrite: (() => void)[] = [];
+  private readonly afterWriteFailed: (() => void)[] = [];
+  /** When the coordinator was crashed or stalled (no deadline can be judged then). */
+  readonly coordinatorOutages: { fromMs: number; untilMs: number }[] = [];
+  /** Every fault injected on servers: who, from when, until when (Infinity: for good), plus the delay a slow link adds. */
+  readonly faultLog: { serverIds: readonly ServerId[]; fromMs: number; untilMs: number; extraMs: number }[] = [];
 
   constructor(readonly spec: ScenarioSpec, private readonly observer: CoreObserver = {}) {
     const config: MeshConfig = { ...testMeshConfig, ...spec.config };
@@ -144,6 +159,43 @@ export class SimRun {
     this.regions = mesh.value.regions;
     this.workload = root.fork();
     this.tickMs = config.tickIntervalMs;
+    // Forked last, so that the other streams stay what they were; the setup above was durable at once.
+    if (spec.storeFaults === true) this.store = new SimStore(root.fork());
+  }
+
+  /** What the simulated store asks of the current boot's coordinator (the service's host does the same). */
+  private readonly storeHost: StoreHost = {
+    take: (nowMs) => {
+      for (const hook of this.beforeWrite) hook();
+      return this.core.takeChanges(nowMs);
+    },
+    written: (batch, nowMs, recovered) => {
+      this.keepDurable(batch);
+      this.core.markDurable(batch.seq, nowMs);
+      if (recovered) this.core.storageRecovered(nowMs);
+      for (const hook of this.afterPersist) hook();
+    },
+    failed: (nowMs, first) => {
+      if (first) this.core.storageFailing('simulated write failure', nowMs);
+      for (const hook of this.afterWriteFailed) hook();
+    },
+  };
+
+  /** Storage faults in a window of virtual time (needs `storeFaults`); false without a simulated store. */
+  addStoreFault(fault: StoreFault): boolean {
+    this.store?.addFault(fault);
+    return this.store !== null;
+  }
+
+  /** The durable records, as the simulated store holds them (kept with `coordinatorFaults` or `storeFaults`). */
+  get storedRecords(): ReadonlyMap<string, unknown> {
+    return this.stored;
+  }
+
+  /** Calls `hook` when a write takes the core's changes, and `failed` when a write fails (with `storeFaults`). */
+  onWrite(hook: () => void, failed: () => void): void {
+    this.beforeWrite.push(hook);
+    this.afterWriteFailed.push(failed);
   }
 
   /** The coordinator of the current boot. */
@@ -193,6 +245,7 @@ export class SimRun {
     const from = (candidates.at(-1) ?? this.durable[0])?.state;
     if (from === undefined) return false;
     this.down = { untilMs: atMs + Math.max(1, downMs), from, restored };
+    this.coordinatorOutages.push({ fromMs: atMs, untilMs: this.down.untilMs });
     this.fleet.sendHeartbeatsTo(() => reject('coordinator_down', 'the coordinator is not running'));
     if (restored) this.coordinatorFaultsDone.restores++;
     else this.coordinatorFaultsDone.crashes++;
@@ -208,6 +261,10 @@ export class SimRun {
           this.published(eventId(`b${this.boot}`, effect.event.seq));
           continue;
         }
+        if (this.store !== null) {
+          this.store.requested(effect.seq, this.lastTickMs, this.storeHost);
+          continue;
+        }
         if (this.spec.coordinatorFaults === true) this.keepDurable(coordinator.takeChanges(this.lastTickMs));
         coordinator.markDurable(effect.seq);
         for (const hook of this.afterPersist) hook();
@@ -221,6 +278,7 @@ export class SimRun {
       if (value === null) this.stored.delete(key);
       else this.stored.set(key, value);
     }
+    if (this.spec.coordinatorFaults !== true) return;
     const state = stateFromRecords(this.stored) as CoreState;
     this.durable.push({ atMs: this.lastTickMs, state: JSON.parse(JSON.stringify(state)) as CoreState });
     if (this.durable.length > durableHistory) this.durable.splice(0, this.durable.length - durableHistory);
@@ -244,6 +302,7 @@ export class SimRun {
     this.mesh = this.newRuntime(firstTick);
     this.fleet.reattach(this.core);
     this.mesh.fleet = this.fleet;
+    this.store?.crashed(down.from.positions.changeSeq);
     if (this.spec.coordinatorFaults === true) {
       // The restarted process reads what it restarted from (a restore replaces the data files).
       this.stored = new Map(recordsOfState(down.from).map((r) => [r.key, r.value]));
@@ -268,6 +327,11 @@ export class SimRun {
       const now = this.runtime.nextTick;
       this.runtime.observeWallClock(now, now + this.wallOffsetMs);
       this.lastTickMs = now;
+      if (this.store !== null) {
+        // Messages up to now first: a write that completed by now is not seen earlier than it did.
+        this.fleet.runUntil(now);
+        this.store.advance(now, this.storeHost);
+      }
       this.runtime.advanceTo(now);
       for (const check of this.afterTick) check(now);
     }
@@ -281,7 +345,12 @@ export class SimRun {
     this.advanceTo(atMs);
     if (this.down !== null) return reject('coordinator_down', 'the coordinator is down; nothing records the fault');
     this.fleet.runUntil(atMs);
-    return this.runtime.injectFailure(spec, atMs);
+    const injected = this.runtime.injectFailure(spec, atMs);
+    if (injected.ok) {
+      this.faultLog.push({ serverIds: injected.value.serverIds, fromMs: atMs, untilMs: injected.value.untilMs ?? Infinity,
+        extraMs: spec.mode === 'slow' ? spec.delayMs ?? 0 : 0 });
+    }
+    return injected;
   }
 
   /**
@@ -295,6 +364,7 @@ export class SimRun {
     // dead process decide (expire actions, promote) before it restarts from its durable state.
     if (this.down !== null) return;
     const untilMs = atMs + durationMs;
+    this.coordinatorOutages.push({ fromMs: atMs, untilMs });
     this.fleet.pauseCoordinatorUntil(untilMs);
     this.runtime.advanceTo(untilMs, false);
     this.lastTickMs = this.runtime.nextTick - this.tickMs;

@@ -84,3 +84,21 @@ describe('FAULT_TOLERANCE_DEPLOYMENT.md §1.7: every claim names a test that exi
     assert.deepEqual(missing, []);
   });
 });
+
+describe('the docs say only what holds (issue 16 point 8)', () => {
+  const docs = ['README.md', 'FAULT_TOLERANCE_DEPLOYMENT.md', 'ARCHITECTURE.md'].map((name) => ({ name, text: read(name) }));
+
+  test('no guarantee is called proven, and heartbeats are not said never to touch the disk', () => {
+    for (const { name, text } of docs) {
+      assert.doesNotMatch(text, /\b(are|is|been) proven\b|\bproven by\b/i, `${name} calls a guarantee proven; it is checked by seeded runs`);
+      assert.doesNotMatch(text, /heartbeats never (touch|write)/i, `${name} says heartbeats never touch the disk; some write`);
+    }
+  });
+
+  test('the guide says how many seeded runs check the guarantees, and which heartbeats write', () => {
+    const guide = read('FAULT_TOLERANCE_DEPLOYMENT.md');
+    assert.match(guide, /checked by property-based tests over about [\d,]+ seeded/);
+    assert.match(guide, /A heartbeat that changes nothing writes nothing/);
+    assert.match(guide, /A heartbeat that changes the topology does queue a\s+write: one that acknowledges a promotion, confirms a new backup/);
+  });
+});

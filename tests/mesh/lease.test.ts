@@ -64,4 +64,26 @@ describe('primary leases', () => {
     assert.ok(promotedAt >= restartAt + lease + margin, `promoted at ${promotedAt}`);
     assert.ok(promotedAt < Infinity, 'promoted in the end');
   });
+
+  test('after a restart of the coordinator no lease is granted before the previous process\'s last lease plus margin is over', () => {
+    const mesh = productionMesh();
+    const state = JSON.parse(JSON.stringify(mesh.c.exportState(10_000))) as Parameters<typeof Mesh.restartedFrom>[1];
+    const restartAt = 10_500;
+    const restarted = Mesh.restartedFrom(mesh, state, restartAt);
+    restarted.stallUntil(restartAt);
+    const graceEnd = restartAt + lease + margin;
+    const granted: { atMs: number; leaseMs: number }[] = [];
+    for (let t = restartAt; t <= graceEnd + 2 * config.heartbeatIntervalMs; t += tick) {
+      restarted.run(t);
+      const reply = restarted.server('a1').lastReply;
+      if (restarted.now % config.heartbeatIntervalMs === 0 && reply !== null) granted.push({ atMs: restarted.now, leaseMs: reply.leaseMs });
+      const renewed = restarted.c.renewLease(sid('a1'), restarted.now);
+      assert.ok(renewed.ok);
+      assert.equal(renewed.value > 0, t >= graceEnd, `a session's renewal at ${t} (grace ends at ${graceEnd})`);
+    }
+    assert.ok(granted.length >= 3, 'a1 heartbeated during and after the grace');
+    for (const g of granted) assert.equal(g.leaseMs > 0, g.atMs >= graceEnd, `reply at ${g.atMs}: lease ${g.leaseMs} (grace ends at ${graceEnd})`);
+    assert.equal(restarted.c.regionRecord(rid('region-1'))?.primary, 'a1', 'the primary keeps its region: only its lease waits');
+  });
 });
+

@@ -10,6 +10,8 @@ import { describe, test } from 'node:test';
 import { Coordinator } from '../../mesh/core/coordinator.ts';
 import { transitions, type FailoverEvent, type FailoverState } from '../../mesh/failover/region-state.ts';
 import { SimRun } from '../../mesh/simulation/scenario.ts';
+import { testMeshConfig } from '../../mesh/base/config.ts';
+import { Mesh, rid, sid } from './coordinator-harness.ts';
 
 /** The rows of the markdown table under the state machine's heading, cells trimmed, backticks removed. */
 function documentedTable(): string[][] {
@@ -70,5 +72,51 @@ describe('the failover state machine', () => {
       'replica_returns'] as const) {
       assert.ok([...seen].some((t) => t.includes(`--${event}-->`)), `no run took a ${event} transition`);
     }
+  });
+
+  /**
+   * A region whose primary was declared failed waits in `awaiting_promotion` until the lost
+   * primary's lease plus the margin is over (production lease); its backups drain meanwhile.
+   */
+  function drainWhileAwaitingPromotion(drainBoth: boolean): { seen: string[]; mesh: Mesh } {
+    const mesh = new Mesh({ config: testMeshConfig });
+    for (const id of ['a1', 'b1', 'c1', 'a2', 'b2', 'c2']) mesh.register(id, id[0] ?? '?');
+    mesh.createRegions([{}]);
+    mesh.setSeq('c1', 'region-1', 50);
+    mesh.run(10_000);
+    assert.equal(mesh.c.regionRecord(rid('region-1'))?.primary, 'a1');
+    const seen: string[] = [];
+    Coordinator.traceTransitionsForTests(mesh.c, (_region, from, event, to) => seen.push(`${from} --${event}--> ${to}`));
+    mesh.silence('a1');
+    for (let t = 10_100; mesh.c.server(sid('a1'))?.status !== 'failed'; t += 100) mesh.run(t);
+    const region = mesh.c.regionRecord(rid('region-1'));
+    assert.equal(region?.primary, null, 'no promotion yet: the lost primary\'s lease runs');
+    const backups = [...(region?.backups ?? [])];
+    assert.deepEqual(backups.sort(), ['b1', 'c1']);
+    for (const backup of drainBoth ? backups : ['b1']) assert.ok(mesh.c.leave(sid(backup), mesh.now).ok);
+    mesh.flush();
+    mesh.run(20_000);
+    return { seen, mesh };
+  }
+
+  test('a backup drains while its region awaits a promotion: the other backup is promoted (awaiting_promotion + backup_drained)', () => {
+    const allowed = new Set(transitions.map((t) => `${t.state} --${t.event}--> ${t.next}`));
+    const { seen, mesh } = drainWhileAwaitingPromotion(false);
+    assert.ok(seen.includes('awaiting_promotion --backup_drained--> awaiting_promotion'), seen.join('; '));
+    for (const transition of seen) assert.ok(allowed.has(transition), `${transition} is not in the table`);
+    const region = mesh.c.regionRecord(rid('region-1'));
+    assert.equal(region?.primary, 'c1');
+    assert.equal(region?.phase, 'active');
+    assert.ok(!region?.backups.includes(sid('b1')), 'the drained server holds no replica');
+    assert.equal(mesh.c.server(sid('b1'))?.status, 'left');
+  });
+
+  test('the last confirmed backup drains while its region awaits a promotion: the region is unavailable and given up', () => {
+    const allowed = new Set(transitions.map((t) => `${t.state} --${t.event}--> ${t.next}`));
+    const { seen, mesh } = drainWhileAwaitingPromotion(true);
+    assert.ok(seen.includes('awaiting_promotion --backup_drained--> unavailable'), seen.join('; '));
+    for (const transition of seen) assert.ok(allowed.has(transition), `${transition} is not in the table`);
+    assert.equal(mesh.c.regionRecord(rid('region-1'))?.phase, 'unavailable');
+    assert.ok(mesh.c.listAlerts({ state: 'open' }).some((a) => a.dedupKey === 'region-unavailable:region-1'), 'operators are told');
   });
 });

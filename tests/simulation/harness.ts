@@ -7,20 +7,41 @@ import fc from 'fast-check';
 import type { FaultSpec } from '../../mesh/faults/faults.ts';
 import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import { SafetyChecker } from '../../mesh/simulation/checkers.ts';
+import { DurabilityChecker } from '../../mesh/simulation/durability-checker.ts';
 import { SimRun, type ScenarioSpec } from '../../mesh/simulation/scenario.ts';
 import { summarize, type DurationStats } from '../../mesh/health/failover-metrics.ts';
 
-/** A run whose safety is checked after every tick and on every heartbeat. */
-export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChecker } {
+/**
+ * A run whose safety is checked after every tick and on every heartbeat; with `storeFaults`, its
+ * durability too (`durability`, null otherwise).
+ */
+export function checkedRun(spec: ScenarioSpec): { run: SimRun; safety: SafetyChecker; durability: DurabilityChecker | null } {
   let run: SimRun | undefined;
-  const safety = new SafetyChecker(() => (run as SimRun).coordinator, () => (run as SimRun).fleet);
-  run = new SimRun(spec, safety.observer());
+  const current = () => run as SimRun;
+  const safety = new SafetyChecker(() => current().coordinator, () => current().fleet);
+  const durability = spec.storeFaults === true ? new DurabilityChecker(current, safety) : null;
+  const observer = safety.observer();
+  run = new SimRun(spec, durability === null ? observer : {
+    ...observer,
+    accepted: (regionId, playerId, seq, nowMs, changeSeq) => {
+      observer.accepted?.(regionId, playerId, seq, nowMs, changeSeq);
+      durability.accepted(regionId, playerId, seq, changeSeq);
+    },
+    expired: (refs, nowMs) => {
+      observer.expired?.(refs, nowMs);
+      durability.expiredActions(refs);
+    },
+  });
   run.onTick((nowMs) => safety.afterStep(nowMs));
-  if (spec.coordinatorFaults === true) {
-    run.onPersist(() => safety.persisted());
-    run.onRestart((nowMs, restored) => safety.coordinatorRestarted(nowMs, restored));
+  if (spec.coordinatorFaults === true || durability !== null) run.onPersist(() => safety.persisted());
+  if (spec.coordinatorFaults === true) run.onRestart((nowMs, restored) => safety.coordinatorRestarted(nowMs, restored));
+  if (durability !== null) {
+    run.onWrite(() => safety.writeStarted(), () => safety.writeFailed());
+    run.onPersist(() => durability.persisted(current().nowMs));
+    run.onRestart((nowMs, restored) => durability.restarted(nowMs, restored));
+    run.onTick((nowMs) => durability.afterStep(nowMs));
   }
-  return { run, safety };
+  return { run, safety, durability };
 }
 
 /**
@@ -65,6 +86,14 @@ export const show = (spec: unknown): string => JSON.stringify(spec);
  */
 export const timeFaultKinds = ['isolated_primary', 'wall_step', 'coordinator_stall'] as const;
 
+/**
+ * Faults of the coordinator's storage (issue 16 point 2), planned like the others, for `durationMs`
+ * (up to 12 s: long runs of failures cross promotion deadlines):
+ * - `store_slow`: every write takes `delayMs`;
+ * - `store_fail`: every write fails (retried with back-off, as the service does).
+ */
+export const storeFaultKinds = ['store_slow', 'store_fail'] as const;
+
 /** One planned fault: when (after the warm-up), what, and for how long. */
 export interface FaultPlan {
   readonly atMs: number;
@@ -72,7 +101,8 @@ export interface FaultPlan {
    * `coordinator`: the coordinator process crashes for `durationMs` (capped at 5 s) and restarts
    * from its last durable state, or, with `restoreAgeMs` > 0, from an older one (an operator's restore).
    */
-  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary' | 'coordinator' | (typeof timeFaultKinds)[number];
+  readonly kind: 'crash' | 'partition' | 'slow' | 'flap' | 'zone' | 'fraction' | 'primary' | 'coordinator' | (typeof timeFaultKinds)[number]
+    | (typeof storeFaultKinds)[number];
   /** For `wall_step`: how far the wall clock steps (negative: back). */
   readonly stepMs?: number;
   readonly durationMs: number;
@@ -91,14 +121,15 @@ export const maxCoordinatorDownMs = 5000;
 
 /**
  * Fault plans that also crash and restore the coordinator itself (about one plan in four), stall
- * it, step its wall clock and cut primaries off from it alone ({@link timeFaultKinds}), over a
- * window of `windowMs`: the combined property's faults (tests/simulation/combined.test.ts).
+ * it, step its wall clock and cut primaries off from it alone ({@link timeFaultKinds}), and slow
+ * down or fail its writes ({@link storeFaultKinds}), over a window of `windowMs`: the combined
+ * property's faults (tests/simulation/combined.test.ts).
  */
 export const combinedFaultPlanArb = (windowMs: number, maxFaults: number, maxDurationMs = 12_000): fc.Arbitrary<FaultPlan[]> =>
   fc.array(fc.record({
     atMs: fc.integer({ min: 0, max: windowMs }),
     kind: fc.constantFrom('crash', 'partition', 'slow', 'flap', 'zone', 'fraction', 'primary', 'coordinator', 'coordinator', 'coordinator',
-      ...timeFaultKinds),
+      ...timeFaultKinds, ...storeFaultKinds, ...storeFaultKinds),
     durationMs: fc.integer({ min: 100, max: maxDurationMs }),
     stepMs: fc.integer({ min: -120_000, max: 120_000 }),
     zoneMode: fc.constantFrom('crash', 'partition'),
@@ -159,6 +190,8 @@ export function faultSpecOf(run: SimRun, plan: FaultPlan): FaultSpec | null {
     case 'wall_step':
     case 'coordinator_stall':
     case 'coordinator':
+    case 'store_slow':
+    case 'store_fail':
       return null;
   }
 }
@@ -174,6 +207,11 @@ export function applyFaultPlans(run: SimRun, plans: readonly FaultPlan[], startM
     if (plan.kind === 'coordinator_stall') {
       run.stallCoordinator(at, plan.durationMs);
       healAt = Math.max(healAt, at + plan.durationMs);
+      continue;
+    }
+    if (plan.kind === 'store_slow' || plan.kind === 'store_fail') {
+      const fault = { fromMs: at, untilMs: at + plan.durationMs, mode: plan.kind === 'store_slow' ? 'slow' as const : 'fail' as const, latencyMs: plan.delayMs };
+      if (run.addStoreFault(fault)) healAt = Math.max(healAt, fault.untilMs);
       continue;
     }
     if (plan.kind === 'wall_step') {

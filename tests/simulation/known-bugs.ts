@@ -33,14 +33,13 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    */
   regionIdReuse: false,
   /**
-   * After an operator restores an older data file, the restarted coordinator grants a lease to the
-   * primary its restored records name as soon as that server heartbeats, before the restart grace
-   * has heard every server: a newer primary that the restored file does not know (promoted after
-   * the backup was taken) may still hold the lease the previous process granted it, and both serve
-   * until the newer one's heartbeat ratchets the epoch. The fix is to grant no lease after a start
-   * until every lease the previous process may have granted has run out (primaryLeaseMs plus the
-   * drift margin), at the price of a pause in serving after every restart. Replay:
+   * After an operator restores an older data file, the restarted coordinator granted a lease to the
+   * primary its restored records name as soon as that server heartbeated: a newer primary that the
+   * restored file does not know (promoted after the backup was taken) could still hold the lease the
+   * previous process granted it, and both served until the newer one's heartbeat ratcheted the
+   * epoch. Fixed: no lease is granted during the restart grace, until every lease the previous
+   * process may have granted is over (primaryLeaseMs plus the drift margin). Replay:
    * regression-seeds.test.ts, "lease across a restore".
    */
-  leaseAcrossRestore: 'leases are granted after a restore before every server could report a newer epoch',
+  leaseAcrossRestore: false,
 };

@@ -8,11 +8,10 @@ import fc from 'fast-check';
 import { capacityAllows, criticalOrderingProblems, failoverRecords, livenessProblems, recoverableCoverage } from '../../mesh/simulation/checkers.ts';
 import type { SimRun } from '../../mesh/simulation/scenario.ts';
 import { LeaseChecker } from '../../mesh/simulation/lease-checker.ts';
-import { knownBugs } from './known-bugs.ts';
 import { chooseCandidate } from '../../mesh/failover/placement.ts';
 import { confirmedBackups } from '../../mesh/failover/topology.ts';
 import type { RegionId, ServerId } from '../../mesh/base/types.ts';
-import { applyFaultPlans, checkedRun, faultPlanArb, show, type FaultPlan } from './harness.ts';
+import { applyFaultPlans, checkedRun, faultPlanArb, show, storeFaultKinds, type FaultPlan } from './harness.ts';
 
 /** Problems found in one run, by kind (kept apart so a known bug of one kind hides nothing else). */
 export interface Findings {
@@ -240,21 +239,19 @@ export const healBoundMs = 10_000;
  * liveness checker first found nothing wrong, and what it found at the end (after the bound and a
  * further 10 s, so that a mesh that heals and breaks again is caught too).
  */
-export function runFaultsThenHeal(s: FaultsSpec, options: { leasesAcrossRestores?: boolean } = {}): Findings & {
+export function runFaultsThenHeal(s: FaultsSpec): Findings & {
   healMs: number | null; rejected: number; accepted: number; expired: number; coordinatorFaults: { crashes: number; restores: number };
-  leaseChecks: number;
+  leaseChecks: number; storage: { failedWrites: number; slowWrites: number; answered: number; abortsJudged: number; longWaits: number };
 } {
-  const { run, safety } = checkedRun({
+  const { run, safety, durability } = checkedRun({
     seed: s.seed, regions: s.regions, zones: s.zones, serverCapacity: s.serverCapacity, spareServers: s.spareServers, criticalRegions: 1,
     playersPerRegion: 5, config: { actionBufferMaxPerPlayer: s.bufferPerPlayer, actionBufferMaxAgeMs: s.bufferAgeMs },
     fleet: { playersPerRegion: s.players, actionsPerSecond: s.actionsPerSecond },
     coordinatorFaults: s.faults.some((f) => f.kind === 'coordinator'),
+    storeFaults: s.faults.some((f) => (storeFaultKinds as readonly string[]).includes(f.kind)),
   });
   if (s.players > 0) playersOfStrandedRegions(run, s.actionsPerSecond);
-  // Lease safety is not checked across an operator's restore of an older state: a known bug
-  // (known-bugs.ts, leaseAcrossRestore) that regression-seeds.test.ts replays as a todo.
-  const restores = s.faults.some((f) => f.kind === 'coordinator' && (f.restoreAgeMs ?? 0) > 0);
-  const lease = restores && knownBugs.leaseAcrossRestore !== false && options.leasesAcrossRestores !== true ? null : new LeaseChecker(run.fleet);
+  const lease = new LeaseChecker(run.fleet);
   run.advanceTo(10_000);
   const healAt = applyFaultPlans(run, s.faults, 10_000);
   let healedAt: number | null = null;
@@ -270,11 +267,14 @@ export function runFaultsThenHeal(s: FaultsSpec, options: { leasesAcrossRestores
   if (healedAt === null) problems.unshift(`not healed within ${healBoundMs} ms of the last fault's end`);
   problems.push(...safety.accountingProblems(), ...run.fleet.ledger.violations().slice(0, 5));
   problems.push(...run.reusedEventIds.map((id) => `event id ${id} published twice`));
+  problems.push(...(durability?.endProblems() ?? []));
   const c = run.coordinator.metrics().actions;
   return {
-    problems, safety: [...safety.violations, ...(lease?.violations ?? [])], lostState: safety.lostState, healMs: healedAt === null ? null : healedAt - healAt,
+    problems, safety: [...safety.violations, ...lease.violations, ...(durability?.violations ?? [])], lostState: safety.lostState, healMs: healedAt === null ? null : healedAt - healAt,
     rejected: c.rejected, accepted: c.buffered, expired: c.expired, coordinatorFaults: { ...run.coordinatorFaultsDone },
-    leaseChecks: lease?.checks ?? 0,
+    leaseChecks: lease.checks,
+    storage: { failedWrites: run.store?.counts.failed ?? 0, slowWrites: run.store?.counts.slow ?? 0,
+      answered: durability?.answeredCount ?? 0, abortsJudged: durability?.abortsJudged ?? 0, longWaits: durability?.longWaits ?? 0 },
   };
 }
 
