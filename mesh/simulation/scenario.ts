@@ -212,6 +212,8 @@ export class SimRun {
         coordinator.markDurable(effect.seq);
         for (const hook of this.afterPersist) hook();
       }
+      // Servers with a session are pushed what changed (the fleet is not there yet at the first flush).
+      (this.fleet as SimulatedFleet | undefined)?.sessions?.changed(this.lastTickMs);
     });
   }
 
