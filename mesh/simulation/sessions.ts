@@ -73,8 +73,11 @@ interface ClientEnd {
 /** The coordinator's end of one session (the hub's record). */
 interface HubEnd {
   readonly number: number;
-  /** JSON of the last assignment this session carried (reply or push). */
-  lastSent: string | null;
+  /**
+   * The last assignment this session carried (reply or push), compared as JSON only when a push is
+   * due: stringifying every heartbeat's reply would cost more than the rest of the simulated hub.
+   */
+  lastSent: HeartbeatReply | null;
   /** What the server's assignment showed when last looked at (see session-fingerprint.ts). */
   fingerprint: string;
 }
@@ -123,8 +126,7 @@ export class SessionLayer {
     this.up(server, client, nowMs, (atMs, hub) => {
       const result = this.fleet.deliverToCoordinator(server.id, body, atMs);
       if (!result.ok) return;
-      const json = JSON.stringify(result.value);
-      if (result.value.demoted.length === 0) hub.lastSent = json;
+      if (result.value.demoted.length === 0) hub.lastSent = result.value;
       this.down(server, client, hub.number, atMs, (at) => this.receive(server, client, result.value, at));
     });
   }
@@ -221,9 +223,8 @@ export class SessionLayer {
       hub.fingerprint = fingerprint;
       const assignment = core.assignment(id, nowMs, leaseMs);
       if (!assignment.ok) continue;
-      const json = JSON.stringify(assignment.value);
-      if (json === hub.lastSent) continue;
-      hub.lastSent = json;
+      if (hub.lastSent !== null && JSON.stringify(assignment.value) === JSON.stringify(hub.lastSent)) continue;
+      hub.lastSent = assignment.value;
       this.counters.pushes += 1;
       this.down(server, client, hub.number, nowMs, (at) => this.receive(server, client, assignment.value, at));
     }
