@@ -213,7 +213,6 @@ export class SessionLayer {
     this.seen(nowMs);
     this.pushScheduled = false;
     const { core } = this.fleet;
-    const leaseMs = core.config.sessionLeaseMs;
     for (const [id, hub] of this.hub) {
       const server = this.fleet.servers.get(id);
       const client = this.clients.get(id);
@@ -221,9 +220,12 @@ export class SessionLayer {
       const fingerprint = sessionFingerprint(core, id);
       if (fingerprint === hub.fingerprint) continue;
       hub.fingerprint = fingerprint;
-      const assignment = core.assignment(id, nowMs, leaseMs);
+      // A push asks for no lease: the server takes its lease from renewals only (clients/ts
+      // MeshSession ignores an assignment's lease_ms), so a lease granted here would only hold back
+      // the failover of a primary that went silent, pushed when it turned suspect.
+      const assignment = core.assignment(id, nowMs, 0);
       if (!assignment.ok) continue;
-      if (hub.lastSent !== null && JSON.stringify(assignment.value) === JSON.stringify(hub.lastSent)) continue;
+      if (hub.lastSent !== null && sameAssignment(assignment.value, hub.lastSent)) continue;
       hub.lastSent = assignment.value;
       this.counters.pushes += 1;
       this.down(server, client, hub.number, nowMs, (at) => this.receive(server, client, assignment.value, at));
@@ -306,6 +308,8 @@ export class SessionLayer {
       client.downAtMs = back;
       this.fleet.call(back, server.id, (at) => {
         if (!server.up || client.number !== number) return;
+        // Cut again before the server saw it open (its close raced the handshake): it sees it closed.
+        if (this.hub.get(server.id)?.number !== number) return this.reconnectLater(server, client, at);
         client.open = true;
         client.upAtMs = at;
         this.counters.reconnects += 1;
@@ -357,6 +361,11 @@ export class SessionLayer {
   private seen(nowMs: number): void {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
   }
+}
+
+/** True when two assignments say the same, the lease aside (replies grant one, pushes none). */
+function sameAssignment(a: HeartbeatReply, b: HeartbeatReply): boolean {
+  return JSON.stringify({ ...a, leaseMs: 0 }) === JSON.stringify({ ...b, leaseMs: 0 });
 }
 
 function isPrimary(server: SimServer): boolean {
