@@ -171,7 +171,7 @@ export const sessionQuietArb = (serverHours: number): fc.Arbitrary<SessionQuietS
   regions: fc.integer({ min: 200, max: 400 }),
   zones: fc.integer({ min: 3, max: 5 }),
   serverHours: fc.constant(serverHours),
-  meanCutIntervalMs: fc.integer({ min: 60_000, max: 600_000 }),
+  meanCutIntervalMs: fc.integer({ min: 300_000, max: 1_800_000 }),
   meanMassCutIntervalMs: fc.integer({ min: 300_000, max: 1_800_000 }),
 });
 
