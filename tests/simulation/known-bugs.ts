@@ -3,7 +3,8 @@
  * `todo` with the text below: it still runs and prints its failure, without failing the suite.
  * Set an entry to `false` once the bug is fixed, so that the test guards the fix from then on.
  */
-export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'leaseAcrossRestore']: string | false } = {
+export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'leaseAcrossRestore' |
+  'sessionLeaseOutlastsDetection']: string | false } = {
   /**
    * Replacement backups are assigned while a promotion is still unacknowledged and are confirmed on
    * role and epoch alone (no evidence they copied the state). When the promoted backup turns out to
@@ -43,4 +44,19 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * regression-seeds.test.ts, "lease across a restore".
    */
   leaseAcrossRestore: 'leases are granted after a restore before every server could report a newer epoch',
+  /**
+   * Not a wrong decision but a target the configuration cannot meet (issue 17: recovery p99 <=
+   * detection p99 + 100 ms in the simulator). With sessions a crash is declared about 110-250 ms
+   * after it (the close, then a peer's report once its silence reaches `sessionPeerSilenceMs`), but
+   * no backup is promoted before the crashed primary's last session lease plus the drift margin is
+   * over: its last renewal (up to `sessionLeaseRenewalIntervalMs` and a round trip before the crash)
+   * plus `sessionLeaseMs` (300) plus `leaseDriftMarginMs` (100), then the next tick. So recovery
+   * follows detection by the rest of the lease, about 230 ms at the median, and the p99s differ by
+   * about 300 ms. Silent failures meet the target (their detection outlasts the lease). Measured
+   * (80 crashes, session-failure scenarios): recovery p99 - detection p99 = 313 ms as configured,
+   * 228 ms with a drift margin of 5% of the session lease (15 ms, what the margin's documentation
+   * allows), 72 ms with a 200 ms session lease renewed every 66 ms and a 10 ms margin. Replay:
+   * session-failure.test.ts, crash, "recovery p99 <= detection p99 + 100 ms".
+   */
+  sessionLeaseOutlastsDetection: 'a crashed primary\'s session lease (300 ms + 100 ms margin) outlasts its detection over the session',
 };

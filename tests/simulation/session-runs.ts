@@ -41,23 +41,24 @@ export interface SessionFailureSpec {
 
 export const sessionFailureArb = (mode: SessionFailureSpec['mode']): fc.Arbitrary<SessionFailureSpec> => fc.record({
   seed: seedArb,
-  regions: fc.integer({ min: 10, max: 150 }),
+  regions: fc.integer({ min: 10, max: 80 }),
   zones: fc.integer({ min: 3, max: 5 }),
   spareServers: fc.integer({ min: 0, max: 3 }),
-  warmupMs: fc.integer({ min: 5_000, max: 40_000 }),
+  warmupMs: fc.integer({ min: 5_000, max: 30_000 }),
   offsetMs: fc.integer({ min: 1, max: 999 }),
   mode: fc.constant(mode),
 });
 
 /**
  * Fails one random server that leads a region, at a random instant, and follows the failover for
- * 12 s. Every region it led must complete its failover (detection <= 5 s), with no false failover,
+ * 8 s (detection <= 5 s, then the promotion and its acknowledgement). Every region it led must complete its failover (detection <= 5 s), with no false failover,
  * the safety checker after every tick and the lease checker on every reply, push and renewal.
- * Returns per failover: detection and recovery (from the last heartbeat, as failover_metrics count
- * them) and the time from the failure itself to the new primary's acknowledgement.
+ * Returns per failover: detection, promotion and recovery (from the last heartbeat, as
+ * failover_metrics count them) and the time from the failure itself to its detection and to the
+ * new primary's acknowledgement.
  */
-export function runSessionFailure(s: SessionFailureSpec): Findings & { detection: number[]; recovery: number[]; failureToAck: number[];
-  pushes: number; renewals: number } {
+export function runSessionFailure(s: SessionFailureSpec): Findings & { detection: number[]; recovery: number[]; promotion: number[];
+  failureToDetection: number[]; failureToAck: number[]; pushes: number; renewals: number } {
   const { run, sessions, safety } = sessionRun({ seed: s.seed, regions: s.regions, zones: s.zones, spareServers: s.spareServers, playersPerRegion: 10 });
   const lease = new LeaseChecker(run.fleet);
   run.advanceTo(s.warmupMs);
@@ -65,7 +66,7 @@ export function runSessionFailure(s: SessionFailureSpec): Findings & { detection
   const led = [...run.coordinator.records().regions.values()].filter((r) => r.primary === victim).map((r) => r.id).sort();
   const failAt = s.warmupMs + s.offsetMs;
   run.inject({ target: { serverId: victim }, mode: s.mode }, failAt);
-  run.advanceTo(failAt + 12_000);
+  run.advanceTo(failAt + 8_000);
 
   const problems: string[] = [];
   const records = failoverRecords(run.coordinator);
@@ -81,6 +82,8 @@ export function runSessionFailure(s: SessionFailureSpec): Findings & { detection
   return {
     problems, safety: [...safety.violations, ...lease.violations], lostState: safety.lostState,
     detection: records.map((r) => r.detectionMs), recovery: records.map((r) => r.recoveryMs ?? Infinity),
+    promotion: records.map((r) => (r.promotedAtMs ?? Infinity) - r.failedAtMs),
+    failureToDetection: records.map((r) => r.detectedAtMs - failAt),
     failureToAck: done.map((r) => (r.completedAtMs as number) - failAt),
     pushes: sessions.counters.pushes, renewals: sessions.counters.renewals,
   };
