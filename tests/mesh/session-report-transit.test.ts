@@ -9,18 +9,24 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { testMeshConfig } from '../../mesh/base/config.ts';
-import { sid, standardMesh } from './coordinator-harness.ts';
+import { Mesh, sid, standardMesh } from './coordinator-harness.ts';
 
 const warmUntil = 10_000;
 const tick = testMeshConfig.tickIntervalMs;
 const confirmAfter = testMeshConfig.sessionPeerSilenceMs;
 
+/** The standard mesh warmed up, every server over a session (its replies grant the session lease). */
+function warm(): Mesh {
+  const mesh = standardMesh();
+  for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
+  mesh.run(warmUntil);
+  return mesh;
+}
+
 describe('Coordinator.sessionClosed and the transit of peer reports', () => {
   for (const transitMs of [0, 20, 60]) {
     test(`peers that lost the server at the crash confirm it although their reports took ${transitMs} ms to arrive`, () => {
-      const mesh = standardMesh();
-      for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
-      mesh.run(warmUntil);
+      const mesh = warm();
       const crashAt = warmUntil + 20;
       mesh.at(crashAt);
       mesh.silence('a1');
@@ -40,9 +46,7 @@ describe('Coordinator.sessionClosed and the transit of peer reports', () => {
   }
 
   test('a peer that heard the server well after its session closed confirms nothing (a hiccup, then a lost link)', () => {
-    const mesh = standardMesh();
-    for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
-    mesh.run(warmUntil);
+    const mesh = warm();
     const closedAt = warmUntil + 20;
     mesh.at(closedAt);
     mesh.cutLink('a1');

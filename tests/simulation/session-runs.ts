@@ -11,7 +11,7 @@ import type { SessionLayer, SessionOptions } from '../../mesh/simulation/session
 import { SimRun } from '../../mesh/simulation/scenario.ts';
 import type { ServerId } from '../../mesh/base/types.ts';
 import { checkedRun, show } from './harness.ts';
-import type { Findings } from './runs.ts';
+import type { Findings, QuietSpec } from './runs.ts';
 
 const seedArb = fc.noShrink(fc.integer({ min: 1, max: 2 ** 31 - 1 }));
 
@@ -157,11 +157,7 @@ function healthyRunProblems(run: SimRun, sessions: SessionLayer): string[] {
 
 // ---- long healthy running with random session cuts -----------------------------------------------
 
-export interface SessionQuietSpec {
-  readonly seed: number;
-  readonly regions: number;
-  readonly zones: number;
-  readonly serverHours: number;
+export interface SessionQuietSpec extends QuietSpec {
   /** Mean time between cuts of one server's session (a network hiccup), per server. */
   readonly meanCutIntervalMs: number;
   /** Mean time between cuts of every session at once. */
