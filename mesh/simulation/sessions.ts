@@ -19,9 +19,10 @@ import type { HeartbeatInput, HeartbeatReply } from '../core/heartbeat.ts';
 import type { ServerId } from '../base/types.ts';
 import type { SeededRandom } from '../runtime/random.ts';
 import type { SimulatedFleet } from './fleet.ts';
-import { deliver, type NetworkModel } from './network.ts';
+import type { NetworkModel } from './network.ts';
 import type { SimServer } from './sim-server.ts';
 import { sessionFingerprint } from './session-fingerprint.ts';
+import { SessionWire, type ClientEnd } from './session-wire.ts';
 
 /** Options of the session model. */
 export interface SessionOptions {
@@ -48,40 +49,6 @@ export interface SessionOptions {
  */
 export const linkLossReportSlackMs = 10;
 
-/**
- * Retransmission delay of a lost TCP segment (Linux's minimum RTO): a session message the network
- * model loses arrives this much later instead.
- */
-export const retransmitMs = 200;
-
-/** The server's end of one session. */
-interface ClientEnd {
-  /** Session number: a new one per connection, so messages of a closed session are dropped. */
-  number: number;
-  open: boolean;
-  /** Failed connection attempts in a row (back-off exponent); reset by a message received. */
-  attempt: number;
-  /** A renew is in flight or scheduled. */
-  renewing: boolean;
-  /** A reconnect attempt is scheduled. */
-  reconnecting: boolean;
-  /** Arrival time of the latest message each way: a session delivers in order. */
-  upAtMs: number;
-  downAtMs: number;
-}
-
-/** The coordinator's end of one session (the hub's record). */
-interface HubEnd {
-  readonly number: number;
-  /**
-   * The last assignment this session carried (reply or push), compared as JSON only when a push is
-   * due: stringifying every heartbeat's reply would cost more than the rest of the simulated hub.
-   */
-  lastSent: HeartbeatReply | null;
-  /** What the server's assignment showed when last looked at (see session-fingerprint.ts). */
-  fingerprint: string;
-}
-
 /** Counts of what flowed, for the properties' reports. */
 export interface SessionCounters {
   pushes: number;
@@ -91,19 +58,17 @@ export interface SessionCounters {
 }
 
 /** Both ends of every simulated server's session. */
-export class SessionLayer {
-  private readonly clients = new Map<ServerId, ClientEnd>();
-  private readonly hub = new Map<ServerId, HubEnd>();
+export class SessionLayer extends SessionWire {
   private sessionNumbers = 0;
   private pushScheduled = false;
-  /** The latest virtual time seen (a push never goes back in time). */
-  private nowMs = 0;
   /** Until when connection attempts fail (a proxy restarting). */
   private refusedUntilMs = -Infinity;
   readonly counters: SessionCounters = { pushes: 0, renewals: 0, closesSeen: 0, reconnects: 0 };
 
-  constructor(private readonly fleet: SimulatedFleet, private readonly random: SeededRandom,
-    private readonly network: NetworkModel, private readonly options: SessionOptions) {}
+  constructor(fleet: SimulatedFleet, private readonly random: SeededRandom, network: NetworkModel,
+    private readonly options: SessionOptions) {
+    super(fleet, network);
+  }
 
   /** A server that joins the fleet starts with its session open. */
   open(server: SimServer): void {
@@ -318,49 +283,6 @@ export class SessionLayer {
     });
   }
 
-  // ---- the wire --------------------------------------------------------------------------------
-
-  /** Server to coordinator, in order; lost when the session closed or the hub holds another. */
-  private up(server: SimServer, client: ClientEnd, nowMs: number, handle: (atMs: number, hub: HubEnd) => void,
-    lost: () => void = () => {}): void {
-    const number = client.number;
-    const at = Math.max(nowMs + this.delay(server) + server.extraDelayMs, client.upAtMs);
-    client.upAtMs = at;
-    const arrive = (atMs: number): void => {
-      const hub = this.hub.get(server.id);
-      if (hub === undefined || hub.number !== number) return lost();
-      // A paused coordinator reads its sockets when it resumes.
-      const paused = this.fleet.coordinatorPausedUntil;
-      if (atMs < paused) return this.fleet.call(paused, server.id, arrive);
-      this.seen(atMs);
-      handle(atMs, hub);
-    };
-    this.fleet.call(at, server.id, arrive);
-  }
-
-  /** Coordinator to server on session `number`, in order; dropped when it closed or the server is cut off. */
-  private down(server: SimServer, client: ClientEnd, number: number, nowMs: number, handle: (atMs: number) => void,
-    lost: () => void = () => {}): void {
-    const at = Math.max(nowMs + this.delay(server), client.downAtMs);
-    client.downAtMs = at;
-    this.fleet.call(at, server.id, (atMs) => {
-      if (client.number !== number || !client.open || !server.reachable) return lost();
-      this.seen(atMs);
-      handle(atMs);
-    });
-  }
-
-  /** One message's delay: the network model's, with a lost segment retransmitted. */
-  private delay(server: SimServer): number {
-    for (let extra = 0; ; extra += retransmitMs) {
-      const delay = deliver(this.network, server.random);
-      if (delay !== null) return extra + delay;
-    }
-  }
-
-  private seen(nowMs: number): void {
-    if (nowMs > this.nowMs) this.nowMs = nowMs;
-  }
 }
 
 /** True when two assignments say the same, the lease aside (replies grant one, pushes none). */
