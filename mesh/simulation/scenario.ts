@@ -194,6 +194,8 @@ export class SimRun {
     if (from === undefined) return false;
     this.down = { untilMs: atMs + Math.max(1, downMs), from, restored };
     this.fleet.sendHeartbeatsTo(() => reject('coordinator_down', 'the coordinator is not running'));
+    // Its sockets close with it: sessions end, and reconnects are refused until it is back.
+    this.fleet.sessions?.cut(atMs, undefined, Math.max(1, downMs));
     if (restored) this.coordinatorFaultsDone.restores++;
     else this.coordinatorFaultsDone.crashes++;
     return true;

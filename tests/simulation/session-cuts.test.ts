@@ -8,6 +8,7 @@
  *    between restarts and refuses connections for up to 1.5 s), in random meshes: no failover, no
  *    server declared failed, every session open again; safety after every tick and the lease on
  *    every reply, push and renewal.
+ *    The coordinator's process itself dying and restarting closes every session too.
  * 2. At least 1,000 simulated server-hours of healthy running under the standard network model
  *    with random cuts of single sessions and, now and then, of every session at once: no failover,
  *    no server declared failed (runSessionQuiet says what it leaves out to stay affordable).
@@ -17,7 +18,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { fcParams, show } from './harness.ts';
-import { runSessionCuts, runSessionQuiet, sessionCutArb, sessionQuietArb } from './session-runs.ts';
+import { coordinatorRestartArb, runCoordinatorRestart, runSessionCuts, runSessionQuiet, sessionCutArb, sessionQuietArb } from './session-runs.ts';
 
 /** Server-hours per run of property 2, and runs: at least 1,000 server-hours in all. */
 const quietServerHours = 250;
@@ -33,6 +34,14 @@ describe('sessions cut while every server stays healthy', () => {
       closes += found.closes;
     }), fcParams(25));
     console.log(`[session cuts] ${closes} closed sessions seen by the coordinator, 0 failovers`);
+  });
+
+  test('the coordinator\'s process dies and restarts (every session closes with it): nothing fails over (10 runs)', () => {
+    fc.assert(fc.property(coordinatorRestartArb, (s) => {
+      const found = runCoordinatorRestart(s);
+      assert.deepEqual([...found.safety, ...found.lostState], [], `safety violated in ${show(s)}`);
+      assert.deepEqual(found.problems, [], `false failover in ${show(s)}`);
+    }), fcParams(10));
   });
 
   test(`no failover in >= 1,000 simulated server-hours with random session cuts (${quietRuns} runs x ${quietServerHours} server-hours)`, () => {

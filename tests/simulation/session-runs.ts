@@ -16,9 +16,9 @@ import type { Findings, QuietSpec } from './runs.ts';
 const seedArb = fc.noShrink(fc.integer({ min: 1, max: 2 ** 31 - 1 }));
 
 /** A checked run whose servers hold sessions, pushed after every durable change. */
-function sessionRun(spec: { seed: number; regions: number; zones: number; spareServers: number; playersPerRegion?: number },
+function sessionRun(spec: { seed: number; regions: number; zones: number; spareServers: number; playersPerRegion?: number; coordinatorFaults?: boolean },
   sessions: SessionOptions = {}): { run: SimRun; sessions: SessionLayer; safety: ReturnType<typeof checkedRun>['safety'] } {
-  const { run, safety } = checkedRun({ ...spec, fleet: { sessions } });
+  const { run, safety } = checkedRun({ ...spec, fleet: { sessions }, coordinatorFaults: spec.coordinatorFaults === true });
   const layer = run.fleet.sessions;
   if (layer === null) throw new Error('the fleet holds no sessions');
   // Pushes follow durability: with a store that answers later, the write's completion is the change.
@@ -133,6 +133,36 @@ export function runSessionCuts(s: SessionCutSpec): Findings & { suspicions: numb
   const suspicions = run.events.filter((e) => e.type === 'server_status_changed' && e.to === 'suspect').length;
   if (suspicions < run.servers.length) problems.push(`only ${suspicions} suspicions for ${run.servers.length} servers: the cuts were not seen`);
   return { problems, safety: [...safety.violations, ...lease.violations], lostState: safety.lostState, suspicions, closes: sessions.counters.closesSeen };
+}
+
+export interface CoordinatorRestartSpec {
+  readonly seed: number;
+  readonly regions: number;
+  readonly warmupMs: number;
+  /** How long the coordinator's process is down (its sockets close with it). */
+  readonly downMs: number;
+}
+
+export const coordinatorRestartArb: fc.Arbitrary<CoordinatorRestartSpec> = fc.record({
+  seed: seedArb,
+  regions: fc.integer({ min: 10, max: 80 }),
+  warmupMs: fc.integer({ min: 5_000, max: 20_000 }),
+  downMs: fc.integer({ min: 100, max: 5_000 }),
+});
+
+/**
+ * The coordinator's process dies and restarts from its durable state: every session closes with it
+ * and reconnection is refused until it is back; the servers stay healthy. Nothing may fail over and
+ * every session must be open again (on the new process) at the end.
+ */
+export function runCoordinatorRestart(s: CoordinatorRestartSpec): Findings {
+  const { run, sessions, safety } = sessionRun({ seed: s.seed, regions: s.regions, zones: 3, spareServers: 1, coordinatorFaults: true });
+  run.advanceTo(s.warmupMs);
+  const problems: string[] = [];
+  if (!run.crashCoordinator(s.warmupMs + 50, s.downMs)) problems.push('the coordinator did not crash');
+  run.advanceTo(s.warmupMs + s.downMs + 20_000);
+  problems.push(...healthyRunProblems(run, run.fleet.sessions ?? sessions));
+  return { problems, safety: safety.violations, lostState: safety.lostState };
 }
 
 /** Cuts sessions at exactly `atMs` (the fleet's messages due by then delivered first). */
