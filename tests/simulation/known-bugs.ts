@@ -4,7 +4,7 @@
  * Set an entry to `false` once the bug is fixed, so that the test guards the fix from then on.
  */
 export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'leaseAcrossRestore' |
-  'sessionLeaseOutlastsDetection']: string | false } = {
+  'sessionLeaseOutlastsDetection' | 'retransmissionsAtP99']: string | false } = {
   /**
    * Replacement backups are assigned while a promotion is still unacknowledged and are confirmed on
    * role and epoch alone (no evidence they copied the state). When the promoted backup turns out to
@@ -59,4 +59,15 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * session-failure.test.ts, crash, "recovery p99 <= detection p99 + 100 ms".
    */
   sessionLeaseOutlastsDetection: 'a crashed primary\'s session lease (300 ms + 100 ms margin) outlasts its detection over the session',
+  /**
+   * Also not a wrong decision: for silent failures (detection outlasts the lease) recovery follows
+   * detection by the push and the acknowledgement, about 25 ms at the median. But the standard
+   * network model loses 1% of messages, which a session (TCP) retransmits about 200 ms later, and a
+   * promotion takes two messages (the push, the acknowledging heartbeat), each of which may also
+   * wait behind a retransmitted renewal or heartbeat on the same session (head of line): per
+   * failover, recovery - promotion is 25 ms at the median but 115-210 ms at p95 and ~230-250 ms at p99. Compared at p99, recovery p99 - detection p99 came out at +20 to +101 ms
+   * over ~270 failovers per run (one of five runs above 100 ms). Replay: session-failure.test.ts,
+   * silent failure, "recovery p99 <= detection p99 + 100 ms".
+   */
+  retransmissionsAtP99: 'one message in a hundred is retransmitted 200 ms late, holding up its session, and some promotions wait for one',
 };
