@@ -65,9 +65,10 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * network model loses 1% of messages, which a session (TCP) retransmits about 200 ms later, and a
    * promotion takes two messages (the push, the acknowledging heartbeat), each of which may also
    * wait behind a retransmitted renewal or heartbeat on the same session (head of line): per
-   * failover, recovery - promotion is 25 ms at the median but 115-210 ms at p95 and ~230-250 ms at p99. Compared at p99, recovery p99 - detection p99 came out at +20 to +101 ms
-   * over ~270 failovers per run (one of five runs above 100 ms). Replay: session-failure.test.ts,
-   * silent failure, "recovery p99 <= detection p99 + 100 ms".
+   * failover, recovery - promotion is 25 ms at the median but 115-210 ms at p95 and 230-250 ms at
+   * p99. Compared at p99, recovery p99 - detection p99 came out at +20 to +101 ms over ~270
+   * failovers per run (one of six runs above 100 ms). Replay: session-failure.test.ts, silent
+   * failure, "recovery p99 <= detection p99 + 100 ms".
    */
   retransmissionsAtP99: 'one message in a hundred is retransmitted 200 ms late, holding up its session, and some promotions wait for one',
 };
