@@ -323,7 +323,11 @@ export class ServerDetector {
    * True when a current peer, in a report that arrived after the session closed, said it had not
    * heard the server since before the close, for at least `sessionPeerSilenceMs`: its link broke
    * when the session did, as the links of a dead process do. Reports sent before the close prove
-   * nothing about it, and a peer that heard the server after the close sees a live process.
+   * nothing about it, and a peer that heard the server well after the close sees a live process.
+   * "Since before the close" allows one confirmation window: the peer's sighting is dated from the
+   * report's arrival, so it looks later than it was by the report's transit, and a close that
+   * travelled faster would otherwise seem to follow it (tests/mesh/session-report-transit.test.ts).
+   * A live server is still never confirmed this way: its peers keep hearing it.
    */
   private peerConfirmsSessionLoss(isPeer: (peer: ServerId) => boolean): boolean {
     const closedAt = this.sessionClosedAtMs;
@@ -331,7 +335,7 @@ export class ServerDetector {
       if (this.reportGeneration[at] !== this.generation) continue;
       const heardAtMs = this.heardAtMs[at] as number;
       const receivedAtMs = this.receivedAtMs[at] as number;
-      if (receivedAtMs < closedAt || heardAtMs > closedAt) continue;
+      if (receivedAtMs < closedAt || heardAtMs > closedAt + this.config.sessionPeerSilenceMs) continue;
       if (receivedAtMs - heardAtMs >= this.config.sessionPeerSilenceMs && isPeer(this.reporters[at] as ServerId)) return true;
     }
     return false;

@@ -15,12 +15,14 @@ import type { SeededRandom } from '../runtime/random.ts';
 import type { HeartbeatSink } from '../runtime/runtime.ts';
 import { replicationIntervalMs, SimServer, type SimRegion } from './sim-server.ts';
 import { ActionLedger } from './ledger.ts';
+import { SessionLayer, type SessionOptions } from './sessions.ts';
 
 type Message =
   | { kind: 'send'; serverId: ServerId; scheduled: boolean }
   | { kind: 'deliver'; serverId: ServerId; incarnation: string; input: HeartbeatInput; sentAtMs: number }
   | { kind: 'reply'; serverId: ServerId; incarnation: string; reply: HeartbeatReply; sentAtMs: number }
-  | { kind: 'restore'; serverId: ServerId; faultId: string; action: 'heal' | 'restart' | 'flap_down' | 'flap_up' };
+  | { kind: 'restore'; serverId: ServerId; faultId: string; action: 'heal' | 'restart' | 'flap_down' | 'flap_up' }
+  | { kind: 'call'; serverId: ServerId; run: (nowMs: number) => void };
 
 interface Timed {
   readonly atMs: number;
@@ -35,6 +37,8 @@ export interface FleetOptions {
   readonly playersPerRegion?: number;
   /** Actions per second per player while the region has no primary. */
   readonly actionsPerSecond?: number;
+  /** Servers hold a session (mesh/simulation/sessions.ts) instead of heartbeating over HTTP. */
+  readonly sessions?: SessionOptions;
 }
 
 /** Simulated servers and players around one coordinator. */
@@ -53,10 +57,19 @@ export class SimulatedFleet {
   private coordinatorPausedUntilMs = -Infinity;
   /** Sees every reply a server applied, right after (the lease checker). */
   onReplyApplied: ((server: SimServer, nowMs: number) => void) | null = null;
+  /** The servers' sessions, when they hold one (`FleetOptions.sessions`). */
+  readonly sessions: SessionLayer | null;
 
   constructor(private coordinator: Coordinator, private readonly random: SeededRandom,
     private readonly options: FleetOptions = {}) {
     this.network = options.network ?? standardNetwork;
+    // Forked only with sessions, so that runs without them keep their random streams (and seeds).
+    this.sessions = options.sessions === undefined ? null : new SessionLayer(this, random.fork(), this.network, options.sessions);
+  }
+
+  /** The coordinator the fleet talks to (the current process's). */
+  get core(): Coordinator {
+    return this.coordinator;
   }
 
   /** The coordinator restarted (a new process): players and primaries talk to the new one. */
@@ -74,6 +87,7 @@ export class SimulatedFleet {
     const server = new SimServer(id, address, this.random.fork(), nowMs, this.coordinator.config.heartbeatIntervalMs);
     this.servers.set(id, server);
     this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: id, scheduled: true });
+    this.sessions?.open(server);
     return server;
   }
 
@@ -151,6 +165,7 @@ export class SimulatedFleet {
       this.push(atMs, { kind: 'restore', serverId: server.id, faultId: fault.id, action });
     if (fault.mode === 'crash') {
       server.crash(nowMs);
+      this.sessions?.crashed(server, nowMs);
       if (until !== null) restore(until, 'restart');
     } else if (fault.mode === 'partition' || fault.mode === 'flap') {
       server.unreachableSince = nowMs;
@@ -171,6 +186,7 @@ export class SimulatedFleet {
     if (message.kind === 'send') this.send(server, nowMs, message.scheduled);
     else if (message.kind === 'deliver') this.deliverHeartbeat(server, message, nowMs);
     else if (message.kind === 'reply') this.receiveReply(server, message, nowMs);
+    else if (message.kind === 'call') message.run(nowMs);
     else this.restore(server, message.faultId, message.action, nowMs);
   }
 
@@ -183,6 +199,10 @@ export class SimulatedFleet {
     server.advanceState(nowMs, this.sourceOf);
     const input = server.heartbeat(nowMs, (peer) => this.silentFor(server, peer, nowMs), this.playersOf(server));
     if (!server.reachable) return;
+    if (this.sessions !== null) {
+      this.sessions.heartbeat(server, input, nowMs);
+      return;
+    }
     const delay = deliver(this.network, server.random);
     if (delay === null) return;
     this.push(nowMs + delay + server.extraDelayMs,
@@ -205,6 +225,14 @@ export class SimulatedFleet {
   private receiveReply(server: SimServer, message: Extract<Message, { kind: 'reply' }>, nowMs: number): void {
     const { reply } = message;
     if (!server.reachable || server.incarnation !== message.incarnation || !server.acceptReply(reply, message.sentAtMs)) return;
+    this.applyAssignment(server, reply, nowMs);
+  }
+
+  /**
+   * Applies an assignment the server took (a heartbeat's reply or, over a session, a push): roles,
+   * buffered actions to replay, and a heartbeat at once after a role change or sooner if asked.
+   */
+  applyAssignment(server: SimServer, reply: HeartbeatReply, nowMs: number): void {
     const changed = server.applyReply(reply, nowMs, this.sourceOf);
     this.onReplyApplied?.(server, nowMs);
     for (const assignment of reply.regions) {
@@ -243,6 +271,7 @@ export class SimulatedFleet {
     if (action === 'restart') {
       server.restart(nowMs);
       this.push(server.nextHeartbeatAtMs, { kind: 'send', serverId: server.id, scheduled: true });
+      this.sessions?.restarted(server, nowMs);
     } else if (action === 'heal') {
       server.unreachableSince = null;
       server.extraDelayMs = 0;
@@ -289,8 +318,29 @@ export class SimulatedFleet {
     this.queue.push({ atMs, order: this.order++, message });
   }
 
+  /** Runs `run` at `atMs` among the fleet's messages (the session layer's deliveries and timers). */
+  call(atMs: number, serverId: ServerId, run: (nowMs: number) => void): void {
+    this.push(atMs, { kind: 'call', serverId, run });
+  }
+
+  /** The server heartbeats at `atMs` besides its schedule (a role change, a peer's stream broke). */
+  heartbeatNow(server: SimServer, atMs: number): void {
+    this.push(atMs, { kind: 'send', serverId: server.id, scheduled: false });
+  }
+
+  /** Hands a heartbeat to the coordinator as delivered at `nowMs` (through the fault layer once a runtime drives the fleet). */
+  deliverToCoordinator(id: ServerId, input: HeartbeatInput, nowMs: number): ReturnType<HeartbeatSink> {
+    return this.heartbeatSink(id, input, nowMs);
+  }
+
+  /** Until when the coordinator's process is paused (a stall): nothing it receives is read before then. */
+  get coordinatorPausedUntil(): number {
+    return this.coordinatorPausedUntilMs;
+  }
+
   /** Removes every simulated server (test mesh reset). */
   clear(): void {
+    this.sessions?.clear();
     this.servers.clear();
     this.failing.clear();
     while (this.queue.pop() !== undefined) { /* drain */ }

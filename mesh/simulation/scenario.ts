@@ -247,6 +247,8 @@ export class SimRun {
     this.down = { untilMs: atMs + Math.max(1, downMs), from, restored };
     this.coordinatorOutages.push({ fromMs: atMs, untilMs: this.down.untilMs });
     this.fleet.sendHeartbeatsTo(() => reject('coordinator_down', 'the coordinator is not running'));
+    // Its sockets close with it: sessions end, and reconnects are refused until it is back.
+    this.fleet.sessions?.cut(atMs, undefined, Math.max(1, downMs));
     if (restored) this.coordinatorFaultsDone.restores++;
     else this.coordinatorFaultsDone.crashes++;
     return true;
@@ -269,6 +271,8 @@ export class SimRun {
         coordinator.markDurable(effect.seq);
         for (const hook of this.afterPersist) hook();
       }
+      // Servers with a session are pushed what changed (the fleet is not there yet at the first flush).
+      (this.fleet as SimulatedFleet | undefined)?.sessions?.changed(this.lastTickMs);
     });
   }
 

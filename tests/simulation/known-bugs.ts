@@ -3,7 +3,8 @@
  * `todo` with the text below: it still runs and prints its failure, without failing the suite.
  * Set an entry to `false` once the bug is fixed, so that the test guards the fix from then on.
  */
-export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'leaseAcrossRestore']: string | false } = {
+export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfterReadopt' | 'overCapacityReadopt' | 'regionIdReuse' | 'leaseAcrossRestore' |
+  'sessionLeaseOutlastsDetection' | 'retransmissionsAtP99']: string | false } = {
   /**
    * Replacement backups are assigned while a promotion is still unacknowledged and are confirmed on
    * role and epoch alone (no evidence they copied the state). When the promoted backup turns out to
@@ -42,4 +43,31 @@ export const knownBugs: { readonly [K in 'revivedWithoutState' | 'stalePhaseAfte
    * regression-seeds.test.ts, "lease across a restore".
    */
   leaseAcrossRestore: false,
+  /**
+   * Not a wrong decision but a target the configuration cannot meet (issue 17: recovery p99 <=
+   * detection p99 + 100 ms in the simulator). With sessions a crash is declared about 110-250 ms
+   * after it (the close, then a peer's report once its silence reaches `sessionPeerSilenceMs`), but
+   * no backup is promoted before the crashed primary's last session lease plus the drift margin is
+   * over: its last renewal (up to `sessionLeaseRenewalIntervalMs` and a round trip before the crash)
+   * plus `sessionLeaseMs` (300) plus `leaseDriftMarginMs` (100), then the next tick. So recovery
+   * follows detection by the rest of the lease, about 230 ms at the median, and the p99s differ by
+   * about 300 ms. Silent failures meet the target (their detection outlasts the lease). Measured
+   * (80 crashes, session-failure scenarios): recovery p99 - detection p99 = 313 ms as configured,
+   * 228 ms with a drift margin of 5% of the session lease (15 ms, what the margin's documentation
+   * allows), 72 ms with a 200 ms session lease renewed every 66 ms and a 10 ms margin. Replay:
+   * session-failure.test.ts, crash, "recovery p99 <= detection p99 + 100 ms".
+   */
+  sessionLeaseOutlastsDetection: 'a crashed primary\'s session lease (300 ms + 100 ms margin) outlasts its detection over the session',
+  /**
+   * Also not a wrong decision: for silent failures (detection outlasts the lease) recovery follows
+   * detection by the push and the acknowledgement, about 25 ms at the median. But the standard
+   * network model loses 1% of messages, which a session (TCP) retransmits about 200 ms later, and a
+   * promotion takes two messages (the push, the acknowledging heartbeat), each of which may also
+   * wait behind a retransmitted renewal or heartbeat on the same session (head of line): per
+   * failover, recovery - promotion is 25 ms at the median but 115-210 ms at p95 and 230-250 ms at
+   * p99. Compared at p99, recovery p99 - detection p99 came out at +20 to +101 ms over ~270
+   * failovers per run (one of six runs above 100 ms). Replay: session-failure.test.ts, silent
+   * failure, "recovery p99 <= detection p99 + 100 ms".
+   */
+  retransmissionsAtP99: 'one message in a hundred is retransmitted 200 ms late, holding up its session, and some promotions wait for one',
 };

@@ -5,6 +5,8 @@
 import fc from 'fast-check';
 import { LeaseChecker } from '../../mesh/simulation/lease-checker.ts';
 import { applyFaultPlans, checkedRun, faultPlanArb, timeFaultPlanArb, type FaultPlan } from './harness.ts';
+import type { FleetOptions } from '../../mesh/simulation/fleet.ts';
+import type { SimRun } from '../../mesh/simulation/scenario.ts';
 
 /** One scenario of this property, printed whole when it fails. */
 export interface LeaseSpec {
@@ -20,9 +22,15 @@ export const leaseSpecArb: fc.Arbitrary<LeaseSpec> = fc.record({
     .map(([time, other]) => [...time, ...other].sort((a, b) => a.atMs - b.atMs)),
 });
 
-/** Runs one scenario; returns every problem found (empty when the lease held). */
-export function runLeaseScenario(s: LeaseSpec): { problems: string[]; checks: number; steps: number } {
-  const { run, safety } = checkedRun({ seed: s.seed, regions: s.regions, zones: 3, spareServers: 2, playersPerRegion: 2 });
+/**
+ * Runs one scenario; returns every problem found (empty when the lease held). `fleet` and `setup`
+ * vary the fleet (servers that hold sessions, session-lease.test.ts) and what it does meanwhile.
+ */
+export function runLeaseScenario(s: LeaseSpec, fleet?: FleetOptions, setup?: (run: SimRun) => void):
+  { problems: string[]; checks: number; steps: number } {
+  const { run, safety } = checkedRun({ seed: s.seed, regions: s.regions, zones: 3, spareServers: 2, playersPerRegion: 2,
+    ...(fleet === undefined ? {} : { fleet }) });
+  setup?.(run);
   const lease = new LeaseChecker(run.fleet);
   const problems: string[] = [];
   let steps = 0;
