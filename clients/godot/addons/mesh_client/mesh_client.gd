@@ -182,9 +182,10 @@ func _process(_delta):
 	if not _started:
 		return
 	var now = OS.get_ticks_msec()
-	_session.receive(now)
+	# The lease first: a process that was paused past it says so before it reads what waited.
 	if _lease.ran_out(now, _leads_any()):
 		emit_signal("lease_lost")
+	_session.receive(now)
 	_advance_primaries(now)
 	_replication.poll(self, now)
 	if _replication.fell_silent(now):
