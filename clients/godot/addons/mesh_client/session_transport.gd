@@ -64,9 +64,9 @@ func leave(now):
 
 
 func close():
-	if _ws != null:
-		_ws.disconnect_from_host(1000, "closed by the server")
 	_ended()
+	if _retired != null:
+		_retired.disconnect_from_host(1000, "closed by the server")
 
 
 # Reads what arrived and dispatches it. First in every frame: a paused process reads what waited.
@@ -203,17 +203,19 @@ func _send(now, kind, doc, claimed):
 func _fail(now, code, detail):
 	var leave_lost = _leave_pending()
 	var delay = _backoff.next_delay_ms()
-	if _ws != null:
-		_ws.disconnect_from_host(1000, "")
 	_ended()
+	if _retired != null:
+		_retired.disconnect_from_host(1000, "")
 	_next_connect_at = now + delay
 	client.report_error("session", code, "%s; again in %d ms" % [detail, delay])
 	if leave_lost:
 		client.link.on_leave_failed(code, "the session ended before the leave was answered")
 
 
+# Forgets the client (kept as `_retired` until the next frame); its late signals find no `_ws`.
 func _ended():
-	_retired = _ws
+	if _ws != null:
+		_retired = _ws
 	_ws = null
 	_connecting_since = -1
 	_pending = []
