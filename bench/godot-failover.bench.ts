@@ -1,6 +1,8 @@
 /**
  * Player actions across a SIGKILL of a real Godot primary (issue 18), over `--trials` trials
- * (default 20; 3 with --quick). Each trial starts a fresh coordinator (lowdb store in a temp dir)
+ * (default 20; 3 with --quick) per transport: the addon on its WebSocket session, and on HTTP
+ * heartbeats only (`--session off`), alternating trial by trial (`--transport session|http` runs
+ * one of them). Each trial starts a fresh coordinator (lowdb store in a temp dir)
  * and three headless Godot demo servers on the mesh_client addon, creates one region, lets two
  * players send an action every 20 ms to the endpoint the protocol names (tests/e2e/player-driver.ts),
  * SIGKILLs the primary, lets the actions flow on, then stops them and waits until every sent action
@@ -10,7 +12,7 @@
  *  - actions applied twice or never in the servers' action logs (target 0 each), and 409 answers
  *    naming the primary a player had reported unreachable (target 0).
  *
- *   npm run bench -- godot-failover [--trials 20] [--quick]
+ *   npm run bench -- godot-failover [--trials 20] [--transport session|http] [--quick]
  *
  * Needs `godot3-server` on PATH. Loopback only; every process is stopped by its pid.
  */
@@ -21,13 +23,15 @@ import { exactlyOnce, readLogs } from '../tests/e2e/action-log.ts';
 import { freeUdpPorts, godotPath, GODOT, spawnGodot, type Child } from '../tests/e2e/godot-fleet.ts';
 import { PlayerDriver } from '../tests/e2e/player-driver.ts';
 import { call, sleep, startService, stopService, waitFor } from '../tests/e2e/service-process.ts';
-import { median } from './lib/stats.ts';
-import { ms, num, numberFlag, quick, table } from './lib/report.ts';
+import { median, percentile } from './lib/stats.ts';
+import { ms, num, numberFlag, quick, stringFlag, table } from './lib/report.ts';
 
 const REGION = 'bench-region';
 const PLAYERS = ['player-a', 'player-b'];
 const FLOW_BEFORE_MS = 1500;
 const FLOW_AFTER_MS = 2000;
+
+type Transport = 'session' | 'http';
 
 interface Trial {
   killToFirstAppliedMs: number;
@@ -41,7 +45,7 @@ interface Trial {
   refusedToReported: number;
 }
 
-async function trial(index: number): Promise<Trial> {
+async function trial(index: number, transport: Transport): Promise<Trial> {
   const workDir = await mkdtemp(join(tmpdir(), `mesh-godot-bench-${index}-`));
   const service = await startService(['--port', '0', '--host', '127.0.0.1', '--data-dir', join(workDir, 'data')]);
   const godots = new Map<string, { child: Child; log: string }>();
@@ -51,10 +55,11 @@ async function trial(index: number): Promise<Trial> {
     const ports = await freeUdpPorts(3);
     for (const [i, port] of ports.entries()) {
       const log = join(workDir, `gd-${i + 1}.actions`);
-      const child = spawnGodot({ name: `gd-${i + 1}`, coordinator: service.url, zone: `z${i + 1}`, udpPort: port, workDir, extra: ['--action-log', log] });
+      const child = spawnGodot({ name: `gd-${i + 1}`, coordinator: service.url, zone: `z${i + 1}`, udpPort: port, workDir, extra: ['--action-log', log, '--session', transport === 'session' ? 'on' : 'off'] });
       children.push(child);
       godots.set((await child.waitForLine(/^registered (\S+)$/, 30_000))[1]!, { child, log });
     }
+    if (transport === 'session') for (const { child } of godots.values()) await child.waitForLine(/^transport session$/, 30_000);
     const created = await call(service.url, 'POST', '/mesh/regions', { body: { region_id: REGION } });
     const primaryId = (created.body as { primary: { server_id: string } }).primary.server_id;
     await godots.get(primaryId)!.child.waitForLine(new RegExp(`^leading ${REGION} 1$`), 30_000);
@@ -92,11 +97,7 @@ async function trial(index: number): Promise<Trial> {
   }
 }
 
-async function main(): Promise<void> {
-  if (godotPath === null) throw new Error(`${GODOT} is not on PATH (apt-get install -y ${GODOT})`);
-  const trials = numberFlag('trials', quick() ? 3 : 20);
-  const results: Trial[] = [];
-  for (let i = 0; i < trials; i++) results.push(await trial(i));
+function report(transport: Transport, results: readonly Trial[]): void {
   const rows = results.map((r, i) => [String(i + 1), ms(r.killToFirstAppliedMs), num(r.sent), num(r.reports), num(r.buffered),
     num(r.replayed), num(r.expired), num(r.duplicates), num(r.lost), num(r.refusedToReported)]);
   const column = (pick: (r: Trial) => number) => results.map(pick);
@@ -105,12 +106,33 @@ async function main(): Promise<void> {
     num(median(column((r) => r.reports))), num(median(column((r) => r.buffered))), num(median(column((r) => r.replayed))),
     `total ${total((r) => r.expired)}`, `total ${total((r) => r.duplicates)}`, `total ${total((r) => r.lost)}`,
     `total ${total((r) => r.refusedToReported)}`]);
-  const sorted = column((r) => r.killToFirstAppliedMs).sort((a, b) => a - b);
-  process.stdout.write(`### SIGKILL of a Godot primary while two players act every 20 ms (${trials} trials)\n\n`);
+  process.stdout.write(`### SIGKILL of a Godot primary while two players act every 20 ms: ${transport} (${results.length} trials)\n\n`);
   process.stdout.write(`${table(['trial', 'kill -> first applied by new primary', 'actions sent', 'player reports', 'buffered',
     'replayed', 'expired', 'duplicates', 'lost', '409 to reported primary'], rows)}\n\n`);
-  process.stdout.write(`kill -> first applied: min ${ms(sorted[0] ?? NaN)}, max ${ms(sorted.at(-1) ?? NaN)}.\n`);
   if (total((r) => r.expired + r.duplicates + r.lost + r.refusedToReported) > 0) process.exitCode = 1;
+}
+
+function summary(runs: ReadonlyMap<Transport, readonly Trial[]>): void {
+  const rows = [...runs].map(([transport, results]) => {
+    const sorted = results.map((r) => r.killToFirstAppliedMs).sort((a, b) => a - b);
+    const sum = (pick: (r: Trial) => number) => num(results.reduce((n, r) => n + pick(r), 0));
+    return [transport, ms(median(sorted)), ms(percentile(sorted, 99)), `${ms(sorted[0] ?? NaN)}-${ms(sorted.at(-1) ?? NaN)}`,
+      sum((r) => r.buffered), sum((r) => r.replayed), sum((r) => r.expired), sum((r) => r.duplicates), sum((r) => r.lost)];
+  });
+  process.stdout.write(`### Side by side\n\n${table(['transport', 'kill -> first applied, median', 'p99', 'min-max',
+    'buffered (all trials)', 'replayed', 'expired', 'duplicates', 'lost'], rows)}\n\n`);
+}
+
+async function main(): Promise<void> {
+  if (godotPath === null) throw new Error(`${GODOT} is not on PATH (apt-get install -y ${GODOT})`);
+  const trials = numberFlag('trials', quick() ? 3 : 20);
+  const only = stringFlag('transport');
+  const transports: Transport[] = only === 'session' || only === 'http' ? [only] : ['session', 'http'];
+  const runs = new Map<Transport, Trial[]>(transports.map((t) => [t, []]));
+  // Alternating trial by trial: the machine's load drifts alike for both.
+  for (let i = 0; i < trials; i++) for (const t of transports) runs.get(t)!.push(await trial(i, t));
+  for (const [transport, results] of runs) report(transport, results);
+  summary(runs);
 }
 
 await main();

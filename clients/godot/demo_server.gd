@@ -3,11 +3,12 @@
 #   godot3-server --no-window -s clients/godot/demo_server.gd -- \
 #     --coordinator http://127.0.0.1:8080 --zone z1 --udp-port 7001 --name gd-1 \
 #     [--host 127.0.0.1] [--admin-token TOKEN] [--stop-file PATH] [--identity PATH] [--action-log PATH]
+#     [--session off]
 #
 # It prints one line per notable event on stdout, for people and for tests:
 #   registered <server_id> | role <region> <primary|backup> <epoch> | leading <region> <epoch>
 #   demoted <region> <epoch> | dropped <region> | fidelity <f> | restored <region> <player>
-#   lease_lost | lease_renewed
+#   lease_lost | lease_renewed | transport <session|http>
 #   left | error <operation> <code> <detail>
 # When the --stop-file appears, it drains (leaves the mesh gracefully) and exits with 0: Godot 3
 # has no SIGTERM hook, so this stands in for an orchestrator's "please stop".
@@ -53,12 +54,14 @@ func _initialize():
 	client.replication_bind_address = host
 	client.stop_file = args.get("stop-file", "")
 	client.identity_path = args.get("identity", "")
+	client.use_session = args.get("session", "on") != "off"
 	client.connect("registered", self, "_say", ["registered"])
 	client.connect("role_changed", self, "_on_role_changed")
 	client.connect("leading", self, "_on_leading")
 	client.connect("demoted", self, "_on_demoted")
 	client.connect("lease_lost", self, "_on_lease_lost")
 	client.connect("lease_renewed", self, "_on_lease_renewed")
+	client.connect("transport_changed", self, "_say", ["transport"])
 	client.connect("region_dropped", self, "_say", ["dropped"])
 	client.connect("fidelity_changed", self, "_say", ["fidelity"])
 	client.connect("request_failed", self, "_on_request_failed")

@@ -234,7 +234,10 @@ export class PlayerDriver {
       }
       if (status === 409 && result.error !== undefined) {
         const problem = result.error as unknown as Route;
-        if (this.reported !== null && problem.epoch === this.reported.epoch && problem.primary?.server_id === this.reported.serverId) {
+        // Only a refusal of this very report counts: a 409 for a report against an older epoch may
+        // arrive after another player reported the current primary, and names it rightly.
+        const reported = this.reported;
+        if (reported !== null && problem.epoch === epoch && reported.epoch === epoch && problem.primary?.server_id === reported.serverId) {
           this.stats.refusedToReportedPrimary++;
         }
         if (problem.epoch >= this.route.epoch && problem.primary) this.route = { epoch: problem.epoch, primary: problem.primary };

@@ -18,3 +18,10 @@ const NOT_PRIMARY = "not_primary"
 const SNAPSHOT_TOO_LARGE = "snapshot_too_large"
 # The identity file could not be read or written.
 const IDENTITY = "identity"
+# No session could be opened (coordinator down, handshake refused, or no WebSocket route there):
+# heartbeats go over HTTP meanwhile, and the session is tried again with back-off.
+const SESSION_UNAVAILABLE = "session_unavailable"
+# An open session closed (detail: the close code and reason): HTTP meanwhile, reconnect with back-off.
+const SESSION_CLOSED = "session_closed"
+# The coordinator refused a session message with a problem document (detail: status and text).
+const PROBLEM = "problem"

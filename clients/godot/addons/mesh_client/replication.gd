@@ -8,12 +8,17 @@
 extends Reference
 
 var interval_ms = 100
+# A peer silent this long has fallen silent (its process may have died): the client heartbeats at
+# once to report it. Two send intervals: one late packet is jitter, two missing ones are not.
+var silence_report_ms = 200
 var _udp = PacketPeerUDP.new()
 var _next_send_at = 0
 # server_id -> {host, port, known_since}
 var _peers = {}
 # server_id -> last time (ticks ms) a packet from it arrived
 var _heard = {}
+# server_id -> true: reported as fallen silent, until a packet from it arrives again
+var _reported_silent = {}
 
 
 func listen(port, bind_address):
@@ -52,6 +57,19 @@ func silences(now):
 		var heard = max(_heard.get(peer_id, -1), _peers[peer_id].known_since)
 		out.append({"server_id": peer_id, "silent_for_ms": int(max(0, now - heard))})
 	return out
+
+
+# True once per silence when a peer has just fallen silent for `silence_report_ms`.
+func fell_silent(now):
+	var fresh = false
+	for peer_id in _peers:
+		var heard = max(_heard.get(peer_id, -1), _peers[peer_id].known_since)
+		if now - heard < silence_report_ms:
+			_reported_silent.erase(peer_id)
+		elif not _reported_silent.has(peer_id):
+			_reported_silent[peer_id] = true
+			fresh = true
+	return fresh
 
 
 # Sends the led regions' state when due; receives everything waiting.
