@@ -136,29 +136,36 @@ describe('server-sent events', () => {
   });
 
   test('a client that falls behind gets a final stream_closed event saying why', async () => {
-    const { stream, port, stop } = await serve({ maxBufferedBytes: 64 * 1024, maxQueuedEvents: 50, dropGraceMs: 200 });
+    // The grace before a dropped client is cut must outlast the publishing below, or on a loaded
+    // machine the slow client is cut before it resumes reading and never sees the final frame.
+    const { stream, port, stop } = await serve({ maxBufferedBytes: 64 * 1024, maxQueuedEvents: 50, dropGraceMs: 10_000 });
     const slow = await connect(port);
     const stuck = await connect(port);
-    await until(() => stream.clientCount === 2, 'the clients', 200);
-    slow.res.pause();
-    stuck.res.pause();
-    // Small events: the event bound, not the byte bound, is what a client reaches first here, once
-    // the kernel's socket buffers (not the process's memory) are full.
-    for (let id = 1; id <= 200_000 && stream.clientCount > 0; id++) {
-      stream.publish(event(id));
-      if (id % 100 === 0) await new Promise((r) => setImmediate(r));
+    try {
+      await until(() => stream.clientCount === 2, 'the clients', 200);
+      slow.res.pause();
+      stuck.res.pause();
+      // Small events: the event bound, not the byte bound, is what a client reaches first here, once
+      // the kernel's socket buffers (not the process's memory) are full.
+      for (let id = 1; id <= 200_000 && stream.clientCount > 0; id++) {
+        stream.publish(event(id));
+        if (id % 100 === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(stream.clientCount, 0, 'both clients were dropped');
+      slow.res.resume();
+      await slow.ended;
+      const last = slow.frames[slow.frames.length - 1];
+      assert.equal(last?.event, 'stream_closed');
+      assert.equal(last?.id, undefined, 'the closing frame has no id, so Last-Event-ID stays on the last event');
+      const data = JSON.parse(last?.data ?? '{}') as { reason: string; last_event_id: string };
+      assert.equal(data.reason, 'slow_consumer');
+      assert.equal(data.last_event_id, slow.events().at(-1)?.id, 'it names the last event the stream carried');
+    } finally {
+      // Also on failure: an open connection would keep the test file from ever exiting.
+      slow.destroy();
+      stuck.destroy();
+      await stop();
     }
-    assert.equal(stream.clientCount, 0, 'both clients were dropped');
-    slow.res.resume();
-    await slow.ended;
-    const last = slow.frames[slow.frames.length - 1];
-    assert.equal(last?.event, 'stream_closed');
-    assert.equal(last?.id, undefined, 'the closing frame has no id, so Last-Event-ID stays on the last event');
-    const data = JSON.parse(last?.data ?? '{}') as { reason: string; last_event_id: string };
-    assert.equal(data.reason, 'slow_consumer');
-    assert.equal(data.last_event_id, slow.events().at(-1)?.id, 'it names the last event the stream carried');
-    stuck.destroy();
-    await stop();
   });
 
   test('at most maxClients are attached; one more is refused with 429 before anything is sent', async () => {
