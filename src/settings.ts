@@ -57,6 +57,14 @@ export interface Settings {
   readonly alertWebhookSecret: string | undefined;
   /** HMAC key of player tickets; when set, submitting an action needs a ticket for that player. */
   readonly playerTicketSecret: string | undefined;
+  /**
+   * TTL of the leader lease in etcd, in whole seconds (etcd's unit), when coordinators run as
+   * replicas: a crashed leader is replaced after about this long. Keep it above etcd's own election
+   * timeout so that an etcd leader change does not depose the coordinator (FAULT_TOLERANCE_DEPLOYMENT.md).
+   */
+  readonly leaderTtlSeconds: number;
+  /** The URL clients reach this coordinator at, named in redirects from its followers; default from host and port. */
+  readonly advertiseUrl: string | undefined;
   /** `--help` was given: print {@link helpText} and exit; the other fields are then defaults. */
   readonly help: boolean;
 }
@@ -95,6 +103,8 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'test-api', env: 'MESH_TEST_API', arg: 'on|off', fallback: 'on', describe: 'off removes setup_test, reset, simulate_failure and advance_time (they answer 404).' },
   { flag: 'alert-webhook-urls', env: 'MESH_ALERT_WEBHOOK_URLS', arg: 'url,url', fallback: '(none)', describe: 'Comma-separated http(s) URLs that receive every alert raise and resolve, signed.' },
   { flag: undefined, env: 'MESH_ALERT_WEBHOOK_SECRET', arg: '', fallback: '(unset)', describe: 'HMAC-SHA256 key of the alert webhooks; needed with a URL; never a flag.' },
+  { flag: 'leader-ttl', env: 'MESH_LEADER_TTL', arg: 'seconds', fallback: '2', describe: 'Replicas on etcd: TTL of the leader lease; a crashed leader is replaced after about this long. Keep it above etcd\'s election timeout.' },
+  { flag: 'advertise-url', env: 'MESH_ADVERTISE_URL', arg: 'url', fallback: '(http://<host>:<port>)', describe: 'Replicas on etcd: the URL clients reach this coordinator at; followers redirect to the leader\'s.' },
   { flag: undefined, env: 'MESH_PLAYER_TICKET_SECRET', arg: '', fallback: '(unset: actions open)', describe: 'HMAC-SHA256 key of player tickets; set, every action needs X-Player-Ticket; never a flag.' },
 ];
 
@@ -222,6 +232,8 @@ function buildSettings(lookup: Lookup, errors: string[]): Settings {
     alertWebhookUrls: webhookUrls(lookup('alert-webhook-urls', 'MESH_ALERT_WEBHOOK_URLS'), errors),
     alertWebhookSecret: lookup(undefined, 'MESH_ALERT_WEBHOOK_SECRET')?.text,
     playerTicketSecret: lookup(undefined, 'MESH_PLAYER_TICKET_SECRET')?.text,
+    leaderTtlSeconds: whole(lookup('leader-ttl', 'MESH_LEADER_TTL'), 2, 1, errors),
+    advertiseUrl: advertiseUrl(lookup('advertise-url', 'MESH_ADVERTISE_URL'), errors),
     help: false,
   });
 }
@@ -314,6 +326,15 @@ function webhookUrls(raw: Raw | undefined, errors: string[]): readonly string[] 
     }
   }
   return Object.freeze(urls);
+}
+
+/** The URL a replica names itself by: http(s), no path beyond `/`, since paths are appended to it. */
+function advertiseUrl(raw: Raw | undefined, errors: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  const url = URL.canParse(raw.text) ? new URL(raw.text) : undefined;
+  if (url && ['http:', 'https:'].includes(url.protocol) && url.pathname === '/' && url.search === '' && url.hash === '') return url.origin;
+  errors.push(`${raw.source}: expected an http(s) URL with no path, such as http://coordinator-1.example:8080, got ${JSON.stringify(raw.text)}`);
+  return undefined;
 }
 
 /** Unsigned notifications could be forged by anyone who can reach the receiver. */

@@ -55,6 +55,7 @@ describe('parseSettings', () => {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
         tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined, playerTicketSecret: undefined,
         allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000, logMaxBytes: 64 * 1024 * 1024, logMaxRecords: 100_000,
+        leaderTtlSeconds: 2, advertiseUrl: undefined,
       },
     );
     assert.deepEqual(settings.mesh, defaultMeshConfig);
@@ -68,6 +69,8 @@ describe('parseSettings', () => {
       expect: { port: 7000, dataDir: '/var/mesh' } },
     { name: 'an empty variable counts as unset', argv: [], env: { MESH_PORT: '', MESH_ADMIN_TOKEN: '' }, expect: { port: 8080, adminToken: undefined } },
     { name: 'port 0 asks for a free port', argv: ['--port', '0'], env: {}, expect: { port: 0 } },
+    { name: 'replica settings', argv: ['--leader-ttl', '5'], env: { MESH_ADVERTISE_URL: 'https://coordinator-2.example:8443/' },
+      expect: { leaderTtlSeconds: 5, advertiseUrl: 'https://coordinator-2.example:8443' } },
     { name: 'the token comes from env and unlocks other hosts', argv: ['--host', '0.0.0.0'], env: { MESH_ADMIN_TOKEN: STRONG_TOKEN },
       expect: { host: '0.0.0.0', adminToken: STRONG_TOKEN } },
     { name: 'allow-lists and HTTP limits', argv: ['--allowed-hosts', 'mesh.example, 10.0.0.5', '--request-timeout-ms', '2500'],
@@ -114,6 +117,8 @@ describe('parseSettings', () => {
   const bad: { name: string; argv: string[]; env: Env; match: RegExp }[] = [
     { name: 'a non-numeric port', argv: ['--port', 'http'], env: {}, match: /--port: expected a port number from 0 to 65535, got "http"/ },
     { name: 'a port out of range from env', argv: [], env: { MESH_PORT: '70000' }, match: /MESH_PORT: expected a port number/ },
+    { name: 'a leader TTL below one second', argv: ['--leader-ttl', '0'], env: {}, match: /--leader-ttl: expected a whole number of at least 1, got "0"/ },
+    { name: 'an advertised URL with a path', argv: [], env: { MESH_ADVERTISE_URL: 'http://c1.example:8080/mesh' }, match: /MESH_ADVERTISE_URL: expected an http\(s\) URL with no path/ },
     { name: 'hex is not a number', argv: ['--heartbeat-interval-ms', '0x10'], env: {}, match: /--heartbeat-interval-ms: expected a number, got "0x10"/ },
     { name: 'Infinity is not a number', argv: [], env: { MESH_FAILURE_TIMEOUT_MS: 'Infinity' }, match: /MESH_FAILURE_TIMEOUT_MS: expected a number/ },
     { name: 'a fractional integer field', argv: ['--tick-ms', '1.5'], env: {}, match: /tickIntervalMs must be a positive integer, got 1.5 \(set with --tick-ms or MESH_TICK_MS\)/ },
