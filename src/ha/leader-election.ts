@@ -192,10 +192,15 @@ export class LeaderElection {
     this.options.onElected(term, leaderlessMs);
   }
 
-  /** Steps down at the local deadline unless a keep-alive moved it first. */
+  /**
+   * Steps down at the local deadline unless a keep-alive moved it first. A timer may fire a little
+   * before the deadline on the monotonic clock, so one that finds the term still valid re-arms.
+   */
   private armDeadline(held: HeldTerm): void {
     clearTimeout(held.timer);
-    held.timer = setTimeout(() => void this.isLeader(), Math.max(0, held.validUntilMs - this.options.now()));
+    held.timer = setTimeout(() => {
+      if (this.held === held && this.isLeader()) this.armDeadline(held);
+    }, Math.max(1, Math.ceil(held.validUntilMs - this.options.now())));
   }
 
   private scheduleKeepAlive(held: HeldTerm): void {
