@@ -16,6 +16,8 @@ import { helpText, isWildcard, parseSettings, type Settings } from './settings.t
 import { dataFileProblem } from './store/data-file-schema.ts';
 import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
+import { createEtcdClient } from './store/etcd-client.ts';
+import { EtcdStore } from './store/etcd-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
 import type { Store } from './store/store.ts';
 import { monotonicClock, processTimeSources } from './system-clock.ts';
@@ -55,13 +57,17 @@ async function main(): Promise<void> {
     },
   }) : null;
   const observed = new Observability(settings, log);
+  // etcd serialises writers itself (and the leader's fence guards them), so it needs no directory lock.
+  const etcd = settings.store === 'etcd' ? await createEtcdClient(settings.etcd) : null;
   const store: Store = settings.store === 'lowdb'
     ? new LowdbStore({
       dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten,
       legacyRecords: (state) => recordsOfState(state as CoreState), log,
       compaction: { maxLogBytes: settings.logMaxBytes, maxLogRecords: settings.logMaxRecords },
     })
-    : new MemoryStore();
+    : etcd !== null
+      ? new EtcdStore({ client: etcd, prefix: settings.etcd.prefix, onError: observed.storeFailed, onWritten: observed.storeWritten })
+      : new MemoryStore();
   const time = processTimeSources;
   const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
   const host = await RunningMesh.open({
@@ -97,11 +103,12 @@ async function main(): Promise<void> {
   const hostPart = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
   log.info('mesh coordinator ready', {
     url: `http://${hostPart}:${port}`, clock: settings.clock, store: settings.store,
-    dataDir: settings.store === 'lowdb' ? settings.dataDir : null, protectedMode: settings.adminToken === undefined,
+    dataDir: settings.store === 'lowdb' ? settings.dataDir : null,
+    etcd: etcd === null ? null : { endpoints: settings.etcd.endpoints, prefix: settings.etcd.prefix }, protectedMode: settings.adminToken === undefined,
     testApi: settings.testApi, alertWebhooks: settings.alertWebhookUrls.length,
     servers: host.coordinator.records().servers.size, regions: host.coordinator.records().regions.size,
   });
-  handleSignals({ server, app, ticker, host, lock, log, observed });
+  handleSignals({ server, app, ticker, host, lock, log, observed, closeClient: () => etcd?.close() });
 }
 
 /** The HTTP layer's limits from the settings. A wildcard bind has no one name, so it checks Host only against a list. */
@@ -146,7 +153,7 @@ function listen(server: Server, settings: Settings): Promise<void> {
  */
 function handleSignals(parts: {
   server: Server; app: MeshApp; ticker: Ticker | null; host: RunningMesh; lock: DataDirLock | null; log: Logger;
-  observed: Observability;
+  observed: Observability; closeClient: () => void;
 }): void {
   let stopping = false;
   const stop = async (signal: string) => {
@@ -165,6 +172,7 @@ function handleSignals(parts: {
       await parts.host.close();
       parts.server.closeAllConnections();
       await parts.lock?.release();
+      parts.closeClient();
       parts.log.info('stopped; state flushed');
       await parts.log.flush();
       process.exit(0);
