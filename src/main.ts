@@ -2,7 +2,7 @@
  * Composition root: reads the settings, builds the real clock, store, core and HTTP server, starts
  * the ticker and handles shutdown. The only place where real things are constructed.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { MeshApp } from '../api/app.ts';
 import type { HttpOptions } from '../api/deps.ts';
 import { loadContract } from '../api/openapi.ts';
@@ -21,6 +21,7 @@ import { monotonicClock, processTimeSources } from './system-clock.ts';
 import { invariantViolationAt, violateInvariantAt } from './test-hooks.ts';
 import type { Ticker } from './ticker.ts';
 import { serveMesh } from './serve-mesh.ts';
+import { startReplica } from './ha/start-replica.ts';
 
 async function main(): Promise<void> {
   const parsed = parseSettings(process.argv.slice(2), process.env);
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
     wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log), http: httpOptions(settings),
     prepare: violation === null ? undefined : (host: RunningMesh) => violateInvariantAt(host.coordinator, violation.atMs),
   };
+  // On etcd, coordinators are replicas: one leads (elected on an etcd lease), the others follow.
+  if (settings.store === 'etcd') return startReplica(parts, createServer(serverOptions(settings)), listen);
   let storeEvents: Pick<Observability, 'storeFailed' | 'storeWritten'> | undefined;
   const store: Store = settings.store === 'lowdb'
     ? new LowdbStore({
@@ -72,13 +75,7 @@ async function main(): Promise<void> {
   const serving = await serveMesh({ ...parts, store });
   storeEvents = serving.observed;
   const { host, app, ticker, observed } = serving;
-  const server = createServer({
-    // Headers get the request timeout, the body gets it again in the app (a 408 problem); the
-    // server's own limit is the backstop for both, checked every second instead of every 30 s.
-    headersTimeout: settings.requestTimeoutMs,
-    requestTimeout: 2 * settings.requestTimeoutMs + 1000,
-    connectionsCheckingInterval: 1000,
-  }, app.callback());
+  const server = createServer(serverOptions(settings), app.callback());
   // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
   server.on('upgrade', app.sessions.handleUpgrade);
   await listen(server, settings);
@@ -92,6 +89,18 @@ async function main(): Promise<void> {
     servers: host.coordinator.records().servers.size, regions: host.coordinator.records().regions.size,
   });
   handleSignals({ server, app, ticker, host, lock, log, observed });
+}
+
+/**
+ * Headers get the request timeout, the body gets it again in the app (a 408 problem); the server's
+ * own limit is the backstop for both, checked every second instead of every 30 s.
+ */
+function serverOptions(settings: Settings): ServerOptions {
+  return {
+    headersTimeout: settings.requestTimeoutMs,
+    requestTimeout: 2 * settings.requestTimeoutMs + 1000,
+    connectionsCheckingInterval: 1000,
+  };
 }
 
 /** The HTTP layer's limits from the settings. A wildcard bind has no one name, so it checks Host only against a list. */

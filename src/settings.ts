@@ -10,9 +10,10 @@ import {
   defaultMeshConfig, testMeshConfig, validateMeshConfig, type LevelThresholds, type MeshConfig,
 } from '../mesh/base/config.ts';
 import { logLevels, type LogLevel } from './logger.ts';
+import { etcdSettings, etcdSpecs, type EtcdSettings } from './etcd-settings.ts';
 
 /** Which store keeps the durable state. */
-export type StoreKind = 'lowdb' | 'memory';
+export type StoreKind = 'lowdb' | 'memory' | 'etcd';
 
 /** Which clock drives the core. */
 export type ClockKind = 'system' | 'manual';
@@ -27,6 +28,8 @@ export interface Settings {
   readonly dataDir: string;
   /** Store implementation. */
   readonly store: StoreKind;
+  /** How to reach etcd (used with `store: 'etcd'`). */
+  readonly etcd: EtcdSettings;
   /** Change-log size at which the file store writes a new snapshot, in bytes. */
   readonly logMaxBytes: number;
   /** Change-log records at which the file store writes a new snapshot. */
@@ -92,7 +95,8 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'data-dir', env: 'MESH_DATA_DIR', arg: 'path', fallback: './data', describe: 'Directory of the snapshot mesh.json and the change logs mesh.<n>.log (created if missing).' },
   { flag: 'log-max-bytes', env: 'MESH_LOG_MAX_BYTES', arg: 'bytes', fallback: '67108864', describe: 'Change-log size at which a new snapshot is written in the background and the log restarted.' },
   { flag: 'log-max-records', env: 'MESH_LOG_MAX_RECORDS', arg: 'number', fallback: '100000', describe: 'Change-log records at which a new snapshot is written (bounds the replay at start-up).' },
-  { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
+  { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory|etcd', fallback: 'lowdb', describe: 'Where durable state goes: lowdb files in --data-dir, etcd (shared by several coordinators), or memory (lost on exit).' },
+  ...etcdSpecs,
   { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
   { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
   { flag: 'allowed-hosts', env: 'MESH_ALLOWED_HOSTS', arg: 'name,...', fallback: '(none)', describe: 'Host header names accepted besides loopback names and the bound address (--host); needed behind a DNS name. With a wildcard bind and none given, any Host is accepted.' },
@@ -197,26 +201,29 @@ export function parseSettings(argv: readonly string[], env: Env): SettingsResult
     return fromEnv === undefined || fromEnv === '' ? undefined : { text: fromEnv, source: name };
   };
   const errors: string[] = [];
-  const settings = buildSettings(lookup, errors);
+  const etcdWarnings: string[] = [];
+  const settings = buildSettings(lookup, errors, etcdWarnings);
   errors.push(...validateMeshConfig(settings.mesh).map(explainMeshError), ...protectedMode(settings), ...webhookSecret(settings));
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, settings, warnings: [...unknownVariables(env), ...openActions(settings)] };
+  return { ok: true, settings, warnings: [...unknownVariables(env), ...openActions(settings), ...etcdWarnings] };
 }
 
 /** The settings with nothing set; `help` as given. */
 function defaultSettings(help: boolean): Settings {
-  const result = buildSettings(() => undefined, []);
+  const result = buildSettings(() => undefined, [], []);
   return Object.freeze({ ...result, help });
 }
 
-function buildSettings(lookup: Lookup, errors: string[]): Settings {
+function buildSettings(lookup: Lookup, errors: string[], warnings: string[]): Settings {
   const clock = oneOf(lookup('clock', 'MESH_CLOCK'), ['system', 'manual'] as const, 'system', errors);
+  const store = oneOf(lookup('store', 'MESH_STORE'), ['lowdb', 'memory', 'etcd'] as const, 'lowdb', errors);
   const mesh = meshConfig(clock === 'manual' ? testMeshConfig : defaultMeshConfig, lookup, errors);
   return Object.freeze({
     port: port(lookup('port', 'MESH_PORT'), errors),
     host: text(lookup('host', 'MESH_HOST'), '127.0.0.1', errors),
     dataDir: text(lookup('data-dir', 'MESH_DATA_DIR'), './data', errors),
-    store: oneOf(lookup('store', 'MESH_STORE'), ['lowdb', 'memory'] as const, 'lowdb', errors),
+    store,
+    etcd: etcdSettings(lookup, store === 'etcd', errors, warnings),
     logMaxBytes: whole(lookup('log-max-bytes', 'MESH_LOG_MAX_BYTES'), 64 * 1024 * 1024, 1024, errors),
     logMaxRecords: whole(lookup('log-max-records', 'MESH_LOG_MAX_RECORDS'), 100_000, 10, errors),
     clock,
@@ -270,6 +277,9 @@ function explainFlagError(error: unknown): string {
     const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
     if (/^--admin-token(=|$)/.test(flag)) {
       return 'MESH_ADMIN_TOKEN is read from the environment only: a flag would show the token in `ps`';
+    }
+    if (/^--etcd-password(=|$)/.test(flag)) {
+      return 'MESH_ETCD_PASSWORD is read from the environment only: a flag would show the password in `ps`';
     }
     return `unknown flag ${flag} (run with --help to list every setting)`;
   }
