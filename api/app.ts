@@ -14,7 +14,7 @@ import Koa, { type Context, type Middleware } from 'koa';
 import { Router } from '@koa/router';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './deps.ts';
-import { leaderGate, notLeader } from './leadership.ts';
+import { leaderGate, noLeader } from './leadership.ts';
 import { loadContract } from './openapi.ts';
 import { HttpProblem, isClientGone, problemMiddleware } from './problem.ts';
 import { createRequestGuard } from './request-guard.ts';
@@ -105,11 +105,10 @@ export function createApp(deps: AppDeps): MeshApp {
   }
   const hub = new SessionHub(kit, { maxQueuedBytes: deps.sessionMaxQueuedBytes ?? defaultMaxQueuedBytes });
   const leadership = deps.leadership;
-  const notLeading = (target: string | undefined) => {
-    const view = leadership?.view();
-    return view === undefined || view.role === 'leader' ? undefined : notLeader(target ?? '/', view);
-  };
-  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub, (req) => guard.upgradeRefusal(req.headers) ?? notLeading(req.url));
+  // A leader that has just stepped down refuses a handshake it would no longer serve; its sessions
+  // are being closed with the new leader's name (api/leadership.ts redirects at followers).
+  const notLeading = () => (leadership === undefined || leadership.view().role === 'leader' ? undefined : noLeader());
+  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub, (req) => guard.upgradeRefusal(req.headers) ?? notLeading());
   let closed = false;
   app.closeStreams = (sessions) => {
     if (closed) return;

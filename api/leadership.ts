@@ -61,20 +61,27 @@ function answerLocally(ctx: Context, leadership: Leadership): boolean {
   return false;
 }
 
-/** The refusal of a request this coordinator must not serve: a redirect to the leader, or 503. */
-export function notLeader(target: string, view: LeadershipView): HttpProblem {
-  if (view.leaderUrl === undefined) {
-    return new HttpProblem({
-      status: 503, slug: 'no-leader', headers: { 'Retry-After': '1' },
-      detail: 'No coordinator leads now (an election is in progress or etcd cannot be reached); nothing was done. Retry shortly.',
-    });
-  }
-  const location = new URL(target, view.leaderUrl).toString();
+/** The redirect of a request to the leader: its `Location` and a JSON body saying why. */
+export interface LeaderRedirect {
+  readonly location: string;
+  readonly body: { readonly detail: string; readonly leader_url: string };
+}
+
+/** 503 while no leader is known: nothing was done. */
+export function noLeader(): HttpProblem {
   return new HttpProblem({
-    status: 307, slug: 'not-leader', title: 'Temporary Redirect',
-    detail: `This coordinator is a follower; nothing was done. Send the request to the leader at ${view.leaderUrl}.`,
-    headers: { Location: location, 'Cache-Control': 'no-store' }, extra: { leader_url: view.leaderUrl },
+    status: 503, slug: 'no-leader', headers: { 'Retry-After': '1' },
+    detail: 'No coordinator leads now (an election is in progress or etcd cannot be reached); nothing was done. Retry shortly.',
   });
+}
+
+/** Where a request this coordinator must not serve goes: the same path at the leader, or nowhere (503). */
+export function redirectToLeader(target: string, view: LeadershipView): LeaderRedirect | HttpProblem {
+  if (view.leaderUrl === undefined) return noLeader();
+  return {
+    location: new URL(target, view.leaderUrl).toString(),
+    body: { detail: `This coordinator is a follower; nothing was done. Send the request to the leader at ${view.leaderUrl}.`, leader_url: view.leaderUrl },
+  };
 }
 
 /** Middleware: passes requests on only while this coordinator leads. */
@@ -83,7 +90,11 @@ export function leaderGate(leadership: Leadership): Middleware {
     const view = leadership.view();
     if (view.role === 'leader') return next();
     if (answerLocally(ctx, leadership)) return;
-    throw notLeader(ctx.originalUrl, view);
+    const refusal = redirectToLeader(ctx.originalUrl, view);
+    if (refusal instanceof HttpProblem) throw refusal;
+    ctx.status = 307;
+    ctx.set({ Location: refusal.location, 'Cache-Control': 'no-store' });
+    ctx.body = refusal.body;
   };
 }
 
@@ -106,10 +117,15 @@ export function createFollowerApp(deps: {
 }
 
 /** A follower's answer to a session handshake: the same 307 or 503, written on the raw socket. */
-export function refuseUpgrade(leadership: Leadership, write: (socket: Duplex, problem: HttpProblem, path: string) => void) {
+export function refuseUpgrade(leadership: Leadership, writeProblem: (socket: Duplex, problem: HttpProblem, path: string) => void) {
   return (req: IncomingMessage, socket: Duplex): void => {
     socket.on('error', () => socket.destroy());
     const target = req.url ?? '/';
-    write(socket, notLeader(target, leadership.view()), target.split('?')[0] ?? target);
+    const refusal = redirectToLeader(target, leadership.view());
+    if (refusal instanceof HttpProblem) return writeProblem(socket, refusal, target.split('?')[0] ?? target);
+    if (!socket.writable) return void socket.destroy();
+    const body = JSON.stringify(refusal.body);
+    socket.end(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${refusal.location}\r\nCache-Control: no-store\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   };
 }

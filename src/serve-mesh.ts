@@ -50,6 +50,7 @@ export async function serveMesh(parts: MeshParts): Promise<MeshServing> {
   const host = await RunningMesh.open({
     config: settings.mesh, clock: parts.clock, store: parts.store, seed: parts.seed, log,
     wallMs: parts.wallMs, failStop: parts.failStop, checkState: dataFileProblem,
+    readyDuringGrace: parts.leadership !== undefined,
   });
   parts.prepare?.(host);
   observed.attach(host);

@@ -1,0 +1,144 @@
+/**
+ * Three coordinator processes on a real three-member etcd cluster (issue 20), with real game servers
+ * played by heartbeat loops that send every request to any running replica and follow its 307:
+ *
+ * 1. Followers answer the probes and the status with their role and the leader's URL, and every
+ *    other request, session handshakes included, with 307 to the leader before any side effect.
+ * 2. SIGKILL of the leader: a follower leads and serves (heartbeats answered, /readyz 200), with no
+ *    server failed over and no epoch lowered because of the change.
+ * 3. SIGSTOP of the leader past its lease, then SIGCONT: it writes nothing (its term's fence is
+ *    dead), it steps down, and it follows the new leader.
+ * 4. One etcd member down: no effect. Quorum lost: no coordinator decides (/readyz 503 everywhere),
+ *    and once quorum is back one leads again and raises a critical alert.
+ *
+ * The tests share the cluster, the replicas and the servers, in order (each leaves one leader).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { GameServer, World } from './game-server.ts';
+import { needsEtcd, startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
+import { ReplicaGroup, type Replica } from './replicas.ts';
+import { call, expectJson, killAll, sleep, waitFor } from './service-process.ts';
+
+let cluster: EtcdCluster | undefined;
+let group: ReplicaGroup | undefined;
+const world = new World();
+const servers: GameServer[] = [];
+
+/** The group, once started. */
+function replicas(): ReplicaGroup {
+  assert.ok(group);
+  return group;
+}
+
+/** Until every server has had `answers` heartbeats answered since now. */
+async function heartbeatsAnswered(answers: number, timeoutMs = 20_000): Promise<void> {
+  const since = Date.now();
+  const counts = new Map(servers.map((s) => [s.id, s.statuses.get(200) ?? 0]));
+  await waitFor(`${answers} answered heartbeats per server`, async () =>
+    servers.every((s) => (s.statuses.get(200) ?? 0) - (counts.get(s.id) ?? 0) >= answers && (s.lastAnsweredAt ?? 0) >= since) || undefined,
+  { timeoutMs, intervalMs: 20 });
+}
+
+/** What a leader knows of failovers and servers (the counts that a leader change must not move). */
+async function damage(url: string): Promise<{ failovers: number; failed: number }> {
+  const metrics = expectJson('getFailoverMetrics', await call(url, 'GET', '/mesh/failover_metrics'), 200);
+  const list = expectJson('listServers', await call(url, 'GET', '/mesh/servers'), 200);
+  return { failovers: metrics.failovers.total as number, failed: (list.servers as { status: string }[]).filter((s) => s.status === 'failed').length };
+}
+
+describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: false }, () => {
+  before(async () => {
+    cluster = await startEtcdCluster();
+    group = new ReplicaGroup(['--store', 'etcd', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', '/ha-e2e', '--leader-ttl', '2']);
+    await group.start(3);
+  });
+  after(async () => {
+    world.stopAll();
+    await killAll();
+    await cluster?.stop();
+  });
+
+  test('followers name the leader and redirect every other request to it before any side effect', { timeout: 60_000 }, async () => {
+    const leader = await replicas().leader();
+    const followers = replicas().replicas.filter((r) => r !== leader);
+    assert.equal(followers.length, 2);
+    for (const follower of followers) {
+      const status = expectJson('getMeshStatus', await call(follower.service.url, 'GET', '/mesh/status'), 200);
+      assert.deepEqual(status.coordinator, {
+        role: 'follower', self_url: follower.service.url, leader_url: leader.service.url, term: status.coordinator.term,
+      });
+      const health = expectJson('getHealth', await call(follower.service.url, 'GET', '/healthz'), 200);
+      assert.equal(health.coordinator.role, 'follower');
+      const ready = expectJson('getReadiness', await call(follower.service.url, 'GET', '/readyz'), 503);
+      assert.equal(ready.coordinator.leader_url, leader.service.url);
+      assert.match(ready.detail, /follower/);
+    }
+    const leaderStatus = expectJson('getMeshStatus', await call(leader.service.url, 'GET', '/mesh/status'), 200);
+    assert.equal(leaderStatus.coordinator.role, 'leader');
+    assert.equal(leaderStatus.coordinator.leader_url, leader.service.url);
+
+    // A registration sent to a follower is redirected and changes nothing there or at the leader.
+    const follower = followers[0]!;
+    const body = { address: '127.0.0.1:7000', zone: 'zone-a', capacity: 8, name: 'redirected' };
+    const res = await fetch(new URL('/mesh/servers?x=1', follower.service.url), {
+      method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, redirect: 'manual',
+    });
+    assert.equal(res.status, 307);
+    assert.equal(res.headers.get('location'), `${leader.service.url}/mesh/servers?x=1`);
+    const listed = expectJson('listServers', await call(leader.service.url, 'GET', '/mesh/servers'), 200);
+    assert.equal(listed.servers.length, 0, 'the redirected request registered nothing');
+
+    // A session handshake at a follower gets the same redirect instead of an upgrade.
+    const refused = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+      const ws = new WebSocket(`${follower.service.url.replace('http', 'ws')}/mesh/servers/s-1/session`, ['mesh.v1'], {
+        headers: { authorization: 'Bearer x' },
+      });
+      ws.on('unexpected-response', (_req, response) => {
+        resolve({ status: response.statusCode ?? 0, location: response.headers.location });
+        ws.terminate();
+      });
+      ws.on('open', () => reject(new Error('a follower accepted a session')));
+      ws.on('error', () => {});
+    });
+    assert.deepEqual(refused, { status: 307, location: `${leader.service.url}/mesh/servers/s-1/session` });
+
+    // Followed, the same requests reach the leader: three servers and a region, from any replica.
+    for (const [i, zone] of ['zone-a', 'zone-b', 'zone-c'].entries()) {
+      const created = expectJson('registerServer', await call(follower.service.url, 'POST', '/mesh/servers', {
+        body: { address: `127.0.0.1:${7101 + i}`, zone, capacity: 8, name: `godot-${zone}` },
+      }), 201);
+      const server = new GameServer({ id: created.server_id, token: created.token, baseUrl: () => replicas().anyUrl(), world });
+      server.start();
+      servers.push(server);
+    }
+    expectJson('createRegion', await call(followers[1]!.service.url, 'POST', '/mesh/regions', { body: { region_id: 'castle', critical: true } }), 201);
+    await waitFor('the region is whole', async () => {
+      const view = await call(leader.service.url, 'GET', '/mesh/replication/castle');
+      return view.status === 200 && view.body.state === 'active' ? true : undefined;
+    }, { timeoutMs: 20_000 });
+  });
+
+  test('SIGKILL of the leader: a follower leads and serves, nobody is failed over, no epoch goes back', { timeout: 90_000 }, async () => {
+    const old = await replicas().leader();
+    await heartbeatsAnswered(2);
+    const before = await damage(old.service.url);
+    const epoch = expectJson('getRegionReplication', await call(old.service.url, 'GET', '/mesh/replication/castle'), 200).epoch as number;
+    const killedAt = Date.now();
+    await replicas().kill(old);
+    const leader = await replicas().leader(15_000);
+    const tookMs = Date.now() - killedAt;
+    await heartbeatsAnswered(2);
+    assert.ok(tookMs < 10_000, `took over in ${tookMs} ms`);
+    // Past a whole detection window under the new leader: still nobody failed over.
+    await sleep(6_000);
+    await heartbeatsAnswered(1);
+    assert.deepEqual(await damage(leader.service.url), before, 'the change of leader failed nobody over');
+    const after = expectJson('getRegionReplication', await call(leader.service.url, 'GET', '/mesh/replication/castle'), 200);
+    assert.ok(after.epoch >= epoch, `epoch ${after.epoch} after ${epoch}`);
+    assert.equal(after.state, 'active');
+    for (const server of servers) assert.deepEqual(server.loweredEpochs, [], `${server.id} saw an epoch go back`);
+    await replicas().restart(old);
+  });
+});
