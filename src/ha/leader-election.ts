@@ -22,6 +22,14 @@ export interface Term {
   readonly createRevision: string;
 }
 
+/** What this process saw before it took over. */
+export interface TakeOver {
+  /** How long it knew of no valid leader (null: it never knew one). */
+  readonly leaderlessMs: number | null;
+  /** How long ago one of its calls to etcd last failed (null: none did). */
+  readonly etcdFailedMsAgo: number | null;
+}
+
 /** How an election is set up. */
 export interface ElectionOptions {
   readonly client: Etcd3;
@@ -34,11 +42,8 @@ export interface ElectionOptions {
   /** The monotonic clock, in ms. */
   readonly now: () => number;
   readonly log: Logger;
-  /**
-   * Called when this process becomes leader; `term` is the fence of its writes, `leaderlessMs` how
-   * long this process knew of no valid leader before (null: it never knew one).
-   */
-  readonly onElected: (term: Term, leaderlessMs: number | null) => void;
+  /** Called when this process becomes leader; `term` is the fence of its writes. */
+  readonly onElected: (term: Term, before: TakeOver) => void;
   /** Called once when this process stops being leader, with why. */
   readonly onDeposed: (reason: string) => void;
 }
@@ -67,6 +72,8 @@ export class LeaderElection {
   private campaigning = false;
   /** When this process last knew of a valid leader (itself included). */
   private leaderSeenAtMs: number | undefined;
+  /** When a call of this process to etcd last failed. */
+  private etcdFailedAtMs: number | undefined;
   private stopped = false;
   private readonly ttlMs: number;
 
@@ -170,6 +177,7 @@ export class LeaderElection {
       const other = result.responses[0]?.response_range?.kvs?.[0];
       if (other) this.sawLeader(other);
     } catch (error) {
+      this.etcdFailedAtMs = this.options.now();
       this.options.log.debug('campaign for the leader key failed', { error });
     } finally {
       this.campaigning = false;
@@ -188,8 +196,10 @@ export class LeaderElection {
     // Since this process last knew of a valid leader (a crashed leader's lease takes a TTL to expire).
     const leaderlessMs = seen === undefined ? null : Math.max(0, sentAtMs - seen);
     this.leaderSeenAtMs = sentAtMs;
-    this.options.log.info('elected leader', { term: term.createRevision, ttlSeconds: this.options.ttlSeconds, leaderlessMs });
-    this.options.onElected(term, leaderlessMs);
+    const failed = this.etcdFailedAtMs;
+    const before: TakeOver = { leaderlessMs, etcdFailedMsAgo: failed === undefined ? null : Math.max(0, sentAtMs - failed) };
+    this.options.log.info('elected leader', { term: term.createRevision, ttlSeconds: this.options.ttlSeconds, ...before });
+    this.options.onElected(term, before);
   }
 
   /**
@@ -203,16 +213,17 @@ export class LeaderElection {
     }, Math.max(1, Math.ceil(held.validUntilMs - this.options.now())));
   }
 
-  private scheduleKeepAlive(held: HeldTerm): void {
-    held.keepAlive = setTimeout(() => void this.keepAlive(held), this.ttlMs / 3);
+  private scheduleKeepAlive(held: HeldTerm, inMs = this.ttlMs / 3): void {
+    held.keepAlive = setTimeout(() => void this.keepAlive(held), inMs);
   }
 
   /** Renews the lease once; success moves the deadline to the send time + TTL - margin. */
   private async keepAlive(held: HeldTerm): Promise<void> {
     if (this.held !== held) return;
     const sentAtMs = this.options.now();
+    let nextInMs = this.ttlMs / 3;
     try {
-      const reply = await held.lease.keepaliveOnce({ deadline: Date.now() + this.ttlMs / 3 });
+      const reply = await held.lease.keepaliveOnce({ deadline: Date.now() + this.ttlMs / 4 });
       if (this.held !== held) return;
       if (Number(reply.TTL) <= 0) return this.stepDown('etcd says the leader lease has expired');
       held.validUntilMs = Math.max(held.validUntilMs, sentAtMs + this.ttlMs - leaseMarginMs(this.ttlMs));
@@ -220,11 +231,14 @@ export class LeaderElection {
     } catch (error) {
       if (this.held !== held) return;
       if ((error as Error).name === 'EtcdLeaseInvalidError') return this.stepDown('etcd says the leader lease has expired');
-      this.options.log.warn('renewing the leader lease failed; still leading until the local deadline', {
+      this.etcdFailedAtMs = this.options.now();
+      this.options.log.warn('renewing the leader lease failed; retrying until the local deadline', {
         error, msLeft: Math.round(held.validUntilMs - this.options.now()),
       });
+      // Soon, not a third of the TTL later: the client picks another member (one may be down).
+      nextInMs = Math.min(nextInMs, 100);
     }
-    if (this.held === held && this.isLeader()) this.scheduleKeepAlive(held);
+    if (this.held === held && this.isLeader()) this.scheduleKeepAlive(held, nextInMs);
   }
 
   private stepDown(reason: string): void {
@@ -238,9 +252,24 @@ export class LeaderElection {
     if (this.known?.createRevision === held.term.createRevision) this.known = undefined;
     this.options.log.warn('stepped down as leader', { term: held.term.createRevision, reason });
     this.options.onDeposed(reason);
-    // The key may still exist under a lease etcd has not expired yet: give it back if etcd answers,
-    // so that the next leader need not wait for the TTL. Harmless when the lease is already gone.
-    void held.lease.revoke({ deadline: Date.now() + 1000 }).catch(() => {});
+    void this.giveBack(held.lease);
     this.schedulePoll(0);
+  }
+
+  /**
+   * The key may still exist under a lease etcd has not expired yet (etcd refreshes every lease when
+   * it regains quorum): revoke it as soon as etcd answers, so that the next leader need not wait for
+   * the TTL. Harmless once the lease is gone; bounded in attempts.
+   */
+  private async giveBack(lease: Lease): Promise<void> {
+    for (let attempt = 0; attempt < 100 && !this.stopped; attempt++) {
+      try {
+        await lease.revoke({ deadline: Date.now() + 500 });
+        return;
+      } catch (error) {
+        if ((error as Error).name === 'EtcdLeaseInvalidError') return;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   }
 }

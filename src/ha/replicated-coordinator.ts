@@ -13,7 +13,7 @@ import { writeProblem } from '../../api/session/session-upgrade.ts';
 import type { Logger } from '../logger.ts';
 import type { MeshParts, MeshServing } from '../serve-mesh.ts';
 import type { Store } from '../store/store.ts';
-import { LeaderElection, type ElectionOptions, type Term } from './leader-election.ts';
+import { LeaderElection, type ElectionOptions, type TakeOver, type Term } from './leader-election.ts';
 
 /** How a replica is built. */
 export interface ReplicaOptions {
@@ -43,7 +43,7 @@ export class ReplicatedCoordinator implements Leadership {
     this.selfUrl = options.election.selfUrl;
     this.election = new LeaderElection({
       ...options.election, log: options.log,
-      onElected: (term, leaderlessMs) => void this.takeOver(term, leaderlessMs),
+      onElected: (term, before) => void this.takeOver(term, before),
       onDeposed: (reason) => this.stepDown(reason),
     });
     this.follower = createFollowerApp({ leadership: this, http: options.parts.http, logError: (error, context) => options.log.error('request failed', { error, ...context }) });
@@ -103,7 +103,7 @@ export class ReplicatedCoordinator implements Leadership {
   }
 
   /** Elected: restore the state under a fresh store fenced by this term, then serve it. */
-  private async takeOver(term: Term, leaderlessMs: number | null): Promise<void> {
+  private async takeOver(term: Term, before: TakeOver): Promise<void> {
     const started = this.options.parts.clock.now();
     const store = this.options.openStore(() => this.election.fence());
     let mesh: MeshServing;
@@ -120,7 +120,7 @@ export class ReplicatedCoordinator implements Leadership {
       return;
     }
     this.serving = { term, mesh, store };
-    this.announceTakeOver(mesh, leaderlessMs);
+    this.announceTakeOver(mesh, before);
     this.options.log.info('leading: serving the mesh', {
       term: term.createRevision, takeOverMs: Math.round(this.options.parts.clock.now() - started),
       servers: mesh.host.coordinator.records().servers.size, regions: mesh.host.coordinator.records().regions.size,
@@ -128,14 +128,18 @@ export class ReplicatedCoordinator implements Leadership {
   }
 
   /**
-   * Raises the take-over alert in the new term (critical when nobody could lead for longer than a
-   * crashed leader's lease takes to expire and be replaced) and resolves it after one detection window.
+   * Raises the take-over alert in the new term and resolves it after one detection window. It is
+   * critical after an etcd outage: when nobody could lead for longer than a crashed leader's lease
+   * takes to expire and be replaced, or when etcd failed this process recently (a stale leader key
+   * that etcd kept alive across its lost quorum can hide the gap from the followers).
    */
-  private announceTakeOver(mesh: MeshServing, leaderlessMs: number | null): void {
+  private announceTakeOver(mesh: MeshServing, before: TakeOver): void {
     const records = mesh.host.coordinator.records();
     if (records.servers.size === 0 && records.regions.size === 0) return;
-    const critical = leaderlessMs !== null && leaderlessMs > 2 * this.options.election.ttlSeconds * 1000;
-    mesh.host.run((core, now) => core.leaderTookOver({ leaderlessMs, critical, by: this.selfUrl }, now));
+    const ttlMs = this.options.election.ttlSeconds * 1000;
+    const critical = (before.leaderlessMs !== null && before.leaderlessMs > 2 * ttlMs) ||
+      (before.etcdFailedMsAgo !== null && before.etcdFailedMsAgo < 5 * ttlMs);
+    mesh.host.run((core, now) => core.leaderTookOver({ leaderlessMs: before.leaderlessMs, critical, by: this.selfUrl }, now));
     setTimeout(() => {
       if (this.serving?.mesh === mesh) mesh.host.run((core, now) => core.leaderTakeOverSettled(now));
     }, this.options.parts.settings.mesh.failureTimeoutMs).unref();

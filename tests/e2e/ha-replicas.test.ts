@@ -15,6 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Etcd3 } from 'etcd3';
 import WebSocket from 'ws';
 import { GameServer, World } from './game-server.ts';
 import { needsEtcd, startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
@@ -39,6 +40,23 @@ async function heartbeatsAnswered(answers: number, timeoutMs = 20_000): Promise<
   await waitFor(`${answers} answered heartbeats per server`, async () =>
     servers.every((s) => (s.statuses.get(200) ?? 0) - (counts.get(s.id) ?? 0) >= answers && (s.lastAnsweredAt ?? 0) >= since) || undefined,
   { timeoutMs, intervalMs: 20 });
+}
+
+/** Every record value in etcd that mentions `text` (what the leaders have made durable). */
+async function durableMentions(text: string): Promise<string[]> {
+  assert.ok(cluster);
+  const client = new Etcd3({ hosts: [...cluster.endpoints] });
+  try {
+    const values = await client.getAll().prefix('/ha-e2e/records/').strings();
+    return Object.entries(values).filter(([, value]) => value.includes(text)).map(([key]) => key);
+  } finally {
+    client.close();
+  }
+}
+
+/** The alerts a leader lists. */
+async function alerts(url: string): Promise<{ dedup_key: string; severity: string; state: string; resolved_at: number | null }[]> {
+  return expectJson('listAlerts', await call(url, 'GET', '/mesh/alerts?state=all'), 200).alerts;
 }
 
 /** What a leader knows of failovers and servers (the counts that a leader change must not move). */
@@ -140,5 +158,82 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     assert.equal(after.state, 'active');
     for (const server of servers) assert.deepEqual(server.loweredEpochs, [], `${server.id} saw an epoch go back`);
     await replicas().restart(old);
+  });
+
+  test('SIGSTOP of the leader past its lease, then SIGCONT: it writes nothing, steps down and follows', { timeout: 90_000 }, async () => {
+    const old = await replicas().leader();
+    const oldTerm = (await replicas().role(old))?.term;
+    await heartbeatsAnswered(1);
+    replicas().pause(old);
+    const leader = await replicas().leader(15_000);
+    const term = (await replicas().role(leader))?.term;
+    assert.ok(BigInt(term ?? '0') > BigInt(oldTerm ?? '0'), `new term ${term} after ${oldTerm}`);
+    await heartbeatsAnswered(2);
+    // Paused well past its lease: woken, its core would see a stall (TILT) and write it, were it
+    // still deciding.
+    await sleep(3_000);
+    const outputBefore = old.service.output().length;
+    replicas().resume(old);
+    const followed = await waitFor('the old leader follows', async () => {
+      const view = await replicas().role(old);
+      return view?.role === 'follower' && view.leader_url === leader.service.url ? view : undefined;
+    }, { timeoutMs: 10_000 });
+    assert.equal(followed.term, term);
+    await sleep(1_500);
+    const woke = old.service.output().slice(outputBefore);
+    assert.match(woke, /stepped down as leader/);
+    assert.doesNotMatch(woke, /persisting the mesh state failed|store write failed|coordinator-tilt/, 'the old leader tried to write after it woke');
+    assert.deepEqual(await durableMentions('coordinator-tilt'), [], 'a stall alert reached etcd');
+    assert.equal((await replicas().role(leader))?.term, term, 'the new leader kept its term');
+    await heartbeatsAnswered(1);
+  });
+
+  test('one etcd member down: no effect; quorum lost: nobody decides, then a critical alert and service once it is back', { timeout: 120_000 }, async () => {
+    assert.ok(cluster);
+    const leader = await replicas().leader();
+    const term = (await replicas().role(leader))?.term;
+    const before = await damage(leader.service.url);
+
+    await cluster.kill(0);
+    const until = Date.now() + 6_000;
+    while (Date.now() < until) {
+      const ready = await call(leader.service.url, 'GET', '/readyz');
+      assert.equal(ready.status, 200, `one member down made the leader unready: ${JSON.stringify(ready.body)}`);
+      await sleep(100);
+    }
+    assert.equal((await replicas().role(leader))?.term, term, 'one member down changed the leader');
+    await heartbeatsAnswered(1);
+    await cluster.start(0);
+
+    await cluster.kill(1);
+    await cluster.kill(2);
+    const lostAt = Date.now();
+    await waitFor('no replica leads or is ready', async () => {
+      for (const replica of replicas().replicas.filter((r) => r.running)) {
+        if ((await replicas().role(replica))?.role === 'leader') return undefined;
+        if ((await call(replica.service.url, 'GET', '/readyz')).status !== 503) return undefined;
+      }
+      return true;
+    }, { timeoutMs: 10_000 });
+    // The leader stops deciding within its lease: before etcd could even have expired it.
+    assert.ok(Date.now() - lostAt < 4_000, `the leader kept deciding for ${Date.now() - lostAt} ms without quorum`);
+    for (const replica of replicas().replicas.filter((r) => r.running)) {
+      const refused = await call(replica.service.url, 'POST', '/mesh/regions', { body: { region_id: 'without-quorum' } });
+      assert.ok(refused.status === 503 || refused.status === 307, `a replica without quorum answered ${refused.status}`);
+    }
+    await sleep(4_000);
+    await cluster.start(1);
+    await cluster.start(2);
+    const back = await replicas().leader(30_000);
+    await heartbeatsAnswered(2);
+    const raised = (await alerts(back.service.url)).find((a) => a.dedup_key === 'coordinator-leader-changed');
+    assert.ok(raised, 'no alert about the time without a leader');
+    assert.equal(raised.severity, 'critical');
+    const regions = expectJson('listRegions', await call(back.service.url, 'GET', '/mesh/regions'), 200).regions as { region_id: string }[];
+    assert.ok(!regions.some((r) => r.region_id === 'without-quorum'), 'a region was created without quorum');
+    // A whole detection window under the new leader: the outage failed nobody over.
+    await sleep(6_000);
+    await heartbeatsAnswered(1);
+    assert.deepEqual(await damage(back.service.url), before);
   });
 });
