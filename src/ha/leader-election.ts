@@ -53,6 +53,15 @@ export function leaseMarginMs(ttlMs: number): number {
   return ttlMs / 4;
 }
 
+/**
+ * How often the leader renews its lease. Often, so that the last renewal before etcd becomes
+ * unreachable (an etcd leader change, a member down) is recent: the leader then rides out about
+ * TTL - margin - this interval of etcd unavailability without stepping down.
+ */
+export function keepAliveIntervalMs(ttlMs: number): number {
+  return ttlMs / 8;
+}
+
 /** A term this process holds, with its lease and its local deadline. */
 interface HeldTerm {
   readonly term: Term;
@@ -213,7 +222,7 @@ export class LeaderElection {
     }, Math.max(1, Math.ceil(held.validUntilMs - this.options.now())));
   }
 
-  private scheduleKeepAlive(held: HeldTerm, inMs = this.ttlMs / 3): void {
+  private scheduleKeepAlive(held: HeldTerm, inMs = keepAliveIntervalMs(this.ttlMs)): void {
     held.keepAlive = setTimeout(() => void this.keepAlive(held), inMs);
   }
 
@@ -221,7 +230,7 @@ export class LeaderElection {
   private async keepAlive(held: HeldTerm): Promise<void> {
     if (this.held !== held) return;
     const sentAtMs = this.options.now();
-    let nextInMs = this.ttlMs / 3;
+    let nextInMs = keepAliveIntervalMs(this.ttlMs);
     try {
       const reply = await held.lease.keepaliveOnce({ deadline: Date.now() + this.ttlMs / 4 });
       if (this.held !== held) return;

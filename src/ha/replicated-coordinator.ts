@@ -22,7 +22,9 @@ export interface ReplicaOptions {
   /** The election's client, key, own URL and TTL. */
   readonly election: Pick<ElectionOptions, 'client' | 'key' | 'selfUrl' | 'ttlSeconds' | 'now'>;
   /** A store for one term, whose writes are fenced by `fence()` (undefined: refuse to write). */
-  readonly openStore: (fence: () => Term | undefined) => Store;
+  readonly openStore: (fence: () => Term | undefined) => Store & { readonly loadedFromCopy?: boolean | undefined };
+  /** Keeps a copy of the durable records while this replica follows (src/ha/followed-records.ts). */
+  readonly follower?: { start(): void; stop(): Promise<void> };
   /** Builds and starts a term's mesh (src/serve-mesh.ts). */
   readonly serve: (parts: MeshParts) => Promise<MeshServing>;
   readonly log: Logger;
@@ -32,7 +34,7 @@ export interface ReplicaOptions {
 export class ReplicatedCoordinator implements Leadership {
   readonly selfUrl: string;
   private readonly election: LeaderElection;
-  private serving: { term: Term; mesh: MeshServing; store: Store } | undefined;
+  private serving: { term: Term; mesh: MeshServing } | undefined;
   private readonly follower;
   private readonly followerHandler;
   private readonly followerUpgrade;
@@ -51,8 +53,9 @@ export class ReplicatedCoordinator implements Leadership {
     this.followerUpgrade = refuseUpgrade(this, writeProblem);
   }
 
-  /** Joins the election. */
+  /** Joins the election (and follows the records until it leads). */
   start(): Promise<void> {
+    this.options.follower?.start();
     return this.election.start();
   }
 
@@ -100,6 +103,7 @@ export class ReplicatedCoordinator implements Leadership {
       await serving.mesh.host.close().catch((error: unknown) => this.options.log.error('flushing the state at shutdown failed', { error }));
     }
     await this.election.stop();
+    await this.options.follower?.stop();
   }
 
   /** Elected: restore the state under a fresh store fenced by this term, then serve it. */
@@ -119,10 +123,11 @@ export class ReplicatedCoordinator implements Leadership {
       this.halt(mesh, { code: SessionCloseCode.goingAway, reason: 'the coordinator is shutting down' });
       return;
     }
-    this.serving = { term, mesh, store };
+    this.serving = { term, mesh };
     this.announceTakeOver(mesh, before);
+    void this.options.follower?.stop();
     this.options.log.info('leading: serving the mesh', {
-      term: term.createRevision, takeOverMs: Math.round(this.options.parts.clock.now() - started),
+      term: term.createRevision, takeOverMs: Math.round(this.options.parts.clock.now() - started), fromFollowedCopy: store.loadedFromCopy === true,
       servers: mesh.host.coordinator.records().servers.size, regions: mesh.host.coordinator.records().regions.size,
     });
   }
@@ -150,6 +155,7 @@ export class ReplicatedCoordinator implements Leadership {
     const serving = this.serving;
     this.serving = undefined;
     if (serving === undefined) return;
+    this.options.follower?.start();
     const leader = this.election.view().leaderUrl;
     this.halt(serving.mesh, {
       code: SessionCloseCode.notLeader,

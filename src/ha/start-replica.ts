@@ -7,7 +7,7 @@
 import type { Server } from 'node:http';
 import type { Settings } from '../settings.ts';
 import { createEtcdClient } from '../store/etcd-client.ts';
-import { EtcdStore } from '../store/etcd-store.ts';
+import { FollowedRecords, PreloadedEtcdStore } from './followed-records.ts';
 import { serveMesh, type MeshParts } from '../serve-mesh.ts';
 import { ReplicatedCoordinator } from './replicated-coordinator.ts';
 
@@ -32,13 +32,15 @@ export async function startReplica(
   const url = `http://${hostPart}:${port}`;
   const selfUrl = settings.advertiseUrl ?? url;
   let current: { storeFailed(error: unknown): void; storeWritten(ms: number): void } | undefined;
+  const followed = new FollowedRecords(client, settings.etcd.prefix, log);
   replica = new ReplicatedCoordinator({
     parts, log,
     election: { client, key: `${settings.etcd.prefix}/leader`, selfUrl, ttlSeconds: settings.leaderTtlSeconds, now: () => parts.clock.now() },
-    openStore: (fence) => new EtcdStore({
+    follower: followed,
+    openStore: (fence) => new PreloadedEtcdStore({
       client, prefix: settings.etcd.prefix, fence,
       onError: (error) => current?.storeFailed(error), onWritten: (ms) => current?.storeWritten(ms),
-    }),
+    }, followed),
     serve: async (termParts) => {
       const mesh = await serveMesh(termParts);
       current = mesh.observed;

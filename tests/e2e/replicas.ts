@@ -27,6 +27,9 @@ export interface RoleView {
 /** A group of replicas on one etcd prefix. */
 export class ReplicaGroup {
   readonly replicas: Replica[] = [];
+  /** The leader's URL as last read from any replica (see {@link track}). */
+  leaderUrl: string | undefined;
+  private tracker: NodeJS.Timeout | undefined;
 
   constructor(private readonly args: readonly string[]) {}
 
@@ -61,6 +64,32 @@ export class ReplicaGroup {
       const ready = await call(leader.service.url, 'GET', '/readyz', { timeoutMs: 1000 });
       return ready.status === 200 ? leader : undefined;
     }, { timeoutMs, intervalMs: 50 });
+  }
+
+  /**
+   * Reads who leads every 200 ms, as a client that follows redirects would learn it: fetch drops
+   * `Authorization` on a redirect to another origin, so game servers send to the leader directly.
+   */
+  track(): void {
+    this.tracker = setInterval(() => void this.readLeader(), 200);
+    this.tracker.unref();
+  }
+
+  /** Stops {@link track}. */
+  untrack(): void {
+    clearInterval(this.tracker);
+  }
+
+  private async readLeader(): Promise<void> {
+    const live = this.replicas.filter((r) => r.running && !r.paused);
+    const views = await Promise.all(live.map((r) => this.role(r, 500)));
+    const leading = live.find((_, i) => views[i]?.role === 'leader');
+    this.leaderUrl = leading?.service.url ?? views.find((v) => v?.leader_url)?.leader_url ?? undefined;
+  }
+
+  /** Where a client sends now: the leader as last read, else any running replica. */
+  target(): string {
+    return this.leaderUrl ?? this.anyUrl();
   }
 
   /** The URL of a running, unpaused replica other than `not` (a client's next try). */
