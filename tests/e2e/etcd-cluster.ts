@@ -10,6 +10,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { after, before } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../src/store/etcd-client.ts';
 
 /** The etcd binary, or undefined when it is not installed (CI installs Debian's `etcd-server`). */
 export function etcdBinary(): string | undefined {
@@ -168,4 +171,25 @@ export async function startEtcdCluster(options: { size?: number; timing?: EtcdTi
     throw error;
   }
   return cluster;
+}
+
+/**
+ * A cluster and a client of the service's kind for the enclosing `describe`: started in its
+ * `before`, stopped in its `after`. The getters fail loudly if used outside the tests.
+ */
+export function useEtcdCluster(): { cluster: () => EtcdCluster; client: () => Etcd3 } {
+  let cluster: EtcdCluster | undefined;
+  let client: Etcd3 | undefined;
+  before(async () => {
+    cluster = await startEtcdCluster();
+    client = await createEtcdClient({ endpoints: cluster.endpoints });
+  });
+  after(async () => {
+    client?.close();
+    await cluster?.stop();
+  });
+  return {
+    cluster: () => { assert.ok(cluster, 'the etcd cluster is not running'); return cluster; },
+    client: () => { assert.ok(client, 'the etcd cluster is not running'); return client; },
+  };
 }

@@ -9,12 +9,11 @@
  * event numbering, and the failover completes with the same promoted server.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { defaultMeshConfig } from '../../mesh/base/config.ts';
-import { createEtcdClient } from '../../src/store/etcd-client.ts';
 import { connect } from '../api/sse-client.ts';
-import { needsEtcd, startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
+import { needsEtcd, useEtcdCluster } from './etcd-cluster.ts';
 import { GameServer, World } from './game-server.ts';
 import { e2eScratch } from './scratch.ts';
 import { call, expectJson, sleep, startService, stopService, waitFor, type ServiceProcess } from './service-process.ts';
@@ -40,20 +39,11 @@ async function durableEventSeq(client: Etcd3): Promise<number> {
 const readiness = async (base: string) => (await call(base, 'GET', '/readyz')).status;
 
 describe('end to end: the service on the etcd store', needsEtcd(), () => {
-  let cluster: EtcdCluster | undefined;
-  let client: Etcd3 | undefined;
-  before(async () => {
-    cluster = await startEtcdCluster();
-    client = await createEtcdClient({ endpoints: cluster.endpoints });
-  });
-  after(async () => {
-    client?.close();
-    await cluster?.stop();
-  });
+  const etcdCluster = useEtcdCluster();
 
   test('a failover, one member down, quorum lost and back, SIGKILL and restart: the state is kept', { timeout: 180_000 }, async () => {
-    assert.ok(cluster && client);
-    const etcd = cluster;
+    const etcd = etcdCluster.cluster();
+    const client = etcdCluster.client();
     const args = ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', PREFIX,
       '--promotion-ack-timeout-ms', '60000', '--etcd-request-timeout-ms', '1000'];
     let service: ServiceProcess = await startService(['--port', '0', ...args]);
