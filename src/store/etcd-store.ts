@@ -107,7 +107,10 @@ export class EtcdStore extends RecordStore {
 
   /** The records as of now, with the revision they were read at; `undefined` if never written. */
   async load(): Promise<(LoadedRecords & { readonly revision: string }) | undefined> {
-    const snapshot = await this.read();
+    const snapshot = await this.read().catch((error: unknown) => {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new Error(`cannot read the state under ${this.keys.prefix} from etcd: ${why}`, { cause: error });
+    });
     this.commit.noteDurable(snapshot.seq);
     return snapshot.written ? { seq: snapshot.seq, records: snapshot.records, revision: snapshot.revision } : undefined;
   }
