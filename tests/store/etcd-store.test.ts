@@ -76,6 +76,13 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       assert.equal(await etcd.client().get(`${store.keys.prefix}/meta/seq`).string(), '2');
     });
 
+    it('never lowers the stored seq', async () => {
+      const store = freshStore();
+      await store.append(() => ({ seq: 12, records: [{ key: 'a', value: 1 }] }), 12);
+      await store.append(() => ({ seq: 1, records: [{ key: 'b', value: 2 }] }), 1);
+      assert.equal((await reopen(store).load())?.seq, 12);
+    });
+
     it('writes a one-record batch in one transaction', async () => {
       const counts: number[] = [];
       const store = freshStore({ onWritten: (_ms, transactions) => counts.push(transactions) });
