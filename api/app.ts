@@ -14,12 +14,13 @@ import Koa, { type Context, type Middleware } from 'koa';
 import { Router } from '@koa/router';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppDeps } from './deps.ts';
+import { leaderGate, noLeader } from './leadership.ts';
 import { loadContract } from './openapi.ts';
 import { HttpProblem, isClientGone, problemMiddleware } from './problem.ts';
 import { createRequestGuard } from './request-guard.ts';
 import type { RouteKit } from './route-kit.ts';
 import { requestObserver } from './request-observer.ts';
-import { defaultMaxQueuedBytes, SessionHub } from './session/session-hub.ts';
+import { defaultMaxQueuedBytes, SessionHub, type HubClosing } from './session/session-hub.ts';
 import { sessionEndpoint, type SessionEndpoint } from './session/session-upgrade.ts';
 import { createEventStream, type EventStream } from './sse.ts';
 import { actionRoutes } from './routes/actions.ts';
@@ -38,9 +39,10 @@ import { testMeshRoutes } from './routes/test-mesh.ts';
 export interface MeshApp extends Koa {
   /**
    * Ends every open `GET /mesh/events` stream and server session and stops publishing the core's
-   * events (shutdown). Streams and sessions attached afterwards end at once. Idempotent.
+   * events (shutdown). Streams and sessions attached afterwards end at once. Idempotent. `sessions`
+   * says why the sessions close when it is not a shutdown (this coordinator stopped leading).
    */
-  closeStreams(): void;
+  closeStreams(sessions?: HubClosing): void;
   /** Server sessions: hand `sessions.handleUpgrade` the HTTP server's `upgrade` events. */
   readonly sessions: SessionEndpoint;
 }
@@ -80,6 +82,7 @@ export function createApp(deps: AppDeps): MeshApp {
     debug: (error, request) => deps.logDebug?.('client left mid-request', { ...request, reason: error instanceof Error ? error.message : String(error) }),
   }));
   app.use(guard.middleware);
+  if (deps.leadership) app.use(leaderGate(deps.leadership));
   app.use(methodProblems(root));
   app.use(root.routes());
   app.on('error', (error: unknown, ctx?: Context) => {
@@ -101,14 +104,18 @@ export function createApp(deps: AppDeps): MeshApp {
     };
   }
   const hub = new SessionHub(kit, { maxQueuedBytes: deps.sessionMaxQueuedBytes ?? defaultMaxQueuedBytes });
-  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub, (req) => guard.upgradeRefusal(req.headers));
+  const leadership = deps.leadership;
+  // A leader that has just stepped down refuses a handshake it would no longer serve; its sessions
+  // are being closed with the new leader's name (api/leadership.ts redirects at followers).
+  const notLeading = () => (leadership === undefined || leadership.view().role === 'leader' ? undefined : noLeader());
+  (app as { sessions: SessionEndpoint }).sessions = sessionEndpoint(kit, hub, (req) => guard.upgradeRefusal(req.headers) ?? notLeading());
   let closed = false;
-  app.closeStreams = () => {
+  app.closeStreams = (sessions) => {
     if (closed) return;
     closed = true;
     unsubscribe();
     events.close();
-    hub.close();
+    hub.close(sessions);
   };
   return app;
 }

@@ -9,6 +9,7 @@ import type { MeshEvent } from '../mesh/effects/events.ts';
 import type { FaultSpec, InjectedFault } from '../mesh/faults/faults.ts';
 import type { TestMeshSpec } from '../mesh/simulation/setup.ts';
 import type { RegionId, Result, ServerId } from '../mesh/base/types.ts';
+import type { Leadership } from './leadership.ts';
 import type { Contract } from './openapi.ts';
 import type { RequestObserver } from './request-observer.ts';
 
@@ -124,6 +125,11 @@ export interface AppDeps {
   readonly sessionMaxQueuedBytes?: number;
   /** `GET /metrics`: Prometheus text exposition; the path answers 404 without it. */
   readonly metrics?: MetricsSource;
+  /**
+   * The election of a replicated coordinator (api/leadership.ts): requests pass only while it
+   * leads, and the probes and status name the role and the leader. Absent: a standalone coordinator.
+   */
+  readonly leadership?: Leadership;
 }
 
 /** Where `GET /metrics` reads from (prom-client's registry, built in src/). */

@@ -2,8 +2,8 @@
  * Composition root: reads the settings, builds the real clock, store, core and HTTP server, starts
  * the ticker and handles shutdown. The only place where real things are constructed.
  */
-import { createServer, type Server } from 'node:http';
-import { createApp, type MeshApp } from '../api/app.ts';
+import { createServer, type Server, type ServerOptions } from 'node:http';
+import type { MeshApp } from '../api/app.ts';
 import type { HttpOptions } from '../api/deps.ts';
 import { loadContract } from '../api/openapi.ts';
 import { ManualClock, type Clock } from '../mesh/base/ports.ts';
@@ -13,14 +13,15 @@ import { createLogger, type Logger } from './logger.ts';
 import { RunningMesh } from './mesh-host.ts';
 import { Observability } from './observability.ts';
 import { helpText, isWildcard, parseSettings, type Settings } from './settings.ts';
-import { dataFileProblem } from './store/data-file-schema.ts';
 import { lockDataDir, type DataDirLock } from './store/data-dir-lock.ts';
 import { LowdbStore } from './store/lowdb-store.ts';
 import { MemoryStore } from './store/memory-store.ts';
 import type { Store } from './store/store.ts';
 import { monotonicClock, processTimeSources } from './system-clock.ts';
 import { invariantViolationAt, violateInvariantAt } from './test-hooks.ts';
-import { startTicker, type Ticker } from './ticker.ts';
+import type { Ticker } from './ticker.ts';
+import { serveMesh } from './serve-mesh.ts';
+import { startReplica } from './ha/start-replica.ts';
 
 async function main(): Promise<void> {
   const parsed = parseSettings(process.argv.slice(2), process.env);
@@ -54,44 +55,32 @@ async function main(): Promise<void> {
       process.exit(1);
     },
   }) : null;
-  const observed = new Observability(settings, log);
+  const time = processTimeSources;
+  const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
+  const parts = {
+    settings, clock, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log, contract,
+    wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log), http: httpOptions(settings),
+    prepare: violation === null ? undefined : (host: RunningMesh) => violateInvariantAt(host.coordinator, violation.atMs),
+  };
+  // On etcd, coordinators are replicas: one leads (elected on an etcd lease), the others follow.
+  if (settings.store === 'etcd') return startReplica(parts, createServer(serverOptions(settings)), listen);
+  let storeEvents: Pick<Observability, 'storeFailed' | 'storeWritten'> | undefined;
   const store: Store = settings.store === 'lowdb'
     ? new LowdbStore({
-      dataDir: settings.dataDir, onError: observed.storeFailed, onWritten: observed.storeWritten,
+      dataDir: settings.dataDir, onError: (error) => storeEvents?.storeFailed(error), onWritten: (ms) => storeEvents?.storeWritten(ms),
       legacyRecords: (state) => recordsOfState(state as CoreState), log,
       compaction: { maxLogBytes: settings.logMaxBytes, maxLogRecords: settings.logMaxRecords },
     })
     : new MemoryStore();
-  const time = processTimeSources;
-  const clock: Clock = settings.clock === 'manual' ? new ManualClock(0) : monotonicClock(time);
-  const host = await RunningMesh.open({
-    config: settings.mesh, clock, store, seed: settings.clock === 'manual' ? 1 : time.wallMs() >>> 0, log,
-    wallMs: settings.clock === 'manual' ? undefined : time.wallMs, failStop: failStopper(log),
-    checkState: dataFileProblem,
-  });
-  if (violation !== null) violateInvariantAt(host.coordinator, violation.atMs);
-  observed.attach(host);
-  const app = createApp({
-    host, adminToken: settings.adminToken, playerTicketSecret: settings.playerTicketSecret, contract,
-    logError: (error, context) => log.error('request failed', { error, ...context }),
-    observeRequest: observed.observeRequest, testApi: settings.testApi, metrics: observed.metrics,
-    observeSessionHeartbeat: () => observed.metrics.sessionHeartbeat(),
-    logDebug: (message, context) => log.debug(message, context),
-    http: httpOptions(settings),
-  });
-  const server = createServer({
-    // Headers get the request timeout, the body gets it again in the app (a 408 problem); the
-    // server's own limit is the backstop for both, checked every second instead of every 30 s.
-    headersTimeout: settings.requestTimeoutMs,
-    requestTimeout: 2 * settings.requestTimeoutMs + 1000,
-    connectionsCheckingInterval: 1000,
-  }, app.callback());
+  const serving = await serveMesh({ ...parts, store });
+  storeEvents = serving.observed;
+  const { host, app, observed } = serving;
+  const server = createServer(serverOptions(settings), app.callback());
   // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
   server.on('upgrade', app.sessions.handleUpgrade);
-  observed.metrics.countSessions(() => app.sessions.hub.size);
   await listen(server, settings);
-  // A tick that throws has already called failStop through the host.
-  const ticker = settings.clock === 'system' ? startTicker(() => host.tick(), settings.tickMs, () => {}) : null;
+  serving.startTicking();
+  const ticker = serving.ticker;
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;
   const hostPart = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
@@ -102,6 +91,18 @@ async function main(): Promise<void> {
     servers: host.coordinator.records().servers.size, regions: host.coordinator.records().regions.size,
   });
   handleSignals({ server, app, ticker, host, lock, log, observed });
+}
+
+/**
+ * Headers get the request timeout, the body gets it again in the app (a 408 problem); the server's
+ * own limit is the backstop for both, checked every second instead of every 30 s.
+ */
+function serverOptions(settings: Settings): ServerOptions {
+  return {
+    headersTimeout: settings.requestTimeoutMs,
+    requestTimeout: 2 * settings.requestTimeoutMs + 1000,
+    connectionsCheckingInterval: 1000,
+  };
 }
 
 /** The HTTP layer's limits from the settings. A wildcard bind has no one name, so it checks Host only against a list. */

@@ -48,6 +48,12 @@ export interface HostOptions {
   readonly bootId?: string;
   /** Checks a loaded state's shape: a sentence naming what is wrong, or undefined (data-file-schema.ts). */
   readonly checkState?: (state: unknown) => string | undefined;
+  /**
+   * Whether the service counts as ready during a restart's first detection window (default false).
+   * A replica that takes over as leader is: it is the only one that can serve, and it serves at once
+   * (it only declines to judge anyone until the window has passed).
+   */
+  readonly readyDuringGrace?: boolean;
   /** Back-off of retried writes while the store fails: first and longest wait, in ms. */
   readonly retry?: { readonly firstMs: number; readonly maxMs: number };
 }
@@ -268,7 +274,7 @@ export class RunningMesh implements MeshHost {
       return { ready: false, reason: `the last write of the state failed: ${why}` };
     }
     const now = this.now();
-    if (now < this.graceUntilMs) {
+    if (now < this.graceUntilMs && this.options.readyDuringGrace !== true) {
       return { ready: false, reason: `restarted: every server gets one detection window first (${Math.ceil(this.graceUntilMs - now)} ms left)` };
     }
     if (this.coordinator.tilted(now)) return { ready: false, reason: 'the coordinator stalled and distrusts its observations (TILT)' };

@@ -10,9 +10,10 @@ import {
   defaultMeshConfig, testMeshConfig, validateMeshConfig, type LevelThresholds, type MeshConfig,
 } from '../mesh/base/config.ts';
 import { logLevels, type LogLevel } from './logger.ts';
+import { etcdSettings, etcdSpecs, type EtcdSettings } from './etcd-settings.ts';
 
 /** Which store keeps the durable state. */
-export type StoreKind = 'lowdb' | 'memory';
+export type StoreKind = 'lowdb' | 'memory' | 'etcd';
 
 /** Which clock drives the core. */
 export type ClockKind = 'system' | 'manual';
@@ -27,6 +28,8 @@ export interface Settings {
   readonly dataDir: string;
   /** Store implementation. */
   readonly store: StoreKind;
+  /** How to reach etcd (used with `store: 'etcd'`). */
+  readonly etcd: EtcdSettings;
   /** Change-log size at which the file store writes a new snapshot, in bytes. */
   readonly logMaxBytes: number;
   /** Change-log records at which the file store writes a new snapshot. */
@@ -57,6 +60,14 @@ export interface Settings {
   readonly alertWebhookSecret: string | undefined;
   /** HMAC key of player tickets; when set, submitting an action needs a ticket for that player. */
   readonly playerTicketSecret: string | undefined;
+  /**
+   * TTL of the leader lease in etcd, in whole seconds (etcd's unit), when coordinators run as
+   * replicas: a crashed leader is replaced after about this long. Keep it above etcd's own election
+   * timeout so that an etcd leader change does not depose the coordinator (FAULT_TOLERANCE_DEPLOYMENT.md).
+   */
+  readonly leaderTtlSeconds: number;
+  /** The URL clients reach this coordinator at, named in redirects from its followers; default from host and port. */
+  readonly advertiseUrl: string | undefined;
   /** `--help` was given: print {@link helpText} and exit; the other fields are then defaults. */
   readonly help: boolean;
 }
@@ -84,7 +95,8 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'data-dir', env: 'MESH_DATA_DIR', arg: 'path', fallback: './data', describe: 'Directory of the snapshot mesh.json and the change logs mesh.<n>.log (created if missing).' },
   { flag: 'log-max-bytes', env: 'MESH_LOG_MAX_BYTES', arg: 'bytes', fallback: '67108864', describe: 'Change-log size at which a new snapshot is written in the background and the log restarted.' },
   { flag: 'log-max-records', env: 'MESH_LOG_MAX_RECORDS', arg: 'number', fallback: '100000', describe: 'Change-log records at which a new snapshot is written (bounds the replay at start-up).' },
-  { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory', fallback: 'lowdb', describe: 'Where durable state goes; memory loses it on exit.' },
+  { flag: 'store', env: 'MESH_STORE', arg: 'lowdb|memory|etcd', fallback: 'lowdb', describe: 'Where durable state goes: lowdb files in --data-dir, etcd (shared by several coordinators), or memory (lost on exit).' },
+  ...etcdSpecs,
   { flag: 'clock', env: 'MESH_CLOCK', arg: 'system|manual', fallback: 'system', describe: 'manual: virtual time advanced by POST /mesh/test/advance_time.' },
   { flag: undefined, env: 'MESH_ADMIN_TOKEN', arg: '', fallback: '(unset: protected mode)', describe: 'Bearer token for admin operations; never a flag, so it stays out of `ps`.' },
   { flag: 'allowed-hosts', env: 'MESH_ALLOWED_HOSTS', arg: 'name,...', fallback: '(none)', describe: 'Host header names accepted besides loopback names and the bound address (--host); needed behind a DNS name. With a wildcard bind and none given, any Host is accepted.' },
@@ -95,6 +107,8 @@ const serviceSpecs: readonly ServiceSpec[] = [
   { flag: 'test-api', env: 'MESH_TEST_API', arg: 'on|off', fallback: 'on', describe: 'off removes setup_test, reset, simulate_failure and advance_time (they answer 404).' },
   { flag: 'alert-webhook-urls', env: 'MESH_ALERT_WEBHOOK_URLS', arg: 'url,url', fallback: '(none)', describe: 'Comma-separated http(s) URLs that receive every alert raise and resolve, signed.' },
   { flag: undefined, env: 'MESH_ALERT_WEBHOOK_SECRET', arg: '', fallback: '(unset)', describe: 'HMAC-SHA256 key of the alert webhooks; needed with a URL; never a flag.' },
+  { flag: 'leader-ttl', env: 'MESH_LEADER_TTL', arg: 'seconds', fallback: '2', describe: 'Replicas on etcd: TTL of the leader lease; a crashed leader is replaced after about this long. Keep it above etcd\'s election timeout.' },
+  { flag: 'advertise-url', env: 'MESH_ADVERTISE_URL', arg: 'url', fallback: '(http://<host>:<port>)', describe: 'Replicas on etcd: the URL clients reach this coordinator at; followers redirect to the leader\'s.' },
   { flag: undefined, env: 'MESH_PLAYER_TICKET_SECRET', arg: '', fallback: '(unset: actions open)', describe: 'HMAC-SHA256 key of player tickets; set, every action needs X-Player-Ticket; never a flag.' },
 ];
 
@@ -187,26 +201,29 @@ export function parseSettings(argv: readonly string[], env: Env): SettingsResult
     return fromEnv === undefined || fromEnv === '' ? undefined : { text: fromEnv, source: name };
   };
   const errors: string[] = [];
-  const settings = buildSettings(lookup, errors);
+  const etcdWarnings: string[] = [];
+  const settings = buildSettings(lookup, errors, etcdWarnings);
   errors.push(...validateMeshConfig(settings.mesh).map(explainMeshError), ...protectedMode(settings), ...webhookSecret(settings));
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, settings, warnings: [...unknownVariables(env), ...openActions(settings)] };
+  return { ok: true, settings, warnings: [...unknownVariables(env), ...openActions(settings), ...etcdWarnings] };
 }
 
 /** The settings with nothing set; `help` as given. */
 function defaultSettings(help: boolean): Settings {
-  const result = buildSettings(() => undefined, []);
+  const result = buildSettings(() => undefined, [], []);
   return Object.freeze({ ...result, help });
 }
 
-function buildSettings(lookup: Lookup, errors: string[]): Settings {
+function buildSettings(lookup: Lookup, errors: string[], warnings: string[]): Settings {
   const clock = oneOf(lookup('clock', 'MESH_CLOCK'), ['system', 'manual'] as const, 'system', errors);
+  const store = oneOf(lookup('store', 'MESH_STORE'), ['lowdb', 'memory', 'etcd'] as const, 'lowdb', errors);
   const mesh = meshConfig(clock === 'manual' ? testMeshConfig : defaultMeshConfig, lookup, errors);
   return Object.freeze({
     port: port(lookup('port', 'MESH_PORT'), errors),
     host: text(lookup('host', 'MESH_HOST'), '127.0.0.1', errors),
     dataDir: text(lookup('data-dir', 'MESH_DATA_DIR'), './data', errors),
-    store: oneOf(lookup('store', 'MESH_STORE'), ['lowdb', 'memory'] as const, 'lowdb', errors),
+    store,
+    etcd: etcdSettings(lookup, store === 'etcd', errors, warnings),
     logMaxBytes: whole(lookup('log-max-bytes', 'MESH_LOG_MAX_BYTES'), 64 * 1024 * 1024, 1024, errors),
     logMaxRecords: whole(lookup('log-max-records', 'MESH_LOG_MAX_RECORDS'), 100_000, 10, errors),
     clock,
@@ -222,6 +239,8 @@ function buildSettings(lookup: Lookup, errors: string[]): Settings {
     alertWebhookUrls: webhookUrls(lookup('alert-webhook-urls', 'MESH_ALERT_WEBHOOK_URLS'), errors),
     alertWebhookSecret: lookup(undefined, 'MESH_ALERT_WEBHOOK_SECRET')?.text,
     playerTicketSecret: lookup(undefined, 'MESH_PLAYER_TICKET_SECRET')?.text,
+    leaderTtlSeconds: whole(lookup('leader-ttl', 'MESH_LEADER_TTL'), 2, 1, errors),
+    advertiseUrl: advertiseUrl(lookup('advertise-url', 'MESH_ADVERTISE_URL'), errors),
     help: false,
   });
 }
@@ -258,6 +277,9 @@ function explainFlagError(error: unknown): string {
     const flag = /'([^']+)'/.exec(message)?.[1] ?? message;
     if (/^--admin-token(=|$)/.test(flag)) {
       return 'MESH_ADMIN_TOKEN is read from the environment only: a flag would show the token in `ps`';
+    }
+    if (/^--etcd-password(=|$)/.test(flag)) {
+      return 'MESH_ETCD_PASSWORD is read from the environment only: a flag would show the password in `ps`';
     }
     return `unknown flag ${flag} (run with --help to list every setting)`;
   }
@@ -314,6 +336,15 @@ function webhookUrls(raw: Raw | undefined, errors: string[]): readonly string[] 
     }
   }
   return Object.freeze(urls);
+}
+
+/** The URL a replica names itself by: http(s), no path beyond `/`, since paths are appended to it. */
+function advertiseUrl(raw: Raw | undefined, errors: string[]): string | undefined {
+  if (raw === undefined) return undefined;
+  const url = URL.canParse(raw.text) ? new URL(raw.text) : undefined;
+  if (url && ['http:', 'https:'].includes(url.protocol) && url.pathname === '/' && url.search === '' && url.hash === '') return url.origin;
+  errors.push(`${raw.source}: expected an http(s) URL with no path, such as http://coordinator-1.example:8080, got ${JSON.stringify(raw.text)}`);
+  return undefined;
 }
 
 /** Unsigned notifications could be forged by anyone who can reach the receiver. */

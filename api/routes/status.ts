@@ -7,6 +7,7 @@ import { Router } from '@koa/router';
 import type { FailoverRecord, DurationStats } from '../../mesh/health/failover-metrics.ts';
 import { regionId, type RegionId } from '../../mesh/base/types.ts';
 import type { ReplicationView } from '../../mesh/core/views.ts';
+import { coordinatorJson } from '../leadership.ts';
 import { HttpProblem, notFound, snakeCaseKeys } from '../problem.ts';
 import { ms, msOrNull, operation, reply, type RouteKit } from '../route-kit.ts';
 
@@ -15,14 +16,17 @@ export function statusRoutes(kit: RouteKit): Router {
   const router = new Router();
   const { host, contract } = kit;
 
-  operation(router, kit, 'getHealth', (ctx) => reply(ctx, 200, { status: 'ok' }));
+  const coordinator = () => coordinatorJson(kit.deps.leadership);
+  operation(router, kit, 'getHealth', (ctx) => reply(ctx, 200, { status: 'ok', coordinator: coordinator() }));
 
   operation(router, kit, 'getReadiness', (ctx) => {
     const readiness = host.readiness();
     if (!readiness.ready) {
-      throw new HttpProblem({ status: 503, slug: 'not-ready', detail: `Not ready: ${readiness.reason}.`, headers: { 'Retry-After': '1' } });
+      throw new HttpProblem({
+        status: 503, slug: 'not-ready', detail: `Not ready: ${readiness.reason}.`, headers: { 'Retry-After': '1' }, extra: { coordinator: coordinator() },
+      });
     }
-    reply(ctx, 200, { status: 'ready' });
+    reply(ctx, 200, { status: 'ready', coordinator: coordinator() });
   });
 
   operation(router, kit, 'getOpenApiDocument', (ctx) => {
@@ -34,7 +38,7 @@ export function statusRoutes(kit: RouteKit): Router {
   operation(router, kit, 'getMeshStatus', (ctx) => {
     const now = host.now();
     const status = snakeCaseKeys(host.coordinator.status(now)) as Record<string, unknown>;
-    reply(ctx, 200, { ...status, clock: host.clockKind, now: ms(now) });
+    reply(ctx, 200, { ...status, clock: host.clockKind, now: ms(now), coordinator: coordinator() });
   });
 
   operation(router, kit, 'getFailoverMetrics', (ctx, { query }) => {

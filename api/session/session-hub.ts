@@ -26,7 +26,15 @@ export const SessionCloseCode = Object.freeze({
   replaced: 4000,
   /** The server did not read its messages: more than the bounded send queue was waiting. */
   sendQueueFull: 4001,
+  /** This coordinator stopped leading; the reason names the new leader when it is known. */
+  notLeader: 4002,
 });
+
+/** Why the hub closes every session: shutdown unless told otherwise. */
+export interface HubClosing {
+  readonly code: number;
+  readonly reason: string;
+}
 
 /** Options of {@link SessionHub}. */
 export interface SessionHubOptions {
@@ -86,14 +94,18 @@ export class SessionHub {
     socket.on('error', () => { /* followed by 'close', which decides */ });
   }
 
-  /** Ends every session (shutdown): servers reconnect to the next coordinator; nothing is suspected. */
-  close(): void {
+  /**
+   * Ends every session (shutdown, or this coordinator stopped leading): servers reconnect to the
+   * next coordinator; nothing is suspected. A close reason is at most 123 bytes (RFC 6455).
+   */
+  close(closing: HubClosing = { code: SessionCloseCode.goingAway, reason: 'the coordinator is shutting down' }): void {
     if (this.closed) return;
     this.closed = true;
     for (const stop of this.unsubscribe) stop();
+    const reason = Buffer.from(closing.reason).subarray(0, 123).toString('utf8').replace(/\uFFFD$/, '');
     for (const session of this.sessions.values()) {
       session.endedBy = 'shutdown';
-      session.socket.close(SessionCloseCode.goingAway, 'the coordinator is shutting down');
+      session.socket.close(closing.code, reason);
     }
   }
 

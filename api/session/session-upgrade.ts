@@ -126,7 +126,7 @@ function pathOf(url: string | undefined): string {
 }
 
 /** Writes a problem as a complete HTTP response on the raw socket and closes it. */
-function writeProblem(socket: Duplex, problem: HttpProblem, path: string): void {
+export function writeProblem(socket: Duplex, problem: HttpProblem, path: string): void {
   if (!socket.writable) {
     socket.destroy();
     return;

@@ -4,13 +4,16 @@
  * by itself: bearer authentication (the admin token, or a game server's own token and id) and
  * reading the server-sent event stream as typed `MeshEvent`s.
  *
- *   const mesh = createMeshClient({ baseUrl: 'http://127.0.0.1:8080' });
+ *   const mesh = createMeshClient({ baseUrl: 'http://127.0.0.1:8080' });  // or every replica's URL
  *   const metrics = ok(await mesh.api.GET('/mesh/failover_metrics'));
  *   const server = mesh.asServer(id, token);
  *   const reply = ok(await server.POST('/mesh/servers/{server_id}/heartbeat', { params: { path: { server_id: id } }, body }));
  */
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
+import { CoordinatorUrls, leaderFollowingFetch } from './coordinator-urls.ts';
 import type { components, operations, paths } from './schema.d.ts';
+
+export { CoordinatorUrls, leaderFollowingFetch };
 
 export type { components, operations, paths };
 
@@ -25,8 +28,11 @@ export type MeshApi = Client<paths>;
 
 /** How to reach the coordinator. */
 export interface MeshClientOptions {
-  /** `http://host:port` of the coordinator. */
-  readonly baseUrl: string;
+  /**
+   * `http://host:port` of the coordinator, or of every replica (`--store etcd`): requests go to the
+   * leader, found by following followers' 307s, and move on to the next replica when one fails.
+   */
+  readonly baseUrl: string | readonly string[];
   /** `MESH_ADMIN_TOKEN`; sent on every request that carries no `Authorization` of its own. */
   readonly adminToken?: string;
   /** A `fetch` to use instead of the global one. */
@@ -106,8 +112,10 @@ function bearer(token: string, serverId?: string): Middleware {
 
 /** Creates a client. */
 export function createMeshClient(options: MeshClientOptions): MeshClient {
+  const urls = new CoordinatorUrls(options.baseUrl);
+  const send = leaderFollowingFetch(urls, options.fetch);
   const make = (auth?: Middleware): MeshApi => {
-    const api = createClient<paths>({ baseUrl: options.baseUrl, ...(options.fetch ? { fetch: options.fetch } : {}) });
+    const api = createClient<paths>({ baseUrl: urls.current(), fetch: send });
     if (auth) api.use(auth);
     return api;
   };

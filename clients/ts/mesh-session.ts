@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
+import { CoordinatorUrls } from './coordinator-urls.ts';
 import type { components } from './schema.d.ts';
 
 type Schemas = components['schemas'];
@@ -50,8 +51,12 @@ export interface MeshSessionEvents {
 
 /** How to reach the coordinator and what to send. */
 export interface MeshSessionOptions {
-  /** `http://host:port` of the coordinator (`ws://` is derived from it). */
-  readonly baseUrl: string;
+  /**
+   * `http://host:port` of the coordinator (`ws://` is derived from it), or of every replica: a
+   * follower's 307 and a session closed because its coordinator stopped leading (4002) name the
+   * leader, and an unreachable replica is left for the next one.
+   */
+  readonly baseUrl: string | readonly string[];
   readonly serverId: string;
   readonly token: string;
   /** Builds the heartbeat to send now: the server's incarnation, regions and peers. */
@@ -83,9 +88,18 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   private readonly renewsInFlight = new Map<number, number>();
   private renewSeq = 0;
   private leaseUntilMs = -Infinity;
+  private readonly urls: CoordinatorUrls;
+  /** Set when the last close named where to go: reconnect there at once, without back-off. */
+  private redirected = false;
 
   constructor(private readonly options: MeshSessionOptions) {
     super();
+    this.urls = new CoordinatorUrls(options.baseUrl);
+  }
+
+  /** The coordinator this session talks to (or will, at its next connection). */
+  get coordinatorUrl(): string {
+    return this.urls.current();
   }
 
   /** True while the WebSocket is open. */
@@ -136,8 +150,8 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   }
 
   private connect(): void {
-    const { baseUrl, serverId, token } = this.options;
-    const url = `${baseUrl.replace(/^http/, 'ws')}/mesh/servers/${encodeURIComponent(serverId)}/session`;
+    const { serverId, token } = this.options;
+    const url = `${this.urls.current().replace(/^http/, 'ws')}/mesh/servers/${encodeURIComponent(serverId)}/session`;
     const viaProtocol = this.options.tokenIn === 'protocol';
     const socket = new WebSocket(url, viaProtocol ? ['mesh.v1', `mesh.bearer.${token}`] : ['mesh.v1'], {
       headers: viaProtocol ? {} : { Authorization: `Bearer ${token}` }, perMessageDeflate: false,
@@ -149,11 +163,21 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
     });
     socket.on('message', (data) => this.receive(String(data)));
     socket.on('unexpected-response', (_req, res) => {
-      this.emit('refused', res.statusCode ?? 0);
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if ((status === 307 || status === 308) && location !== undefined) {
+        // A follower: the leader is named; go there at once.
+        this.urls.leaderIs(new URL(location, this.urls.current()).toString());
+        this.redirected = true;
+      } else {
+        if (status === 503) this.urls.failed();
+        this.emit('refused', status);
+      }
       res.resume();
       socket.terminate();
     });
     socket.on('error', () => { /* 'close' follows and reconnects */ });
+    socket.on('open', () => { this.redirected = false; });
     socket.on('close', (code, reason) => this.closed(socket, code, String(reason)));
   }
 
@@ -238,6 +262,16 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
       this.emit('close', code, reason, null);
       return;
     }
+    this.learnLeader(code, reason);
+    if (this.redirected) {
+      this.redirected = false;
+      this.emit('close', code, reason, 0);
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        if (!this.stopped) this.connect();
+      }, 0);
+      return;
+    }
     // Full jitter (AWS's "exponential backoff and jitter"): a mesh whose sessions all dropped at
     // once does not reconnect in one wave.
     const ceiling = Math.min(this.options.maxBackoffMs ?? 5000, (this.options.initialBackoffMs ?? 100) * 2 ** this.attempt);
@@ -248,6 +282,22 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
       this.reconnectTimer = null;
       if (!this.stopped) this.connect();
     }, delay);
+  }
+
+  /**
+   * What a close says about the leader: 4002 (the coordinator stopped leading) names the new one
+   * when it knows it; any other close without a redirect moves on to the next coordinator, unless
+   * the coordinator said it was shutting down or replaced the session (then it is tried again).
+   */
+  private learnLeader(code: number, reason: string): void {
+    if (this.redirected) return;
+    const named = code === 4002 ? /leader: (\S+)$/.exec(reason)?.[1] : undefined;
+    if (named !== undefined && URL.canParse(named)) {
+      this.urls.leaderIs(named);
+      this.redirected = true;
+    } else if (code !== 4000 && code !== 4001) {
+      this.urls.failed();
+    }
   }
 
   private clearTimers(): void {

@@ -456,6 +456,27 @@ export class Coordinator {
     resolveAlert(this.ctx, 'persistence-failing', nowMs);
   }
 
+  /**
+   * This coordinator took over as leader from another replica (issue 20). `leaderlessMs` is how long
+   * it saw no leader, or null when it never saw one; a gap far beyond a lease's expiry (etcd
+   * unreachable or without quorum: nobody decided meanwhile) is critical. Resolved by
+   * {@link leaderTakeOverSettled} once every server has had its detection window under the new leader.
+   */
+  leaderTookOver(change: { readonly leaderlessMs: number | null; readonly critical: boolean; readonly by: string }, nowMs: number): void {
+    const gap = change.leaderlessMs === null ? 'for an unknown time' : `for ${Math.round(change.leaderlessMs)} ms`;
+    raiseAlert(this.ctx, {
+      dedupKey: 'coordinator-leader-changed', severity: change.critical ? 'critical' : 'warning',
+      title: change.critical ? 'No coordinator could lead (etcd unreachable or without quorum)' : 'The coordinator leader changed',
+      message: `${change.by} took over as leader after no coordinator led ${gap}: nothing was decided meanwhile. ` +
+        'Every server gets a full detection window before it is judged.',
+    }, nowMs);
+  }
+
+  /** The take-over's detection window has passed: the alert of {@link leaderTookOver} is resolved. */
+  leaderTakeOverSettled(nowMs: number): void {
+    resolveAlert(this.ctx, 'coordinator-leader-changed', nowMs);
+  }
+
   /** The persistent part of the state (never heartbeats, detectors or snapshots). */
   exportState(nowMs: number): CoreState {
     return exportState(this.ctx, nowMs, { nextServerNumber: this.nextServerNumber, nextRegionNumber: this.nextRegionNumber });

@@ -3,6 +3,7 @@
  * MemoryStore (or a LowdbStore in a temp dir), plus a response checker that validates every body
  * against openapi.yaml.
  */
+import type { Leadership } from '../../api/leadership.ts';
 import assert from 'node:assert/strict';
 import type { Response } from 'supertest';
 import { createApp } from '../../api/app.ts';
@@ -39,6 +40,7 @@ export interface TestApp {
 /** Builds the app; `adminToken` undefined means protected mode (supertest calls from loopback). */
 export async function testApp(options: {
   adminToken?: string; playerTicketSecret?: string; config?: Partial<MeshConfig>; store?: Store; startMs?: number; http?: HttpOptions;
+  leadership?: Leadership;
 } = {}): Promise<TestApp> {
   const clock = new ManualClock(options.startMs ?? 0);
   const store = options.store ?? new MemoryStore();
@@ -47,7 +49,7 @@ export async function testApp(options: {
   const host = await RunningMesh.open({ config: { ...testMeshConfig, ...options.config }, clock, store, seed: 7, log });
   const debug: string[] = [];
   const app = createApp({
-    host, adminToken: options.adminToken, playerTicketSecret: options.playerTicketSecret, http: options.http,
+    host, adminToken: options.adminToken, playerTicketSecret: options.playerTicketSecret, http: options.http, leadership: options.leadership,
     logError: (error) => errors.push(error), logDebug: (message) => debug.push(message),
   });
   return { app, host, clock, store, errors, debug };

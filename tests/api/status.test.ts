@@ -10,7 +10,7 @@ describe('GET /healthz and GET /openapi.yaml', () => {
   test('healthz answers ok', async () => {
     const t = await testApp();
     const body = expectResponse('getHealth', await request(handler(t)).get('/healthz'), 200);
-    assert.deepEqual(body, { status: 'ok' });
+    assert.deepEqual(body, { status: 'ok', coordinator: { role: 'standalone', self_url: null, leader_url: null, term: null } });
   });
 
   test('the contract is served byte for byte as application/yaml', async () => {

@@ -78,7 +78,7 @@ describe('client generated from openapi.yaml', () => {
     };
     void typeChecks;
 
-    assert.deepEqual(ok(await mesh.api.GET('/healthz')), { status: 'ok' });
+    assert.deepEqual(ok(await mesh.api.GET('/healthz')), { status: 'ok', coordinator: { role: 'standalone', self_url: null, leader_url: null, term: null } });
     const unauthenticated = createMeshClient({ baseUrl });
     const refused = await unauthenticated.api.POST('/mesh/setup_test', { body: { regions: 3 } });
     assert.equal(refused.response.status, 401);

@@ -55,6 +55,11 @@ describe('parseSettings', () => {
         port: 8080, host: '127.0.0.1', dataDir: './data', store: 'lowdb', clock: 'system', adminToken: undefined,
         tickMs: 100, logLevel: 'info', mesh: undefined, help: false, testApi: true, alertWebhookUrls: [], alertWebhookSecret: undefined, playerTicketSecret: undefined,
         allowedHosts: [], allowedOrigins: [], maxEventSubscribers: 100, requestTimeoutMs: 10_000, logMaxBytes: 64 * 1024 * 1024, logMaxRecords: 100_000,
+        leaderTtlSeconds: 2, advertiseUrl: undefined,
+        etcd: {
+          endpoints: [], prefix: '/mesh-coordinator', caFile: undefined, certFile: undefined, keyFile: undefined, user: undefined,
+          password: undefined, requestTimeoutMs: 2000,
+        },
       },
     );
     assert.deepEqual(settings.mesh, defaultMeshConfig);
@@ -68,6 +73,8 @@ describe('parseSettings', () => {
       expect: { port: 7000, dataDir: '/var/mesh' } },
     { name: 'an empty variable counts as unset', argv: [], env: { MESH_PORT: '', MESH_ADMIN_TOKEN: '' }, expect: { port: 8080, adminToken: undefined } },
     { name: 'port 0 asks for a free port', argv: ['--port', '0'], env: {}, expect: { port: 0 } },
+    { name: 'replica settings', argv: ['--leader-ttl', '5'], env: { MESH_ADVERTISE_URL: 'https://coordinator-2.example:8443/' },
+      expect: { leaderTtlSeconds: 5, advertiseUrl: 'https://coordinator-2.example:8443' } },
     { name: 'the token comes from env and unlocks other hosts', argv: ['--host', '0.0.0.0'], env: { MESH_ADMIN_TOKEN: STRONG_TOKEN },
       expect: { host: '0.0.0.0', adminToken: STRONG_TOKEN } },
     { name: 'allow-lists and HTTP limits', argv: ['--allowed-hosts', 'mesh.example, 10.0.0.5', '--request-timeout-ms', '2500'],
@@ -114,6 +121,8 @@ describe('parseSettings', () => {
   const bad: { name: string; argv: string[]; env: Env; match: RegExp }[] = [
     { name: 'a non-numeric port', argv: ['--port', 'http'], env: {}, match: /--port: expected a port number from 0 to 65535, got "http"/ },
     { name: 'a port out of range from env', argv: [], env: { MESH_PORT: '70000' }, match: /MESH_PORT: expected a port number/ },
+    { name: 'a leader TTL below one second', argv: ['--leader-ttl', '0'], env: {}, match: /--leader-ttl: expected a whole number of at least 1, got "0"/ },
+    { name: 'an advertised URL with a path', argv: [], env: { MESH_ADVERTISE_URL: 'http://c1.example:8080/mesh' }, match: /MESH_ADVERTISE_URL: expected an http\(s\) URL with no path/ },
     { name: 'hex is not a number', argv: ['--heartbeat-interval-ms', '0x10'], env: {}, match: /--heartbeat-interval-ms: expected a number, got "0x10"/ },
     { name: 'Infinity is not a number', argv: [], env: { MESH_FAILURE_TIMEOUT_MS: 'Infinity' }, match: /MESH_FAILURE_TIMEOUT_MS: expected a number/ },
     { name: 'a fractional integer field', argv: ['--tick-ms', '1.5'], env: {}, match: /tickIntervalMs must be a positive integer, got 1.5 \(set with --tick-ms or MESH_TICK_MS\)/ },
@@ -121,7 +130,18 @@ describe('parseSettings', () => {
     { name: 'a cross-field rule', argv: ['--failure-timeout-ms', '500'], env: {}, match: /failureTimeoutMs must exceed heartbeatIntervalMs/ },
     { name: 'a short threshold list', argv: ['--failure-count-thresholds', '3,6'], env: {}, match: /expected three comma-separated numbers/ },
     { name: 'unordered thresholds', argv: ['--failure-count-thresholds', '6,3,12'], env: {}, match: /failureCountThresholds must satisfy/ },
-    { name: 'an unknown store', argv: ['--store', 'redis'], env: {}, match: /--store: expected one of lowdb\|memory, got "redis"/ },
+    { name: 'an unknown store', argv: ['--store', 'redis'], env: {}, match: /--store: expected one of lowdb\|memory\|etcd, got "redis"/ },
+    { name: 'the etcd store without endpoints', argv: ['--store', 'etcd'], env: {}, match: /--store etcd needs --etcd-endpoints \(or MESH_ETCD_ENDPOINTS\)/ },
+    { name: 'an etcd endpoint without a port', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://10.0.0.1'], env: {}, match: /--etcd-endpoints: expected etcd client URLs such as http:\/\/10.0.0.1:2379.*"http:\/\/10.0.0.1"/ },
+    { name: 'an etcd endpoint that is no URL', argv: ['--store', 'etcd'], env: { MESH_ETCD_ENDPOINTS: '10.0.0.1:2379' }, match: /MESH_ETCD_ENDPOINTS: expected etcd client URLs/ },
+    { name: 'mixed etcd schemes', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://a:2379,https://b:2379'], env: {}, match: /mixes http:\/\/ and https:\/\//i },
+    { name: 'an etcd prefix with a trailing slash', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://a:2379', '--etcd-prefix', '/mesh/'], env: {}, match: /--etcd-prefix: expected a key prefix/ },
+    { name: 'etcd TLS files over http', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://a:2379', '--etcd-ca-file', 'ca.pem'], env: {}, match: /use https:\/\/ endpoints for TLS/ },
+    { name: 'an etcd client certificate without its key', argv: ['--store', 'etcd', '--etcd-endpoints', 'https://a:2379', '--etcd-cert-file', 'c.pem'], env: {}, match: /--etcd-cert-file and --etcd-key-file go together/ },
+    { name: 'an etcd user without a password', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://a:2379', '--etcd-user', 'mesh'], env: {}, match: /MESH_ETCD_PASSWORD is not/ },
+    { name: 'an etcd password without a user', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://a:2379'], env: { MESH_ETCD_PASSWORD: 'pw' }, match: /--etcd-user is not/ },
+    { name: 'the etcd password as a flag', argv: ['--etcd-password', 'pw'], env: {}, match: /MESH_ETCD_PASSWORD is read from the environment only/ },
+    { name: 'a too short etcd request timeout', argv: ['--store', 'etcd', '--etcd-endpoints', 'http://a:2379', '--etcd-request-timeout-ms', '10'], env: {}, match: /--etcd-request-timeout-ms: expected a whole number of milliseconds of at least 100/ },
     { name: 'an unknown clock', argv: [], env: { MESH_CLOCK: 'virtual' }, match: /MESH_CLOCK: expected one of system\|manual/ },
     { name: 'an unknown log level', argv: ['--log-level', 'trace'], env: {}, match: /expected one of debug\|info\|warn\|error/ },
     { name: 'an empty host', argv: ['--host', ''], env: {}, match: /--host: expected a non-empty value/ },
@@ -136,6 +156,30 @@ describe('parseSettings', () => {
       assert.ok(errors.some((error) => match.test(error)), errors.join('\n'));
     });
   }
+
+  it('reads the etcd settings as etcdctl users expect them', () => {
+    const result = parseSettings(
+      ['--store', 'etcd', '--etcd-endpoints', 'https://10.0.0.1:2379, https://10.0.0.2:2379/', '--etcd-prefix', '/games/eu',
+        '--etcd-ca-file', '/etc/mesh/ca.pem', '--etcd-cert-file', '/etc/mesh/client.pem', '--etcd-key-file', '/etc/mesh/client-key.pem'],
+      { MESH_ETCD_USER: 'mesh', MESH_ETCD_PASSWORD: 'pw', MESH_ETCD_REQUEST_TIMEOUT_MS: '1500' },
+    );
+    assert.ok(result.ok, JSON.stringify(result));
+    assert.deepEqual(result.warnings, []);
+    assert.equal(result.settings.store, 'etcd');
+    assert.deepEqual(result.settings.etcd, {
+      endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], prefix: '/games/eu', caFile: '/etc/mesh/ca.pem',
+      certFile: '/etc/mesh/client.pem', keyFile: '/etc/mesh/client-key.pem', user: 'mesh', password: 'pw', requestTimeoutMs: 1500,
+    });
+    const env = parseSettings([], { MESH_STORE: 'etcd', MESH_ETCD_ENDPOINTS: 'http://127.0.0.1:2379' });
+    assert.ok(env.ok);
+    assert.deepEqual(env.settings.etcd.endpoints, ['http://127.0.0.1:2379']);
+  });
+
+  it('warns that etcd settings without --store etcd have no effect', () => {
+    const result = parseSettings(['--etcd-endpoints', 'http://127.0.0.1:2379'], {});
+    assert.ok(result.ok);
+    assert.ok(result.warnings.some((w) => /ignoring --etcd-endpoints: they apply only with --store etcd/.test(w)), JSON.stringify(result.warnings));
+  });
 
   it('reports every bad value at once', () => {
     const errors = errorsOf(['--port', 'x', '--store', 'y'], { MESH_LOG_LEVEL: 'z' });
@@ -202,6 +246,10 @@ describe('helpText', () => {
       assert.match(help, new RegExp(`${flag} <[^>]+>  ${env}  default: ${fallback.replace(/\./g, '\\.')}`), flag);
     }
     assert.match(help, /MESH_ADMIN_TOKEN/);
+    assert.match(help, /--store <lowdb\|memory\|etcd>/);
+    assert.match(help, /--etcd-endpoints <url,url>  MESH_ETCD_ENDPOINTS/);
+    assert.match(help, /MESH_ETCD_PASSWORD/);
+    assert.doesNotMatch(help, /--etcd-password/);
     assert.doesNotMatch(help, /--admin-token/);
   });
 });
