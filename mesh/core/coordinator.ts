@@ -536,6 +536,16 @@ export class Coordinator {
     return this.ctx.counts;
   }
 
+  /**
+   * The regions whose records or buffered actions may have changed since the last call, and
+   * forgets them: what the session pushes look at instead of every region. One reader only.
+   */
+  takeTouchedRegions(): Set<RegionId> {
+    const touched = this.ctx.topology.changedRegions.takeForViews();
+    for (const id of this.ctx.buffer.takeChangedRegions()) touched.add(id);
+    return touched;
+  }
+
   /** Buffered actions waiting for a region's primary. */
   pendingActions(id: RegionId): number {
     return this.ctx.buffer.pending(id);
