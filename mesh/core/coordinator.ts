@@ -65,7 +65,7 @@ export class Coordinator {
       buffer: state ? ActionBuffer.fromJSON(state.buffer, config) : new ActionBuffer(config),
       snapshots: new SnapshotStore(config),
       degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
-      leases: new LeaseBook(),
+      leases: new LeaseBook(config.leaseDriftMarginMs, config.primaryLeaseMs),
       counts: emptyCounts(),
       // Two heartbeat intervals: one lost or late heartbeat still reports in time.
       promotionsHeldUntilMs: state ? nowMs + 2 * config.heartbeatIntervalMs : 0,
@@ -181,6 +181,20 @@ export class Coordinator {
     this.rebalancer.run(nowMs, this.tilted(nowMs));
     this.membership.finishDrains(nowMs);
     this.evaluateDegraded(nowMs);
+  }
+
+  /**
+   * When a region that lost its primary may next be promoted, its old lease being over (null: no
+   * region waits for one). A host with a real clock calls {@link promoteDue} then: a crashed
+   * primary's failover waits for its lease, but not for the tick after it.
+   */
+  nextPromotionAtMs(nowMs: number): number | null {
+    return this.recovery.nextLeaseFenceMs(nowMs);
+  }
+
+  /** Promotes the regions whose lost primary's lease is over (what the next tick would do first). */
+  promoteDue(nowMs: number): void {
+    this.recovery.promoteDue(nowMs);
   }
 
   /**

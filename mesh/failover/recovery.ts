@@ -274,6 +274,36 @@ export class Recovery {
   }
 
   /**
+   * When the next region that waits only for a lost primary's lease may be promoted (null: none
+   * waits), so that the host can decide it at that instant instead of at the tick after it.
+   */
+  nextLeaseFenceMs(nowMs: number): number | null {
+    let next: number | null = null;
+    for (const region of this.work) {
+      if (stateOf(region) !== 'awaiting_promotion') continue;
+      const fence = this.leaseFence(region);
+      if (fence > nowMs && (next === null || fence < next)) next = fence;
+    }
+    return next;
+  }
+
+  /**
+   * Promotes, most important first, every region that waits for a promotion and whose lost
+   * primary's lease is over: the promotion step of a run, for those regions only, between ticks.
+   */
+  promoteDue(nowMs: number): void {
+    if (nowMs < this.ctx.promotionsHeldUntilMs) return;
+    const due = [...this.work].filter((region) => stateOf(region) === 'awaiting_promotion' && this.leaseFence(region) <= nowMs);
+    if (due.length === 0) return;
+    const transitions = this.pendingTransitions();
+    for (const region of byPriority(due)) {
+      this.work.delete(region);
+      this.replacePrimary(region, nowMs, transitions, null);
+      refreshPhase(this.ctx, region, nowMs);
+    }
+  }
+
+  /**
    * The first half of a run, by state: a region without a primary gets one (or is given up), one
    * whose primary drains hands it over; true when a backup was promoted.
    */
@@ -386,7 +416,7 @@ export class Recovery {
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
     handingOff: ServerRecord | null): boolean {
-    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.endOf(handingOff.id) + this.ctx.config.leaseDriftMarginMs;
+    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.fenceOf(handingOff.id);
     if (nowMs < fence) {
       // The old primary may still serve: wait for its lease (a draining one is granted none).
       this.work.add(region);
@@ -570,7 +600,7 @@ export class Recovery {
 
   /** The region's primary `serverId` leaves it: no backup is promoted before its lease is surely over. */
   private fenceOldLease(region: RegionRecord, serverId: ServerId): void {
-    const until = this.ctx.leases.endOf(serverId) + this.ctx.config.leaseDriftMarginMs;
+    const until = this.ctx.leases.fenceOf(serverId);
     if (until > (this.leaseFences.get(region) ?? -Infinity)) this.leaseFences.set(region, until);
   }
 
@@ -579,7 +609,7 @@ export class Recovery {
    * lost, or of any primary of an earlier run of the coordinator, plus the drift margin.
    */
   private leaseFence(region: RegionRecord): number {
-    const inherited = this.ctx.leases.endOf(null) + this.ctx.config.leaseDriftMarginMs;
+    const inherited = this.ctx.leases.fenceOf(null);
     return Math.max(this.leaseFences.get(region) ?? -Infinity, inherited);
   }
 

@@ -42,7 +42,8 @@ describe('session leases', () => {
     mesh.at(mesh.now + mesh.config.sessionPeerSilenceMs);
     mesh.hb('b1');
     mesh.hb('c1');
-    const fence = renewedAt + mesh.config.sessionLeaseMs + mesh.config.leaseDriftMarginMs;
+    const { sessionLeaseMs, leaseDriftMarginMs, primaryLeaseMs } = mesh.config;
+    const fence = renewedAt + sessionLeaseMs + (sessionLeaseMs * leaseDriftMarginMs) / primaryLeaseMs;
     mesh.run(fence - 1, { heartbeats: false });
     assert.equal(mesh.ofType('server_failure_detected')[0]?.serverId, 'a1', 'detected before the lease ran out');
     assert.deepEqual(mesh.ofType('failover_initiated'), [], 'the renewed lease may still run');
@@ -50,6 +51,36 @@ describe('session leases', () => {
     const [failover] = mesh.ofType('failover_initiated');
     assert.equal(failover?.newPrimaryId, 'c1');
     assert.ok((failover?.atMs ?? 0) >= fence);
+  });
+
+  test('between ticks, the promotion is decided at the fence itself: nextPromotionAtMs names it, promoteDue acts on it', () => {
+    const mesh = warm();
+    const renewedAt = warmUntil + 250;
+    mesh.at(renewedAt);
+    assert.equal(mesh.c.renewLease(sid('a1'), renewedAt).ok, true);
+    mesh.at(renewedAt + 10);
+    mesh.silence('a1');
+    mesh.c.sessionClosed(sid('a1'), mesh.now);
+    mesh.at(mesh.now + mesh.config.sessionPeerSilenceMs);
+    mesh.hb('b1');
+    mesh.hb('c1');
+    const { sessionLeaseMs, leaseDriftMarginMs, primaryLeaseMs, tickIntervalMs } = mesh.config;
+    const fence = renewedAt + sessionLeaseMs + (sessionLeaseMs * leaseDriftMarginMs) / primaryLeaseMs;
+    assert.ok(fence % tickIntervalMs !== 0, 'the fence falls between two ticks');
+    mesh.run(Math.floor(fence / tickIntervalMs) * tickIntervalMs, { heartbeats: false });
+    assert.equal(mesh.ofType('server_failure_detected')[0]?.serverId, 'a1');
+    assert.equal(mesh.c.nextPromotionAtMs(mesh.now), fence);
+    mesh.at(fence - 1);
+    mesh.c.promoteDue(mesh.now);
+    mesh.flush();
+    assert.deepEqual(mesh.ofType('failover_initiated'), [], 'not before the fence');
+    mesh.at(fence);
+    mesh.c.promoteDue(mesh.now);
+    mesh.flush();
+    const [failover] = mesh.ofType('failover_initiated');
+    assert.equal(failover?.newPrimaryId, 'c1');
+    assert.equal(failover?.atMs, fence, 'at the fence, not at the next tick');
+    assert.equal(mesh.c.nextPromotionAtMs(mesh.now), null, 'nothing waits any more');
   });
 
   test('a failed server is granted no lease', () => {
