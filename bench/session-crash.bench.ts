@@ -14,12 +14,13 @@
  *
  * Trials alternate between the two, so both see the same load of the machine. Time is measured
  * from the signal to the line the promoted backup prints when its MeshSession applies the push
- * (it acknowledges with a heartbeat at once). After each trial the stopped process is killed and a
- * fresh server replaces it in its zone. With 50 trials, p99 is the largest but one is not
+ * (it acknowledges with a heartbeat at once). Every trial runs on three fresh servers; afterwards
+ * the survivors leave (SIGTERM) and the stopped process is killed. With 50 trials, p99 is the largest but one is not
  * distinguishable from the max: both are printed.
  *
  *   npm run bench -- session-crash [--trials 100] [--quick]
  */
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,47 +34,58 @@ const targets: Record<Signal, number> = { SIGKILL: 500, SIGSTOP: 3000 };
 /** Long enough to outlive the bench: a server that exits by itself would be a crash to the mesh. */
 const lifetimeMs = 6 * 3600_000;
 
+/** Three fresh game servers, one per zone, registered. */
+async function startFleet(base: string): Promise<(SessionGameServer & { id: string })[]> {
+  return Promise.all(['zone-a', 'zone-b', 'zone-c'].map(async (zone) => {
+    const server = startSessionGameServer(base, zone, lifetimeMs, false);
+    const id = await waitFor(`registration in ${zone}`, async () => server.lines.find((l) => l.event === 'registered')?.id, { timeoutMs: 30_000 });
+    return { ...server, id };
+  }));
+}
+
+/** One trial on a fresh fleet and region: ms from the signal to the promoted backup's line, or null. */
+async function trial(base: string, index: number, signal: Signal): Promise<number | null> {
+  const fleet = await startFleet(base);
+  try {
+    const region = `bench-${index}`;
+    const created = await call(base, 'POST', '/mesh/regions', { body: { region_id: region } });
+    if (created.status !== 201) throw new Error(`createRegion answered ${created.status}: ${JSON.stringify(created.body)}`);
+    const primaryId = (created.body as { primary: { server_id: string } }).primary.server_id;
+    const primary = fleet.find((s) => s.id === primaryId)!;
+    await waitFor('every server holds the region', async () => (fleet.every((s) => roleIn(s, region) !== undefined) ? true : undefined), { timeoutMs: 10_000 });
+    await sleep(1500 + Math.random() * 1000);
+    const signalledAt = Date.now();
+    primary.child.kill(signal);
+    const promoted = await waitFor('a backup learns its promotion', async () => {
+      for (const s of fleet) {
+        const line = roleIn(s, region);
+        if (s !== primary && line?.role === 'primary' && (line.epoch ?? 0) > 1) return line;
+      }
+      return undefined;
+    }, { timeoutMs: 15_000, intervalMs: 2 }).catch(() => undefined);
+    return promoted === undefined ? null : promoted.at - signalledAt;
+  } finally {
+    // The survivors leave (SIGTERM), so that the next trial's mesh holds three live servers only.
+    for (const s of fleet) s.child.kill(s.child.exitCode === null && s.child.signalCode === null ? 'SIGTERM' : 'SIGKILL');
+    await Promise.race([Promise.all(fleet.map((s) => (s.child.exitCode === null ? once(s.child, 'exit') : null))), sleep(5000)]);
+    for (const s of fleet) s.child.kill('SIGKILL');
+  }
+}
+
 async function main(): Promise<number> {
   const trials = numberFlag('trials', quick() ? 4 : 100);
   const workDir = await mkdtemp(join(tmpdir(), 'mesh-bench-session-crash-'));
   const service = await startService(['--port', '0', '--host', '127.0.0.1', '--data-dir', join(workDir, 'data')]);
-  const fleet = new Map<string, SessionGameServer & { id: string }>();
   const results: Record<Signal, number[]> = { SIGKILL: [], SIGSTOP: [] };
   const missed: string[] = [];
-  const start = async (zone: string) => {
-    const server = startSessionGameServer(service.url, zone, lifetimeMs, false);
-    const id = await waitFor(`registration in ${zone}`, async () => server.lines.find((l) => l.event === 'registered')?.id, { timeoutMs: 30_000 });
-    fleet.set(zone, { ...server, id });
-  };
   try {
-    await Promise.all(['zone-a', 'zone-b', 'zone-c'].map(start));
     for (let i = 0; i < trials; i++) {
       const signal: Signal = i % 2 === 0 ? 'SIGKILL' : 'SIGSTOP';
-      const region = `bench-${i}`;
-      const created = await call(service.url, 'POST', '/mesh/regions', { body: { region_id: region } });
-      if (created.status !== 201) throw new Error(`createRegion answered ${created.status}: ${JSON.stringify(created.body)}`);
-      const primaryId = (created.body as { primary: { server_id: string } }).primary.server_id;
-      const [zone, primary] = [...fleet].find(([, s]) => s.id === primaryId)!;
-      await waitFor('every server holds the region', async () => ([...fleet.values()].every((s) => roleIn(s, region) !== undefined) ? true : undefined),
-        { timeoutMs: 10_000 });
-      await sleep(1500 + Math.random() * 1000);
-      const signalledAt = Date.now();
-      primary.child.kill(signal);
-      const promoted = await waitFor('a backup learns its promotion', async () => {
-        for (const s of fleet.values()) {
-          const line = roleIn(s, region);
-          if (s !== primary && line?.role === 'primary' && (line.epoch ?? 0) > 1) return line;
-        }
-        return undefined;
-      }, { timeoutMs: 15_000, intervalMs: 2 }).catch(() => undefined);
-      if (promoted === undefined) missed.push(`${signal} trial ${i + 1}`);
-      else results[signal].push(promoted.at - signalledAt);
-      primary.child.kill('SIGKILL');
-      fleet.delete(zone);
-      await start(zone);
+      const elapsed = await trial(service.url, i, signal);
+      if (elapsed === null) missed.push(`${signal} trial ${i + 1}`);
+      else results[signal].push(elapsed);
     }
   } finally {
-    for (const s of fleet.values()) s.child.kill('SIGKILL');
     await stopService(service, 'SIGTERM');
     await rm(workDir, { recursive: true, force: true });
   }
