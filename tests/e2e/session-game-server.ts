@@ -5,7 +5,6 @@
  * it heartbeats at once, once the silence reaches the session's confirmation window, reporting how
  * long it has not heard that peer (asyncapi.yaml: "a server that loses a peer's stream sends a
  * heartbeat at once"). It prints one JSON line per event for the test: `registered`, `reply`, `role`.
- * On SIGTERM it leaves the mesh (draining) before it exits, as a server shut down on purpose does.
  *
  *   node --import tsx tests/e2e/session-game-server.ts <base-url> <zone> [lifetime-ms]
  */
@@ -54,7 +53,6 @@ async function main(): Promise<void> {
   session.on('problem', (problem) => print({ event: 'problem', detail: problem.detail, errors: problem.errors }));
   session.on('close', (code, reason) => print({ event: 'close', code, reason }));
   session.start();
-  process.once('SIGTERM', () => void session.leave().catch(() => {}).finally(() => process.exit(0)));
   setInterval(() => { for (const socket of outbound.values()) socket.write('.'); }, streamEveryMs);
   setTimeout(() => process.exit(0), Number(lifetime ?? 60_000)).unref();
 }
