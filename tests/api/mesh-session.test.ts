@@ -46,13 +46,19 @@ async function scriptedPeer(intervalMs: number) {
   return { state, beats, push, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
+/** A started session to `base`, closed after the file. */
+function startSession(base: string): MeshSession {
+  const session = new MeshSession({ baseUrl: base, serverId: 'srv-1', token: 't', heartbeat: () => ({ incarnation: 'i', players: 0, regions: [], peers: [] }) });
+  closers.push(() => session.close());
+  session.start();
+  return session;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('pushes do not postpone the heartbeat: it stays one interval after the last one', async () => {
   const peer = await scriptedPeer(300);
-  const session = new MeshSession({ baseUrl: peer.base, serverId: 'srv-1', token: 't', heartbeat: () => ({ incarnation: 'i', players: 0, regions: [], peers: [] }) });
-  closers.push(() => session.close());
-  session.start();
+  const session = startSession(peer.base);
   await once(session, 'lease');
   // A push every 100 ms, three per heartbeat interval, for 1.5 s: five intervals.
   const before = peer.beats.length;
@@ -66,10 +72,7 @@ test('pushes do not postpone the heartbeat: it stays one interval after the last
 
 test('a pushed shorter interval counts from the last heartbeat, not from the push', async () => {
   const peer = await scriptedPeer(5000);
-  const session = new MeshSession({ baseUrl: peer.base, serverId: 'srv-1', token: 't', heartbeat: () => ({ incarnation: 'i', players: 0, regions: [], peers: [] }) });
-  closers.push(() => session.close());
-  session.start();
-  await once(session, 'assignment');
+  await once(startSession(peer.base), 'assignment');
   peer.state.intervalMs = 200;
   peer.push(assignment(200));
   await sleep(1000);

@@ -4,6 +4,10 @@
  * another. The primary is SIGKILLed right after a heartbeat reply, so the phi path could not fail it
  * for over a second; the closed session and its peers' reports must, and the promoted backup must
  * learn its promotion by push. The bound is generous (a loaded machine); the bench measures p99.
+ * One race is known and bounded: when the service was busy at the kill, a peer's report may be read
+ * before the closed session is (Node handles a socket's close in the event loop's close phase,
+ * after the data that arrived with it), and a report older than the close confirms nothing; the
+ * peer's next heartbeat does, at the expedited interval the push asked for, about 200 ms later.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
