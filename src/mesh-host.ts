@@ -77,8 +77,6 @@ export class RunningMesh implements MeshHost {
   private retryWaitMs: number;
   /** Until when a restarted coordinator is still giving every server its first detection window. */
   private readonly graceUntilMs: number;
-  /** Fires when a lost primary's lease ends between two ticks (see `armPromotion`). */
-  private promotionTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly options: HostOptions, state: CoreState | undefined) {
     const { config, clock, seed } = options;
@@ -125,25 +123,6 @@ export class RunningMesh implements MeshHost {
     if (stepMs !== 0) this.options.log.warn('wall clock stepped', { stepMs });
     this.ticking(() => this.runtime.advanceTo(now, false));
     this.retryIfOwed();
-    this.armPromotion();
-  }
-
-  /**
-   * Sets a timer for the instant a lost primary's lease is over, when that comes before the next
-   * tick: its backup is promoted (and, once durable, pushed) then, not up to a tick later.
-   */
-  private armPromotion(): void {
-    const now = this.now();
-    const at = this.coordinator.nextPromotionAtMs(now);
-    if (at === null || at >= this.runtime.nextTick || this.closing) return;
-    if (this.promotionTimer !== null) clearTimeout(this.promotionTimer);
-    this.promotionTimer = setTimeout(() => {
-      this.promotionTimer = null;
-      this.ticking(() => this.run((core, t) => core.promoteDue(t)));
-      // A timer may fire a little before the instant on this clock: then it is armed again.
-      this.armPromotion();
-    }, Math.max(0, Math.ceil(at - now)));
-    this.promotionTimer.unref();
   }
 
   /** Runs ticks; a tick that throws is handed to `failStop` (and still thrown to the caller). */
@@ -295,7 +274,6 @@ export class RunningMesh implements MeshHost {
   /** Persists what is pending and closes the store (shutdown). */
   async close(): Promise<void> {
     this.closing = true;
-    if (this.promotionTimer !== null) clearTimeout(this.promotionTimer);
     this.flush();
     await this.options.store.flush();
     await this.options.store.close();

@@ -184,20 +184,6 @@ export class Coordinator {
   }
 
   /**
-   * When a region that lost its primary may next be promoted, its old lease being over (null: no
-   * region waits for one). A host with a real clock calls {@link promoteDue} then: a crashed
-   * primary's failover waits for its lease, but not for the tick after it.
-   */
-  nextPromotionAtMs(nowMs: number): number | null {
-    return this.recovery.nextLeaseFenceMs(nowMs);
-  }
-
-  /** Promotes the regions whose lost primary's lease is over (what the next tick would do first). */
-  promoteDue(nowMs: number): void {
-    this.recovery.promoteDue(nowMs);
-  }
-
-  /**
    * The wall clock stepped by `stepMs` against the monotonic clock (mesh/runtime/clock-watch.ts):
    * TILT, as after a stall, since a suspended VM's monotonic clock hides the suspension and only the
    * step shows it. Ticks go on; no failure is declared for `tiltRecoveryMs`.

@@ -274,36 +274,6 @@ export class Recovery {
   }
 
   /**
-   * When the next region that waits only for a lost primary's lease may be promoted (null: none
-   * waits), so that the host can decide it at that instant instead of at the tick after it.
-   */
-  nextLeaseFenceMs(nowMs: number): number | null {
-    let next: number | null = null;
-    for (const region of this.work) {
-      if (stateOf(region) !== 'awaiting_promotion') continue;
-      const fence = this.leaseFence(region);
-      if (fence > nowMs && (next === null || fence < next)) next = fence;
-    }
-    return next;
-  }
-
-  /**
-   * Promotes, most important first, every region that waits for a promotion and whose lost
-   * primary's lease is over: the promotion step of a run, for those regions only, between ticks.
-   */
-  promoteDue(nowMs: number): void {
-    if (nowMs < this.ctx.promotionsHeldUntilMs) return;
-    const due = [...this.work].filter((region) => stateOf(region) === 'awaiting_promotion' && this.leaseFence(region) <= nowMs);
-    if (due.length === 0) return;
-    const transitions = this.pendingTransitions();
-    for (const region of byPriority(due)) {
-      this.work.delete(region);
-      this.replacePrimary(region, nowMs, transitions, null);
-      refreshPhase(this.ctx, region, nowMs);
-    }
-  }
-
-  /**
    * The first half of a run, by state: a region without a primary gets one (or is given up), one
    * whose primary drains hands it over; true when a backup was promoted.
    */

@@ -62,26 +62,6 @@ describe('session leases', () => {
     assert.ok((failover?.atMs ?? 0) >= fence);
   });
 
-  test('between ticks, the promotion is decided at the fence itself: nextPromotionAtMs names it, promoteDue acts on it', () => {
-    const { mesh, fence } = crashAfterRenewal();
-    const { tickIntervalMs } = mesh.config;
-    assert.ok(fence % tickIntervalMs !== 0, 'the fence falls between two ticks');
-    mesh.run(Math.floor(fence / tickIntervalMs) * tickIntervalMs, { heartbeats: false });
-    assert.equal(mesh.ofType('server_failure_detected')[0]?.serverId, 'a1');
-    assert.equal(mesh.c.nextPromotionAtMs(mesh.now), fence);
-    mesh.at(fence - 1);
-    mesh.c.promoteDue(mesh.now);
-    mesh.flush();
-    assert.deepEqual(mesh.ofType('failover_initiated'), [], 'not before the fence');
-    mesh.at(fence);
-    mesh.c.promoteDue(mesh.now);
-    mesh.flush();
-    const [failover] = mesh.ofType('failover_initiated');
-    assert.equal(failover?.newPrimaryId, 'c1');
-    assert.equal(failover?.atMs, fence, 'at the fence, not at the next tick');
-    assert.equal(mesh.c.nextPromotionAtMs(mesh.now), null, 'nothing waits any more');
-  });
-
   test('a failed server is granted no lease', () => {
     const mesh = warm();
     mesh.silence('a1');
