@@ -27,6 +27,7 @@ import { actionRoutes } from './routes/actions.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { eventRoutes, sseEventOf } from './routes/events.ts';
+import { eventId } from '../mesh/effects/events.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { regionRoutes } from './routes/regions.ts';
 import { serverRoutes } from './routes/servers.ts';
@@ -69,7 +70,12 @@ export function createApp(deps: AppDeps): MeshApp {
   const guard = createRequestGuard({ allowedHosts: deps.http?.allowedHosts ?? [], allowedOrigins: deps.http?.allowedOrigins ?? [] });
   // Subscribed once for the app, not per client, so that the replay ring holds every event
   // since start-up whether or not anyone was listening.
-  const unsubscribe = deps.host.subscribe((event) => events.publish(sseEventOf(event, deps.host.bootId)));
+  // Formatted when first needed (most events of a mass failure are never read), except alerts: the
+  // alert book updates an alert in place, and the event must show it as it was raised.
+  const unsubscribe = deps.host.subscribe((event) => {
+    if (event.type === 'administrator_alert') events.publish(sseEventOf(event, deps.host.bootId));
+    else events.publishLazily(eventId(deps.host.bootId, event.seq), () => sseEventOf(event, deps.host.bootId));
+  });
 
   const root = new Router();
   for (const make of routerFactories) root.use(make(kit, events).routes());

@@ -15,7 +15,8 @@ import type { RequestObserver } from './request-observer.ts';
 
 /** The coordinator as the HTTP layer reads it: queries only, so that every change goes through a command. */
 export type CoreQueries = Pick<Coordinator, 'config' | 'status' | 'servers' | 'server' | 'serverRecord' | 'regions' |
-  'replication' | 'route' | 'metrics' | 'listAlerts' | 'getSnapshot' | 'pendingActions' | 'records' | 'peersOf' | 'assignment'>;
+  'replication' | 'route' | 'metrics' | 'listAlerts' | 'getSnapshot' | 'pendingActions' | 'records' | 'peersOf' | 'assignment' |
+  'takeTouchedRegions'>;
 
 /** A core command, run at the host's current time. */
 export type Command<T> = (core: Coordinator, nowMs: number) => T;

@@ -56,6 +56,12 @@ export interface EventStream {
   attach(ctx: Context, lastEventId?: string): void;
   /** Sends an event to every attached client and keeps it for replay. */
   publish(event: SseEvent): void;
+  /**
+   * Like `publish` for an event with id `id` built by `build` only when it is needed: at once when
+   * clients are attached, otherwise at its first replay (most events of a burst leave the ring
+   * unread, and formatting each would hold up everything else the process does).
+   */
+  publishLazily(id: string, build: () => SseEvent): void;
   /** Number of attached clients. */
   readonly clientCount: number;
   /** Ends every stream and stops the ping timer (for shutdown); later attaches end at once. */
@@ -80,9 +86,9 @@ export function parseLastEventId(header: string | undefined): string | undefined
  * (older than the window, from an earlier run of the service, or never issued), a notice that
  * events may have been missed followed by everything retained.
  */
-function replayAfter(ring: readonly { id: string; frame: string }[], lastEventId: string): { id?: string; frame: string }[] {
+function replayAfter(ring: readonly Retained[], lastEventId: string): { id?: string; frame: string }[] {
   const at = ring.findIndex((e) => e.id === lastEventId);
-  if (at >= 0) return ring.slice(at + 1);
+  if (at >= 0) return ring.slice(at + 1).map((e) => ({ id: e.id, frame: frameOf(e) }));
   const oldest = ring[0]?.id ?? null;
   const notice = formatEvent({
     event: 'events_missed',
@@ -92,7 +98,22 @@ function replayAfter(ring: readonly { id: string; frame: string }[], lastEventId
         'events after it may have been missed. Re-read the state you track (GET /mesh/status, /mesh/regions).',
     },
   });
-  return [{ frame: notice }, ...ring];
+  return [{ frame: notice }, ...ring.map((e) => ({ id: e.id, frame: frameOf(e) }))];
+}
+
+/** An event kept for replay: its frame, or what builds it on first use. */
+interface Retained {
+  readonly id: string;
+  frame: string | null;
+  build: (() => SseEvent) | null;
+}
+
+function frameOf(entry: Retained): string {
+  if (entry.frame === null) {
+    entry.frame = formatEvent(entry.build!());
+    entry.build = null;
+  }
+  return entry.frame;
 }
 
 /** True for the error Koa reports when a streamed body ends before the response did. */
@@ -145,7 +166,7 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
     maxQueuedEvents = 1000, maxClients = 100, dropGraceMs = 5000,
   } = options;
   const clients = new Set<Client>();
-  const ring: { id: string; frame: string }[] = [];
+  const ring: Retained[] = [];
   let ping: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -173,6 +194,10 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
     if (eventId !== undefined) client.lastEventId = eventId;
     if (res.writableNeedDrain) client.backlog += 1;
     if (res.writableLength > maxBufferedBytes || client.backlog > maxQueuedEvents) drop(client, 'slow_consumer');
+  };
+  const retain = (entry: Retained): void => {
+    ring.push(entry);
+    if (ring.length > replayLimit) ring.splice(0, ring.length - replayLimit);
   };
   const startPing = (): void => {
     if (ping) return;
@@ -204,9 +229,15 @@ export function createEventStream(options: EventStreamOptions = {}): EventStream
     },
     publish(event) {
       const frame = formatEvent(event);
-      if (event.id !== undefined) ring.push({ id: event.id, frame });
-      if (ring.length > replayLimit) ring.splice(0, ring.length - replayLimit);
+      if (event.id !== undefined) retain({ id: event.id, frame, build: null });
       for (const client of clients) write(client, frame, event.id);
+    },
+    publishLazily(id, build) {
+      const entry: Retained = { id, frame: null, build };
+      retain(entry);
+      if (clients.size === 0) return;
+      const frame = frameOf(entry);
+      for (const client of clients) write(client, frame, id);
     },
     close() {
       closed = true;

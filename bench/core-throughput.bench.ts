@@ -27,10 +27,11 @@ import { buildDirectMesh, heartbeatInputs, markAllDurable, type DirectMesh } fro
 import { collectGarbage, elapsedMs, heading, ms, num, numberFlag, quick, table } from './lib/report.ts';
 import { median, summarize } from './lib/stats.ts';
 import { LeaseBook } from '../mesh/failover/leases.ts';
+import { defaultMeshConfig } from '../mesh/base/config.ts';
 
 /** Nanoseconds per `LeaseBook.grant`, one grant per server per round, median over `runs` runs. */
 function grantCostNs(ids: readonly ServerId[], runs: number): number {
-  const book = new LeaseBook();
+  const book = new LeaseBook(defaultMeshConfig.leaseDriftMarginMs, defaultMeshConfig.primaryLeaseMs);
   const perGrant: number[] = [];
   for (let r = 0; r < runs + 1; r++) {
     const t0 = process.hrtime.bigint();

@@ -14,15 +14,22 @@
  *
  * 1. Paced: every session heartbeats once a second (10,000/s), spread evenly: p50/p99/p99.9 of the
  *    reply latency, and the service's RSS after a full GC with every session open.
+ *    Then the same paced round with lease renewals: every session that is primary of a region also
+ *    sends `renew` every `--renew-ms` (1,000 by default: the load process cannot send the default
+ *    cadence's 10 per primary per second). The service's CPU over each round (process.cpuUsage)
+ *    gives the cost of one renewal, scaled to the default cadence (sessionLeaseRenewalIntervalMs)
+ *    with the bytes of a renew and its lease frame.
  * 2. Mass failure: during a paced round, 30% of the servers' sessions are cut (their processes
  *    "crash"), and the other sessions report them silent from then on. The coordinator fails them
  *    over (promotions written to disk, pushed to the sessions): the reply latency of the surviving
  *    sessions from the crash to 10 s after it, p99.9 and max. Target: p99.9 <= 100 ms.
  * 3. Saturated: closed loop, every session sends its next heartbeat as soon as its reply is in;
- *    service and bare server alternate (ABAB), medians of heartbeats per second. Target: service /
+ *    service and bare server alternate (ABAB), medians of heartbeats per second. The service's
+ *    ticker is stopped during the bare rounds: its mesh hears nothing then, and failing 10,000
+ *    silent servers in the same process would slow the bare server down. Target: service /
  *    bare >= 0.75. Run on a fresh mesh so that the failover of step 2 does not change the work.
  *
- * Run alone: node --expose-gc --import tsx bench/session.bench.ts [--servers 10000] [--round-ms 10000]
+ * Run alone: node --expose-gc --import tsx bench/session.bench.ts [--servers 10000] [--round-ms 10000] [--renew-ms 1000]
  *   [--saturated-rounds 3] [--saturated-ms 5000] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -40,7 +47,11 @@ import { median } from './lib/stats.ts';
 
 interface Target { readonly id: string; readonly token: string }
 interface Claim { region_id: string; role: string; epoch: number; primary: { server_id: string } | null; backups: { server_id: string }[] }
-interface RoundResult { readonly count: number; readonly errors: number; readonly latenciesMs: number[]; readonly elapsedMs: number }
+interface RoundResult {
+  readonly count: number; readonly errors: number; readonly latenciesMs: number[]; readonly elapsedMs: number;
+  /** Lease renewals sent and answered, primaries renewing, and the WebSocket bytes both ways (frames with headers). */
+  readonly renewals: { readonly sent: number; readonly answered: number; readonly primaries: number; readonly bytes: number };
+}
 
 if (process.argv.includes('--loadgen')) runLoadgen();
 else process.exitCode = await main();
@@ -52,6 +63,9 @@ function runLoadgen(): void {
   let crashedAt = 0;
   const crashed = new Set<string>();
   let onReply: ((latencyMs: number, ok: boolean, i: number) => void) | null = null;
+  const renewals = { sent: 0, answered: 0, primaries: 0, bytes: 0 };
+  /** A frame's size on the wire: a client's frames carry a 4-byte mask (RFC 6455 5.2). */
+  const wireBytes = (payload: number, masked: boolean) => payload + (payload < 126 ? 2 : 4) + (masked ? 4 : 0);
 
   const beat = (s: (typeof sessions)[number]): string => {
     const peers = new Set<string>();
@@ -82,7 +96,13 @@ function runLoadgen(): void {
         socket.on('open', () => resolve());
         socket.on('error', reject);
         socket.on('message', (data) => {
-          const frame = JSON.parse(String(data)) as { type: string; body: { regions?: Claim[] } };
+          const text = String(data);
+          const frame = JSON.parse(text) as { type: string; body: { regions?: Claim[] } };
+          if (frame.type === 'lease') {
+            renewals.answered++;
+            renewals.bytes += wireBytes(text.length, false);
+            return;
+          }
           if (frame.body.regions) s.claims = frame.body.regions;
           if (frame.type === 'heartbeat_reply' || frame.type === 'problem') {
             const sent = s.sentAt.shift();
@@ -93,9 +113,13 @@ function runLoadgen(): void {
     }
   };
 
-  /** Paced (every session once per `periodMs`, spread evenly) or closed loop (`periodMs` 0). */
-  const round = (durationMs: number, periodMs: number, crashAtMs: number | null, crashFraction: number): Promise<RoundResult> =>
+  /**
+   * Paced (every session once per `periodMs`, spread evenly) or closed loop (`periodMs` 0). With
+   * `renewMs`, every session that is primary of a region also sends `renew` once per `renewMs`.
+   */
+  const round = (durationMs: number, periodMs: number, crashAtMs: number | null, crashFraction: number, renewMs = 0): Promise<RoundResult> =>
     new Promise((resolve) => {
+      Object.assign(renewals, { sent: 0, answered: 0, primaries: 0, bytes: 0 });
       const latenciesMs: number[] = [];
       let errors = 0;
       const started = performance.now();
@@ -117,6 +141,23 @@ function runLoadgen(): void {
           for (; next < due; next++) send(sessions[next % sessions.length]!);
         }, 1));
       }
+      if (renewMs > 0) {
+        const primaries = sessions.filter((s) => s.claims.some((c) => c.role === 'primary'));
+        renewals.primaries = primaries.length;
+        const step = renewMs / primaries.length;
+        let next = 0;
+        timers.push(setInterval(() => {
+          const due = Math.floor((performance.now() - started) / step);
+          for (; next < due; next++) {
+            const s = primaries[next % primaries.length]!;
+            if (s.socket.readyState !== WebSocket.OPEN) continue;
+            const text = `{"type":"renew","body":{"seq":${next}}}`;
+            s.socket.send(text);
+            renewals.sent++;
+            renewals.bytes += wireBytes(text.length, true);
+          }
+        }, 1));
+      }
       if (crashAtMs !== null) {
         timers.push(setTimeout(() => {
           crashedAt = Date.now();
@@ -132,14 +173,14 @@ function runLoadgen(): void {
         stopped = true;
         for (const t of timers) clearInterval(t);
         onReply = null;
-        resolve({ count: latenciesMs.length, errors, latenciesMs, elapsedMs: performance.now() - started });
+        resolve({ count: latenciesMs.length, errors, latenciesMs, elapsedMs: performance.now() - started, renewals: { ...renewals } });
       }, durationMs));
     });
 
-  process.on('message', (m: { type: string; port: number; targets: Target[]; durationMs: number; periodMs: number; crashAtMs: number | null; crashFraction: number }) => {
+  process.on('message', (m: { type: string; port: number; targets: Target[]; durationMs: number; periodMs: number; crashAtMs: number | null; crashFraction: number; renewMs?: number }) => {
     const reply = (p: Promise<unknown>) => p.then((v) => process.send?.({ type: 'done', value: v }), (e: unknown) => process.send?.({ type: 'failed', error: String(e) }));
     if (m.type === 'connect') reply(connectAll(m.port, m.targets));
-    else if (m.type === 'round') reply(round(m.durationMs, m.periodMs, m.crashAtMs, m.crashFraction));
+    else if (m.type === 'round') reply(round(m.durationMs, m.periodMs, m.crashAtMs, m.crashFraction, m.renewMs));
     else if (m.type === 'exit') { for (const s of sessions) s.socket.terminate(); process.disconnect?.(); }
   });
 }
@@ -152,6 +193,9 @@ async function main(): Promise<number> {
   const roundMs = numberFlag('round-ms', q ? 4000 : 10_000);
   const saturatedRounds = numberFlag('saturated-rounds', q ? 1 : 3);
   const saturatedMs = numberFlag('saturated-ms', q ? 2000 : 5000);
+  // Every primary renewing every 100 ms (the default cadence) is more than one load process can
+  // send here; a slower cadence gives the cost of one renewal, which is then scaled to the default.
+  const renewMs = numberFlag('renew-ms', 1000);
 
   const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--loadgen'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ask = <T>(message: Record<string, unknown>): Promise<T> => new Promise((resolve, reject) => {
@@ -163,8 +207,15 @@ async function main(): Promise<number> {
   const first = await serviceWithMesh(serverCount);
   await ask({ type: 'connect', port: first.port, targets: first.targets });
   await ask<RoundResult>({ type: 'round', durationMs: 3000, periodMs: 1000, crashAtMs: null, crashFraction: 0 });
-  const paced = await ask<RoundResult>({ type: 'round', durationMs: roundMs, periodMs: 1000, crashAtMs: null, crashFraction: 0 });
+  const cpuOf = async (renewMs: number) => {
+    const before = process.cpuUsage();
+    const result = await ask<RoundResult>({ type: 'round', durationMs: roundMs, periodMs: 1000, crashAtMs: null, crashFraction: 0, renewMs });
+    const used = process.cpuUsage(before);
+    return { result, cpuShare: (used.user + used.system) / 1000 / result.elapsedMs };
+  };
+  const { result: paced, cpuShare: pacedCpu } = await cpuOf(0);
   const memory = memoryAfterGc();
+  const { result: renewing, cpuShare: renewingCpu } = await cpuOf(renewMs);
   const failure = await ask<RoundResult>({ type: 'round', durationMs: 13_000, periodMs: 1000, crashAtMs: 2000, crashFraction: 0.3 });
   const failed = first.host.coordinator.status(first.host.now()).servers.failed;
   await first.close();
@@ -174,9 +225,11 @@ async function main(): Promise<number> {
   const rates: Record<'service' | 'bare', number[]> = { service: [], bare: [] };
   for (let r = 0; r < saturatedRounds; r++) {
     for (const [label, port, targets] of [['service', second.port, second.targets], ['bare', bare.port, second.targets]] as const) {
+      if (label === 'bare') second.pause();
       await ask({ type: 'connect', port, targets });
       const result = await ask<RoundResult>({ type: 'round', durationMs: saturatedMs, periodMs: 0, crashAtMs: null, crashFraction: 0 });
       rates[label].push((result.count / result.elapsedMs) * 1000);
+      if (label === 'bare') second.resume();
     }
   }
   child.send({ type: 'exit' });
@@ -185,11 +238,23 @@ async function main(): Promise<number> {
 
   const pct = (values: number[], p: number) => { const s = [...values].sort((a, b) => a - b); return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)] ?? NaN; };
   const ratio = median(rates.service) / median(rates.bare);
+  const r = renewing.renewals;
+  const perRenewalUs = ((renewingCpu - pacedCpu) * renewing.elapsedMs * 1000) / Math.max(1, r.answered);
+  const bytesPerRenewal = r.bytes / Math.max(1, r.sent + r.answered) * 2;
+  const { defaultMeshConfig } = await import('../mesh/base/config.ts');
+  const atDefault = (r.primaries * 1000) / defaultMeshConfig.sessionLeaseRenewalIntervalMs;
   heading(`${num(serverCount)} sessions, ${num(serverCount)} regions, lowdb store`);
   console.log(table(['quantity', 'value', 'target'], [
     ['paced 1 Hz: replies / s', num(paced.count / (paced.elapsedMs / 1000)), ''],
     ['paced 1 Hz: reply latency p50 / p99 / p99.9 / max', [50, 99, 99.9, 100].map((p) => ms(pct(paced.latenciesMs, p))).join(' / '), ''],
     ['RSS of the service with every session open (after GC)', mib(memory.rss), `<= 300 MB: ${verdict(memory.rss <= 300e6)}`],
+    ['service CPU, share of one core: paced 1 Hz / with renewals', `${num(pacedCpu * 100, 1)}% / ${num(renewingCpu * 100, 1)}%`, ''],
+    [`lease renewals: primaries renewing every ${num(renewMs)} ms; renewals / s sent / answered`,
+      `${num(r.primaries)}; ${num(r.sent / (renewing.elapsedMs / 1000))} / ${num(r.answered / (renewing.elapsedMs / 1000))}`, ''],
+    ['one renewal: service CPU; bytes (renew + lease frames)', `${num(perRenewalUs, 1)} us; ${num(bytesPerRenewal)} B`, ''],
+    [`at the default cadence (${num(defaultMeshConfig.sessionLeaseRenewalIntervalMs)} ms): renewals / s; share of one core; bytes / s`,
+      `${num(atDefault)}; ${num((atDefault * perRenewalUs) / 1e4, 0)}%; ${num(atDefault * bytesPerRenewal / 1024)} KiB/s`, ''],
+    ['paced 1 Hz with renewals: reply latency p99', ms(pct(renewing.latenciesMs, 99)), ''],
     ['30% of servers crash: servers failed after 10 s', num(failed), ''],
     ['reply latency during the mass failure (10 s): p99 / p99.9 / max', [99, 99.9, 100].map((p) => ms(pct(failure.latenciesMs, p))).join(' / '),
       `p99.9 <= 100 ms: ${verdict(pct(failure.latenciesMs, 99.9) <= 100)}`],
@@ -228,10 +293,13 @@ async function serviceWithMesh(count: number) {
   server.on('upgrade', app.sessions.handleUpgrade);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const ticker = startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error));
+  let ticker = startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error));
   return {
     host, targets, port: (server.address() as AddressInfo).port,
     close: async () => { ticker.stop(); app.closeStreams(); server.close(); await host.close(); },
+    /** Stops (or restarts) the ticker: while the bare server has the sessions, this mesh hears nothing and must not fail them in the same process. */
+    pause: () => ticker.stop(),
+    resume: () => { ticker = startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error)); },
   };
 }
 

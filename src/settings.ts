@@ -133,7 +133,7 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   tiltRecoveryMs: 'How long TILT lasts after a stall: no failures are declared meanwhile.',
   clockStepThresholdMs: 'Wall-clock step (against the monotonic clock, between two ticks) that enters TILT.',
   primaryLeaseMs: 'Lease a heartbeat reply grants a primary, counted from when it sent the heartbeat; no promotion before it ends.',
-  leaseDriftMarginMs: 'Added to a lease before the coordinator counts it over (clock drift between server and coordinator).',
+  leaseDriftMarginMs: 'Added to a heartbeat lease before the coordinator counts it over (clock drift between server and coordinator); a session lease gets the same share of its length.',
   backupsPerRegion: 'Backups every region should have.',
   promotionAckTimeoutMs: 'Time a promoted backup has to acknowledge before the next candidate is tried.',
   backupSyncTimeoutMs: 'Time a new backup has to confirm it holds the region before it is replaced.',

@@ -4,14 +4,15 @@
  * held changed in what its assignment shows (announced epoch, primary and whether it acknowledged,
  * backups and which still sync, criticality, buffered actions), when the degraded level changed
  * (every server's fidelity), or when its own status or a replication peer's changed (a suspect
- * primary asks its peers for sooner heartbeats). Regions are compared by a short fingerprint.
+ * primary asks its peers for sooner heartbeats). Only regions the core noted as touched are
+ * looked at, and each is compared with what was last shown by a short fingerprint.
  */
 import type { MeshEvent } from '../../mesh/effects/events.ts';
 import type { RegionId, ServerId } from '../../mesh/base/types.ts';
 import type { CoreQueries } from '../deps.ts';
 
 /** What the watch reads from the core. */
-export type WatchedCore = Pick<CoreQueries, 'records' | 'pendingActions' | 'peersOf'>;
+export type WatchedCore = Pick<CoreQueries, 'records' | 'pendingActions' | 'peersOf' | 'takeTouchedRegions'>;
 
 interface RegionMark {
   readonly fingerprint: string;
@@ -34,8 +35,9 @@ export class ChangeWatch {
   }
 
   /**
-   * The servers concerned since the last call, or `'all'` when the degraded level changed. Walks
-   * every region once (a string per region), so it is called at most once per event-loop turn.
+   * The servers concerned since the last call, or `'all'` when the degraded level changed. Looks
+   * only at the regions the core noted as touched since the last call, so its cost follows the
+   * change, not the size of the mesh.
    */
   concerned(): Set<ServerId> | 'all' {
     const core = this.core();
@@ -45,22 +47,23 @@ export class ChangeWatch {
       for (const peer of core.peersOf(id)) out.add(peer);
     }
     this.statusChanged.clear();
-    const seen = new Set<RegionId>();
-    for (const region of core.records().regions.values()) {
-      seen.add(region.id);
+    const regions = core.records().regions;
+    for (const id of core.takeTouchedRegions()) {
+      const region = regions.get(id);
+      const before = this.regions.get(id);
+      if (region === undefined) {
+        // Removed: its former servers drop it.
+        for (const server of before?.servers ?? []) out.add(server);
+        this.regions.delete(id);
+        continue;
+      }
       const servers = region.primary === null ? region.backups : [region.primary, ...region.backups];
       const fingerprint = `${region.announcedEpoch}|${region.primary}|${region.primaryAcked}|${region.backups.join(',')}|` +
         `${region.syncing.size}|${region.critical}|${core.pendingActions(region.id)}`;
-      const before = this.regions.get(region.id);
       if (before?.fingerprint === fingerprint) continue;
-      for (const id of servers) out.add(id);
-      for (const id of before?.servers ?? []) out.add(id);
-      this.regions.set(region.id, { fingerprint, servers });
-    }
-    for (const [id, mark] of this.regions) {
-      if (seen.has(id)) continue;
-      for (const server of mark.servers) out.add(server);
-      this.regions.delete(id);
+      for (const server of servers) out.add(server);
+      for (const server of before?.servers ?? []) out.add(server);
+      this.regions.set(id, { fingerprint, servers });
     }
     const all = this.levelChanged;
     this.levelChanged = false;

@@ -42,6 +42,12 @@ export interface SessionHubOptions {
   readonly maxQueuedBytes: number;
 }
 
+/**
+ * Most pushes sent in one event-loop turn; the rest follow in the next turns, between heartbeat
+ * replies. A push costs tens of microseconds (mostly the socket write), so a turn stays short.
+ */
+const pushesPerTurn = 256;
+
 /** Default bound of a session's send queue: far above a burst of assignments, far below memory trouble. */
 export const defaultMaxQueuedBytes = 1024 * 1024;
 
@@ -60,6 +66,8 @@ export class SessionHub {
   private readonly sessions = new Map<ServerId, Session>();
   private readonly watch: ChangeWatch;
   private pushScheduled = false;
+  /** Servers whose assignment may differ from what their session last carried, oldest first. */
+  private readonly owed = new Set<ServerId>();
   private closed = false;
   private readonly unsubscribe: (() => void)[];
 
@@ -186,10 +194,21 @@ export class SessionHub {
     });
   }
 
+  /**
+   * Sends the assignments owed, at most {@link pushesPerTurn} per event-loop turn: a mass failure
+   * concerns thousands of servers, and sending all their pushes in one turn would hold up every
+   * heartbeat reply behind them. Each push is built when it is sent, so it is never stale.
+   */
   private push(): void {
     const concerned = this.watch.concerned();
-    const ids = concerned === 'all' ? [...this.sessions.keys()] : concerned;
-    for (const id of ids) {
+    for (const id of concerned === 'all' ? this.sessions.keys() : concerned) this.owed.add(id);
+    let budget = pushesPerTurn;
+    for (const id of this.owed) {
+      if (budget-- === 0) {
+        this.schedulePushes();
+        return;
+      }
+      this.owed.delete(id);
       const session = this.sessions.get(id);
       if (session === undefined || session.endedBy === 'replaced' || session.endedBy === 'shutdown') continue;
       const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now(), this.leaseMs);

@@ -81,6 +81,8 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   private stopped = true;
   private attempt = 0;
   private intervalMs = 1000;
+  /** When the last heartbeat was sent (the session's clock), to count the next one from. */
+  private lastBeatAtMs = -Infinity;
   private timer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
@@ -118,6 +120,7 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   heartbeatNow(): void {
     if (!this.connected) return;
     this.socket!.send(JSON.stringify({ type: 'heartbeat', body: this.options.heartbeat() }));
+    this.lastBeatAtMs = this.clock();
     this.schedule(this.intervalMs);
   }
 
@@ -241,12 +244,16 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
       this.regions.delete(id);
       this.emit('dropped', id);
     }
+    const intervalChanged = assignment.heartbeat_interval_ms !== this.intervalMs;
     this.intervalMs = assignment.heartbeat_interval_ms;
     this.emit('assignment', assignment, pushed);
-    // A role change is acknowledged at once; otherwise the next heartbeat follows the asked interval.
+    // A role change is acknowledged at once. Otherwise the next heartbeat stays one interval after
+    // the last one: a push is no heartbeat and must not postpone it (pushes may come more often
+    // than the interval, and the coordinator would hear nothing meanwhile); a new interval counts
+    // from the last heartbeat too.
     if (changed) this.heartbeatNow();
+    else if (intervalChanged && this.timer !== null) this.schedule(Math.max(0, this.lastBeatAtMs + this.intervalMs - this.clock()));
     if (this.renewTimer === null) this.renewNow();
-    else if (pushed) this.schedule(this.intervalMs);
   }
 
   private schedule(delayMs: number): void {

@@ -111,6 +111,8 @@ export class ActionBuffer {
   private held = 0;
   /** Players whose persisted record may have changed since {@link takeChangedPlayers}, by region and player. */
   private readonly changedPlayers = new Map<string, readonly [RegionId, PlayerId]>();
+  /** Regions whose buffered actions changed since {@link takeChangedRegions} (session pushes read it). */
+  private changedRegions = new Set<RegionId>();
 
   /** Creates an empty buffer with the configured per-player bound and maximum age. */
   constructor(limits: ActionBufferLimits) {
@@ -269,8 +271,16 @@ export class ActionBuffer {
     return state === undefined ? null : playerJSON(playerId, state);
   }
 
+  /** The regions whose buffered actions changed since the last call, and forgets them. */
+  takeChangedRegions(): Set<RegionId> {
+    const taken = this.changedRegions;
+    this.changedRegions = new Set();
+    return taken;
+  }
+
   private noteChanged(regionId: RegionId, playerId: PlayerId): void {
     this.changedPlayers.set(`${regionId}\u0000${playerId}`, [regionId, playerId]);
+    this.changedRegions.add(regionId);
   }
 
   /** Restores a buffer from `toJSON` output; corrupt data is a programmer error and throws. */

@@ -98,8 +98,10 @@ export interface MeshConfig {
    */
   readonly primaryLeaseMs: number;
   /**
-   * Added to a lease before the coordinator considers it over: covers a server clock that runs
-   * slower than the coordinator's over one lease (crystal drift is about 1e-4; this allows 5%).
+   * Added to a lease of `primaryLeaseMs` before the coordinator considers it over: covers a server
+   * clock that runs slower than the coordinator's over one lease (crystal drift is about 1e-4; this
+   * allows 5%). Drift is a rate, so a lease of another length gets the same share:
+   * `lease x leaseDriftMarginMs / primaryLeaseMs` (15 ms on the default 300 ms session lease).
    */
   readonly leaseDriftMarginMs: number;
   /** Number of backups every region should have (seed: 2). */

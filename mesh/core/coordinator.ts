@@ -75,7 +75,7 @@ export class Coordinator {
       buffer: state ? ActionBuffer.fromJSON(state.buffer, config) : new ActionBuffer(config),
       snapshots: new SnapshotStore(config),
       degraded: state ? DegradedMode.fromJSON(state.degraded, config) : new DegradedMode(config, nowMs),
-      leases: new LeaseBook(),
+      leases: new LeaseBook(config.leaseDriftMarginMs, config.primaryLeaseMs),
       counts: emptyCounts(),
       restartGraceUntilMs: state ? nowMs + restartGraceMs(config) : 0,
     };
@@ -570,6 +570,16 @@ export class Coordinator {
   /** Servers by status and regions by phase, as kept with every transition. */
   counts(): Readonly<CoreContext['counts']> {
     return this.ctx.counts;
+  }
+
+  /**
+   * The regions whose records or buffered actions may have changed since the last call, and
+   * forgets them: what the session pushes look at instead of every region. One reader only.
+   */
+  takeTouchedRegions(): Set<RegionId> {
+    const touched = this.ctx.topology.changedRegions.takeForViews();
+    for (const id of this.ctx.buffer.takeChangedRegions()) touched.add(id);
+    return touched;
   }
 
   /** Buffered actions waiting for a region's primary. */

@@ -4,13 +4,15 @@
  * moment it SENT the heartbeat the reply answers, and stops when no reply renewed it. The
  * coordinator counts the same lease from the moment it built the reply, which is later, so the
  * server's lease always ends first (up to the clocks' drift). No backup is promoted in place of a
- * primary before that primary's last lease plus `leaseDriftMarginMs` has run out: then at most one
- * primary serves a region at any instant, not only at any epoch.
+ * primary before that primary's last lease plus its drift margin has run out (its fence): then at
+ * most one primary serves a region at any instant, not only at any epoch. Drift is a rate, so the
+ * margin is the same share of every lease: `lease_ms x leaseDriftMarginMs / primaryLeaseMs` (100 ms
+ * on the 2,000 ms heartbeat lease, 15 ms on the 300 ms session lease by default).
  *
  * ```
  * server      send ─────────── lease_ms ───────────▶ stops serving
  *               ╲                                     ╎
- * coordinator    grant ─────── lease_ms ───────────────▶ + margin ─▶ may promote a backup
+ * coordinator    grant ─────── lease_ms ───────────────▶ + margin ─▶ fence: may promote a backup
  * ```
  *
  * Leases live in memory only: after a restart any server may hold a lease the previous process
@@ -19,10 +21,9 @@
  */
 import type { ServerId } from '../base/types.ts';
 
-/** The last lease granted to one server, on the coordinator's clock. */
+/** The fence of the latest lease granted to one server, on the coordinator's clock. */
 interface Grant {
-  grantedAtMs: number;
-  leaseMs: number;
+  fenceMs: number;
 }
 
 /** The last lease granted to every server. */
@@ -31,31 +32,38 @@ export class LeaseBook {
   private readonly grants = new Map<ServerId, Grant>();
 
   /**
+   * @param marginMs the drift margin of a lease of `baseLeaseMs` (`leaseDriftMarginMs` and
+   *   `primaryLeaseMs`); a lease of another length gets the same share.
+   */
+  constructor(private readonly marginMs: number, private readonly baseLeaseMs: number) {}
+
+  /**
    * Records a grant of `leaseMs` at `nowMs`. The length is per grant, not a constant, so that a
    * session may grant shorter leases renewed more often; it must not exceed `primaryLeaseMs`.
    */
   grant(serverId: ServerId, nowMs: number, leaseMs: number): void {
+    const fenceMs = nowMs + this.withMargin(leaseMs);
     const grant = this.grants.get(serverId);
-    if (grant === undefined) {
-      this.grants.set(serverId, { grantedAtMs: nowMs, leaseMs });
-    } else if (nowMs + leaseMs >= grant.grantedAtMs + grant.leaseMs) {
-      grant.grantedAtMs = nowMs;
-      grant.leaseMs = leaseMs;
-    }
+    if (grant === undefined) this.grants.set(serverId, { fenceMs });
+    else if (fenceMs > grant.fenceMs) grant.fenceMs = fenceMs;
   }
 
   /**
-   * When the latest lease this process granted the server ends, on the coordinator's clock
-   * (-Infinity: none). Leases of an earlier process are over once the restart grace is, and
-   * nothing is promoted before.
+   * The instant after which the server surely serves on no lease: the latest lease this process
+   * granted it, plus its drift margin, on the coordinator's clock (-Infinity: none). Leases of an
+   * earlier process are over once the restart grace is, and nothing is promoted before.
    */
-  endOf(serverId: ServerId): number {
-    const grant = this.grants.get(serverId);
-    return grant === undefined ? -Infinity : grant.grantedAtMs + grant.leaseMs;
+  fenceOf(serverId: ServerId): number {
+    return this.grants.get(serverId)?.fenceMs ?? -Infinity;
   }
 
   /** Forgets a server that left or was removed. */
   forget(serverId: ServerId): void {
     this.grants.delete(serverId);
+  }
+
+  /** A lease plus its drift margin (in this order of operations, exact for whole milliseconds). */
+  private withMargin(leaseMs: number): number {
+    return leaseMs + (leaseMs * this.marginMs) / this.baseLeaseMs;
   }
 }

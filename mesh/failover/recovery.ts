@@ -386,7 +386,7 @@ export class Recovery {
   /** Promotes the best backup (true), waits for one, or declares the region unavailable. */
   private replacePrimary(region: RegionRecord, nowMs: number, transitions: Map<ServerId, number>,
     handingOff: ServerRecord | null): boolean {
-    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.endOf(handingOff.id) + this.ctx.config.leaseDriftMarginMs;
+    const fence = handingOff === null ? this.leaseFence(region) : this.ctx.leases.fenceOf(handingOff.id);
     if (nowMs < fence) {
       // The old primary may still serve: wait for its lease (a draining one is granted none).
       this.work.add(region);
@@ -570,7 +570,7 @@ export class Recovery {
 
   /** The region's primary `serverId` leaves it: no backup is promoted before its lease is surely over. */
   private fenceOldLease(region: RegionRecord, serverId: ServerId): void {
-    const until = this.ctx.leases.endOf(serverId) + this.ctx.config.leaseDriftMarginMs;
+    const until = this.ctx.leases.fenceOf(serverId);
     if (until > (this.leaseFences.get(region) ?? -Infinity)) this.leaseFences.set(region, until);
   }
 

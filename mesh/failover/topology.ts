@@ -5,6 +5,7 @@
  */
 import type { ServerDetector } from '../detection/failure-detector.ts';
 import type { RegionId, RegionPhase, Role, ServerId, ServerStatus } from '../base/types.ts';
+import { ChangeSet } from '../base/change-set.ts';
 
 /** Everything the coordinator knows about one server. */
 export interface ServerRecord {
@@ -99,10 +100,11 @@ export class Topology {
   /**
    * Servers and regions whose persisted fields may have changed since the core last handed out its
    * change records (mesh/core/change-records.ts). Every method below that changes a record notes it
-   * here; code that changes a record's fields directly notes it itself.
+   * here; code that changes a record's fields directly notes it itself. Changed regions are read by
+   * the session pushes too (`takeForViews`).
    */
   readonly changedServers = new Set<ServerId>();
-  readonly changedRegions = new Set<RegionId>();
+  readonly changedRegions = new ChangeSet<RegionId>();
   private readonly hosted = new Map<ServerId, Set<RegionRecord>>();
 
   addServer(server: ServerRecord): void {

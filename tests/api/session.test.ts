@@ -240,8 +240,8 @@ describe('session messages', () => {
     assert.equal(l.t.host.coordinator.server(a.id as never)?.status, 'failed');
     // a's last reply granted the session lease 300 ms ago: the promotion waits for it and the margin.
     assert.equal(l.t.host.coordinator.replication('r1' as never)?.primary, null, 'no promotion while the old lease may run');
-    const { sessionLeaseMs, leaseDriftMarginMs } = l.t.host.coordinator.config;
-    await l.t.host.advance(sessionLeaseMs + leaseDriftMarginMs - 300 + 100);
+    const { sessionLeaseMs, leaseDriftMarginMs, primaryLeaseMs } = l.t.host.coordinator.config;
+    await l.t.host.advance(sessionLeaseMs + (sessionLeaseMs * leaseDriftMarginMs) / primaryLeaseMs - 300 + 100);
     const promoted = l.t.host.coordinator.replication('r1' as never)?.primary?.serverId;
     assert.ok(promoted === b.id || promoted === c.id);
     const winner = promoted === b.id ? 'b' : 'c';

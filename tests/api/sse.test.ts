@@ -79,6 +79,22 @@ describe('server-sent events', () => {
     await stop();
   });
 
+  test('a lazily published event is built only when a client or a replay needs it, and replays like any other', async () => {
+    const { stream, port, stop } = await serve({ replayLimit: 3 });
+    const built: number[] = [];
+    const lazily = (id: number) => stream.publishLazily(String(id), () => { built.push(id); return event(id); });
+    for (let id = 1; id <= 10; id++) lazily(id);
+    assert.deepEqual(built, [], 'nothing built without a client');
+    const client = await connect(port, { 'Last-Event-ID': '8' });
+    await until(() => eventsOf(client.frames).length === 2, 'the replay', 200);
+    assert.deepEqual(built, [9, 10], 'only the replayed events were built');
+    lazily(11);
+    await until(() => eventsOf(client.frames).length === 3, 'the live event', 200);
+    assert.deepEqual(eventsOf(client.frames).map((f) => [f.id, JSON.parse(f.data ?? '').backup_server_id]), [['9', 's9'], ['10', 's10'], ['11', 's11']]);
+    assert.deepEqual(built, [9, 10, 11], 'built once each');
+    await stop();
+  });
+
   test('the replay window is bounded; resuming from an id it no longer holds is told so before the replay', async () => {
     const { stream, port, stop } = await serve({ replayLimit: 3 });
     for (let id = 1; id <= 10; id++) stream.publish(event(id));

@@ -144,7 +144,7 @@ describe('a planned hand-off under the primary lease', () => {
   test('the old primary is made a backup at once; the new one is promoted only once the lease it held then is over', () => {
     const mesh = crowded({ ...testMeshConfig, maxRebalanceMoves: 1 });
     const { leases } = Coordinator.partsForTests(mesh.c);
-    const { primaryLeaseMs, leaseDriftMarginMs } = mesh.config;
+    const { primaryLeaseMs } = mesh.config;
     let handedOff: { regionId: string; from: string; at: number; fence: number } | null = null;
     let grantsAfter = 0;
     let collected: string[] | null = null;
@@ -160,7 +160,7 @@ describe('a planned hand-off under the primary lease', () => {
           assert.ok(region.backups.includes(sid(handedOff.from)) && !region.syncing.has(sid(handedOff.from)),
             'the old primary is a confirmed backup (it keeps its state)');
           // The old primary leads other regions: its lease is renewed all along, the fence is not.
-          if (leases.endOf(sid(handedOff.from)) > handedOff.fence - leaseDriftMarginMs) grantsAfter += 1;
+          if (leases.fenceOf(sid(handedOff.from)) > handedOff.fence) grantsAfter += 1;
           if (mesh.now - handedOff.at >= mesh.config.heartbeatIntervalMs) {
             assert.equal(mesh.server(handedOff.from).roleIn(handedOff.regionId), 'backup', 'its next reply named it backup');
           }
@@ -172,7 +172,7 @@ describe('a planned hand-off under the primary lease', () => {
       if (started === undefined || region?.primary !== null) return;
       // The hand_off step happened in this tick: the lease of the old primary now ends by then.
       handedOff = { regionId: started.regionId, from: started.fromServerId, at: mesh.now,
-        fence: leases.endOf(started.fromServerId) + leaseDriftMarginMs };
+        fence: leases.fenceOf(started.fromServerId) };
       const submitted = mesh.c.submitAction(started.regionId, { playerId: 'p1', seq: 1, payload: { n: 1 } }, mesh.now);
       assert.ok(submitted.ok && submitted.value.status === 'buffered', 'an action during the hand-off is buffered (202)');
     });

@@ -55,9 +55,10 @@ describe('Coordinator.sessionClosed', () => {
     assert.equal(detected?.reason, 'peer_confirmed');
     assert.ok((detected?.atMs ?? Infinity) <= closedAt + confirmAfter + tick, `${detected?.atMs}`);
     assert.ok((detected?.atMs ?? 0) < expectedDetection(testMeshConfig, warmUntil).atMs, 'sooner than the phi path');
-    // a1's last reply granted the session lease: no promotion before it and the drift margin ran
-    // out, and at the first tick after.
-    const fence = lastHeartbeatAt + mesh.config.sessionLeaseMs + mesh.config.leaseDriftMarginMs;
+    // a1's last reply granted the session lease: no promotion before it and its drift margin (the
+    // same share of the lease as on the heartbeat lease) ran out, and at the first tick after.
+    const { sessionLeaseMs, leaseDriftMarginMs, primaryLeaseMs } = mesh.config;
+    const fence = lastHeartbeatAt + sessionLeaseMs + (sessionLeaseMs * leaseDriftMarginMs) / primaryLeaseMs;
     mesh.run(fence - 1, { heartbeats: false });
     assert.deepEqual(mesh.ofType('failover_initiated'), [], 'the old lease may still run');
     mesh.run(fence + tick, { heartbeats: false });

@@ -18,6 +18,26 @@ function warm(): Mesh {
   return mesh;
 }
 
+/**
+ * a1 renews its lease at 10,250, crashes (its session closes) 10 ms later, and its peers report it
+ * silent since; the promotion may come at the fence: the renewal plus the session lease plus its
+ * drift margin, the same share of the lease as on the heartbeat lease.
+ */
+function crashAfterRenewal(): { mesh: Mesh; fence: number } {
+  const mesh = warm();
+  const renewedAt = warmUntil + 250;
+  mesh.at(renewedAt);
+  assert.equal(mesh.c.renewLease(sid('a1'), renewedAt).ok, true);
+  mesh.at(renewedAt + 10);
+  mesh.silence('a1');
+  mesh.c.sessionClosed(sid('a1'), mesh.now);
+  mesh.at(mesh.now + mesh.config.sessionPeerSilenceMs);
+  mesh.hb('b1');
+  mesh.hb('c1');
+  const { sessionLeaseMs, leaseDriftMarginMs, primaryLeaseMs } = mesh.config;
+  return { mesh, fence: renewedAt + sessionLeaseMs + (sessionLeaseMs * leaseDriftMarginMs) / primaryLeaseMs };
+}
+
 describe('session leases', () => {
   test('renewLease grants sessionLeaseMs to a primary only; replies asking for it grant no more', () => {
     const mesh = warm();
@@ -32,17 +52,7 @@ describe('session leases', () => {
   });
 
   test('the promotion waits for the last renewal plus the margin, not for the last heartbeat', () => {
-    const mesh = warm();
-    const renewedAt = warmUntil + 250;
-    mesh.at(renewedAt);
-    assert.equal(mesh.c.renewLease(sid('a1'), renewedAt).ok, true);
-    mesh.at(renewedAt + 10);
-    mesh.silence('a1');
-    mesh.c.sessionClosed(sid('a1'), mesh.now);
-    mesh.at(mesh.now + mesh.config.sessionPeerSilenceMs);
-    mesh.hb('b1');
-    mesh.hb('c1');
-    const fence = renewedAt + mesh.config.sessionLeaseMs + mesh.config.leaseDriftMarginMs;
+    const { mesh, fence } = crashAfterRenewal();
     mesh.run(fence - 1, { heartbeats: false });
     assert.equal(mesh.ofType('server_failure_detected')[0]?.serverId, 'a1', 'detected before the lease ran out');
     assert.deepEqual(mesh.ofType('failover_initiated'), [], 'the renewed lease may still run');

@@ -178,13 +178,13 @@ function trackWaitsForPromotable(run: SimRun): Set<RegionId> {
   return waited;
 }
 
-/** When each region that lost its primary may promote a backup: the lost primary's lease plus the margin. */
+/** When each region that lost its primary may promote a backup: the lost primary's lease plus its margin (its fence). */
 function trackLeaseEnds(run: SimRun): Map<RegionId, number> {
   const ends = new Map<RegionId, number>();
-  const { leases, config } = Coordinator.partsForTests(run.coordinator);
+  const { leases } = Coordinator.partsForTests(run.coordinator);
   run.onTick(() => {
     for (const r of run.coordinator.records().regions.values()) {
-      if (r.lostPrimary !== null && !ends.has(r.id)) ends.set(r.id, leases.endOf(r.lostPrimary.serverId) + config.leaseDriftMarginMs);
+      if (r.lostPrimary !== null && !ends.has(r.id)) ends.set(r.id, leases.fenceOf(r.lostPrimary.serverId));
     }
   });
   return ends;
