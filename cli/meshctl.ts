@@ -71,14 +71,14 @@ const fraction = (value: string): number => {
 function buildProgram(io: Io): Command {
   const program = new Command('meshctl')
     .description('Operate a mesh coordinator: health, regions, failures, alerts, events.')
-    .option('--url <url>', 'the coordinator; MESH_URL sets the default', io.env.MESH_URL || 'http://127.0.0.1:8080')
+    .option('--url <url>', 'the coordinator, or every replica\'s URL separated by commas; MESH_URL sets the default', io.env.MESH_URL || 'http://127.0.0.1:8080')
     .option('--json', 'print the service\'s JSON instead of tables', false)
     // Before any subcommand is added, which copies these settings: usage errors throw (exit 2).
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError();
   const client = (): MeshClient => createMeshClient({
-    baseUrl: program.opts().url as string, fetch: fetchOrUnreachable,
+    baseUrl: (program.opts().url as string).split(',').map((url) => url.trim()).filter((url) => url !== ''), fetch: fetchOrUnreachable,
     ...(io.env.MESH_ADMIN_TOKEN ? { adminToken: io.env.MESH_ADMIN_TOKEN } : {}),
   });
   const show = <T>(data: T, human: (data: T) => string) => io.out(program.opts().json ? `${JSON.stringify(data, null, 2)}\n` : human(data));

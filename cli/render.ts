@@ -27,13 +27,16 @@ function cellText(value: Cell): string {
   return String(value);
 }
 
-export function statusText(s: Schemas['MeshStatus']): string {
+/** The mesh's status from the leader (or a standalone coordinator); a follower's names the leader. */
+export function statusText(s: Schemas['MeshStatus'] | Schemas['FollowerStatus']): string {
+  const role = s.coordinator.role === 'standalone' ? 'standalone' : `${s.coordinator.role} (leader: ${s.coordinator.leader_url ?? 'none known'})`;
+  if (!('status' in s)) return pairs([['coordinator', role]]);
   return pairs([
     ['status', s.status], ['degraded level', `${s.degraded_level} (fidelity ${s.fidelity})`], ['tilt', s.tilt],
     ['servers', `${s.servers.total} total, ${s.servers.alive} alive, ${s.servers.suspect} suspect, ${s.servers.failed} failed, ${s.servers.draining} draining`],
     ['regions', `${s.regions.total} total, ${s.regions.active} active, ${s.regions.failing_over} failing over, ` +
       `${s.regions.under_replicated} under-replicated, ${s.regions.unavailable} unavailable`],
-    ['alerts open', s.alerts_open], ['clock', s.clock],
+    ['alerts open', s.alerts_open], ['clock', s.clock], ['coordinator', role],
   ]);
 }
 

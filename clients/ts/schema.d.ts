@@ -44,7 +44,10 @@ export interface paths {
          *     write succeeds; the `persistence-failing` alert is open), during a restart's first
          *     detection window (every server is given one before it can be judged), while the
          *     coordinator is in TILT (it stalled, or the wall clock stepped, and distrusts its
-         *     observations), or while the service shuts down. `/healthz` stays liveness only.
+         *     observations), or while the service shuts down. `/healthz` stays liveness only. Among
+         *     replicas on etcd only the leader is ready: a follower answers 503 (`not-leader`, with
+         *     `coordinator` naming the leader), so that a load balancer sends traffic to the leader; a
+         *     leader that takes over is ready at once (it judges no server before one detection window).
          */
         get: operations["getReadiness"];
         put?: never;
@@ -151,7 +154,9 @@ export interface paths {
         /**
          * Health of the whole mesh
          * @description `status` is `healthy` at degraded level NORMAL, `critical` at SEVERE or when any region is
-         *     unavailable, `degraded` otherwise.
+         *     unavailable, `degraded` otherwise. `coordinator` names this coordinator's role and the
+         *     leader; a follower among replicas on etcd answers with `coordinator` only
+         *     (`FollowerStatus`), so that a client or a test can find the leader from any replica.
          */
         get: operations["getMeshStatus"];
         put?: never;
@@ -819,10 +824,41 @@ export interface components {
         Health: {
             /** @constant */
             status: "ok";
+            coordinator: components["schemas"]["CoordinatorRole"];
         };
         Readiness: {
             /** @constant */
             status: "ready";
+            coordinator: components["schemas"]["CoordinatorRole"];
+        };
+        /**
+         * @description This coordinator's place among its replicas. `standalone`: one coordinator on its own
+         *     store (lowdb, memory), no election. With `--store etcd` every coordinator is a replica:
+         *     the `leader` (elected on an etcd lease) serves the API and decides; a `follower` answers
+         *     the probes and this status itself and redirects everything else to `leader_url` (307), or
+         *     answers 503 while no leader is known (`leader_url` null). `term` is the leader's term, the
+         *     create revision of its election key in etcd (a decimal string; a later leader's is higher).
+         */
+        CoordinatorRole: {
+            /** @enum {string} */
+            role: "leader" | "follower" | "standalone";
+            /** @description The URL this coordinator advertises (`--advertise-url`); null when standalone. */
+            self_url: string | null;
+            /** @description The leader's advertised URL, when one is known. */
+            leader_url: string | null;
+            term: string | null;
+        };
+        /** @description Why a follower redirected the request, and where the leader is. */
+        LeaderRedirect: {
+            detail: string;
+            leader_url: string;
+        };
+        /**
+         * @description `GET /mesh/status` at a follower: its role and the leader's URL; the mesh's status is
+         *     the leader's to give.
+         */
+        FollowerStatus: {
+            coordinator: components["schemas"]["CoordinatorRole"];
         };
         /**
          * @description RFC 9457 problem details. Extension members may appear (for example `primary` and `epoch`
@@ -864,6 +900,7 @@ export interface components {
             seq: components["schemas"]["SequenceNumber"];
         };
         MeshStatus: {
+            coordinator: components["schemas"]["CoordinatorRole"];
             /** @enum {string} */
             status: "healthy" | "degraded" | "critical";
             degraded_level: components["schemas"]["DegradedLevel"];
@@ -1557,9 +1594,34 @@ export interface components {
     };
     responses: {
         /**
+         * @description This coordinator is a follower among replicas on etcd (`--store etcd`): nothing was done.
+         *     `Location` is the same request at the leader (`leader_url`); send it there, with the same
+         *     method and body (a 307 keeps both). A follower answers `/healthz`, `/readyz` and
+         *     `GET /mesh/status` itself, with its role and the leader's URL; while no leader is known it
+         *     answers every other request 503 (`no-leader`) instead.
+         */
+        NotLeader: {
+            headers: {
+                /** @description The request's URL at the leader. */
+                Location?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "detail": "This coordinator is a follower; nothing was done. Send the request to the leader at http://coordinator-2.example:8080.",
+                 *       "leader_url": "http://coordinator-2.example:8080"
+                 *     }
+                 */
+                "application/json": components["schemas"]["LeaderRedirect"];
+            };
+        };
+        /**
          * @description The coordinator could not do it now: the state could not be written to disk (the change
-         *     may or may not be durable: retry, operations are idempotent where it matters), or an
-         *     injected fault makes this server's heartbeats unreachable. `Retry-After` says when to retry.
+         *     may or may not be durable: retry, operations are idempotent where it matters), an
+         *     injected fault makes this server's heartbeats unreachable, or (replicas on etcd) no
+         *     coordinator leads now (`no-leader`: an election is in progress, or etcd has no quorum;
+         *     nothing was done). `Retry-After` says when to retry.
          */
         ServiceUnavailable: {
             headers: {
@@ -1860,7 +1922,13 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "status": "ok"
+                     *       "status": "ok",
+                     *       "coordinator": {
+                     *         "role": "standalone",
+                     *         "self_url": null,
+                     *         "leader_url": null,
+                     *         "term": null
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Health"];
@@ -1886,12 +1954,19 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "status": "ready"
+                     *       "status": "ready",
+                     *       "coordinator": {
+                     *         "role": "standalone",
+                     *         "self_url": null,
+                     *         "leader_url": null,
+                     *         "term": null
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             421: components["responses"]["MisdirectedRequest"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1914,7 +1989,9 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            307: components["responses"]["NotLeader"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getMetrics: {
@@ -1935,7 +2012,9 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            307: components["responses"]["NotLeader"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getDashboard: {
@@ -1956,7 +2035,9 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            307: components["responses"]["NotLeader"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getDashboardAsset: {
@@ -1980,8 +2061,10 @@ export interface operations {
                     "text/css": string;
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getMeshStatus: {
@@ -1993,7 +2076,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Current health. */
+            /** @description Current health (the leader, or a standalone coordinator), or a follower's role. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2021,10 +2104,16 @@ export interface operations {
                      *       "alerts_open": 2,
                      *       "tilt": false,
                      *       "clock": "system",
-                     *       "now": 1767225600000
+                     *       "now": 1767225600000,
+                     *       "coordinator": {
+                     *         "role": "leader",
+                     *         "self_url": "http://coordinator-1.example:8080",
+                     *         "leader_url": "http://coordinator-1.example:8080",
+                     *         "term": "8841"
+                     *       }
                      *     }
                      */
-                    "application/json": components["schemas"]["MeshStatus"];
+                    "application/json": components["schemas"]["MeshStatus"] | components["schemas"]["FollowerStatus"];
                 };
             };
             421: components["responses"]["MisdirectedRequest"];
@@ -2078,6 +2167,7 @@ export interface operations {
                     "application/json": components["schemas"]["SetupTestResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2113,6 +2203,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResetResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2156,6 +2247,7 @@ export interface operations {
                     "application/json": components["schemas"]["SimulateFailureResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2164,6 +2256,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getFailoverMetrics: {
@@ -2242,8 +2335,10 @@ export interface operations {
                     "application/json": components["schemas"]["FailoverMetrics"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getRegionReplication: {
@@ -2300,9 +2395,11 @@ export interface operations {
                     "application/json": components["schemas"]["RegionReplication"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     advanceTestTime: {
@@ -2337,6 +2434,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdvanceTimeResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2345,6 +2443,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listServers: {
@@ -2389,8 +2488,10 @@ export interface operations {
                     "application/json": components["schemas"]["ServerList"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     registerServer: {
@@ -2431,6 +2532,7 @@ export interface operations {
                     "application/json": components["schemas"]["RegisterServerResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2479,9 +2581,11 @@ export interface operations {
                     "application/json": components["schemas"]["ServerView"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     sendHeartbeat: {
@@ -2566,6 +2670,7 @@ export interface operations {
                     "application/json": components["schemas"]["HeartbeatResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2597,6 +2702,7 @@ export interface operations {
                 };
                 content?: never;
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2623,6 +2729,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     leaveServer: {
@@ -2652,6 +2759,7 @@ export interface operations {
                     "application/json": components["schemas"]["LeaveResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2703,8 +2811,10 @@ export interface operations {
                     "application/json": components["schemas"]["RegionList"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createRegion: {
@@ -2761,6 +2871,7 @@ export interface operations {
                     "application/json": components["schemas"]["RegionView"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2827,6 +2938,7 @@ export interface operations {
                     "application/json": components["schemas"]["RegionView"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -2864,9 +2976,11 @@ export interface operations {
                     "application/json": components["schemas"]["RouteView"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     submitAction: {
@@ -2912,6 +3026,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubmitActionResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -3006,6 +3121,7 @@ export interface operations {
                     "application/json": components["schemas"]["CollectActionsResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -3015,6 +3131,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     acknowledgeActions: {
@@ -3065,6 +3182,7 @@ export interface operations {
                     "application/json": components["schemas"]["AcknowledgeActionsResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -3126,11 +3244,13 @@ export interface operations {
                     "application/json": components["schemas"]["PlayerSnapshot"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     putPlayerSnapshot: {
@@ -3187,6 +3307,7 @@ export interface operations {
                     "application/json": components["schemas"]["PutSnapshotResponse"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -3196,6 +3317,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listAlerts: {
@@ -3240,8 +3362,10 @@ export interface operations {
                     "application/json": components["schemas"]["AlertList"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             421: components["responses"]["MisdirectedRequest"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     acknowledgeAlert: {
@@ -3283,6 +3407,7 @@ export interface operations {
                     "application/json": components["schemas"]["Alert"];
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -3319,9 +3444,11 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
+            307: components["responses"]["NotLeader"];
             400: components["responses"]["BadRequest"];
             421: components["responses"]["MisdirectedRequest"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
 }

@@ -17,6 +17,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import WebSocket from 'ws';
+import { createMeshClient, ok } from '../../clients/ts/mesh-client.ts';
+import { MeshSession } from '../../clients/ts/mesh-session.ts';
 import { GameServer, World } from './game-server.ts';
 import { needsEtcd, startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
 import { ReplicaGroup, type Replica } from './replicas.ts';
@@ -26,6 +28,8 @@ let cluster: EtcdCluster | undefined;
 let group: ReplicaGroup | undefined;
 const world = new World();
 const servers: GameServer[] = [];
+/** A fourth server on the TypeScript client's session, given every replica's URL, a follower's first. */
+let session: MeshSession | undefined;
 
 /** The group, once started. */
 function replicas(): ReplicaGroup {
@@ -85,6 +89,7 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     group.track();
   });
   after(async () => {
+    session?.close();
     group?.untrack();
     world.stopAll();
     await killAll();
@@ -145,6 +150,17 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
       servers.push(server);
     }
     expectJson('createRegion', await call(followers[1]!.service.url, 'POST', '/mesh/regions', { body: { region_id: 'castle', critical: true } }), 201);
+    // The TypeScript client, given a follower first, reaches the leader with the server's token.
+    const urls = [follower.service.url, ...replicas().replicas.filter((r) => r !== follower).map((r) => r.service.url)];
+    const client = createMeshClient({ baseUrl: urls });
+    const fourth = ok(await client.api.POST('/mesh/servers', { body: { address: '127.0.0.1:7104', zone: 'zone-d', capacity: 1, name: 'session' } }));
+    const asServer = client.asServer(fourth.server_id, fourth.token);
+    const beat = { incarnation: 'session-1', players: 0, regions: [], peers: [] };
+    ok(await asServer.POST('/mesh/servers/{server_id}/heartbeat', { params: { path: { server_id: fourth.server_id } }, body: beat }));
+    let seq = 0;
+    session = new MeshSession({ baseUrl: urls, serverId: fourth.server_id, token: fourth.token, heartbeat: () => ({ ...beat, seq: ++seq }) });
+    session.start();
+    await waitFor('the session reaches the leader', async () => (session?.connected && session.coordinatorUrl === leader.service.url) || undefined);
     await waitFor('the region is whole', async () => {
       const view = await call(leader.service.url, 'GET', '/mesh/replication/castle');
       return view.status === 200 && view.body.state === 'active' ? true : undefined;
@@ -161,6 +177,8 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     const leader = await replicas().leader(15_000);
     const tookMs = Date.now() - killedAt;
     await heartbeatsAnswered(2);
+    await waitFor('the session follows the new leader', async () =>
+      (session?.connected && session.coordinatorUrl === leader.service.url) || undefined, { timeoutMs: 15_000 });
     // The follower had kept up with the records through the watch: it did not read them again.
     const took = replicas().logged(leader, 'leading: serving the mesh').at(-1);
     assert.equal(took?.fromFollowedCopy, true, JSON.stringify(took));

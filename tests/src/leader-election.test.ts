@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { LeaderElection, type Term } from '../../src/ha/leader-election.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -52,7 +52,7 @@ describe('leader election on an etcd lease', needsEtcd(), () => {
     await cluster?.stop();
   });
 
-  it('elects one leader, tells the follower its URL, and hands over at once when it leaves', async () => {
+  test('elects one leader, tells the follower its URL, and hands over at once when it leaves', async () => {
     assert.ok(cluster);
     const key = `/election-${++keys}/leader`;
     const a = candidate(client(cluster.endpoints), key, 'http://a.test');
@@ -77,7 +77,7 @@ describe('leader election on an etcd lease', needsEtcd(), () => {
     assert.equal(a.election.isLeader(), false);
   });
 
-  it('a leader cut off from etcd stops before its lease expires there; a follower then takes over', async () => {
+  test('a leader cut off from etcd stops before its lease expires there; a follower then takes over', async () => {
     assert.ok(cluster);
     const key = `/election-${++keys}/leader`;
     // The leader reaches etcd only through member 0; the follower and the observer through 1 and 2.
