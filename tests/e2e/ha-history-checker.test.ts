@@ -32,7 +32,7 @@ function good(): History {
       { region: 'castle', player: 'p1', seq: 2, sentAt: 3000, receivedAt: 3010, status: 202, by: L2 },
       { region: 'castle', player: 'p1', seq: 3, sentAt: 3100, receivedAt: 3110, status: null, by: undefined },
     ],
-    collects: [{ server: 's1', region: 'castle', epoch: 1, receivedAt: 200, by: L1, actions: [{ player: 'p1', seq: 1 }] }],
+    collects: [{ server: 's1', region: 'castle', epoch: 1, sentAt: 190, receivedAt: 200, by: L1, actions: [{ player: 'p1', seq: 1 }] }],
     heartbeats: [
       beat('s1', 0, [{ region: 'castle', role: 'primary', epoch: 1 }]),
       beat('s2', 10, [{ region: 'castle', role: 'backup', epoch: 1 }]),
@@ -43,7 +43,7 @@ function good(): History {
     faults: [
       { kind: 'pause-leader', at: 1000, url: L1, term: '2' },
       { kind: 'kill-server', at: 1500, server: 's1' },
-      { kind: 'resume-leader', at: 4500, url: L1, term: '2', revision: '9' },
+      { kind: 'resume-leader', at: 4500, url: L1, term: '2', revision: '9', followedAt: 4700 },
     ],
     events: [{ id: 'a.1', data: '{"seq":1}' }, { id: 'b.2', data: '{"seq":2}' }, { id: 'b.2', data: '{"seq":2}' }],
     etcd: [
@@ -106,19 +106,20 @@ describe('history checker of the replicas', () => {
     const h = good();
     const gap = [...h.etcd.slice(0, 4), change('put', '/records/r2', 5, 5, '{}'), ...h.etcd.slice(4)];
     assert.match(checkHistory({ ...h, etcd: renumbered(gap) }).map((v) => v.detail).join('\n'), /lies in no leader's term/);
-    const back = [...h.etcd, change('put', '/meta/seq', 9, 4, '2')];
+    const back = [...h.etcd, change('put', '/meta/seq', 9, 4, '1')];
+    assert.deepEqual(failing({ ...h, etcd: [...h.etcd, change('put', '/meta/seq', 9, 4, '2')] }), [], 'a counter-only write keeps the seq');
     assert.deepEqual(failing({ ...h, etcd: back }), ['stale-leader-write']);
     const early = h.faults.map((f) => (f.kind === 'resume-leader' ? { ...f, revision: '4' } : f));
     assert.deepEqual(failing({ ...h, faults: early }), ['stale-leader-write']);
   });
 
-  test('a woken paused leader that answers before it leads again', () => {
+  test('a paused leader that answers a request sent while it was stopped, before it is seen following', () => {
     const h = good();
-    const late = { region: 'castle', player: 'p2', seq: 1, sentAt: 4400, receivedAt: 4600, status: 202, by: L1 };
-    assert.deepEqual(failing({ ...h, actions: [...h.actions, late], final: { ...h.final, buffered: [...h.final.buffered, { region: 'castle', player: 'p2', seq: 1 }] } }),
-      ['stale-leader-answer']);
-    const reelected = { ...h, leaders: [...h.leaders, { at: 4550, url: L1, term: '12' }] };
-    assert.deepEqual(failing({ ...reelected, actions: [...h.actions, late], final: { ...h.final, buffered: [...h.final.buffered, { region: 'castle', player: 'p2', seq: 1 }] } }), []);
+    const late = (sentAt: number, receivedAt: number) => ({ region: 'castle', player: 'p2', seq: 1, sentAt, receivedAt, status: 202, by: L1 });
+    const kept = { ...h.final, buffered: [...h.final.buffered, { region: 'castle', player: 'p2', seq: 1 }] };
+    assert.deepEqual(failing({ ...h, actions: [...h.actions, late(2000, 4600)], final: kept }), ['stale-leader-answer']);
+    assert.deepEqual(failing({ ...h, actions: [...h.actions, late(990, 4600)], final: kept }), [], 'sent before the pause: it may have been decided then');
+    assert.deepEqual(failing({ ...h, actions: [...h.actions, late(4750, 4800)], final: kept }), [], 'answered after it was seen following (it led again)');
   });
 
   test('one event id naming two events', () => {

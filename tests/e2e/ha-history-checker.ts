@@ -9,8 +9,8 @@
  * - `false-failover`: a server that was never killed nor failed by injection was judged failed,
  *   demoted, or lost a region it led.
  * - `stale-leader-write`: a write in etcd outside the term of any leader key, the change seq going
- *   back or repeating (a deposed leader's late write), or a paused leader woken before its term ended.
- * - `stale-leader-answer`: a woken paused leader answered a request itself before it led again.
+ *   back (a deposed leader's late write), or a paused leader woken before its term ended.
+ * - `stale-leader-answer`: a paused leader answered a request sent while it was stopped, before it was seen following.
  * - `event-id-reused`: one event id named two different events.
  */
 import type { EtcdChange, Fault, History, HeartbeatReply } from './ha-history.ts';
@@ -152,9 +152,10 @@ function staleWrites(history: History): Violation[] {
       out.push({ check: 'stale-leader-write', detail: `${w.type} of ${w.key} at revision ${w.modRevision} lies in no leader's term` });
     }
   }
+  // A write that changes only counters (a duplicate action's) keeps the seq: equal is allowed.
   let last: EtcdChange | undefined;
   for (const w of writes.filter((c) => c.key === `${history.prefix}/meta/seq` && c.type === 'put')) {
-    if (last !== undefined && Number(w.value) <= Number(last.value)) {
+    if (last !== undefined && Number(w.value) < Number(last.value)) {
       out.push({ check: 'stale-leader-write', detail: `the change seq went from ${last.value} (revision ${last.modRevision}) to ${w.value} (revision ${w.modRevision})` });
     }
     last = w;
@@ -169,21 +170,27 @@ function staleWrites(history: History): Violation[] {
   return out;
 }
 
+/**
+ * Time allowed for SIGSTOP to take effect after the test's kill(2) returned: a request sent later
+ * reached the replica while it was stopped, so only a woken replica can have answered it.
+ */
+const STOP_EFFECT_MS = 20;
+
 function staleAnswers(history: History): Violation[] {
   const out: Violation[] = [];
   const answers = [
-    ...history.heartbeats.map((h) => ({ by: h.by, at: h.receivedAt, what: `heartbeat of ${h.server}` })),
-    ...history.actions.filter((a) => a.status === 202).map((a) => ({ by: a.by, at: a.receivedAt, what: `action ${actionKey(a.region, a.player, a.seq)}` })),
-    ...history.collects.map((c) => ({ by: c.by, at: c.receivedAt, what: `collect of ${c.server} in ${c.region}` })),
+    ...history.heartbeats.map((h) => ({ by: h.by, sentAt: h.sentAt, at: h.receivedAt, what: `heartbeat of ${h.server}` })),
+    ...history.actions.filter((a) => a.status === 202).map((a) => ({ by: a.by, sentAt: a.sentAt, at: a.receivedAt, what: `action ${actionKey(a.region, a.player, a.seq)}` })),
+    ...history.collects.map((c) => ({ by: c.by, sentAt: c.sentAt, at: c.receivedAt, what: `collect of ${c.server} in ${c.region}` })),
   ];
   for (const f of history.faults) {
     if (f.kind !== 'resume-leader') continue;
-    // Until this replica is seen leading again, in a later term.
-    const again = history.leaders.filter((l) => l.url === f.url && l.at > f.at && BigInt(l.term) > BigInt(f.term)).map((l) => l.at);
-    const until = again.length > 0 ? Math.min(...again) : Infinity;
+    const paused = history.faults.find((p) => p.kind === 'pause-leader' && p.url === f.url && p.term === f.term);
+    if (paused === undefined) continue;
+    // Sent once it was stopped, answered by it before it was seen following: decided after it woke.
     for (const a of answers) {
-      if (a.by === f.url && a.at > f.at && a.at < until) {
-        out.push({ check: 'stale-leader-answer', detail: `${f.url}, woken at ${f.at} after leading term ${f.term}, answered the ${a.what} at ${a.at}` });
+      if (a.by === f.url && a.sentAt > paused.at + STOP_EFFECT_MS && a.at <= f.followedAt) {
+        out.push({ check: 'stale-leader-answer', detail: `${f.url}, paused at ${paused.at} and woken at ${f.at} after leading term ${f.term}, answered the ${a.what} sent at ${a.sentAt}` });
       }
     }
   }

@@ -25,6 +25,7 @@ export interface CollectOp {
   readonly server: string;
   readonly region: string;
   readonly epoch: number;
+  readonly sentAt: number;
   readonly receivedAt: number;
   readonly by: string | undefined;
   readonly actions: readonly { readonly player: string; readonly seq: number }[];
@@ -63,8 +64,11 @@ export type Fault =
   | { readonly kind: 'kill-server' | 'inject-server'; readonly at: number; readonly server: string }
   | { readonly kind: 'kill-leader'; readonly at: number; readonly url: string; readonly term: string }
   | { readonly kind: 'pause-leader'; readonly at: number; readonly url: string; readonly term: string }
-  /** `revision`: etcd's revision read just before the SIGCONT. */
-  | { readonly kind: 'resume-leader'; readonly at: number; readonly url: string; readonly term: string; readonly revision: string };
+  /**
+   * `revision`: etcd's revision read just before the SIGCONT; `followedAt`: when the test then saw
+   * the replica answer as a follower.
+   */
+  | { readonly kind: 'resume-leader'; readonly at: number; readonly url: string; readonly term: string; readonly revision: string; readonly followedAt: number };
 
 /** An event read from `GET /mesh/events` (`id` is `<boot>.<seq>`; `data` its JSON text). */
 export interface SeenEvent {
