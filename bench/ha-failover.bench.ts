@@ -6,7 +6,7 @@
  *  - elected: the first replica reporting itself leader in `GET /mesh/status`;
  *  - serving: the new leader answers a heartbeat (a probe server sends one every 20 ms to every
  *    running replica; only a leader answers 200) and `/readyz` 200 — the later of the two;
- * then restarts the killed replica and waits until it follows. After the last trial it checks that
+ * then restarts the killed replica, waits until it follows and lets it settle. After the last trial it checks that
  * the leader changes failed no server over (target 0). Target: serving p99 <= 3 s (TTL 2 s).
  *
  *   npm run bench -- ha-failover [--trials 30] [--quick]
@@ -21,6 +21,7 @@ import { summarize } from './lib/stats.ts';
 import { ms, numberFlag, quick, table } from './lib/report.ts';
 
 const TTL_SECONDS = 2;
+const SETTLE_MS = 2_000;
 
 interface Trial {
   electedMs: number;
@@ -62,6 +63,9 @@ async function trial(group: ReplicaGroup, probe: { id: string; token: string }):
   const [electedAt, heartbeatAt, readyAt] = await Promise.all([elected, heartbeat, ready]);
   await group.restart(old);
   await group.leader(30_000);
+  // Let the restarted replica finish starting (it compiles and loads), so that it does not compete
+  // for the CPU with the next trial's take-over.
+  await sleep(SETTLE_MS);
   return { electedMs: electedAt - killedAt, servingMs: Math.max(heartbeatAt, readyAt) - killedAt };
 }
 

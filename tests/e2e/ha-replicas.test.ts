@@ -198,6 +198,8 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     const old = await replicas().leader();
     const oldTerm = (await replicas().role(old))?.term;
     await heartbeatsAnswered(1);
+    const closes: { code: number; reason: string }[] = [];
+    session?.on('close', (code, reason) => closes.push({ code, reason }));
     replicas().pause(old);
     const leader = await replicas().leader(15_000);
     const term = (await replicas().role(leader))?.term;
@@ -220,6 +222,10 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     assert.deepEqual(await durableMentions('coordinator-tilt'), [], 'a stall alert reached etcd');
     assert.equal((await replicas().role(leader))?.term, term, 'the new leader kept its term');
     await heartbeatsAnswered(1);
+    // The session it held is closed with 4002 once it wakes, and follows the new leader.
+    await waitFor('the session follows the new leader', async () =>
+      (session?.connected && session.coordinatorUrl === leader.service.url) || undefined, { timeoutMs: 15_000 });
+    assert.ok(closes.some((c) => c.code === 4002), `the session was not closed with 4002: ${JSON.stringify(closes)}`);
   });
 
   test('one etcd member down: no effect; quorum lost: nobody decides, then a critical alert and service once it is back', { timeout: 120_000 }, async () => {
