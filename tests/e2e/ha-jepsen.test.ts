@@ -22,6 +22,7 @@ import { needsEtcd, startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts
 import { checkHistory, leaderChanges } from './ha-history-checker.ts';
 import { emptyHistory, type HistoryLog } from './ha-history.ts';
 import { etcdHistory, etcdRevision, followEvents, watchLeaders } from './ha-observers.ts';
+import type { GameServer } from './game-server.ts';
 import { Fleet, Players, followingFetch } from './ha-workload.ts';
 import { ReplicaGroup, type Replica } from './replicas.ts';
 import { killAll, sleep, waitFor } from './service-process.ts';
@@ -93,8 +94,8 @@ async function massFailure(change: number, urls: readonly string[], history: His
   assert.ok(fleet);
   const servers = fleet.servers;
   if (change === 5 || change === 22) {
-    // Three (then two) servers die at once, primaries among them.
-    for (const server of change === 5 ? [servers[0]!, servers[1]!, servers[3]!] : [servers[4]!, servers[7]!]) fleet.kill(server);
+    // Three (then two) servers die at once, two (then one) of them primaries.
+    for (const server of victims(change === 5 ? 3 : 2, change === 5 ? 2 : 1)) fleet.kill(server);
   }
   if (change === 14) {
     // A whole zone is failed by the coordinator for 3 s (its servers keep running, then return).
@@ -102,6 +103,27 @@ async function massFailure(change: number, urls: readonly string[], history: His
     for (const server of zone) history.faults.push({ kind: 'inject-server', at: Date.now(), server: server.id });
     await admin(urls, 'POST', '/mesh/simulate_failure', { zone: 'zone-c', mode: 'crash', duration_ms: 3000 }).catch(() => undefined);
   }
+}
+
+/**
+ * `count` live servers, `primaries` of them leading a region now, such that every region keeps a
+ * live replica (a region that lost all three could not recover, and the run checks recovery).
+ */
+function victims(count: number, primaries: number): GameServer[] {
+  assert.ok(fleet);
+  const live = fleet.servers.filter((s) => s.stoppedAt === null);
+  const leads = (s: GameServer) => [...s.regions.values()].some((r) => r.role === 'primary');
+  const chosen: GameServer[] = [];
+  const keepsAReplica = (candidate: GameServer) => [...candidate.regions.keys()].every((region) =>
+    fleet!.servers.filter((s) => s.stoppedAt === null && s.regions.has(region) && !chosen.includes(s) && s !== candidate).length > 0);
+  for (const wanted of [true, false]) {
+    for (const server of live) {
+      const room = wanted ? chosen.length < primaries : chosen.length < count;
+      if (room && leads(server) === wanted && !chosen.includes(server) && keepsAReplica(server)) chosen.push(server);
+    }
+  }
+  assert.equal(chosen.length, count, 'not enough servers to fail at once');
+  return chosen;
 }
 
 /** Until every region has a live primary and every action answered 202 was collected. */
