@@ -82,6 +82,14 @@ describe('history checker of the replicas', () => {
     assert.deepEqual(failing({ ...h, heartbeats: [...h.heartbeats, beat('s3', 20, [{ region: 'castle', role: 'primary', epoch: 1 }])] }), ['two-primaries']);
   });
 
+  test('a new primary told while the previous primary\'s lease could still run', () => {
+    const h = good();
+    const early = beat('s2', 1000, [{ region: 'castle', role: 'primary', epoch: 2 }], { receivedAt: 1500 });
+    const found = checkHistory({ ...h, heartbeats: [beat('s1', 0, [{ region: 'castle', role: 'primary', epoch: 1 }]), early] });
+    assert.deepEqual(found.map((v) => v.check), ['two-primaries']);
+    assert.match(found[0]!.detail, /within the lease of s1 at epoch 1 \(until 2000\)/);
+  });
+
   test('an epoch lower than one announced before the reply was sent, to another server or the same one', () => {
     const h = good();
     const stale = beat('s3', 4100, [{ region: 'castle', role: 'backup', epoch: 1 }], { by: L2 });

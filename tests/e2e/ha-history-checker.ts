@@ -3,7 +3,9 @@
  * issue 20. Pure: it reads the history only, so its unit tests feed it hand-made bad histories.
  *
  * - `lost-action`: an action answered 202 was never collected by a primary and is not buffered at the end.
- * - `two-primaries`: two servers were told primary of one region in one epoch.
+ * - `two-primaries`: two servers were told primary of one region in one epoch, or a server learnt it
+ *   leads a region at a higher epoch while the previous primary's lease (from when it sent the
+ *   heartbeat that got it) could still be running.
  * - `epoch-decreased`: a reply gave a region a lower epoch than a reply the same server had before,
  *   or than any reply received before it was sent (a new leader must know every announced epoch).
  * - `false-failover`: a server that was never killed nor failed by injection was judged failed,
@@ -57,7 +59,36 @@ function twoPrimaries(history: History): Violation[] {
     }
   }
   return [...primaries].filter(([, servers]) => servers.size > 1)
-    .map(([key, servers]) => ({ check: 'two-primaries', detail: `${key} had primaries ${[...servers].sort().join(', ')}` }));
+    .map(([key, servers]): Violation => ({ check: 'two-primaries', detail: `${key} had primaries ${[...servers].sort().join(', ')}` }))
+    .concat(overlappingLeases(history));
+}
+
+/** A new primary told before an older epoch's primary lease was surely over. */
+function overlappingLeases(history: History): Violation[] {
+  const out: Violation[] = [];
+  // Per region, the latest lease end granted per epoch.
+  const leases = new Map<string, Map<number, { server: string; until: number }>>();
+  for (const reply of history.heartbeats) {
+    for (const a of reply.regions) {
+      if (a.role !== 'primary' || reply.leaseMs <= 0) continue;
+      const byEpoch = leases.get(a.region) ?? new Map<number, { server: string; until: number }>();
+      const until = reply.sentAt + reply.leaseMs;
+      if ((byEpoch.get(a.epoch)?.until ?? -Infinity) < until) byEpoch.set(a.epoch, { server: reply.server, until });
+      leases.set(a.region, byEpoch);
+    }
+  }
+  for (const reply of history.heartbeats) {
+    for (const a of reply.regions) {
+      if (a.role !== 'primary') continue;
+      for (const [epoch, lease] of leases.get(a.region) ?? []) {
+        if (epoch < a.epoch && lease.server !== reply.server && reply.receivedAt < lease.until) {
+          out.push({ check: 'two-primaries', detail: `${reply.server} learnt it leads ${a.region}@${a.epoch} at ${reply.receivedAt}, ` +
+            `within the lease of ${lease.server} at epoch ${epoch} (until ${lease.until})` });
+        }
+      }
+    }
+  }
+  return out;
 }
 
 function decreasedEpochs(history: History): Violation[] {
