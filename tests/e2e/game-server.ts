@@ -148,14 +148,16 @@ export class GameServer {
   private async beat(): Promise<void> {
     let next = this.intervalMs;
     try {
-      const send = this.options.fetch ?? ((request: Request) => fetch(request));
       const sentAt = Date.now();
-      const res = await send(new Request(new URL(`/mesh/servers/${encodeURIComponent(this.id)}/heartbeat`, this.options.baseUrl()), {
+      const url = new URL(`/mesh/servers/${encodeURIComponent(this.id)}/heartbeat`, this.options.baseUrl());
+      const init: RequestInit = {
         method: 'POST',
         headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
         body: JSON.stringify(this.body(sentAt)),
         signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 5000),
-      }));
+      };
+      // Not `fetch(new Request(...))`: a Request's body is a stream, which fetch cannot send again on a 307.
+      const res = this.options.fetch ? await this.options.fetch(new Request(url, init)) : await fetch(url, init);
       const body = await res.json() as Record<string, any>;
       this.options.onReply?.({ status: res.status, body, sentAt, receivedAt: Date.now(), url: res.url });
       this.statuses.set(res.status, (this.statuses.get(res.status) ?? 0) + 1);
