@@ -74,11 +74,13 @@ async function main(): Promise<void> {
     : new MemoryStore();
   const serving = await serveMesh({ ...parts, store });
   storeEvents = serving.observed;
-  const { host, app, ticker, observed } = serving;
+  const { host, app, observed } = serving;
   const server = createServer(serverOptions(settings), app.callback());
   // Server sessions: WebSocket upgrades of GET /mesh/servers/{id}/session, on the same listener.
   server.on('upgrade', app.sessions.handleUpgrade);
   await listen(server, settings);
+  serving.startTicking();
+  const ticker = serving.ticker;
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;
   const hostPart = settings.host.includes(':') ? `[${settings.host}]` : settings.host;

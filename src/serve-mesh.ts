@@ -40,7 +40,10 @@ export interface MeshServing {
   readonly host: RunningMesh;
   readonly app: MeshApp;
   readonly observed: Observability;
+  /** The ticker once started (null under the manual clock, or before `startTicking`). */
   readonly ticker: Ticker | null;
+  /** Starts the ticker (system clock only); a single coordinator does it once it listens. */
+  startTicking(): void;
 }
 
 /** Restores the mesh from the store and starts serving it. */
@@ -66,6 +69,13 @@ export async function serveMesh(parts: MeshParts): Promise<MeshServing> {
   // A tick that throws has already called failStop through the host. A replicated coordinator
   // ticks only while it leads: after a pause its timers may fire before it has noticed the loss.
   const leads = parts.leadership === undefined ? () => true : () => parts.leadership?.view().role === 'leader';
-  const ticker = settings.clock === 'system' ? startTicker(() => { if (leads()) host.tick(); }, settings.tickMs, () => {}) : null;
-  return { host, app, observed, ticker };
+  let ticker: Ticker | null = null;
+  return {
+    host, app, observed,
+    get ticker() { return ticker; },
+    startTicking() {
+      if (settings.clock !== 'system' || ticker !== null) return;
+      ticker = startTicker(() => { if (leads()) host.tick(); }, settings.tickMs, () => {});
+    },
+  };
 }

@@ -43,6 +43,7 @@ export async function startReplica(
     }, followed),
     serve: async (termParts) => {
       const mesh = await serveMesh(termParts);
+      mesh.startTicking();
       current = mesh.observed;
       return mesh;
     },

@@ -107,7 +107,10 @@ export class EtcdStore extends RecordStore {
 
   /** The records as of now, with the revision they were read at; `undefined` if never written. */
   async load(): Promise<(LoadedRecords & { readonly revision: string }) | undefined> {
-    const snapshot = await this.read();
+    const snapshot = await this.read().catch((error: unknown) => {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new Error(`cannot read the state under ${this.keys.prefix} from etcd: ${why}`, { cause: error });
+    });
     this.commit.noteDurable(snapshot.seq);
     return snapshot.written ? { seq: snapshot.seq, records: snapshot.records, revision: snapshot.revision } : undefined;
   }
@@ -149,20 +152,25 @@ export class EtcdStore extends RecordStore {
     const started = performance.now();
     this.currentFence();
     let carried = records;
+    // The stored seq never goes down, whatever seq a caller passes.
+    let covered = Math.max(seq, this.durableSeq());
     let clearMarker = false;
     if (this.markerMayExist) {
       const marker = await this.readMarker();
       clearMarker = marker !== undefined;
       // A committed batch nobody applied yet (a crash, or a failed write of this process) goes
       // first, under this batch's newer values, so that removing its marker loses nothing.
-      if (marker !== undefined) carried = [...(await this.readBatch(marker, '0')).records, ...records];
+      if (marker !== undefined) {
+        carried = [...(await this.readBatch(marker, '0')).records, ...records];
+        covered = Math.max(covered, marker.seq);
+      }
     }
     this.markerMayExist = true;
     const merged = dedupe(carried);
     const encoded = encodeRecords(this.keys, merged, this.limits);
     const transactions = fitsOneTransaction(encoded, this.limits)
-      ? await this.writeOne(encoded, seq, clearMarker)
-      : await this.writeLarge(merged, encoded, seq);
+      ? await this.writeOne(encoded, covered, clearMarker)
+      : await this.writeLarge(merged, encoded, covered);
     this.markerMayExist = false;
     this.options.onWritten?.(performance.now() - started, transactions);
   }

@@ -25,7 +25,9 @@ test('a three-member etcd cluster survives one member and stops writing without 
     await cluster.start(1);
     await client.put('harness/d').value('4');
     assert.equal(await client.get('harness/b').string(), '2');
-    assert.equal(await client.get('harness/c').string(), null);
+    // A write that timed out is undecided, not undone: when the member left alone was the Raft
+    // leader, its log holds the proposal, which commits once a second member is back.
+    assert.ok([null, '3'].includes(await client.get('harness/c').string()));
   } finally {
     client.close();
   }

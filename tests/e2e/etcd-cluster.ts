@@ -10,6 +10,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { after, before } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../src/store/etcd-client.ts';
 
 /** The etcd binary, or undefined when it is not installed (CI installs Debian's `etcd-server`). */
 export function etcdBinary(): string | undefined {
@@ -40,8 +43,10 @@ export async function freePort(): Promise<number> {
 /** One member of the cluster. */
 export interface EtcdMember {
   readonly name: string;
-  /** `http://127.0.0.1:<client port>`. */
+  /** `http://127.0.0.1:<client port>` (`https://` with TLS). */
   readonly clientUrl: string;
+  /** Where `/health` answers over plain HTTP: the client URL, or with TLS a separate metrics URL. */
+  readonly healthUrl: string;
   readonly peerUrl: string;
   readonly dataDir: string;
   /** The running process, or undefined while the member is stopped. */
@@ -74,8 +79,15 @@ export interface EtcdCluster {
 
 const DEFAULT_TIMING: EtcdTiming = { heartbeatMs: 50, electionMs: 500 };
 
+/** PEM files of a TLS cluster: the members' certificate (valid for 127.0.0.1) and the CA of clients. */
+export interface EtcdTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
 /** Starts `size` members (3 unless told) and resolves once every one reports healthy. */
-export async function startEtcdCluster(options: { size?: number; timing?: EtcdTiming } = {}): Promise<EtcdCluster> {
+export async function startEtcdCluster(options: { size?: number; timing?: EtcdTiming; tls?: EtcdTls } = {}): Promise<EtcdCluster> {
   const binary = etcdBinary();
   assert.ok(binary, 'etcd is not installed (apt-get install etcd-server)');
   const size = options.size ?? 3;
@@ -84,9 +96,10 @@ export async function startEtcdCluster(options: { size?: number; timing?: EtcdTi
   const members: EtcdMember[] = [];
   for (let i = 0; i < size; i++) {
     const name = `m${i}`;
+    const clientUrl = `${options.tls ? 'https' : 'http'}://127.0.0.1:${await freePort()}`;
     members.push({
-      name, dataDir: join(root, name), process: undefined, log: '',
-      clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`,
+      name, dataDir: join(root, name), process: undefined, log: '', clientUrl,
+      healthUrl: options.tls ? `http://127.0.0.1:${await freePort()}` : clientUrl, peerUrl: `http://127.0.0.1:${await freePort()}`,
     });
   }
   const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
@@ -100,6 +113,10 @@ export async function startEtcdCluster(options: { size?: number; timing?: EtcdTi
       '--initial-cluster-token', 'mesh-test',
       '--heartbeat-interval', String(timing.heartbeatMs), '--election-timeout', String(timing.electionMs),
       '--logger', 'zap', '--log-level', 'warn',
+      ...(options.tls ? [
+        '--cert-file', options.tls.certFile, '--key-file', options.tls.keyFile, '--trusted-ca-file', options.tls.caFile,
+        '--client-cert-auth', '--listen-metrics-urls', member.healthUrl,
+      ] : []),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: Buffer): void => { member.log = (member.log + chunk.toString('utf8')).slice(-20_000); };
     child.stdout?.on('data', keep);
@@ -114,7 +131,7 @@ export async function startEtcdCluster(options: { size?: number; timing?: EtcdTi
     while (Date.now() < deadline) {
       assert.ok(member.process, `etcd member ${member.name} exited:\n${member.log}`);
       try {
-        const response = await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
+        const response = await fetch(`${member.healthUrl}/health`, { signal: AbortSignal.timeout(1_000) });
         last = await response.text();
         if (response.ok && JSON.parse(last).health === 'true') return;
       } catch (error) {
@@ -168,4 +185,25 @@ export async function startEtcdCluster(options: { size?: number; timing?: EtcdTi
     throw error;
   }
   return cluster;
+}
+
+/**
+ * A cluster and a client of the service's kind for the enclosing `describe`: started in its
+ * `before`, stopped in its `after`. The getters fail loudly if used outside the tests.
+ */
+export function useEtcdCluster(): { cluster: () => EtcdCluster; client: () => Etcd3 } {
+  let cluster: EtcdCluster | undefined;
+  let client: Etcd3 | undefined;
+  before(async () => {
+    cluster = await startEtcdCluster();
+    client = await createEtcdClient({ endpoints: cluster.endpoints });
+  });
+  after(async () => {
+    client?.close();
+    await cluster?.stop();
+  });
+  return {
+    cluster: () => { assert.ok(cluster, 'the etcd cluster is not running'); return cluster; },
+    client: () => { assert.ok(client, 'the etcd cluster is not running'); return client; },
+  };
 }

@@ -5,36 +5,30 @@
  * member and then its quorum.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Etcd3 } from 'etcd3';
-import { createEtcdClient } from '../../src/store/etcd-client.ts';
+import { describe, it } from 'node:test';
 import { EtcdStore, FencedError, type EtcdStoreOptions, type EtcdWriteStep } from '../../src/store/etcd-store.ts';
 import { applyRecords } from '../../src/store/etcd-layout.ts';
 import type { ChangeRecord } from '../../src/store/store.ts';
-import { needsEtcd, startEtcdCluster, type EtcdCluster } from '../e2e/etcd-cluster.ts';
+import { needsEtcd, useEtcdCluster } from '../e2e/etcd-cluster.ts';
 import { RecordSource, stored, storeContract } from './store-contract.ts';
 
-let cluster: EtcdCluster | undefined;
-let client: Etcd3 | undefined;
+let etcd: ReturnType<typeof useEtcdCluster>;
 let prefixes = 0;
 
 /** A store under a prefix no other test uses. */
 function freshStore(options: Partial<EtcdStoreOptions> = {}): EtcdStore {
-  assert.ok(client);
   prefixes += 1;
-  return new EtcdStore({ client, prefix: `/test-${prefixes}`, ...options });
+  return new EtcdStore({ client: etcd.client(), prefix: `/test-${prefixes}`, ...options });
 }
 
 /** A second store over the same keys, as another process (or a restarted one) would open them. */
 function reopen(store: EtcdStore, options: Partial<EtcdStoreOptions> = {}): EtcdStore {
-  assert.ok(client);
-  return new EtcdStore({ client, prefix: store.keys.prefix, ...options });
+  return new EtcdStore({ client: etcd.client(), prefix: store.keys.prefix, ...options });
 }
 
 /** Every key under a prefix, now. */
 async function keysUnder(prefix: string): Promise<string[]> {
-  assert.ok(client);
-  return client.getAll().prefix(prefix).keys();
+  return etcd.client().getAll().prefix(prefix).keys();
 }
 
 /**
@@ -64,14 +58,7 @@ function cutAt(phase: EtcdWriteStep['phase'], index: number): (step: EtcdWriteSt
 }
 
 describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
-  before(async () => {
-    cluster = await startEtcdCluster();
-    client = await createEtcdClient({ endpoints: cluster.endpoints });
-  });
-  after(async () => {
-    client?.close();
-    await cluster?.stop();
-  });
+  etcd = useEtcdCluster();
 
   storeContract('EtcdStore', async (options) => freshStore({
     duringWrite: (step) => (step.phase === 'commit' ? options.duringWrite?.() : undefined),
@@ -86,7 +73,14 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       assert.deepEqual(await keysUnder(store.keys.prefix), [
         `${store.keys.prefix}/meta/seq`, `${store.keys.prefix}/records/player:["r","p"]`, `${store.keys.prefix}/records/server:a`,
       ]);
-      assert.equal(await client?.get(`${store.keys.prefix}/meta/seq`).string(), '2');
+      assert.equal(await etcd.client().get(`${store.keys.prefix}/meta/seq`).string(), '2');
+    });
+
+    it('never lowers the stored seq', async () => {
+      const store = freshStore();
+      await store.append(() => ({ seq: 12, records: [{ key: 'a', value: 1 }] }), 12);
+      await store.append(() => ({ seq: 1, records: [{ key: 'b', value: 2 }] }), 1);
+      assert.equal((await reopen(store).load())?.seq, 12);
     });
 
     it('writes a one-record batch in one transaction', async () => {
@@ -99,7 +93,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
     });
 
     it('etcd refuses the mass-failure batch as a single transaction (so the test below means something)', async () => {
-      assert.ok(client);
+      const client = etcd.client();
       const ops = massFailureBatch('one').slice(0, 200).map(({ key, value }) => ({
         request_put: { key: Buffer.from(`/refused/${key}`), value: Buffer.from(JSON.stringify(value)) },
       }));
@@ -116,7 +110,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       assert.equal(loaded?.seq, 10);
       assert.deepEqual(loaded?.records, applyRecords(new Map(), batch));
       assert.deepEqual(await keysUnder(`${store.keys.prefix}/log/`), [], 'the log is removed once applied');
-      assert.equal(await client?.get(store.keys.pending).string(), null);
+      assert.equal(await etcd.client().get(store.keys.pending).string(), null);
     });
 
     it('a cut-off after the commit marker: load replays the whole batch, and the next write carries it forward', async () => {
@@ -126,7 +120,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       const cutOff = reopen(store, { duringWrite: cutAt('apply', 3) });
       const batch = massFailureBatch('second');
       await assert.rejects(cutOff.append(() => ({ seq: 20, records: batch }), 20), /cut off before apply 3/);
-      assert.notEqual(await client?.get(store.keys.pending).string(), null, 'the marker is still there');
+      assert.notEqual(await etcd.client().get(store.keys.pending).string(), null, 'the marker is still there');
 
       const restarted = reopen(store);
       const loaded = await restarted.load();
@@ -134,7 +128,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       assert.deepEqual(loaded?.records, applyRecords(new Map(), batch));
       // A small write after the restart removes the marker and keeps the batch's records.
       await restarted.append(() => ({ seq: 21, records: [{ key: 'server:s0', value: { id: 's0', status: 'alive' } }] }), 21);
-      assert.equal(await client?.get(store.keys.pending).string(), null);
+      assert.equal(await etcd.client().get(store.keys.pending).string(), null);
       assert.deepEqual(await keysUnder(`${store.keys.prefix}/log/`), []);
       const after = await reopen(store).load();
       assert.equal(after?.seq, 21);
@@ -162,7 +156,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
 
   describe('fencing', () => {
     it('writes under a fence that holds; a stale fence changes nothing and fails with FencedError', async () => {
-      assert.ok(client);
+      const client = etcd.client();
       const fenceKey = `/fence-${prefixes}`;
       await client.put(fenceKey).value('leader-1');
       const first = (await client.get(fenceKey).exec()).kvs[0]!.create_revision;
@@ -226,7 +220,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
 
   describe('etcd members failing', () => {
     it('one member of three down changes nothing; without quorum writes fail, and succeed again once it returns', async () => {
-      assert.ok(cluster);
+      const cluster = etcd.cluster();
       const store = freshStore();
       const source = new RecordSource();
       await store.append(source.take, source.set('a', 1));
