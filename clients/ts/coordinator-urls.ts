@@ -86,9 +86,11 @@ export function leaderFollowingFetch(urls: CoordinatorUrls, inner: (request: Req
         }
         return response;
       } catch (error) {
+        // Also when the caller gave up waiting: a replica that does not answer in time (a paused
+        // process accepts connections and never replies) is left, or every request would wait on it.
+        urls.failed();
         if (request.signal.aborted) throw error;
         lastError = error;
-        urls.failed();
         await delay(retryDelayMs);
       }
     }

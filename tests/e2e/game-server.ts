@@ -49,6 +49,12 @@ export interface GameServerOptions {
   /** Hard bounds of the loop. */
   readonly maxBeats?: number;
   readonly deadlineMs?: number;
+  /** How heartbeats are sent (default: the global `fetch`), e.g. a client that follows the leader. */
+  readonly fetch?: (request: Request) => Promise<Response>;
+  /** How long a heartbeat may take before it counts as failed (default 5 s). */
+  readonly requestTimeoutMs?: number;
+  /** Told of every answered heartbeat, with when it was sent (tests that record a history). */
+  readonly onReply?: (reply: { status: number; body: Record<string, any>; sentAt: number; receivedAt: number; url: string }) => void;
 }
 
 /** A fake game server and its heartbeat loop. */
@@ -142,13 +148,18 @@ export class GameServer {
   private async beat(): Promise<void> {
     let next = this.intervalMs;
     try {
-      const res = await fetch(new URL(`/mesh/servers/${encodeURIComponent(this.id)}/heartbeat`, this.options.baseUrl()), {
+      const sentAt = Date.now();
+      const url = new URL(`/mesh/servers/${encodeURIComponent(this.id)}/heartbeat`, this.options.baseUrl());
+      const init: RequestInit = {
         method: 'POST',
         headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(this.body(Date.now())),
-        signal: AbortSignal.timeout(5000),
-      });
+        body: JSON.stringify(this.body(sentAt)),
+        signal: AbortSignal.timeout(this.options.requestTimeoutMs ?? 5000),
+      };
+      // Not `fetch(new Request(...))`: a Request's body is a stream, which fetch cannot send again on a 307.
+      const res = this.options.fetch ? await this.options.fetch(new Request(url, init)) : await fetch(url, init);
       const body = await res.json() as Record<string, any>;
+      this.options.onReply?.({ status: res.status, body, sentAt, receivedAt: Date.now(), url: res.url });
       this.statuses.set(res.status, (this.statuses.get(res.status) ?? 0) + 1);
       const checked = contract().validateResponse('sendHeartbeat', res.status, body);
       if (!checked.ok) this.contractErrors.push(`${res.status}: ${JSON.stringify(checked.errors)}`);

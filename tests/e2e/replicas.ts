@@ -116,10 +116,10 @@ export class ReplicaGroup {
     replica.service.child.kill('SIGCONT');
   }
 
-  /** Starts a killed replica again (a new process, a new port). */
-  async restart(replica: Replica): Promise<void> {
+  /** Starts a killed replica again: a new process, on `port` if given (its old URL), else a new port. */
+  async restart(replica: Replica, port = 0): Promise<void> {
     assert.ok(!replica.running);
-    replica.service = await startService(['--port', '0', ...this.args]);
+    replica.service = await startService(['--port', String(port), ...this.args]);
     replica.running = true;
   }
 
