@@ -292,6 +292,18 @@ export function standardMesh(options: { regions?: RegionInput[]; config?: MeshCo
 }
 
 /**
+ * The standard mesh with every server over a session (its replies grant the short session lease),
+ * `prepare` applied, then run until `untilMs`.
+ */
+export function warmSessionMesh(untilMs: number, prepare: (mesh: Mesh) => void = () => {}): Mesh {
+  const mesh = standardMesh();
+  for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
+  prepare(mesh);
+  mesh.run(untilMs);
+  return mesh;
+}
+
+/**
  * When the coordinator should fail a server that registered at 0, heartbeated on every interval up
  * to `lastMs` and then fell silent while its peers kept heartbeating on every interval, reporting
  * the silence: replays that history on a bare ServerDetector (unit-tested on its own) and returns

@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { testMeshConfig } from '../../mesh/base/config.ts';
-import { expectedDetection, Mesh, rid, sid, standardMesh } from './coordinator-harness.ts';
+import { expectedDetection, Mesh, rid, sid, warmSessionMesh } from './coordinator-harness.ts';
 
 const warmUntil = 10_000;
 const tick = testMeshConfig.tickIntervalMs;
@@ -18,12 +18,10 @@ const confirmAfter = testMeshConfig.sessionPeerSilenceMs;
  * server heartbeats over a session: its replies grant the short session lease.
  */
 function warm(): Mesh {
-  const mesh = standardMesh();
-  for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
-  mesh.setSeq('c1', 'region-1', 50);
-  mesh.setSeq('b1', 'region-1', 40);
-  mesh.run(warmUntil);
-  return mesh;
+  return warmSessionMesh(warmUntil, (mesh) => {
+    mesh.setSeq('c1', 'region-1', 50);
+    mesh.setSeq('b1', 'region-1', 40);
+  });
 }
 
 /** The peers of region-1's primary send a heartbeat at once, as a server does when a peer goes silent. */

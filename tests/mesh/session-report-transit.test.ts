@@ -9,19 +9,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { testMeshConfig } from '../../mesh/base/config.ts';
-import { Mesh, sid, standardMesh } from './coordinator-harness.ts';
+import { Mesh, sid, warmSessionMesh } from './coordinator-harness.ts';
 
 const warmUntil = 10_000;
 const tick = testMeshConfig.tickIntervalMs;
 const confirmAfter = testMeshConfig.sessionPeerSilenceMs;
 
-/** The standard mesh warmed up, every server over a session (its replies grant the session lease). */
-function warm(): Mesh {
-  const mesh = standardMesh();
-  for (const id of mesh.servers.keys()) mesh.server(id).leaseMs = mesh.config.sessionLeaseMs;
-  mesh.run(warmUntil);
-  return mesh;
-}
+/** The standard mesh warmed up, every server over a session. */
+const warm = (): Mesh => warmSessionMesh(warmUntil);
 
 describe('Coordinator.sessionClosed and the transit of peer reports', () => {
   for (const transitMs of [0, 20, 60]) {
