@@ -38,6 +38,17 @@ async function durableEventSeq(client: Etcd3): Promise<number> {
 
 const readiness = async (base: string) => (await call(base, 'GET', '/readyz')).status;
 
+/**
+ * With `--store etcd` the process is a replica: it listens as a follower, then leads once it holds
+ * the leader key (after a SIGKILL, once the killed process's etcd lease has expired).
+ */
+async function untilLeading(base: string): Promise<void> {
+  await waitFor('the service leads', async () => {
+    const response = await call(base, 'GET', '/mesh/status');
+    return response.status === 200 && (response.body as any)?.coordinator?.role === 'leader' ? true : undefined;
+  }, { timeoutMs: 20_000, intervalMs: 50 });
+}
+
 describe('end to end: the service on the etcd store', needsEtcd(), () => {
   const etcdCluster = useEtcdCluster();
 
@@ -47,6 +58,7 @@ describe('end to end: the service on the etcd store', needsEtcd(), () => {
     const args = ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', PREFIX,
       '--promotion-ack-timeout-ms', '60000', '--etcd-request-timeout-ms', '1000'];
     let service: ServiceProcess = await startService(['--port', '0', ...args]);
+    await untilLeading(service.url);
     const base = () => service.url;
     const world = new World();
     worlds.push(world);
@@ -118,6 +130,7 @@ describe('end to end: the service on the etcd store', needsEtcd(), () => {
     await stopService(service, 'SIGKILL');
     const durableEvents = await durableEventSeq(client);
     service = await startService(['--port', String(port), ...args]);
+    await untilLeading(service.url);
     const restartedAt = Date.now();
     const resumed = await connect(service.port);
 
