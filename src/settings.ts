@@ -126,7 +126,7 @@ const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   phiAcceptablePauseMs: 'Extra pause tolerated before phi starts to climb (GC, scheduling).',
   peerSilenceMs: 'Silence after which a replication peer reports a server silent.',
   sessionPeerSilenceMs: 'Peer silence since before a session closed (no leave) that confirms the crash it suggests.',
-  sessionLeaseMs: 'Primary lease every reply, push and renewal over a session grants (at most the primary lease).',
+  sessionLeaseMs: 'Primary lease every heartbeat reply and renewal over a session grants; pushes grant none (at most the primary lease).',
   sessionLeaseRenewalIntervalMs: 'How often a primary with a session renews its lease (renew_in_ms).',
   failureTimeoutMs: 'Longest silence before failure is declared without peer evidence (at the last tick before it).',
   tiltThresholdMs: 'Tick gap that means the coordinator itself stalled (enters TILT).',

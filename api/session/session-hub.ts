@@ -145,7 +145,7 @@ export class SessionHub {
     this.send(session, `{"type":"lease","body":{"seq":${seq},"lease_ms":${leaseMs},"renew_in_ms":${renewInMs}}}`);
   }
 
-  /** The lease every reply and push of a session grants: the short session lease. */
+  /** The lease every heartbeat reply of a session grants: the short session lease. */
   private get leaseMs(): number {
     return this.kit.host.coordinator.config.sessionLeaseMs;
   }
@@ -211,7 +211,10 @@ export class SessionHub {
       this.owed.delete(id);
       const session = this.sessions.get(id);
       if (session === undefined || session.endedBy === 'replaced' || session.endedBy === 'shutdown') continue;
-      const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now(), this.leaseMs);
+      // A push grants no lease (lease_ms 0): it answers nothing the server sent, so the server could
+      // not date a lease from it; one recorded here would only hold back the failover of a primary
+      // that went silent and was pushed its suspicion. Leases come from replies and renewals.
+      const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now(), 0);
       if (!assignment.ok) continue;
       const json = JSON.stringify(heartbeatReplyJson(assignment.value));
       if (json === session.lastSent) continue;

@@ -247,6 +247,7 @@ describe('session messages', () => {
     const winner = promoted === b.id ? 'b' : 'c';
     const push = await sessions[winner].next('assignment', marks[winner]);
     assert.deepEqual(push.body.regions.map((r: any) => [r.region_id, r.role, r.epoch]), [['r1', 'primary', 2]]);
+    assert.equal(push.body.lease_ms, 0, 'a push grants no lease: the new primary takes its lease from a renewal');
     for (const client of Object.values(sessions)) client.socket.close();
   });
 
