@@ -234,8 +234,10 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     const term = (await replicas().role(leader))?.term;
     const before = await damage(leader.service.url);
 
-    // The member that leads etcd: etcd elects another (about one election timeout without writes).
-    const lost = await raftLeader();
+    // A member that does not lead etcd: the client moves to the others and nothing else happens.
+    // Losing the member that leads etcd costs an etcd election, which the leader's term survives
+    // only within its TTL margin: on a loaded host it may not (guide §2.8, failure matrix).
+    const lost = ((await raftLeader()) + 1) % 3;
     await cluster.kill(lost);
     const until = Date.now() + 6_000;
     while (Date.now() < until) {
