@@ -70,6 +70,8 @@ export interface EtcdCluster {
   kill(index: number): Promise<void>;
   /** Restarts a killed member with its data and waits until it answers. */
   start(index: number): Promise<void>;
+  /** The index of the member that leads etcd's Raft now (plain-HTTP clusters). */
+  raftLeader(): Promise<number>;
   /** SIGSTOP / SIGCONT of one member. */
   pause(index: number): void;
   resume(index: number): void;
@@ -166,6 +168,15 @@ export async function startEtcdCluster(options: { size?: number; timing?: EtcdTi
       assert.ok(member && !member.process, `etcd member ${index} is already running`);
       launch(member);
       await healthy(member, 15_000);
+    },
+    raftLeader: async () => {
+      for (const [index, member] of members.entries()) {
+        if (!member.process) continue;
+        const res = await fetch(`${member.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2000) });
+        const status = await res.json() as { header: { member_id: string }; leader: string };
+        if (status.header.member_id === status.leader) return index;
+      }
+      assert.fail('no etcd member leads');
     },
     pause: (index) => signal(index, 'SIGSTOP'),
     resume: (index) => signal(index, 'SIGCONT'),

@@ -58,17 +58,6 @@ async function durableMentions(text: string): Promise<string[]> {
   }
 }
 
-/** Index of the member that leads etcd's Raft now (the harshest one to lose). */
-async function raftLeader(): Promise<number> {
-  assert.ok(cluster);
-  for (const [index, member] of cluster.members.entries()) {
-    const res = await fetch(`${member.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2000) });
-    const status = await res.json() as { header: { member_id: string }; leader: string };
-    if (status.header.member_id === status.leader) return index;
-  }
-  assert.fail('no etcd member leads');
-}
-
 /** The alerts a leader lists. */
 async function alerts(url: string): Promise<{ dedup_key: string; severity: string; state: string; resolved_at: number | null }[]> {
   return expectJson('listAlerts', await call(url, 'GET', '/mesh/alerts?state=all'), 200).alerts;
@@ -237,7 +226,7 @@ describe('three coordinator replicas on etcd', { ...needsEtcd(), concurrency: fa
     // A member that does not lead etcd: the client moves to the others and nothing else happens.
     // Losing the member that leads etcd costs an etcd election, which the leader's term survives
     // only within its TTL margin: on a loaded host it may not (guide §2.8, failure matrix).
-    const lost = ((await raftLeader()) + 1) % 3;
+    const lost = ((await cluster.raftLeader()) + 1) % 3;
     await cluster.kill(lost);
     const until = Date.now() + 6_000;
     while (Date.now() < until) {
