@@ -73,6 +73,9 @@ export interface MeshSessionOptions {
   readonly now?: () => number;
 }
 
+/** Heartbeat intervals without a word from the coordinator after which the session is given up. */
+const SILENT_INTERVALS = 3;
+
 /** The session. */
 export class MeshSession extends EventEmitter<MeshSessionEvents> {
   /** Regions as the coordinator last assigned them. */
@@ -83,6 +86,8 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   private intervalMs = 1000;
   /** When the last heartbeat was sent (the session's clock), to count the next one from. */
   private lastBeatAtMs = -Infinity;
+  /** When the coordinator was last heard from on this socket (or the socket opened). */
+  private lastHeardAtMs = -Infinity;
   private timer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
@@ -116,9 +121,17 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
     this.connect();
   }
 
-  /** Sends a heartbeat now (after a role change, or when a replication peer went silent). */
+  /**
+   * Sends a heartbeat now (after a role change, or when a replication peer went silent). A
+   * coordinator silent for {@link SILENT_INTERVALS} intervals is given up: a host that vanished
+   * leaves the socket open for minutes, and its replicas may have a new leader meanwhile.
+   */
   heartbeatNow(): void {
     if (!this.connected) return;
+    if (this.clock() - this.lastHeardAtMs > SILENT_INTERVALS * this.intervalMs) {
+      this.socket!.terminate();
+      return;
+    }
     this.socket!.send(JSON.stringify({ type: 'heartbeat', body: this.options.heartbeat() }));
     this.lastBeatAtMs = this.clock();
     this.schedule(this.intervalMs);
@@ -161,6 +174,7 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
     });
     this.socket = socket;
     socket.on('open', () => {
+      this.lastHeardAtMs = this.clock();
       this.emit('open');
       this.heartbeatNow();
     });
@@ -185,6 +199,7 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
   }
 
   private receive(text: string): void {
+    this.lastHeardAtMs = this.clock();
     const message = JSON.parse(text) as { type: string; body: unknown };
     if (message.type === 'heartbeat_reply' || message.type === 'assignment') {
       this.attempt = 0;
@@ -207,9 +222,14 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
     return false;
   }
 
-  /** Sends a renew now, while primary and none is in flight. */
+  /**
+   * Sends a renew now, while primary and none is in flight. A renew unanswered for a heartbeat
+   * interval (answered by a problem, say) is given up, so that renewals resume with the next reply.
+   */
   private renewNow(): void {
-    if (!this.connected || !this.isPrimary || this.renewsInFlight.size > 0) return;
+    if (!this.connected || !this.isPrimary) return;
+    for (const [seq, sentAt] of this.renewsInFlight) if (this.clock() - sentAt > this.intervalMs) this.renewsInFlight.delete(seq);
+    if (this.renewsInFlight.size > 0) return;
     const seq = ++this.renewSeq;
     this.renewsInFlight.set(seq, this.clock());
     this.socket!.send(JSON.stringify({ type: 'renew', body: { seq } }));

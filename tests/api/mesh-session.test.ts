@@ -20,10 +20,15 @@ function assignment(intervalMs: number) {
   return { server_id: 'srv-1', status: 'alive', degraded_level: 'NORMAL', fidelity: 1, heartbeat_interval_ms: intervalMs, regions: [region], demoted: [], lease_ms: 300 };
 }
 
-/** A peer that answers every heartbeat with `intervalMs` and every renew with a lease, and records when each heartbeat came. */
+/**
+ * A peer that answers every heartbeat with `intervalMs` and every renew with a lease, and records
+ * when each heartbeat came. `refuseRenews` renews are answered by a problem instead; a `silent`
+ * peer reads everything and answers nothing, as a host that vanished would.
+ */
 async function scriptedPeer(intervalMs: number) {
-  const state = { intervalMs };
+  const state = { intervalMs, refuseRenews: 0, silent: false };
   const beats: number[] = [];
+  const leases: number[] = [];
   const sockets: WebSocket[] = [];
   const server = createServer();
   const wss = new WebSocketServer({ server, handleProtocols: () => 'mesh.v1' });
@@ -31,7 +36,14 @@ async function scriptedPeer(intervalMs: number) {
     sockets.push(socket);
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as { type: string; body: { seq: number } };
+      if (state.silent) return;
+      if (message.type === 'renew' && state.refuseRenews > 0) {
+        state.refuseRenews -= 1;
+        socket.send(JSON.stringify({ type: 'problem', body: { type: 'about:blank', title: 'Conflict', status: 409, detail: 'refused' } }));
+        return;
+      }
       if (message.type === 'renew') {
+        leases.push(message.body.seq);
         socket.send(JSON.stringify({ type: 'lease', body: { seq: message.body.seq, lease_ms: 300, renew_in_ms: 100 } }));
         return;
       }
@@ -43,7 +55,7 @@ async function scriptedPeer(intervalMs: number) {
   await once(server, 'listening');
   closers.push(() => { wss.close(); server.close(); });
   const push = (body: unknown) => { for (const s of sockets) s.send(JSON.stringify({ type: 'assignment', body })); };
-  return { state, beats, push, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { state, beats, leases, sockets, push, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 /** A started session to `base`, closed after the file. */
@@ -78,4 +90,28 @@ test('a pushed shorter interval counts from the last heartbeat, not from the pus
   await sleep(1000);
   // The 5 s interval would allow no second heartbeat; the pushed 200 ms one gives about four.
   assert.ok(peer.beats.length >= 3, `${peer.beats.length} heartbeats in 1 s after a push asked for 200 ms`);
+});
+
+test('a renew answered by a problem does not stop the renewals', async () => {
+  const peer = await scriptedPeer(200);
+  peer.state.refuseRenews = 1;
+  const session = startSession(peer.base);
+  // Before the fix the unanswered renew stayed in flight for good: no lease ever came.
+  await Promise.race([once(session, 'lease'), sleep(3000).then(() => assert.fail('no lease within 3 s after a refused renew'))]);
+  assert.ok(peer.leases.length >= 1);
+});
+
+test('a coordinator silent for three heartbeat intervals is given up and reconnected to', async () => {
+  const peer = await scriptedPeer(200);
+  const session = startSession(peer.base);
+  await once(session, 'assignment');
+  peer.state.silent = true;
+  const silentAt = performance.now();
+  const [code] = await Promise.race([once(session, 'close'), sleep(3000).then(() => assert.fail('the session never gave up a silent coordinator'))]);
+  const after = performance.now() - silentAt;
+  assert.equal(code, 1006);
+  assert.ok(after >= 3 * 200, `gave up after ${after} ms, before three intervals`);
+  peer.state.silent = false;
+  await once(session, 'open');
+  assert.equal(peer.sockets.length, 2, 'one reconnection');
 });
