@@ -47,7 +47,7 @@ func size():
 	return _urls.size()
 
 
-# A coordinator named the leader (a 307's `Location`, a 4002 close reason).
+# A coordinator named the leader (a 307's `Location`, a 4002 close reason), or answered as the leader.
 func leader_is(url):
 	var o = origin(url)
 	if o != "":

@@ -2,9 +2,10 @@
 # current coordinator, follows a follower's 307 itself with the same method, headers (the
 # `Authorization` among them) and body, and tells the list when a coordinator failed, so that the
 # caller's retry goes to the next one. The caller gets one `answered` signal per send, with the
-# arguments of `request_completed`; a 503 `no-leader` or a network failure reaches it as such, and
-# is retried with the caller's back-off. Godot 3's HTTPRequest follows only 301 and 302, and would
-# not keep the body of a POST, so 307 comes here as a plain answer.
+# arguments of `request_completed`; a 503 `no-leader` or a network failure reaches it as such and
+# is retried with the caller's back-off. Any other answer below 500 comes from the leader (a
+# follower answers the addon's requests only with 307 or 503), which the list then knows.
+# Godot 3's HTTPRequest follows only 301 and 302, so a 307 comes here as a plain answer.
 extends HTTPRequest
 
 signal answered(result, code, headers, body)
@@ -60,4 +61,6 @@ func _on_completed(result, code, headers, body):
 		result = RESULT_CANT_CONNECT
 	elif CoordinatorUrls.is_no_leader(code, body):
 		urls.failed(_url)
+	elif code != 307 and code < 500:
+		urls.leader_is(_url)  # only the leader answers anything but a 307 or a 503 to the addon's requests
 	emit_signal("answered", result, code, headers, body)
