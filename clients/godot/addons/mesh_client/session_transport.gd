@@ -224,7 +224,8 @@ func _fail(now, code, detail):
 	if _retired != null:
 		_retired.disconnect_from_host(1000, "")
 	_next_connect_at = now + delay
-	client.report_error("session", code, "%s; again in %d ms" % [detail, delay])
+	var again = "at once at the leader %s" % client.urls.current() if _new_leader_known() else "in %d ms" % delay
+	client.report_error("session", code, "%s; again %s" % [detail, again])
 	if leave_lost:
 		client.link.on_leave_failed(code, "the session ended before the leave was answered")
 
