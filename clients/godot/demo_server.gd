@@ -1,7 +1,7 @@
 # Headless demo of a mesh-coordinated Godot dedicated server, built on addons/mesh_client.
 #
 #   godot3-server --no-window -s clients/godot/demo_server.gd -- \
-#     --coordinator http://127.0.0.1:8080 --zone z1 --udp-port 7001 --name gd-1 \
+#     --coordinator http://127.0.0.1:8080[,URL...] --zone z1 --udp-port 7001 --name gd-1 \
 #     [--host 127.0.0.1] [--admin-token TOKEN] [--stop-file PATH] [--identity PATH] [--action-log PATH]
 #     [--session off]
 #
@@ -10,6 +10,7 @@
 #   demoted <region> <epoch> | dropped <region> | fidelity <f> | restored <region> <player>
 #   lease_lost | lease_renewed | transport <session|http>
 #   left | error <operation> <code> <detail>
+# --coordinator takes every coordinator replica's URL, comma-separated (the addon follows the leader).
 # When the --stop-file appears, it drains (leaves the mesh gracefully) and exits with 0: Godot 3
 # has no SIGTERM hook, so this stands in for an orchestrator's "please stop".
 #

@@ -41,6 +41,12 @@ export class ReplicaGroup {
     }
   }
 
+  /** Starts `count` replicas at once, for tests where it does not matter which one leads first. */
+  async startTogether(count: number): Promise<void> {
+    const services = await Promise.all(Array.from({ length: count }, () => startService(['--port', '0', ...this.args])));
+    for (const [i, service] of services.entries()) this.replicas.push({ name: `c${i}`, service, running: true, paused: false });
+  }
+
   /** The role a replica reports now, or undefined when it does not answer. */
   async role(replica: Replica, timeoutMs = 1000): Promise<RoleView | undefined> {
     if (!replica.running || replica.paused) return undefined;

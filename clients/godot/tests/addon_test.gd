@@ -1,5 +1,5 @@
 # Unit checks of the addon's pure parts on the real engine: assignments (replies and pushes applied
-# idempotently by epoch) and the primary lease. Prints one line per failed check and a last line
+# idempotently by epoch), the primary lease, and the list of coordinator URLs that follows the leader. Prints one line per failed check and a last line
 # "addon_test: <n> checks, <m> failed"; exits 1 when any failed.
 #
 #   godot3-server --no-window -s clients/godot/tests/addon_test.gd
@@ -7,6 +7,7 @@ extends SceneTree
 
 const MeshClient = preload("../addons/mesh_client/mesh_client.gd")
 const Lease = preload("../addons/mesh_client/lease.gd")
+const CoordinatorUrls = preload("../addons/mesh_client/coordinator_urls.gd")
 
 var checks = 0
 var failed = 0
@@ -27,6 +28,7 @@ class ReplayStub:
 func _initialize():
 	_assignment_checks()
 	_lease_checks()
+	_url_checks()
 	print("addon_test: %d checks, %d failed" % [checks, failed])
 	quit(1 if failed > 0 else 0)
 
@@ -122,3 +124,48 @@ func _lease_checks():
 	_check("no lease_lost without a led region", not lease.ran_out(800, false))
 	lease.grant(700, 0, 710)
 	_check("lease_ms 0 ends it", not lease.runs(710))
+
+
+func _url_checks():
+	var a = "http://127.0.0.1:8001"
+	var b = "http://127.0.0.1:8002"
+	var c = "https://c.example:8443"
+	# Settings: the list wins; else coordinator_url, one URL or several comma-separated; paths dropped.
+	_check("one url", CoordinatorUrls.from_settings(PoolStringArray(), a + "/") == [a])
+	_check("comma-separated", CoordinatorUrls.from_settings(PoolStringArray(), " %s/x , %s,,%s?q" % [a, b, c]) == [a, b, c])
+	_check("the list wins", CoordinatorUrls.from_settings(PoolStringArray([b, c]), a) == [b, c])
+	_check("not a url dropped", CoordinatorUrls.from_settings(PoolStringArray(["ftp://x", "nothing", a]), "") == [a])
+	var urls = CoordinatorUrls.new([a, b, c])
+	_check("starts at the first", urls.current() == a and not urls.leader_known())
+	# A coordinator that failed is left for the next; a late failure of one not in use changes nothing.
+	urls.failed(a + "/mesh/servers")
+	_check("failed: next", urls.current() == b)
+	urls.failed(a)
+	_check("late failure ignored", urls.current() == b)
+	# A 307's Location names the leader: used from then on, whatever the list says.
+	urls.leader_is(c + "/mesh/servers/s-1/heartbeat?x=1")
+	_check("leader named", urls.current() == c and urls.leader_known())
+	urls.failed(b)
+	_check("failure of another ignored", urls.current() == c)
+	# The leader fails: back to the list where it was, not past it.
+	urls.failed(c)
+	_check("leader failed: back to the list", urls.current() == b and not urls.leader_known())
+	urls.failed(b)
+	urls.failed(c)
+	_check("wraps around", urls.current() == a)
+	urls.leader_is("/relative")
+	_check("a relative location names nobody", urls.current() == a)
+	var single = CoordinatorUrls.new([a])
+	single.failed(a)
+	_check("one url stays", single.current() == a)
+	# Answers: the Location header, the no-leader problem, the 4002 close reason.
+	_check("location", CoordinatorUrls.location(["Content-Type: application/json", "location: %s/p" % b]) == b + "/p")
+	_check("no location", CoordinatorUrls.location(["Content-Type: application/json"]) == "")
+	var no_leader = JSON.print({"type": CoordinatorUrls.NO_LEADER, "status": 503}).to_utf8()
+	_check("no-leader problem", CoordinatorUrls.is_no_leader(503, no_leader))
+	_check("other 503", not CoordinatorUrls.is_no_leader(503, JSON.print({"type": "about:blank"}).to_utf8()))
+	_check("no-leader needs 503", not CoordinatorUrls.is_no_leader(200, no_leader))
+	_check("not json", not CoordinatorUrls.is_no_leader(503, "<html>".to_utf8()))
+	_check("4002 names the leader", CoordinatorUrls.leader_in_close(4002, "not the leader; leader: %s" % b) == b)
+	_check("4002 without a leader", CoordinatorUrls.leader_in_close(4002, "not the leader any more; no leader is known yet") == "")
+	_check("other close codes name nobody", CoordinatorUrls.leader_in_close(1001, "leader: %s" % b) == "")

@@ -8,6 +8,7 @@ extends Node
 
 const Errors = preload("errors.gd")
 const Backoff = preload("backoff.gd")
+const LeaderRequest = preload("leader_request.gd")
 
 var client
 var collect_limit = 500
@@ -29,10 +30,9 @@ var _waiting = null
 
 func setup(owner_client):
 	client = owner_client
-	_http = HTTPRequest.new()
-	_http.use_threads = false
+	_http = LeaderRequest.new(client.urls)
 	add_child(_http)
-	_http.connect("request_completed", self, "_on_completed")
+	_http.connect("answered", self, "_on_completed")
 
 
 func want_collect(region_id):
@@ -55,7 +55,7 @@ func idle():
 func poll(now):
 	if _busy:
 		if now - _sent_at > client.request_timeout_ms:
-			_http.cancel_request()
+			_http.give_up()
 			_busy = false
 			_failed(now, Errors.TIMEOUT, "%s timed out after %d ms" % [_op, client.request_timeout_ms])
 		return
@@ -77,8 +77,8 @@ func _send(now, op, region_id, body):
 	_op_count = body.acks.size() if op == "ack" else 0
 	_busy = true
 	_sent_at = now
-	var url = client.coordinator_url + "/mesh/regions/%s/actions/%s" % [region_id.http_escape(), op]
-	var err = _http.request(url, client.server_headers(), true, HTTPClient.METHOD_POST, JSON.print(body))
+	var path = "/mesh/regions/%s/actions/%s" % [region_id.http_escape(), op]
+	var err = _http.send(path, client.server_headers(), HTTPClient.METHOD_POST, JSON.print(body))
 	if err != OK:
 		_busy = false
 		_failed(now, Errors.NETWORK, "%s: request() error %d" % [op, err])

@@ -1,10 +1,12 @@
 # Registration, heartbeats and leave over HTTP: the way in (registration is always HTTP) and the
 # fallback whenever no session is open. One registration or heartbeat is in flight at a time, so
 # each answer is the freshest; a leave has a request of its own. HTTPRequest.timeout is whole
-# seconds in Godot 3.2, so requests are timed here, to the millisecond.
+# seconds in Godot 3.2, so requests are timed here, to the millisecond. Requests go to the
+# coordinator that leads (leader_request.gd); one that times out is left for the next.
 extends Node
 
 const Errors = preload("errors.gd")
+const LeaderRequest = preload("leader_request.gd")
 
 var client
 var _main
@@ -47,8 +49,7 @@ func heartbeat(body, claimed, now):
 func leave(now):
 	_leave_busy = true
 	_leave_sent_at = now
-	var url = client.coordinator_url + "/mesh/servers/%s/leave" % client.server_id
-	var err = _leave.request(url, client.server_headers(), true, HTTPClient.METHOD_POST, "")
+	var err = _leave.send("/mesh/servers/%s/leave" % client.server_id, client.server_headers(), HTTPClient.METHOD_POST, "")
 	if err != OK:
 		_leave_busy = false
 		client.link.on_leave_failed(Errors.NETWORK, "request() error %d" % err)
@@ -64,26 +65,26 @@ func cancel():
 
 func poll(now):
 	if _main_busy and now - _main_sent_at > client.request_timeout_ms:
-		cancel()
+		_main.give_up()
+		_main_busy = false
 		_main_failed(now, Errors.TIMEOUT, "timeout after %d ms" % client.request_timeout_ms)
 	if _leave_busy and now - _leave_sent_at > client.request_timeout_ms:
-		_leave.cancel_request()
+		_leave.give_up()
 		_leave_busy = false
 		client.link.on_leave_failed(Errors.TIMEOUT, "timeout after %d ms" % client.request_timeout_ms)
 
 
 func _make_request(callback):
-	var http = HTTPRequest.new()
-	http.use_threads = false
+	var http = LeaderRequest.new(client.urls)
 	add_child(http)
-	http.connect("request_completed", self, callback)
+	http.connect("answered", self, callback)
 	return http
 
 
 func _send_main(now, path, headers, body):
 	_main_busy = true
 	_main_sent_at = now
-	var err = _main.request(client.coordinator_url + path, headers, true, HTTPClient.METHOD_POST, body)
+	var err = _main.send(path, headers, HTTPClient.METHOD_POST, body)
 	if err != OK:
 		_main_busy = false
 		_main_failed(now, Errors.NETWORK, "request() error %d" % err)

@@ -20,6 +20,7 @@ const Lease = preload("lease.gd")
 const Assignments = preload("assignments.gd")
 const Identity = preload("identity.gd")
 const CoordinatorLink = preload("coordinator_link.gd")
+const CoordinatorUrls = preload("coordinator_urls.gd")
 const HttpTransport = preload("http_transport.gd")
 const SessionTransport = preload("session_transport.gd")
 
@@ -40,7 +41,11 @@ signal lease_renewed()                             # a reply renewed it after le
 signal transport_changed(transport)                # String: "session" (a WebSocket is open) or "http"
 
 # ---- settings: set before start() -------------------------------------------------------------
+# The coordinator; or several, comma-separated, when `coordinator_urls` is empty.
 export(String) var coordinator_url = "http://127.0.0.1:8080"
+# Every coordinator replica (on etcd, one leads and the others redirect to it), in the order to try
+# them; when set, `coordinator_url` is not used. The addon follows the leader (coordinator_urls.gd).
+export(PoolStringArray) var coordinator_urls = PoolStringArray()
 # Where peers and players reach this server: "host:port"; the port is the UDP replication port.
 export(String) var address = ""
 export(String) var zone = "default"
@@ -74,6 +79,8 @@ var status = ""
 var fidelity = 1.0
 # "session" while a WebSocket session is open, else "http".
 var transport = "http"
+# The coordinators and the one in use now (`urls.current()`), set by start().
+var urls
 # region_id -> {role, epoch, applied_seq, primary_id, fidelity, actions_pending, leading}
 var regions = {}
 var ledger = ActionLedger.new()
@@ -104,6 +111,9 @@ func _notification(what):
 
 func start():
 	assert(address != "")
+	var listed = CoordinatorUrls.from_settings(coordinator_urls, coordinator_url)
+	assert(not listed.empty())
+	urls = CoordinatorUrls.new(listed)
 	incarnation = "%d-%d" % [OS.get_unix_time(), OS.get_process_id()]
 	_http = _add(HttpTransport.new())
 	_session = _add(SessionTransport.new())

@@ -5,12 +5,18 @@
 # while a leave waits for its answer, which the coordinator gives only once it is durable. A session
 # that cannot be opened, closes, or leaves a message unanswered for `request_timeout_ms` is retried
 # with jittered exponential back-off; meanwhile the client heartbeats over HTTP.
+# With several coordinators (replicas on etcd) the session opens at the one that leads as far as
+# the client knows (coordinator_urls.gd): a close with 4002 names the new leader, and a leader named
+# by anyone (that close, an HTTP request's 307) is tried at once instead of after the back-off. Godot 3's
+# WebSocketClient does not show a refused handshake's status, so a follower's 307 to the handshake
+# reads as any failure; the HTTP heartbeats sent meanwhile learn the leader from the same 307.
 # The token goes in the `Authorization` header: Godot 3.2.3's connect_to_url carries custom headers
 # (checked on the engine), so the `mesh.bearer.<token>` subprotocol (for clients that cannot) is not used.
 extends Node
 
 const Errors = preload("errors.gd")
 const Backoff = preload("backoff.gd")
+const CoordinatorUrls = preload("coordinator_urls.gd")
 const PROTOCOL = "mesh.v1"
 # Largest message taken in, KiB: an assignment names every region the server holds.
 const IN_BUFFER_KB = 1024
@@ -31,6 +37,8 @@ var _close_reason = ""
 var _pending = []
 var _renew_seq = 0
 var _next_renew_at = 0
+# The coordinator this session was last opened at (or tried).
+var _url = ""
 
 
 func setup(owner_client):
@@ -78,14 +86,16 @@ func receive(now):
 	if _ws == null:
 		return
 	if _connecting_since >= 0 and now - _connecting_since > client.request_timeout_ms:
+		client.urls.failed(_url)
 		_fail(now, Errors.TIMEOUT, "no handshake within %d ms" % client.request_timeout_ms)
 	elif _open and not _pending.empty() and now - _pending[0].sent_at > client.request_timeout_ms:
+		client.urls.failed(_url)  # a coordinator that does not answer (paused) is left for the next
 		_fail(now, Errors.TIMEOUT, "%s unanswered for %d ms" % [_pending[0].kind, client.request_timeout_ms])
 
 
 # Opens the session when due, renews the lease when due, then sends what was queued this frame.
 func step(now):
-	if _ws == null and client.use_session and client.server_id != "" and now >= _next_connect_at:
+	if _ws == null and client.use_session and client.server_id != "" and (now >= _next_connect_at or _new_leader_known()):
 		_connect(now)
 	if can_send() and now >= _next_renew_at and _primary_anywhere() and not _renew_pending():
 		_renew_seq += 1
@@ -106,7 +116,8 @@ func _connect(now):
 	_ws.connect("data_received", self, "_on_data", [_generation])
 	_connecting_since = now
 	_close_code = -1
-	var url = client.coordinator_url.replace("http://", "ws://").replace("https://", "wss://")
+	_url = client.urls.current()
+	var url = _url.replace("http://", "ws://").replace("https://", "wss://")
 	url += "/mesh/servers/%s/session" % client.server_id.http_escape()
 	var headers = PoolStringArray(["Authorization: Bearer " + client.token])
 	var err = _ws.connect_to_url(url, PoolStringArray([PROTOCOL]), false, headers)
@@ -128,7 +139,7 @@ func _on_established(_protocol, generation):
 func _on_error(generation):
 	if generation == _generation and _ws != null:
 		_fail(OS.get_ticks_msec(), Errors.SESSION_UNAVAILABLE,
-			"cannot open a session at %s (coordinator down, handshake refused, or no WebSocket route); heartbeats go over HTTP" % client.coordinator_url)
+			"cannot open a session at %s (coordinator down, not the leader, handshake refused, or no WebSocket route); heartbeats go over HTTP" % _url)
 
 
 func _on_close_request(code, reason, generation):
@@ -138,9 +149,15 @@ func _on_close_request(code, reason, generation):
 
 
 func _on_closed(_clean, generation):
-	if generation == _generation and _ws != null:
-		_fail(OS.get_ticks_msec(), Errors.SESSION_CLOSED, "closed (code %d%s); heartbeats go over HTTP" %
-			[_close_code, ": " + _close_reason if _close_reason != "" else ""])
+	if generation != _generation or _ws == null:
+		return
+	var leader = CoordinatorUrls.leader_in_close(_close_code, _close_reason)
+	if leader != "":
+		client.urls.leader_is(leader)  # the coordinator stepped down: reconnect to the leader it named at once
+	elif not _close_code in [4000, 4001]:
+		client.urls.failed(_url)  # not replaced by a newer session of ours: try the next coordinator
+	_fail(OS.get_ticks_msec(), Errors.SESSION_CLOSED, "closed (code %d%s); heartbeats go over HTTP" %
+		[_close_code, ": " + _close_reason if _close_reason != "" else ""])
 
 
 func _on_data(generation):
@@ -207,7 +224,8 @@ func _fail(now, code, detail):
 	if _retired != null:
 		_retired.disconnect_from_host(1000, "")
 	_next_connect_at = now + delay
-	client.report_error("session", code, "%s; again in %d ms" % [detail, delay])
+	var again = "at once at the leader %s" % client.urls.current() if _new_leader_known() else "in %d ms" % delay
+	client.report_error("session", code, "%s; again %s" % [detail, again])
 	if leave_lost:
 		client.link.on_leave_failed(code, "the session ended before the leave was answered")
 
@@ -222,6 +240,12 @@ func _ended():
 	if _open:
 		_open = false
 		client.link.on_session_changed(false)
+
+
+# True when the client knows a leader other than the coordinator the last attempt was at: a leader
+# just named is tried at once, the one that just failed only after the back-off.
+func _new_leader_known():
+	return client.urls.leader_known() and client.urls.current() != _url
 
 
 func _leave_pending():

@@ -6,6 +6,7 @@
 extends Node
 
 const Errors = preload("errors.gd")
+const LeaderRequest = preload("leader_request.gd")
 
 var client
 var max_snapshot_bytes = 65536
@@ -32,13 +33,12 @@ func fetch(region_id, player_id):
 
 
 func _request(method, region_id, player_id, body):
-	var http = HTTPRequest.new()
-	http.use_threads = false
+	var http = LeaderRequest.new(client.urls)
 	http.timeout = int(ceil(client.request_timeout_ms / 1000.0))
 	add_child(http)
-	http.connect("request_completed", self, "_on_completed", [http, method, region_id, player_id])
-	var url = client.coordinator_url + "/mesh/regions/%s/players/%s/snapshot" % [region_id.http_escape(), player_id.http_escape()]
-	var err = http.request(url, client.server_headers(), true, method, body)
+	http.connect("answered", self, "_on_completed", [http, method, region_id, player_id])
+	var path = "/mesh/regions/%s/players/%s/snapshot" % [region_id.http_escape(), player_id.http_escape()]
+	var err = http.send(path, client.server_headers(), method, body)
 	if err != OK:
 		_on_completed(HTTPRequest.RESULT_CANT_CONNECT, 0, [], PoolByteArray(), http, method, region_id, player_id)
 
