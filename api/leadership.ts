@@ -75,11 +75,15 @@ export function noLeader(): HttpProblem {
   });
 }
 
-/** Where a request this coordinator must not serve goes: the same path at the leader, or nowhere (503). */
+/**
+ * Where a request this coordinator must not serve goes: the same path at the leader, or nowhere
+ * (503). The target is appended to the leader's origin, never resolved against it: resolving would
+ * send `//elsewhere/x` to another host (an open redirect).
+ */
 export function redirectToLeader(target: string, view: LeadershipView): LeaderRedirect | HttpProblem {
   if (view.leaderUrl === undefined) return noLeader();
   return {
-    location: new URL(target, view.leaderUrl).toString(),
+    location: `${new URL(view.leaderUrl).origin}${target.startsWith('/') ? target : '/'}`,
     body: { detail: `This coordinator is a follower; nothing was done. Send the request to the leader at ${view.leaderUrl}.`, leader_url: view.leaderUrl },
   };
 }

@@ -8,7 +8,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { createFollowerApp, type Leadership, type LeadershipView } from '../../api/leadership.ts';
+import { createFollowerApp, redirectToLeader, type Leadership, type LeadershipView } from '../../api/leadership.ts';
 import { expectResponse, testApp } from './harness.ts';
 import { handler } from './fixtures.ts';
 
@@ -71,5 +71,13 @@ describe('the leader gate', () => {
     assert.equal(res.headers.location, 'http://c2.test:8080/mesh/regions');
     leadership.set({ role: 'follower', leaderUrl: undefined, term: undefined });
     expectResponse('listRegions', await request(server).get('/mesh/regions'), 503);
+  });
+
+  test('the redirect stays on the leader whatever the request target (no open redirect)', () => {
+    const at = (target: string) => (redirectToLeader(target, followerView) as { location: string }).location;
+    assert.equal(at('/mesh/regions?x=1'), 'http://c2.test:8080/mesh/regions?x=1');
+    assert.equal(at('//evil.example/x'), 'http://c2.test:8080//evil.example/x');
+    assert.equal(at('http://evil.example/x'), 'http://c2.test:8080/');
+    assert.equal(at('/mesh/servers?url=a,b,c'), 'http://c2.test:8080/mesh/servers?url=a,b,c');
   });
 });
