@@ -193,8 +193,7 @@ func _process(_delta):
 		return
 	var now = OS.get_ticks_msec()
 	# The lease first: a process that was paused past it says so before it reads what waited.
-	if _lease.ran_out(now, _leads_any()):
-		emit_signal("lease_lost")
+	_check_lease(now)
 	_session.receive(now)
 	_advance_primaries(now)
 	_replication.poll(self, now)
@@ -229,6 +228,7 @@ func report_error(operation, code, detail):
 
 # A collect or ack was refused: wait for the next heartbeat reply to confirm the lead again.
 func lost_lead(region_id):
+	_check_lease(OS.get_ticks_msec())
 	var r = regions.get(region_id)
 	if r != null:
 		r.leading = false
@@ -256,6 +256,7 @@ func drop_all_regions():
 
 
 func apply_assignment(doc, claimed, now):
+	_check_lease(now)
 	return _assignments.apply(doc, claimed, now)
 
 
@@ -271,6 +272,14 @@ func peer_silences(now):
 func set_transport(name):
 	transport = name
 	emit_signal("transport_changed", name)
+
+
+# Emits `lease_lost` once when the lease ran out while leading. Also called before an answer ends a
+# lead: HTTP answers are delivered before `_process` (Godot's internal processing comes first), and
+# a process paused past its lease must report it even when the first answer after the pause demotes it.
+func _check_lease(now):
+	if _lease.ran_out(now, _leads_any()):
+		emit_signal("lease_lost")
 
 
 func _leads_any():
