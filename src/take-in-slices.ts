@@ -1,12 +1,18 @@
 /**
- * Takes the core's change records for a write in slices, so that copying a large change (a mass
- * failure touches thousands of regions) never holds the event loop for long. Each slice takes part
- * of the changes out of the core's notes and yields; a record the core changes again meanwhile is
- * noted again and taken again, and the last copy of each key wins. The closing `takeChanges` runs
- * in one turn with the rest and fixes the batch's seq, so the batch is exactly the state at that seq.
+ * Takes the core's change records for a write in slices, so that a large change (a mass failure
+ * touches thousands of regions) never holds the event loop for long. Each slice takes part of the
+ * changes out of the core's notes, serialises each record at once and yields; a record the core
+ * changes again meanwhile is noted again and taken again, and the last text of each key wins. The
+ * closing `takeChanges` runs in one turn with the rest and fixes the batch's seq, so the batch is
+ * exactly the state at that seq.
+ *
+ * Serialising at take time means the core's copies die young and the write holds only strings: a
+ * write that kept thousands of copied records alive across its slices made every minor garbage
+ * collection meanwhile copy them, inside a slice.
  */
 import type { ChangeBatch, ChangeRecord } from '../mesh/core/change-records.ts';
 import { Slicer } from './store/slicer.ts';
+import { encodeValue, type EncodedBatch } from './store/store.ts';
 
 /** What the core offers for it (`Coordinator`). */
 export interface ChangeSource {
@@ -25,14 +31,14 @@ export interface SliceOptions {
   readonly stepRecords?: number;
 }
 
-/** The batch of every change so far, taken in slices. */
-export async function takeInSlices(source: ChangeSource, nowMs: () => number, options: SliceOptions = {}): Promise<ChangeBatch> {
+/** The batch of every change so far, taken and serialised in slices. */
+export async function takeInSlices(source: ChangeSource, nowMs: () => number, options: SliceOptions = {}): Promise<EncodedBatch> {
   const { sliceMs = 4, stepRecords = 128 } = options;
   const slicer = new Slicer(sliceMs);
-  const early: ChangeRecord[] = [];
+  const records = new Map<string, string | null>();
   let slices = 0;
   for (let part = source.takeSomeChanges(stepRecords); part.length > 0; part = source.takeSomeChanges(stepRecords)) {
-    for (const record of part) early.push(record);
+    for (const { key, value } of part) records.set(key, encodeValue(value));
     if (part.length < stepRecords || slices >= maxSlices) break;
     if (slicer.overdue()) {
       await slicer.pause();
@@ -40,9 +46,6 @@ export async function takeInSlices(source: ChangeSource, nowMs: () => number, op
     }
   }
   const rest = source.takeChanges(nowMs());
-  if (slices === 0) return { seq: rest.seq, records: early.length === 0 ? rest.records : early.concat(rest.records) };
-  const latest = new Map<string, unknown>();
-  for (const { key, value } of early) latest.set(key, value);
-  for (const { key, value } of rest.records) latest.set(key, value);
-  return { seq: rest.seq, records: [...latest].map(([key, value]) => ({ key, value })) };
+  for (const { key, value } of rest.records) records.set(key, encodeValue(value));
+  return { seq: rest.seq, records };
 }

@@ -43,6 +43,15 @@ export function threadCpu(): ThreadCpu | null {
   return times.has(String(process.pid)) ? times : null;
 }
 
+/** CPU milliseconds of the main thread so far, or null where /proc is not available. */
+export function mainThreadCpu(): number | null {
+  try {
+    return cpuMs(String(process.pid));
+  } catch {
+    return null;
+  }
+}
+
 /** CPU taken between two readings by the main thread (its id is the process id) and by all others. */
 export function threadCpuSince(before: ThreadCpu | null): { mainMs: number; helpersMs: number } | null {
   const after = threadCpu();

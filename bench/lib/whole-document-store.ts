@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { DurableFileAdapter } from '../../src/store/durable-file-adapter.ts';
-import { RecordStore, type ChangeRecord, type LoadedRecords } from '../../src/store/store.ts';
+import { RecordStore, type LoadedRecords } from '../../src/store/store.ts';
 
 /** Whole-document writes of `exportDoc()`; counts bytes and the synchronous serialisation time. */
 export class WholeDocumentStore extends RecordStore {
@@ -24,7 +24,7 @@ export class WholeDocumentStore extends RecordStore {
     return undefined;
   }
 
-  protected async writeRecords(_records: readonly ChangeRecord[], seq: number): Promise<void> {
+  protected async writeRecords(_records: ReadonlyMap<string, string | null>, seq: number): Promise<void> {
     const started = performance.now();
     const text = JSON.stringify({ formatVersion: 1, savedAtMs: Date.now(), seq, state: this.exportDoc() });
     this.serialiseMs.push(performance.now() - started);

@@ -11,7 +11,6 @@
 import { crc32 } from 'node:zlib';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import type { ChangeRecord } from './store.ts';
 import { Slicer } from './slicer.ts';
 
 /** File name of log generation `gen` inside the data directory. */
@@ -32,7 +31,57 @@ export class CorruptLogError extends Error {
 
 /** One encoded line. */
 export function encodeLine(json: string): string {
-  return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+  const lines = new LineBuffer();
+  lines.line(json, '', '');
+  return lines.takeAll().toString('utf8');
+}
+
+/**
+ * Lines encoded straight into one buffer that is reused: a mass failure's batch holds thousands of
+ * records, and building each line as a string, then joining the strings and converting them to
+ * bytes, made about as much garbage again as the records' own text.
+ */
+class LineBuffer {
+  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private length = 0;
+
+  /** A record line: the same JSON text as JSON.stringify({ s, k, v }), from the value's text. */
+  record(seq: number, key: string, json: string | null): void {
+    this.line(`{"s":${seq},"k":${JSON.stringify(key)},"v":`, json ?? 'null', '}');
+  }
+
+  /** A batch's commit line. */
+  commit(seq: number, records: number): void {
+    this.line(JSON.stringify({ c: seq, n: records }), '', '');
+  }
+
+  /** `<crc32 of the JSON, 8 hex digits> <JSON>\n`, the JSON being `head + value + tail`. */
+  line(head: string, value: string, tail: string): void {
+    // A UTF-16 code unit takes at most 3 bytes of UTF-8.
+    this.reserve(10 + 3 * (head.length + value.length + tail.length));
+    const start = this.length + 9;
+    let end = start + this.bytes.write(head, start);
+    end += this.bytes.write(value, end);
+    end += this.bytes.write(tail, end);
+    this.bytes.write(crc32(this.bytes.subarray(start, end)).toString(16).padStart(8, '0'), this.length, 'latin1');
+    this.bytes[start - 1] = 0x20;
+    this.bytes[end] = 0x0a;
+    this.length = end + 1;
+  }
+
+  /** The lines added since the last call; valid until the next line is added. */
+  takeAll(): Buffer {
+    const lines = this.bytes.subarray(0, this.length);
+    this.length = 0;
+    return lines;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.length + bytes <= this.bytes.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.bytes.length, this.length + bytes));
+    this.bytes.copy(grown, 0, 0, this.length);
+    this.bytes = grown;
+  }
 }
 
 /** Generations of the logs present in `dir`, oldest first. */
@@ -84,30 +133,32 @@ export class LogWriter {
     return new LogWriter(file, gen, handle, existed ? validBytes : 0, records);
   }
 
-  /** Appends one batch and its commit line, then fsyncs; resolves once the batch is durable. */
-  async append(records: readonly ChangeRecord[], seq: number, hooks: AppendHooks): Promise<number> {
+  /**
+   * Appends one batch (JSON text by key, null deletes) and its commit line, then fsyncs; resolves
+   * once the batch is durable.
+   */
+  async append(records: ReadonlyMap<string, string | null>, seq: number, hooks: AppendHooks): Promise<number> {
     if (this.mustTruncate) {
       await this.handle.truncate(this.bytes);
       this.mustTruncate = false;
     }
     this.mustTruncate = true;
     const slicer = new Slicer(hooks.sliceMs);
-    let parts: string[] = [];
+    const lines = new LineBuffer();
     let written = 0;
-    for (const { key, value } of records) {
-      parts.push(encodeLine(JSON.stringify({ s: seq, k: key, v: value })));
+    for (const [key, json] of records) {
+      lines.record(seq, key, json);
       if (!slicer.due()) continue;
-      written += await writeAll(this.handle, parts.join(''));
-      parts = [];
+      written += await writeAll(this.handle, lines.takeAll());
       await slicer.pause();
     }
-    parts.push(encodeLine(JSON.stringify({ c: seq, n: records.length })));
-    written += await writeAll(this.handle, parts.join(''));
+    lines.commit(seq, records.size);
+    written += await writeAll(this.handle, lines.takeAll());
     if (hooks.beforeSync) await hooks.beforeSync();
     await this.handle.datasync();
     this.mustTruncate = false;
     this.bytes += written;
-    this.records += records.length;
+    this.records += records.size;
     return written;
   }
 
@@ -117,12 +168,11 @@ export class LogWriter {
 }
 
 /**
- * Writes all of `text`. A write may take only part of it (a full disk takes what fits and reports
- * no error): the rest is written again, which then fails with the reason, so a batch is never
- * committed with a record cut short.
+ * Writes all of `bytes`. A write may take only part of them (a full disk takes what fits and
+ * reports no error): the rest is written again, which then fails with the reason, so a batch is
+ * never committed with a record cut short.
  */
-async function writeAll(handle: fs.FileHandle, text: string): Promise<number> {
-  const bytes = Buffer.from(text, 'utf8');
+async function writeAll(handle: fs.FileHandle, bytes: Buffer): Promise<number> {
   let offset = 0;
   while (offset < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);

@@ -92,10 +92,10 @@ export class RecordTooLargeError extends Error {
 }
 
 /** Encodes records for `keys`, refusing one that no request could carry. */
-export function encodeRecords(keys: EtcdKeys, records: readonly ChangeRecord[], limits: EtcdLimits): EncodedRecord[] {
+export function encodeRecords(keys: EtcdKeys, records: ReadonlyMap<string, string | null>, limits: EtcdLimits): EncodedRecord[] {
   const budget = requestBudget(limits);
-  return records.map(({ key, value }) => {
-    const encoded = { key: keys.record(key), value: value === null ? null : JSON.stringify(value) };
+  return [...records].map(([key, json]) => {
+    const encoded = { key: keys.record(key), value: json };
     const bytes = opBytes(encoded);
     if (bytes > budget) throw new RecordTooLargeError(key, bytes, budget);
     return encoded;

@@ -25,7 +25,7 @@ import {
   prefixEnd, sliceText, type EncodedRecord, type EtcdLimits, type PendingMarker,
 } from './etcd-layout.ts';
 import { watchRecords, type EtcdChange, type EtcdWatch } from './etcd-watch.ts';
-import { RecordStore, type ChangeRecord, type LoadedRecords } from './store.ts';
+import { encodeValue, RecordStore, type ChangeRecord, type LoadedRecords } from './store.ts';
 
 export type { EtcdChange, EtcdWatch } from './etcd-watch.ts';
 export { RecordTooLargeError, type EtcdLimits } from './etcd-layout.ts';
@@ -148,7 +148,7 @@ export class EtcdStore extends RecordStore {
     });
   }
 
-  protected async writeRecords(records: readonly ChangeRecord[], seq: number): Promise<void> {
+  protected async writeRecords(records: ReadonlyMap<string, string | null>, seq: number): Promise<void> {
     const started = performance.now();
     this.currentFence();
     let carried = records;
@@ -161,16 +161,15 @@ export class EtcdStore extends RecordStore {
       // A committed batch nobody applied yet (a crash, or a failed write of this process) goes
       // first, under this batch's newer values, so that removing its marker loses nothing.
       if (marker !== undefined) {
-        carried = [...(await this.readBatch(marker, '0')).records, ...records];
+        carried = carryUnder((await this.readBatch(marker, '0')).records, records);
         covered = Math.max(covered, marker.seq);
       }
     }
     this.markerMayExist = true;
-    const merged = dedupe(carried);
-    const encoded = encodeRecords(this.keys, merged, this.limits);
+    const encoded = encodeRecords(this.keys, carried, this.limits);
     const transactions = fitsOneTransaction(encoded, this.limits)
       ? await this.writeOne(encoded, covered, clearMarker)
-      : await this.writeLarge(merged, encoded, covered);
+      : await this.writeLarge(carried, encoded, covered);
     this.markerMayExist = false;
     this.options.onWritten?.(performance.now() - started, transactions);
   }
@@ -181,9 +180,9 @@ export class EtcdStore extends RecordStore {
     return 1;
   }
 
-  private async writeLarge(records: readonly ChangeRecord[], encoded: readonly EncodedRecord[], seq: number): Promise<number> {
+  private async writeLarge(records: ReadonlyMap<string, string | null>, encoded: readonly EncodedRecord[], seq: number): Promise<number> {
     const batch = `${seq}-${randomUUID()}`;
-    const slices = sliceText(JSON.stringify({ seq, records }), this.limits);
+    const slices = sliceText(batchText(seq, records), this.limits);
     let transactions = 0;
     for (const [index, slice] of slices.slice(0, -1).entries()) {
       await this.options.duringWrite?.({ phase: 'slices', index });
@@ -274,7 +273,16 @@ function recordOp(record: EncodedRecord): IRequestOp {
   return record.value === null ? { request_delete_range: { key: Buffer.from(record.key) } } : put(record.key, record.value);
 }
 
-/** One record per key, the last one winning (a transaction may not change a key twice). */
-function dedupe(records: readonly ChangeRecord[]): ChangeRecord[] {
-  return [...new Map(records.map((record) => [record.key, record])).values()];
+/** A committed batch nobody applied yet, under the newer records of this write (one record per key: a transaction may not change a key twice). */
+function carryUnder(pending: readonly ChangeRecord[], records: ReadonlyMap<string, string | null>): Map<string, string | null> {
+  const carried = new Map<string, string | null>();
+  for (const { key, value } of pending) carried.set(key, encodeValue(value));
+  for (const [key, json] of records) carried.set(key, json);
+  return carried;
+}
+
+/** A large batch's log text: the same as JSON.stringify({ seq, records: [{ key, value }...] }), from the values' text. */
+function batchText(seq: number, records: ReadonlyMap<string, string | null>): string {
+  const parts = [...records].map(([key, json]) => `{"key":${JSON.stringify(key)},"value":${json ?? 'null'}}`);
+  return `{"seq":${seq},"records":[${parts.join(',')}]}`;
 }

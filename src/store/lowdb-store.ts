@@ -16,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import type { DurableFileOptions } from './durable-file-adapter.ts';
 import { CorruptLogError, logFileName, logGenerations, LogWriter } from './change-log.ts';
 import { parseValue, replayLog, type LoggedRecord } from './log-replay.ts';
+import { RecordImage } from './record-image.ts';
 import { FORMAT_VERSION, SnapshotFile } from './snapshot-file.ts';
 import { RecordStore, type ChangeRecord, type LoadedRecords } from './store.ts';
 
@@ -74,8 +75,10 @@ export class LowdbStore extends RecordStore {
   private readonly options: LowdbStoreOptions;
   private readonly compaction: CompactionSettings;
   private readonly log: StoreLog;
-  /** Every durable record by key: what the next snapshot writes. Values are never changed in place. */
-  private image = new Map<string, unknown>();
+  /** Longest stretch of work on the event loop before yielding, in ms. */
+  private readonly sliceMs: number;
+  /** Every durable record by key: what the next snapshot writes. */
+  private image = new RecordImage();
   private loaded: Promise<void> | null = null;
   /** Whether anything was ever written (a snapshot, a log, or an append of this process). */
   private hasData = false;
@@ -94,7 +97,8 @@ export class LowdbStore extends RecordStore {
     this.dataDir = path.resolve(options.dataDir);
     this.compaction = { ...defaultCompaction, ...options.compaction };
     this.log = options.log ?? silent;
-    this.snapshotFile = new SnapshotFile(this.dataDir, options.adapter ?? {}, options.sliceMs ?? 4,
+    this.sliceMs = options.sliceMs ?? 4;
+    this.snapshotFile = new SnapshotFile(this.dataDir, options.adapter ?? {}, this.sliceMs,
       options.legacyRecords ?? ((state) => [{ key: 'state', value: state }]));
     this.file = this.snapshotFile.file;
   }
@@ -106,8 +110,13 @@ export class LowdbStore extends RecordStore {
    * @throws CorruptDataFileError, DataFormatError or CorruptLogError, naming the path.
    */
   async load(): Promise<LoadedRecords | undefined> {
-    await (this.loaded ??= this.readAll());
-    return this.hasData ? { seq: this.durableSeq(), records: this.image } : undefined;
+    await this.ready();
+    return this.hasData ? { seq: this.durableSeq(), records: this.image.values() } : undefined;
+  }
+
+  /** Reads the files once, on first use. */
+  private ready(): Promise<void> {
+    return (this.loaded ??= this.readAll());
   }
 
   private async readAll(): Promise<void> {
@@ -138,21 +147,21 @@ export class LowdbStore extends RecordStore {
     if (gens.length === 0) this.resume = { gen: first, validBytes: 0, records: 0 };
     // Logs older than the snapshot are folded into it (a crash came between the two steps).
     for (const gen of all.filter((g) => g < first)) await rm(path.join(this.dataDir, logFileName(gen)), { force: true });
-    this.image = image;
+    this.image = new RecordImage(image);
     this.commit.noteDurable(seq);
     this.hasData = snapshot !== null || gens.length > 0;
   }
 
-  protected async writeRecords(records: readonly ChangeRecord[], seq: number): Promise<void> {
-    await this.load();
+  protected async writeRecords(records: ReadonlyMap<string, string | null>, seq: number): Promise<void> {
+    await this.ready();
     this.writer ??= await LogWriter.open(this.dataDir, this.resume.gen, this.resume.validBytes, this.resume.records);
     const started = performance.now();
     const duringWrite = this.options.duringWrite;
     const bytes = await this.writer.append(records, seq, {
-      sliceMs: this.options.sliceMs ?? 4, beforeSync: duringWrite && (() => duringWrite(seq)),
+      sliceMs: this.sliceMs, beforeSync: duringWrite && (() => duringWrite(seq)),
     });
     this.options.onWritten?.(performance.now() - started, bytes);
-    this.image = applyTo(this.image, records);
+    await this.image.apply(records, this.sliceMs);
     this.hasData = true;
     this.durableImageSeq = seq;
     if (this.compacting === null && this.logIsFull() && Date.now() >= this.snapshotRetryAtMs) await this.startSnapshot();
@@ -182,7 +191,7 @@ export class LowdbStore extends RecordStore {
     await old.close().catch(() => {});
     const snapshot = {
       formatVersion: FORMAT_VERSION, savedAtMs: (this.options.wallClockMs ?? Date.now)(), seq: this.durableImageSeq,
-      log: next.gen, records: new Map(this.image),
+      log: next.gen, records: await this.image.copy(this.sliceMs),
     } as const;
     this.compacting = this.writeSnapshot(snapshot).finally(() => {
       this.compacting = null;

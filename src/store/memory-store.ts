@@ -40,10 +40,10 @@ export class MemoryStore extends RecordStore {
     return { seq: this.durableSeq(), records: structuredClone(this.saved) };
   }
 
-  protected async writeRecords(records: readonly ChangeRecord[], _seq: number): Promise<void> {
-    // Copy before the hook awaits: the file store serialises at write start, and the copy must
-    // capture the same instant, not whatever the caller has mutated by the time the hook returns.
-    const copy = structuredClone(records);
+  protected async writeRecords(records: ReadonlyMap<string, string | null>, _seq: number): Promise<void> {
+    // Parse before the hook awaits: the records are the file store's text, read back as a restart
+    // would read them, and the map is the caller's only until the write settles.
+    const copy = [...records].map(([key, json]) => ({ key, value: json === null ? null : JSON.parse(json) as unknown }));
     if (this.beforeWrite) await this.beforeWrite(_seq);
     this.apply(copy);
   }

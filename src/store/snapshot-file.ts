@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { DurableFileAdapter, type DurableFileOptions } from './durable-file-adapter.ts';
+import { jsonOf, type StoredValue } from './record-image.ts';
 import { Slicer } from './slicer.ts';
 import type { ChangeRecord } from './store.ts';
 
@@ -30,6 +31,11 @@ export interface Snapshot {
   readonly records: ReadonlyMap<string, unknown>;
 }
 
+/** A snapshot to write: every live record as JSON text or as a value loaded at start-up. */
+export interface SnapshotImage extends Omit<Snapshot, 'records'> {
+  readonly records: readonly (readonly [string, StoredValue])[];
+}
+
 /** Raised when the data file parses but is not a snapshot this build understands. */
 export class DataFormatError extends Error {
   /** Path of the refused file. */
@@ -45,7 +51,7 @@ export class DataFormatError extends Error {
 /** Reads and writes the snapshot file. */
 export class SnapshotFile {
   readonly file: string;
-  private readonly adapter: DurableFileAdapter<Snapshot | Record<string, unknown> | null>;
+  private readonly adapter: DurableFileAdapter<SnapshotImage | Record<string, unknown> | null>;
 
   /**
    * @param sliceMs longest stretch of serialisation on the event loop.
@@ -54,7 +60,7 @@ export class SnapshotFile {
   constructor(dataDir: string, options: DurableFileOptions, sliceMs: number,
     private readonly legacyRecords: (state: unknown) => readonly ChangeRecord[]) {
     this.file = path.resolve(dataDir, DATA_FILE_NAME);
-    this.adapter = new DurableFileAdapter(this.file, options, (doc) => serialise(doc as Snapshot, sliceMs));
+    this.adapter = new DurableFileAdapter(this.file, options, (doc) => serialise(doc as SnapshotImage, sliceMs));
   }
 
   /**
@@ -62,15 +68,15 @@ export class SnapshotFile {
    * @throws CorruptDataFileError or DataFormatError, naming the path, for a file it cannot trust.
    */
   async read(): Promise<Snapshot | null> {
-    const db = new Low<Snapshot | Record<string, unknown> | null>(this.adapter, null);
+    const db = new Low<SnapshotImage | Record<string, unknown> | null>(this.adapter, null);
     await db.read();
     if (db.data === null) return null;
     return this.parse(db.data as Record<string, unknown>);
   }
 
-  /** Writes `snapshot` atomically; its records must not change until this resolves. */
-  async write(snapshot: Snapshot): Promise<void> {
-    await new Low<Snapshot | Record<string, unknown> | null>(this.adapter, snapshot).write();
+  /** Writes `snapshot` atomically. */
+  async write(snapshot: SnapshotImage): Promise<void> {
+    await new Low<SnapshotImage | Record<string, unknown> | null>(this.adapter, snapshot).write();
   }
 
   private parse(data: Record<string, unknown>): Snapshot {
@@ -97,23 +103,31 @@ export class SnapshotFile {
   }
 }
 
+/** Largest chunk of snapshot text handed over at once, in characters: each is converted and written in one step. */
+const chunkChars = 1 << 20;
+
 /**
  * The snapshot as compact JSON, built in slices so that a large one does not stall the event loop,
- * and handed over in chunks (one per slice) so that no step joins or converts the whole text.
+ * and handed over in chunks of bounded size so that no step joins or converts the whole text.
  */
-async function serialise(snapshot: Snapshot, sliceMs: number): Promise<string[]> {
+async function serialise(snapshot: SnapshotImage, sliceMs: number): Promise<string[]> {
   const { records, ...head } = snapshot;
   const chunks: string[] = [];
   let parts = [`${JSON.stringify(head).slice(0, -1)},"records":{`];
+  let chars = 0;
   const slicer = new Slicer(sliceMs);
   let first = true;
-  for (const [key, value] of records) {
-    parts.push(`${first ? '' : ','}${JSON.stringify(key)}:${JSON.stringify(value)}`);
+  for (const [key, stored] of records) {
+    const part = `${first ? '' : ','}${JSON.stringify(key)}:${jsonOf(stored)}`;
+    parts.push(part);
+    chars += part.length;
     first = false;
-    if (!slicer.due()) continue;
+    const due = slicer.due();
+    if (!due && chars < chunkChars) continue;
     chunks.push(parts.join(''));
     parts = [];
-    await slicer.pause();
+    chars = 0;
+    if (due) await slicer.pause();
   }
   parts.push('}}');
   chunks.push(parts.join(''));

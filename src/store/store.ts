@@ -9,6 +9,29 @@ import type { ChangeBatch, ChangeRecord } from '../../mesh/core/change-records.t
 export type { ChangeBatch, ChangeRecord };
 
 /**
+ * The changes of one write as a store takes them: each changed record's value as JSON text by key,
+ * or null when the record is gone. Records are serialised as they are taken from the core, so a
+ * store never holds the core's objects: a large write leaves strings behind, not object graphs for
+ * the garbage collector to copy, and no store serialises a value twice.
+ */
+export interface EncodedBatch {
+  readonly seq: number;
+  readonly records: ReadonlyMap<string, string | null>;
+}
+
+/** A record's value as the JSON text that stores keep (null: the record is gone). */
+export function encodeValue(value: unknown): string | null {
+  return value === null ? null : JSON.stringify(value);
+}
+
+/** A batch of change records, encoded (the last record of a key wins). */
+export function encodeBatch(batch: ChangeBatch): EncodedBatch {
+  const records = new Map<string, string | null>();
+  for (const { key, value } of batch.records) records.set(key, encodeValue(value));
+  return { seq: batch.seq, records };
+}
+
+/**
  * What a store gives back at start-up: every live record (deletions applied) and the highest change
  * seq they cover. The values belong to the store: read them, do not change them.
  */
@@ -48,8 +71,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Hands out the changes to write; a promise when it copies them in slices between turns of the event loop. */
-export type Take = () => ChangeBatch | Promise<ChangeBatch>;
+/** Hands out the changes to write; a promise when it takes them in slices between turns of the event loop. */
+export type Take = () => EncodedBatch | Promise<EncodedBatch>;
 
 /** One physical write: the document as captured at write start and the highest seq it covers. */
 export type WriteFn<T> = (doc: T, seq: number) => Promise<void>;
@@ -200,19 +223,22 @@ export class GroupCommit<T> {
  * Implementations supply `load` and one physical write of a batch of records.
  */
 export abstract class RecordStore implements Store {
-  protected readonly commit: GroupCommit<ChangeBatch>;
+  protected readonly commit: GroupCommit<EncodedBatch>;
   /** Records taken from the core but not yet durable (a failed write's), by key; newer values win. */
-  private readonly unwritten = new Map<string, unknown>();
+  private readonly unwritten = new Map<string, string | null>();
 
   /** @param onError told about every failed write, besides the callers it rejects. */
   constructor(onError?: (error: unknown) => void) {
-    this.commit = new GroupCommit<ChangeBatch>((batch, seq) => this.writeMerged(batch, seq), 0, onError);
+    this.commit = new GroupCommit<EncodedBatch>((batch, seq) => this.writeMerged(batch, seq), 0, onError);
   }
 
   abstract load(): Promise<LoadedRecords | undefined>;
 
-  /** Makes `records` durable as one atomic batch covering changes up to `seq`. */
-  protected abstract writeRecords(records: readonly ChangeRecord[], seq: number): Promise<void>;
+  /**
+   * Makes `records` (JSON text by key, null deletes) durable as one atomic batch covering changes up
+   * to `seq`. The map does not change until this settles.
+   */
+  protected abstract writeRecords(records: ReadonlyMap<string, string | null>, seq: number): Promise<void>;
 
   append(take: Take, seq: number): Promise<void> {
     return this.commit.save(take, seq);
@@ -239,15 +265,21 @@ export abstract class RecordStore implements Store {
     return this.commit.close();
   }
 
-  private async writeMerged(batch: ChangeBatch, seq: number): Promise<void> {
-    let records = batch.records;
-    if (this.unwritten.size > 0) {
-      for (const record of batch.records) this.unwritten.set(record.key, record.value);
-      records = [...this.unwritten].map(([key, value]) => ({ key, value }));
-    } else {
-      for (const record of batch.records) this.unwritten.set(record.key, record.value);
+  /**
+   * Writes the batch, under it whatever a failed write left. The batch is copied into `unwritten`
+   * only when that is needed: copying every record of a large write up front would hold the event
+   * loop for nothing in the usual case, a write that succeeds.
+   */
+  private async writeMerged(batch: EncodedBatch, seq: number): Promise<void> {
+    const merging = this.unwritten.size > 0;
+    if (merging) for (const [key, json] of batch.records) this.unwritten.set(key, json);
+    const records = merging ? this.unwritten : batch.records;
+    try {
+      await this.writeRecords(records, Math.max(seq, batch.seq));
+    } catch (error) {
+      if (!merging) for (const [key, json] of batch.records) this.unwritten.set(key, json);
+      throw error;
     }
-    await this.writeRecords(records, Math.max(seq, batch.seq));
     this.unwritten.clear();
   }
 }

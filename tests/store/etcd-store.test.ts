@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EtcdStore, FencedError, type EtcdStoreOptions, type EtcdWriteStep } from '../../src/store/etcd-store.ts';
 import { applyRecords } from '../../src/store/etcd-layout.ts';
-import type { ChangeRecord } from '../../src/store/store.ts';
+import { encodeBatch, type ChangeRecord } from '../../src/store/store.ts';
 import { needsEtcd, useEtcdCluster } from '../e2e/etcd-cluster.ts';
 import { RecordSource, stored, storeContract } from './store-contract.ts';
 
@@ -78,8 +78,8 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
 
     it('never lowers the stored seq', async () => {
       const store = freshStore();
-      await store.append(() => ({ seq: 12, records: [{ key: 'a', value: 1 }] }), 12);
-      await store.append(() => ({ seq: 1, records: [{ key: 'b', value: 2 }] }), 1);
+      await store.append(() => encodeBatch({ seq: 12, records: [{ key: 'a', value: 1 }] }), 12);
+      await store.append(() => encodeBatch({ seq: 1, records: [{ key: 'b', value: 2 }] }), 1);
       assert.equal((await reopen(store).load())?.seq, 12);
     });
 
@@ -104,7 +104,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       const counts: number[] = [];
       const store = freshStore({ onWritten: (_ms, transactions) => counts.push(transactions) });
       const batch = massFailureBatch('first');
-      await store.append(() => ({ seq: 10, records: batch }), 10);
+      await store.append(() => encodeBatch({ seq: 10, records: batch }), 10);
       assert.ok(counts[0]! > 10, `${counts[0]} transactions`);
       const loaded = await reopen(store).load();
       assert.equal(loaded?.seq, 10);
@@ -119,7 +119,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       await store.append(source.take, source.set('region:r1', { old: true }));
       const cutOff = reopen(store, { duringWrite: cutAt('apply', 3) });
       const batch = massFailureBatch('second');
-      await assert.rejects(cutOff.append(() => ({ seq: 20, records: batch }), 20), /cut off before apply 3/);
+      await assert.rejects(cutOff.append(() => encodeBatch({ seq: 20, records: batch }), 20), /cut off before apply 3/);
       assert.notEqual(await etcd.client().get(store.keys.pending).string(), null, 'the marker is still there');
 
       const restarted = reopen(store);
@@ -127,7 +127,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       assert.equal(loaded?.seq, 20);
       assert.deepEqual(loaded?.records, applyRecords(new Map(), batch));
       // A small write after the restart removes the marker and keeps the batch's records.
-      await restarted.append(() => ({ seq: 21, records: [{ key: 'server:s0', value: { id: 's0', status: 'alive' } }] }), 21);
+      await restarted.append(() => encodeBatch({ seq: 21, records: [{ key: 'server:s0', value: { id: 's0', status: 'alive' } }] }), 21);
       assert.equal(await etcd.client().get(store.keys.pending).string(), null);
       assert.deepEqual(await keysUnder(`${store.keys.prefix}/log/`), []);
       const after = await reopen(store).load();
@@ -141,14 +141,14 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       await store.append(source.take, source.set('region:r1', { old: true }));
       const before = await stored(store);
       const cutOff = reopen(store, { duringWrite: cutAt('commit', 0) });
-      await assert.rejects(cutOff.append(() => ({ seq: 30, records: massFailureBatch('lost') }), 30), /cut off before commit/);
+      await assert.rejects(cutOff.append(() => encodeBatch({ seq: 30, records: massFailureBatch('lost') }), 30), /cut off before commit/);
       assert.ok((await keysUnder(`${store.keys.prefix}/log/`)).length > 0, 'slices were written');
 
       const restarted = reopen(store);
       assert.deepEqual(await stored(restarted), before);
       assert.equal(restarted.durableSeq(), 1);
       const batch = massFailureBatch('third');
-      await restarted.append(() => ({ seq: 31, records: batch }), 31);
+      await restarted.append(() => encodeBatch({ seq: 31, records: batch }), 31);
       assert.deepEqual(await keysUnder(`${store.keys.prefix}/log/`), []);
       assert.deepEqual((await reopen(store).load())?.records, applyRecords(new Map([['region:r1', { old: true }]]), batch));
     });
@@ -171,7 +171,7 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       const before = await keysUnder(store.keys.prefix);
       const revisionBefore = (await client.get(fenceKey).exec()).header.revision;
       await assert.rejects(store.append(source.take, source.set('a', 2)), FencedError);
-      await assert.rejects(store.append(() => ({ seq: 99, records: massFailureBatch('fenced') }), 99), FencedError);
+      await assert.rejects(store.append(() => encodeBatch({ seq: 99, records: massFailureBatch('fenced') }), 99), FencedError);
       assert.equal((await client.get(fenceKey).exec()).header.revision, revisionBefore, 'no revision: nothing was written');
       assert.deepEqual(await keysUnder(store.keys.prefix), before);
       assert.deepEqual(await stored(reopen(store)), { a: 1 });
@@ -203,8 +203,8 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
       try {
         await leader.append(source.take, source.set('b', 2));
         await leader.append(source.take, source.set('a', null));
-        await leader.append(() => ({ seq: 50, records: massFailureBatch('watched') }), 50);
-        await leader.append(() => ({ seq: 51, records: [{ key: 'region:r5', value: null }] }), 51);
+        await leader.append(() => encodeBatch({ seq: 50, records: massFailureBatch('watched') }), 50);
+        await leader.append(() => encodeBatch({ seq: 51, records: [{ key: 'region:r5', value: null }] }), 51);
         const expected = await reopen(leader).load();
         const deadline = Date.now() + 10_000;
         while (seq < 51 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -227,12 +227,12 @@ describe('EtcdStore on a real three-member cluster', needsEtcd(), () => {
 
       await cluster.kill(0);
       await store.append(source.take, source.set('b', 2));
-      await store.append(() => ({ seq: 60, records: massFailureBatch('degraded') }), 60);
+      await store.append(() => encodeBatch({ seq: 60, records: massFailureBatch('degraded') }), 60);
       assert.equal(store.failing(), false);
 
       await cluster.kill(1);
       const started = Date.now();
-      await assert.rejects(store.append(() => ({ seq: 61, records: [{ key: 'c', value: 3 }] }), 61));
+      await assert.rejects(store.append(() => encodeBatch({ seq: 61, records: [{ key: 'c', value: 3 }] }), 61));
       assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms`);
       assert.equal(store.failing(), true);
       assert.equal(store.durableSeq(), 60);

@@ -91,6 +91,36 @@ describe('LowdbStore on a real disk', () => {
     assert.deepEqual(await stored(new LowdbStore({ dataDir })), expected);
   });
 
+  it('keeps any Unicode and large values through log lines, a restart and snapshots of loaded and new records', async () => {
+    const dataDir = await freshDir();
+    const store = new LowdbStore({ dataDir });
+    const source = new RecordSource();
+    // Multi-byte UTF-8 and a surrogate pair in keys and values; values larger than the line buffer's
+    // first size; together more than one snapshot chunk.
+    const big = (i: number) => ({ i, text: `é€😀${'x'.repeat(150_000)}` });
+    const expected: Record<string, unknown> = { 'région:🙂': { name: 'Zürich 東京' } };
+    await store.append(source.take, source.set('région:🙂', { name: 'Zürich 東京' }));
+    const log = await fs.readFile(path.join(dataDir, 'mesh.1.log'), 'utf8');
+    assert.equal(log, line('{"s":1,"k":"région:🙂","v":{"name":"Zürich 東京"}}') + line('{"c":1,"n":1}'));
+    for (let i = 0; i < 8; i += 1) {
+      expected[`big:${i}`] = big(i);
+      await store.append(source.take, source.set(`big:${i}`, big(i)));
+    }
+    assert.deepEqual(await stored(new LowdbStore({ dataDir })), expected, 'replayed from the log');
+    await store.close();
+    const restarted = new LowdbStore({ dataDir });
+    assert.deepEqual(await stored(restarted), expected, 'read from the snapshot');
+    const changes = new RecordSource();
+    changes.seq = source.seq;
+    expected['big:3'] = { i: 'ü' };
+    await restarted.append(changes.take, changes.set('big:3', { i: 'ü' }));
+    delete expected['big:5'];
+    await restarted.append(changes.take, changes.set('big:5', null));
+    await restarted.close();
+    assert.deepEqual(JSON.parse(await fs.readFile(path.join(dataDir, 'mesh.json'), 'utf8')).records, expected);
+    assert.deepEqual(await stored(new LowdbStore({ dataDir })), expected, 'read from the second snapshot');
+  });
+
   it('a failed snapshot leaves the logs, and everything replays', async () => {
     const dataDir = await freshDir();
     const errors: unknown[] = [];

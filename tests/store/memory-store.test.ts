@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryStore } from '../../src/store/memory-store.ts';
+import { encodeBatch } from '../../src/store/store.ts';
 import { RecordSource, stored, storeContract } from './store-contract.ts';
 
 storeContract('MemoryStore', async (options) => new MemoryStore({ beforeWrite: options.duringWrite }));
@@ -28,7 +29,7 @@ describe('MemoryStore', () => {
       beforeWrite: () => { throw new Error('disk on fire'); },
       onError: (error) => errors.push(error),
     });
-    await assert.rejects(store.append(() => ({ seq: 1, records: [] }), 1));
+    await assert.rejects(store.append(() => encodeBatch({ seq: 1, records: [] }), 1));
     assert.equal(errors.length, 1);
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { StoreClosedError, type ChangeBatch, type Store } from '../../src/store/store.ts';
+import { encodeBatch, StoreClosedError, type EncodedBatch, type Store } from '../../src/store/store.ts';
 
 /** How a test wants the store built. */
 export interface ContractOptions {
@@ -37,11 +37,11 @@ export class RecordSource {
     return ++this.seq;
   }
 
-  /** The `take` of an append: copies of the changed records, as of now. */
-  readonly take = (): ChangeBatch => {
-    const records = [...this.dirty].map((key) => ({ key, value: structuredClone(this.values.get(key) ?? null) }));
+  /** The `take` of an append: the changed records as of now, encoded as the service hands them out. */
+  readonly take = (): EncodedBatch => {
+    const records = [...this.dirty].map((key) => ({ key, value: this.values.get(key) ?? null }));
     this.dirty.clear();
-    return { seq: this.seq, records };
+    return encodeBatch({ seq: this.seq, records });
   };
 }
 
@@ -149,7 +149,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
     it('keeps durableSeq monotonic', async () => {
       const store = await factory({ duringWrite: () => delay(1) });
       const seen: number[] = [];
-      const take = (): ChangeBatch => ({ seq: 0, records: [] });
+      const take = (): EncodedBatch => encodeBatch({ seq: 0, records: [] });
       const appends = [5, 3, 9, 9, 2, 12].map((seq) => store.append(take, seq).then(() => seen.push(store.durableSeq())));
       await Promise.all(appends);
       await store.append(take, 1);
@@ -197,7 +197,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       assert.equal(store.durableSeq(), 0);
       // The change is still owed, so close retries it and reports that it could not be made durable.
       await assert.rejects(store.close(), /take failed/);
-      await assert.rejects(store.append(() => ({ seq: 2, records: [] }), 2), StoreClosedError);
+      await assert.rejects(store.append(() => encodeBatch({ seq: 2, records: [] }), 2), StoreClosedError);
     });
 
     it('flush waits for queued appends; flush on an idle store resolves at once', async () => {
