@@ -65,7 +65,7 @@ export interface MeshSessionOptions {
   readonly tokenIn?: 'header' | 'protocol';
   /** First reconnect delay ceiling, ms (default 100); doubles per failed attempt up to `maxBackoffMs`. */
   readonly initialBackoffMs?: number;
-  /** Largest reconnect delay ceiling, ms (default 5,000). */
+  /** Largest reconnect delay ceiling, ms (default 5,000; never above the heartbeat interval, see `closed`). */
   readonly maxBackoffMs?: number;
   /** Uniform [0, 1) source for the back-off jitter (default Math.random). */
   readonly random?: () => number;
@@ -300,8 +300,10 @@ export class MeshSession extends EventEmitter<MeshSessionEvents> {
       return;
     }
     // Full jitter (AWS's "exponential backoff and jitter"): a mesh whose sessions all dropped at
-    // once does not reconnect in one wave.
-    const ceiling = Math.min(this.options.maxBackoffMs ?? 5000, (this.options.initialBackoffMs ?? 100) * 2 ** this.attempt);
+    // once does not reconnect in one wave. The ceiling stays within a heartbeat interval: the
+    // session carries the heartbeats, so a longer wait after an outage ends would let the
+    // coordinator's failure timeout run out on a healthy server.
+    const ceiling = Math.min(this.options.maxBackoffMs ?? 5000, this.intervalMs, (this.options.initialBackoffMs ?? 100) * 2 ** this.attempt);
     const delay = Math.floor((this.options.random ?? Math.random)() * ceiling);
     this.attempt += 1;
     this.emit('close', code, reason, delay);

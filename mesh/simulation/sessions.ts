@@ -240,10 +240,13 @@ export class SessionLayer extends SessionWire {
     this.reconnectLater(server, client, nowMs);
   }
 
-  /** Full jitter (clients/ts MeshSession): a fleet whose sessions all dropped does not reconnect in one wave. */
+  /**
+   * Full jitter within a heartbeat interval (clients/ts MeshSession): a fleet whose sessions all
+   * dropped does not reconnect in one wave, and a server is heard within an interval of an outage's end.
+   */
   private reconnectLater(server: SimServer, client: ClientEnd, nowMs: number): void {
     if (client.reconnecting || !server.up) return;
-    const ceiling = Math.min(this.options.maxBackoffMs ?? 5000, (this.options.initialBackoffMs ?? 100) * 2 ** client.attempt);
+    const ceiling = Math.min(this.options.maxBackoffMs ?? 5000, server.intervalMs, (this.options.initialBackoffMs ?? 100) * 2 ** client.attempt);
     client.attempt += 1;
     client.reconnecting = true;
     this.fleet.call(nowMs + Math.floor(this.random.next() * ceiling), server.id, (at) => this.connect(server, client, at));

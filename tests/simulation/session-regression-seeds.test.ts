@@ -31,4 +31,11 @@ describe('session regression seeds', () => {
       cuts: [{ gapMs: 1, refusedForMs: 0 }, { gapMs: 60, refusedForMs: 0 }] });
     assert.deepEqual([...found.problems, ...found.safety, ...found.lostState], []);
   });
+
+  test('every session cut three times within 1.5 s, two of them refused by a restarting proxy for over a second: ' +
+    'nobody fails over (reconnect back-off grew to seconds, past the failure timeout; it is now capped at a heartbeat interval)', () => {
+    const found = runSessionCuts({ seed: 25, regions: 95, zones: 3, spareServers: 0, warmupMs: 5000,
+      cuts: [{ gapMs: 1, refusedForMs: 1025 }, { gapMs: 2, refusedForMs: 0 }, { gapMs: 1536, refusedForMs: 1267 }] });
+    assert.deepEqual([...found.problems, ...found.safety, ...found.lostState], []);
+  });
 });

@@ -77,8 +77,7 @@ var token = ""
 var incarnation = ""
 var status = ""
 var fidelity = 1.0
-# "session" while a WebSocket session is open, else "http".
-var transport = "http"
+var transport = "http"  # "session" while a WebSocket session is open
 # The coordinators and the one in use now (`urls.current()`), set by start().
 var urls
 # region_id -> {role, epoch, applied_seq, primary_id, fidelity, actions_pending, leading}
@@ -93,8 +92,7 @@ var _lease = Lease.new()
 var _assignments = Assignments.new(self)
 var _http
 var _session
-# The link to the coordinator over either transport (coordinator_link.gd); transports answer to it.
-var link
+var link  # to the coordinator over either transport (coordinator_link.gd); transports answer to it
 var _started = false
 var _next_stop_check = 0
 var _last_advance_at = 0
@@ -274,9 +272,8 @@ func set_transport(name):
 	emit_signal("transport_changed", name)
 
 
-# Emits `lease_lost` once when the lease ran out while leading. Also called before an answer ends a
-# lead: HTTP answers are delivered before `_process` (Godot's internal processing comes first), and
-# a process paused past its lease must report it even when the first answer after the pause demotes it.
+# Emits `lease_lost` once if the lease ran out while leading; also run before an answer ends a lead,
+# since HTTP answers come before `_process` and may demote a process paused past its lease.
 func _check_lease(now):
 	if _lease.ran_out(now, _leads_any()):
 		emit_signal("lease_lost")
