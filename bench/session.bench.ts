@@ -25,7 +25,8 @@
  * 2. Mass failure: during a paced round, 30% of the servers' sessions are cut (their processes
  *    "crash"), and the other sessions report them silent from then on. The coordinator fails them
  *    over (promotions written to disk, pushed to the sessions): the reply latency of the surviving
- *    sessions from the crash to 10 s after it, p99.9 and max. Target: p99.9 <= 100 ms.
+ *    sessions from the crash to 10 s after it, p99.9 and max. Target: p99.9 <= 100 ms. And what
+ *    held the event loop over the round: its delay, the ticker's steps and the GC's pauses.
  * 3. Saturated: closed loop, every session sends its next heartbeat as soon as its reply is in;
  *    service and bare server alternate (ABAB), medians of heartbeats per second. The service's
  *    ticker is stopped during the bare rounds (its mesh hears nothing then, and failing 10,000
@@ -52,6 +53,8 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
 import { booleanFlag, heading, memoryBreakdown, mib, ms, num, numberFlag, quick, stringFlag, table, verdict, type MemoryBreakdown } from './lib/report.ts';
 import { median } from './lib/stats.ts';
+import { LoopWatch, longMs, type Holds } from './lib/loop-watch.ts';
+import { threadCpu, threadCpuSince } from './lib/thread-cpu.ts';
 
 interface Target { readonly id: string; readonly token: string }
 interface Claim { region_id: string; role: string; epoch: number; primary: { server_id: string } | null; backups: { server_id: string }[] }
@@ -247,22 +250,28 @@ async function main(): Promise<number> {
   const healthy = first.host.coordinator.status(first.host.now());
   const cpuOf = async (renewMs: number) => {
     const before = process.cpuUsage();
+    const threadsBefore = threadCpu();
+    const started = performance.now();
     const result = await ask<RoundResult>({ type: 'round', durationMs: roundMs, closedLoop: false, crashAtMs: null, crashFraction: 0, renewMs });
+    const wallMs = performance.now() - started;
     const used = process.cpuUsage(before);
-    return { result, cpuShare: (used.user + used.system) / 1000 / result.elapsedMs };
+    const threads = threadCpuSince(threadsBefore);
+    return { result, cpuShare: (used.user + used.system) / 1000 / wallMs, mainShare: threads === null ? NaN : threads.mainMs / wallMs };
   };
-  const { result: paced, cpuShare: pacedCpu } = await cpuOf(0);
+  const { result: paced, cpuShare: pacedCpu, mainShare: pacedMain } = await cpuOf(0);
   const memory = await memoryBreakdown();
   const snapshotFile = stringFlag('heap-snapshot');
   if (snapshotFile !== undefined) (await import('node:v8')).writeHeapSnapshot(snapshotFile);
   if (booleanFlag('memory-only')) {
     child.send({ type: 'exit' });
     await first.close();
-    printMemory(serverCount, healthy, meshOnly, memory, pacedRows(paced, pacedCpu));
+    printMemory(serverCount, healthy, meshOnly, memory, pacedRows(paced, pacedCpu, pacedMain));
     return isHealthy(healthy) ? 0 : 1;
   }
   const { result: renewing, cpuShare: renewingCpu } = await cpuOf(renewMs);
+  first.watch.start();
   const failure = await ask<RoundResult>({ type: 'round', durationMs: 13_000, closedLoop: false, crashAtMs: 2000, crashFraction: 0.3 });
+  const loop = first.watch.stop();
   const afterFailure = first.host.coordinator.status(first.host.now());
   const failovers = first.host.coordinator.metrics().failovers;
   await first.close();
@@ -294,7 +303,7 @@ async function main(): Promise<number> {
   heading(`${num(serverCount)} sessions, ${num(serverCount)} regions, lowdb store`);
   console.log(table(['quantity', 'value', 'target'], [
     healthRow(healthy),
-    ...pacedRows(paced, pacedCpu),
+    ...pacedRows(paced, pacedCpu, pacedMain),
     ...memoryRows(meshOnly, memory),
     ['service CPU, share of one core: with renewals', `${num(renewingCpu * 100, 1)}%`, ''],
     [`lease renewals: primaries renewing every ${num(renewMs)} ms; renewals / s sent / answered`,
@@ -308,6 +317,9 @@ async function main(): Promise<number> {
       `${num(afterFailure.regions.active)} / ${num(afterFailure.regions.unavailable)}`, ''],
     ['reply latency during the mass failure (10 s): p99 / p99.9 / max', [99, 99.9, 100].map((p) => ms(pct(failure.latenciesMs, p))).join(' / '),
       `p99.9 <= 100 ms: ${verdict(pct(failure.latenciesMs, 99.9) <= 100)}`],
+    ['mass-failure round (13 s, the crash at 2 s): event-loop delay p99 / max', `${ms(loop.delayP99Ms)} / ${ms(loop.delayMaxMs)}`, ''],
+    [`ticker steps: longest; over ${longMs} ms; their time`, holdsText(loop.timed), ''],
+    [`GC pauses: longest; over ${longMs} ms; their time`, holdsText(loop.gc), ''],
     ['saturated heartbeats / s: service / bare ws (medians)', `${num(median(rates.service))} / ${num(median(rates.bare))}`, ''],
     ['ratio service / bare', num(ratio, 2), `>= 0.75: ${verdict(ratio >= 0.75)}`],
     ['servers failed on the saturated rounds\' mesh', num(saturatedFailed), '0'],
@@ -329,17 +341,22 @@ function healthRow(status: MeshStatus): string[] {
     `all: ${isHealthy(status) ? 'yes' : 'NO, the numbers below do not measure a healthy mesh'}`];
 }
 
+function holdsText(h: Holds): string {
+  return `${ms(h.maxMs)}; ${num(h.long)} of ${num(h.count)}; ${num(h.totalMs / 1000, 2)} s`;
+}
+
 /** The q-th percentile of `values` (nearest rank). */
 function pct(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(0, Math.ceil((q / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-function pacedRows(paced: RoundResult, cpuShare: number): string[][] {
+/** The paced round; a main thread near 100% is saturated (its replies queue), whatever the helpers (GC, compiler) take. */
+function pacedRows(paced: RoundResult, cpuShare: number, mainShare: number): string[][] {
   return [
     ['paced 1 Hz: replies / s', num(paced.count / (paced.elapsedMs / 1000)), ''],
     ['paced 1 Hz: reply latency p50 / p99 / p99.9 / max', [50, 99, 99.9, 100].map((p) => ms(pct(paced.latenciesMs, p))).join(' / '), ''],
-    ['service CPU, share of one core: paced 1 Hz', `${num(cpuShare * 100, 1)}%`, ''],
+    ['service CPU, share of one core, paced 1 Hz: the process; its main thread', `${num(cpuShare * 100, 1)}%; ${num(mainShare * 100, 1)}%`, ''],
   ];
 }
 
@@ -389,6 +406,7 @@ async function serviceWithMesh(count: number) {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   let ticker: { stop(): void } | null = null;
+  const watch = new LoopWatch();
   const stopTicker = () => {
     ticker?.stop();
     ticker = null;
@@ -397,8 +415,10 @@ async function serviceWithMesh(count: number) {
     host, targets, port: (server.address() as AddressInfo).port,
     close: async () => { stopTicker(); app.closeStreams(); server.close(); await host.close(); },
     /** The ticker runs only while the sessions heartbeat this mesh (see connectService). */
-    startTicker: () => { ticker ??= startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error)); },
+    startTicker: () => { ticker ??= startTicker(() => watch.timed(() => host.tick()), defaultMeshConfig.tickIntervalMs, (error) => console.error(error)); },
     stopTicker,
+    /** Times the ticker's steps, the GC's pauses and the loop's delay while started. */
+    watch,
   };
 }
 
