@@ -7,7 +7,7 @@
  * RSS), and V8's background threads sized to the machine, like the service after `npm start`.
  *
  *   npm run bench                      every bench, in name order
- *   npm run bench -- detection         only benches whose name contains "detection"
+ *   npm run bench -- detection         only benches whose name contains "detection" (a whole name: that one)
  *   npm run bench -- --list            the benches found
  *   npm run bench -- mass --reps 7     flags (--x) are passed on to every selected bench
  *   npm run bench -- --quick           small parameters, a smoke test of the scripts
@@ -112,7 +112,9 @@ async function main(): Promise<number> {
   }
   const names = argv.filter((a, i) => !a.startsWith('-') && !(argv[i - 1]?.startsWith('--') && !isSwitch(argv[i - 1] ?? '')));
   const flags = argv.filter((a) => !names.includes(a));
-  const selected = names.length === 0 ? available : available.filter((b) => names.some((n) => b === n || b.includes(n)));
+  // A name that is a bench's whole name selects that bench only (`session`, not `session-crash`).
+  const matches = (b: string, n: string) => b === n || (!available.includes(n) && b.includes(n));
+  const selected = names.length === 0 ? available : available.filter((b) => names.some((n) => matches(b, n)));
   const unknown = names.filter((n) => !available.some((b) => b === n || b.includes(n)));
   if (unknown.length > 0 || selected.length === 0) {
     console.error(`no bench matches ${unknown.join(', ') || names.join(', ')}; available: ${available.join(', ')}`);
@@ -130,7 +132,7 @@ async function main(): Promise<number> {
 
 /** Flags that take no value, so the word after them is a bench name. */
 function isSwitch(flag: string): boolean {
-  return ['--quick', '--list'].includes(flag);
+  return ['--quick', '--list', '--memory-only'].includes(flag);
 }
 
 process.exitCode = await main();

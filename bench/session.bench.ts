@@ -4,13 +4,16 @@
  * The service: a RunningMesh on the system clock with the lowdb store in a temp directory (so that
  * failovers are written to disk), 10,000 servers (4 zones, capacity 4) registered straight through
  * the core with stored token hashes, 10,000 regions (a primary and two backups each), the real app
- * on `http.createServer` with `app.sessions.handleUpgrade`, and the ticker running. The reference:
- * a bare `ws` server in the same process that parses each JSON frame and answers a reply of the
- * same size (no auth, no validation, no core).
+ * on `http.createServer` with `app.sessions.handleUpgrade`, and the ticker, started once every
+ * session heartbeats (a server silent since its registration would be failed by the timeout while
+ * the others connect); the bench checks that every server is alive and every region active before
+ * it measures. The reference: a bare `ws` server in the same process that parses each JSON frame
+ * and answers a reply of the same size (no auth, no validation, no core).
  *
- * The load: a separate process (this file with `--loadgen`) holds one `ws` client per server. It
- * sends protocol-following heartbeats (claims taken from the last reply or push, peers reported
- * heard, or silent since a crash) and times each reply from the send of its heartbeat.
+ * The load: a separate process (this file with `--loadgen`) holds one `ws` client per server. Every
+ * session heartbeats once a second from its connect on (spread evenly), protocol-following (claims
+ * taken from the last reply or push, peers reported heard, or silent since a crash), and times each
+ * reply from the send of its heartbeat.
  *
  * 1. Paced: every session heartbeats once a second (10,000/s), spread evenly: p50/p99/p99.9 of the
  *    reply latency, and the service's RSS after a full GC with every session open.
@@ -22,15 +25,21 @@
  * 2. Mass failure: during a paced round, 30% of the servers' sessions are cut (their processes
  *    "crash"), and the other sessions report them silent from then on. The coordinator fails them
  *    over (promotions written to disk, pushed to the sessions): the reply latency of the surviving
- *    sessions from the crash to 10 s after it, p99.9 and max. Target: p99.9 <= 100 ms.
+ *    sessions from the crash to 10 s after it, p99.9 and max. Target: p99.9 <= 100 ms. And what
+ *    held the event loop over the round: its delay, the ticker's steps and the GC's pauses.
  * 3. Saturated: closed loop, every session sends its next heartbeat as soon as its reply is in;
  *    service and bare server alternate (ABAB), medians of heartbeats per second. The service's
- *    ticker is stopped during the bare rounds: its mesh hears nothing then, and failing 10,000
- *    silent servers in the same process would slow the bare server down. Target: service /
+ *    ticker is stopped during the bare rounds (its mesh hears nothing then, and failing 10,000
+ *    silent servers in the same process would slow the bare server down) and started again once
+ *    the sessions are back and heartbeat. Target: service /
  *    bare >= 0.75. Run on a fresh mesh so that the failover of step 2 does not change the work.
+ *
+ * Memory: RSS and where it is (V8 heap used and committed, external memory, the rest), with the
+ * mesh built before any session connects and again with every session open.
  *
  * Run alone: node --expose-gc --import tsx bench/session.bench.ts [--servers 10000] [--round-ms 10000] [--renew-ms 1000]
  *   [--saturated-rounds 3] [--saturated-ms 5000] [--quick]
+ *   [--memory-only] (stop after the memory readings) [--heap-snapshot file] (write one with every session open)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -42,8 +51,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
-import { heading, memoryAfterGc, mib, ms, num, numberFlag, quick, table, verdict } from './lib/report.ts';
+import { booleanFlag, heading, memoryBreakdown, mib, ms, num, numberFlag, quick, stringFlag, table, verdict, type MemoryBreakdown } from './lib/report.ts';
 import { median } from './lib/stats.ts';
+import { LoopWatch, longMs, type Holds } from './lib/loop-watch.ts';
+import { threadCpu, threadCpuSince } from './lib/thread-cpu.ts';
 
 interface Target { readonly id: string; readonly token: string }
 interface Claim { region_id: string; role: string; epoch: number; primary: { server_id: string } | null; backups: { server_id: string }[] }
@@ -83,7 +94,26 @@ function runLoadgen(): void {
     s.socket.send(beat(s));
   };
 
+  // Every session heartbeats once a second, spread evenly, from the end of its connect on, as game
+  // servers do (a closed-loop round takes its place while it runs).
+  let pacing: NodeJS.Timeout | null = null;
+  const stopPacing = () => {
+    if (pacing !== null) clearInterval(pacing);
+    pacing = null;
+  };
+  const startPacing = () => {
+    stopPacing();
+    const started = performance.now();
+    const step = 1000 / sessions.length;
+    let next = 0;
+    pacing = setInterval(() => {
+      const due = Math.floor((performance.now() - started) / step);
+      for (; next < due; next++) send(sessions[next % sessions.length]!);
+    }, 1);
+  };
+
   const connectAll = async (port: number, targets: Target[]) => {
+    stopPacing();
     for (const s of sessions.splice(0)) s.socket.terminate();
     crashed.clear();
     for (let i = 0; i < targets.length; i += 200) {
@@ -111,13 +141,15 @@ function runLoadgen(): void {
         });
       })));
     }
+    startPacing();
   };
 
   /**
-   * Paced (every session once per `periodMs`, spread evenly) or closed loop (`periodMs` 0). With
-   * `renewMs`, every session that is primary of a region also sends `renew` once per `renewMs`.
+   * The replies of `durationMs` of paced heartbeats, or of a closed loop (`closedLoop`: each session
+   * sends its next heartbeat when its reply is in, instead of the pacing). With `renewMs`, every
+   * session that is primary of a region also sends `renew` once per `renewMs`.
    */
-  const round = (durationMs: number, periodMs: number, crashAtMs: number | null, crashFraction: number, renewMs = 0): Promise<RoundResult> =>
+  const round = (durationMs: number, closedLoop: boolean, crashAtMs: number | null, crashFraction: number, renewMs = 0): Promise<RoundResult> =>
     new Promise((resolve) => {
       Object.assign(renewals, { sent: 0, answered: 0, primaries: 0, bytes: 0 });
       const latenciesMs: number[] = [];
@@ -129,17 +161,11 @@ function runLoadgen(): void {
         const since = performance.now() - started;
         if (crashAtMs === null || (since >= crashAtMs && since <= crashAtMs + 10_000)) latenciesMs.push(latency);
         if (!ok) errors++;
-        if (periodMs === 0 && !stopped) send(sessions[i]!);
+        if (closedLoop && !stopped) send(sessions[i]!);
       };
-      if (periodMs === 0) {
+      if (closedLoop) {
+        stopPacing();
         for (const s of sessions) send(s);
-      } else {
-        const step = periodMs / sessions.length;
-        let next = 0;
-        timers.push(setInterval(() => {
-          const due = Math.floor((performance.now() - started) / step);
-          for (; next < due; next++) send(sessions[next % sessions.length]!);
-        }, 1));
       }
       if (renewMs > 0) {
         const primaries = sessions.filter((s) => s.claims.some((c) => c.role === 'primary'));
@@ -173,15 +199,16 @@ function runLoadgen(): void {
         stopped = true;
         for (const t of timers) clearInterval(t);
         onReply = null;
+        if (closedLoop) startPacing();
         resolve({ count: latenciesMs.length, errors, latenciesMs, elapsedMs: performance.now() - started, renewals: { ...renewals } });
       }, durationMs));
     });
 
-  process.on('message', (m: { type: string; port: number; targets: Target[]; durationMs: number; periodMs: number; crashAtMs: number | null; crashFraction: number; renewMs?: number }) => {
+  process.on('message', (m: { type: string; port: number; targets: Target[]; durationMs: number; closedLoop: boolean; crashAtMs: number | null; crashFraction: number; renewMs?: number }) => {
     const reply = (p: Promise<unknown>) => p.then((v) => process.send?.({ type: 'done', value: v }), (e: unknown) => process.send?.({ type: 'failed', error: String(e) }));
     if (m.type === 'connect') reply(connectAll(m.port, m.targets));
-    else if (m.type === 'round') reply(round(m.durationMs, m.periodMs, m.crashAtMs, m.crashFraction, m.renewMs));
-    else if (m.type === 'exit') { for (const s of sessions) s.socket.terminate(); process.disconnect?.(); }
+    else if (m.type === 'round') reply(round(m.durationMs, m.closedLoop, m.crashAtMs, m.crashFraction, m.renewMs));
+    else if (m.type === 'exit') { stopPacing(); for (const s of sessions) s.socket.terminate(); process.disconnect?.(); }
   });
 }
 
@@ -203,40 +230,70 @@ async function main(): Promise<number> {
     child.send(message);
   });
 
+  /**
+   * Connects every session to the service, which then heartbeats at 1 Hz, and starts the service's
+   * ticker once every server was heard within the last second: judged before, a server still waiting
+   * for its session would be failed by the 5 s timeout since its registration (connecting 10,000
+   * sessions takes seconds), and the bench would measure a mesh whose every region is unavailable.
+   */
+  const connectService = async (service: Service) => {
+    await ask({ type: 'connect', port: service.port, targets: service.targets });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    service.startTicker();
+  };
+
   // Paced rounds and the mass failure on one mesh, saturated rounds on a fresh one.
   const first = await serviceWithMesh(serverCount);
-  await ask({ type: 'connect', port: first.port, targets: first.targets });
-  await ask<RoundResult>({ type: 'round', durationMs: 3000, periodMs: 1000, crashAtMs: null, crashFraction: 0 });
+  const meshOnly = await memoryBreakdown();
+  await connectService(first);
+  await ask<RoundResult>({ type: 'round', durationMs: 3000, closedLoop: false, crashAtMs: null, crashFraction: 0 });
+  const healthy = first.host.coordinator.status(first.host.now());
   const cpuOf = async (renewMs: number) => {
     const before = process.cpuUsage();
-    const result = await ask<RoundResult>({ type: 'round', durationMs: roundMs, periodMs: 1000, crashAtMs: null, crashFraction: 0, renewMs });
+    const threadsBefore = threadCpu();
+    const started = performance.now();
+    const result = await ask<RoundResult>({ type: 'round', durationMs: roundMs, closedLoop: false, crashAtMs: null, crashFraction: 0, renewMs });
+    const wallMs = performance.now() - started;
     const used = process.cpuUsage(before);
-    return { result, cpuShare: (used.user + used.system) / 1000 / result.elapsedMs };
+    const threads = threadCpuSince(threadsBefore);
+    return { result, cpuShare: (used.user + used.system) / 1000 / wallMs, mainShare: threads === null ? NaN : threads.mainMs / wallMs };
   };
-  const { result: paced, cpuShare: pacedCpu } = await cpuOf(0);
-  const memory = memoryAfterGc();
+  const { result: paced, cpuShare: pacedCpu, mainShare: pacedMain } = await cpuOf(0);
+  const memory = await memoryBreakdown();
+  const snapshotFile = stringFlag('heap-snapshot');
+  if (snapshotFile !== undefined) (await import('node:v8')).writeHeapSnapshot(snapshotFile);
+  if (booleanFlag('memory-only')) {
+    child.send({ type: 'exit' });
+    await first.close();
+    printMemory(serverCount, healthy, meshOnly, memory, pacedRows(paced, pacedCpu, pacedMain));
+    return isHealthy(healthy) ? 0 : 1;
+  }
   const { result: renewing, cpuShare: renewingCpu } = await cpuOf(renewMs);
-  const failure = await ask<RoundResult>({ type: 'round', durationMs: 13_000, periodMs: 1000, crashAtMs: 2000, crashFraction: 0.3 });
-  const failed = first.host.coordinator.status(first.host.now()).servers.failed;
+  first.watch.start();
+  const failure = await ask<RoundResult>({ type: 'round', durationMs: 13_000, closedLoop: false, crashAtMs: 2000, crashFraction: 0.3 });
+  const loop = first.watch.stop();
+  const afterFailure = first.host.coordinator.status(first.host.now());
+  const failovers = first.host.coordinator.metrics().failovers;
   await first.close();
 
   const second = await serviceWithMesh(serverCount);
   const bare = await bareServer(second.targets);
   const rates: Record<'service' | 'bare', number[]> = { service: [], bare: [] };
   for (let r = 0; r < saturatedRounds; r++) {
-    for (const [label, port, targets] of [['service', second.port, second.targets], ['bare', bare.port, second.targets]] as const) {
-      if (label === 'bare') second.pause();
-      await ask({ type: 'connect', port, targets });
-      const result = await ask<RoundResult>({ type: 'round', durationMs: saturatedMs, periodMs: 0, crashAtMs: null, crashFraction: 0 });
+    for (const label of ['service', 'bare'] as const) {
+      if (label === 'service') await connectService(second);
+      else await ask({ type: 'connect', port: bare.port, targets: second.targets });
+      const result = await ask<RoundResult>({ type: 'round', durationMs: saturatedMs, closedLoop: true, crashAtMs: null, crashFraction: 0 });
       rates[label].push((result.count / result.elapsedMs) * 1000);
-      if (label === 'bare') second.resume();
+      // While the bare server has the sessions, this mesh hears nothing and must not fail them in the same process.
+      if (label === 'service') second.stopTicker();
     }
   }
+  const saturatedFailed = second.host.coordinator.status(second.host.now()).servers.failed;
   child.send({ type: 'exit' });
   await second.close();
   bare.close();
 
-  const pct = (values: number[], p: number) => { const s = [...values].sort((a, b) => a - b); return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)] ?? NaN; };
   const ratio = median(rates.service) / median(rates.bare);
   const r = renewing.renewals;
   const perRenewalUs = ((renewingCpu - pacedCpu) * renewing.elapsedMs * 1000) / Math.max(1, r.answered);
@@ -245,27 +302,82 @@ async function main(): Promise<number> {
   const atDefault = (r.primaries * 1000) / defaultMeshConfig.sessionLeaseRenewalIntervalMs;
   heading(`${num(serverCount)} sessions, ${num(serverCount)} regions, lowdb store`);
   console.log(table(['quantity', 'value', 'target'], [
-    ['paced 1 Hz: replies / s', num(paced.count / (paced.elapsedMs / 1000)), ''],
-    ['paced 1 Hz: reply latency p50 / p99 / p99.9 / max', [50, 99, 99.9, 100].map((p) => ms(pct(paced.latenciesMs, p))).join(' / '), ''],
-    ['RSS of the service with every session open (after GC)', mib(memory.rss), `<= 300 MB: ${verdict(memory.rss <= 300e6)}`],
-    ['service CPU, share of one core: paced 1 Hz / with renewals', `${num(pacedCpu * 100, 1)}% / ${num(renewingCpu * 100, 1)}%`, ''],
+    healthRow(healthy),
+    ...pacedRows(paced, pacedCpu, pacedMain),
+    ...memoryRows(meshOnly, memory),
+    ['service CPU, share of one core: with renewals', `${num(renewingCpu * 100, 1)}%`, ''],
     [`lease renewals: primaries renewing every ${num(renewMs)} ms; renewals / s sent / answered`,
       `${num(r.primaries)}; ${num(r.sent / (renewing.elapsedMs / 1000))} / ${num(r.answered / (renewing.elapsedMs / 1000))}`, ''],
     ['one renewal: service CPU; bytes (renew + lease frames)', `${num(perRenewalUs, 1)} us; ${num(bytesPerRenewal)} B`, ''],
     [`at the default cadence (${num(defaultMeshConfig.sessionLeaseRenewalIntervalMs)} ms): renewals / s; share of one core; bytes / s`,
       `${num(atDefault)}; ${num((atDefault * perRenewalUs) / 1e4, 0)}%; ${num(atDefault * bytesPerRenewal / 1024)} KiB/s`, ''],
     ['paced 1 Hz with renewals: reply latency p99', ms(pct(renewing.latenciesMs, 99)), ''],
-    ['30% of servers crash: servers failed after 10 s', num(failed), ''],
+    ['30% of servers crash, after 10 s: servers failed; failovers completed / started; regions active / unavailable',
+      `${num(afterFailure.servers.failed)}; ${num(failovers.completed)} / ${num(failovers.total)}; ` +
+      `${num(afterFailure.regions.active)} / ${num(afterFailure.regions.unavailable)}`, ''],
     ['reply latency during the mass failure (10 s): p99 / p99.9 / max', [99, 99.9, 100].map((p) => ms(pct(failure.latenciesMs, p))).join(' / '),
       `p99.9 <= 100 ms: ${verdict(pct(failure.latenciesMs, 99.9) <= 100)}`],
+    ['mass-failure round (13 s, the crash at 2 s): event-loop delay p99 / max', `${ms(loop.delayP99Ms)} / ${ms(loop.delayMaxMs)}`, ''],
+    [`ticker steps: longest; over ${longMs} ms; their time`, holdsText(loop.timed), ''],
+    [`GC pauses: longest; over ${longMs} ms; their time`, holdsText(loop.gc), ''],
     ['saturated heartbeats / s: service / bare ws (medians)', `${num(median(rates.service))} / ${num(median(rates.bare))}`, ''],
     ['ratio service / bare', num(ratio, 2), `>= 0.75: ${verdict(ratio >= 0.75)}`],
+    ['servers failed on the saturated rounds\' mesh', num(saturatedFailed), '0'],
     ['errors (problem answers)', num(paced.errors + failure.errors), '0'],
   ]));
-  return paced.errors + failure.errors === 0 ? 0 : 1;
+  return paced.errors + failure.errors === 0 && isHealthy(healthy) && saturatedFailed === 0 ? 0 : 1;
 }
 
-/** The real service over a fresh mesh with `count` servers and as many regions. */
+type MeshStatus = ReturnType<Service['host']['coordinator']['status']>;
+
+/** Every server alive and every region active: the state the paced rounds and the mass failure must start from. */
+function isHealthy(status: MeshStatus): boolean {
+  return status.servers.alive === status.servers.total && status.regions.active === status.regions.total;
+}
+
+function healthRow(status: MeshStatus): string[] {
+  return ['mesh before measuring: servers alive; regions active (of each)',
+    `${num(status.servers.alive)}; ${num(status.regions.active)} (${num(status.servers.total)}; ${num(status.regions.total)})`,
+    `all: ${isHealthy(status) ? 'yes' : 'NO, the numbers below do not measure a healthy mesh'}`];
+}
+
+function holdsText(h: Holds): string {
+  return `${ms(h.maxMs)}; ${num(h.long)} of ${num(h.count)}; ${num(h.totalMs / 1000, 2)} s`;
+}
+
+/** The q-th percentile of `values` (nearest rank). */
+function pct(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((q / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+/** The paced round; a main thread near 100% is saturated (its replies queue), whatever the helpers (GC, compiler) take. */
+function pacedRows(paced: RoundResult, cpuShare: number, mainShare: number): string[][] {
+  return [
+    ['paced 1 Hz: replies / s', num(paced.count / (paced.elapsedMs / 1000)), ''],
+    ['paced 1 Hz: reply latency p50 / p99 / p99.9 / max', [50, 99, 99.9, 100].map((p) => ms(pct(paced.latenciesMs, p))).join(' / '), ''],
+    ['service CPU, share of one core, paced 1 Hz: the process; its main thread', `${num(cpuShare * 100, 1)}%; ${num(mainShare * 100, 1)}%`, ''],
+  ];
+}
+
+/** RSS with every session open against the target, and where the memory is, before the sessions and with them. */
+function memoryRows(meshOnly: MemoryBreakdown, memory: MemoryBreakdown): string[][] {
+  const where = (m: MemoryBreakdown) => `${mib(m.rss)}: heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)} ` +
+    `(new space ${mib(m.spaces.new_space ?? 0)}, code ${mib(m.spaces.code_space ?? 0)}), external ${mib(m.external)}, ` +
+    `other ${mib(m.rss - m.heapTotal - m.external)}`;
+  return [
+    ['RSS of the service with every session open (after GC)', mib(memory.rss), `<= 300 MB: ${verdict(memory.rss <= 300e6)}`],
+    ['memory before the sessions connect (mesh, store, app)', where(meshOnly), ''],
+    ['memory with every session open', where(memory), ''],
+  ];
+}
+
+function printMemory(serverCount: number, healthy: MeshStatus, meshOnly: MemoryBreakdown, memory: MemoryBreakdown, paced: string[][]): void {
+  heading(`${num(serverCount)} sessions, ${num(serverCount)} regions, lowdb store: memory only`);
+  console.log(table(['quantity', 'value', 'target'], [healthRow(healthy), ...paced, ...memoryRows(meshOnly, memory)]));
+}
+
+/** The real service over a fresh mesh with `count` servers and as many regions; its ticker is not started. */
 async function serviceWithMesh(count: number) {
   const { RunningMesh } = await import('../src/mesh-host.ts');
   const { LowdbStore } = await import('../src/store/lowdb-store.ts');
@@ -293,15 +405,24 @@ async function serviceWithMesh(count: number) {
   server.on('upgrade', app.sessions.handleUpgrade);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  let ticker = startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error));
+  let ticker: { stop(): void } | null = null;
+  const watch = new LoopWatch();
+  const stopTicker = () => {
+    ticker?.stop();
+    ticker = null;
+  };
   return {
     host, targets, port: (server.address() as AddressInfo).port,
-    close: async () => { ticker.stop(); app.closeStreams(); server.close(); await host.close(); },
-    /** Stops (or restarts) the ticker: while the bare server has the sessions, this mesh hears nothing and must not fail them in the same process. */
-    pause: () => ticker.stop(),
-    resume: () => { ticker = startTicker(() => host.tick(), defaultMeshConfig.tickIntervalMs, (error) => console.error(error)); },
+    close: async () => { stopTicker(); app.closeStreams(); server.close(); await host.close(); },
+    /** The ticker runs only while the sessions heartbeat this mesh (see connectService). */
+    startTicker: () => { ticker ??= startTicker(() => watch.timed(() => host.tick()), defaultMeshConfig.tickIntervalMs, (error) => console.error(error)); },
+    stopTicker,
+    /** Times the ticker's steps, the GC's pauses and the loop's delay while started. */
+    watch,
   };
 }
+
+type Service = Awaited<ReturnType<typeof serviceWithMesh>>;
 
 /** A bare `ws` server: parses each frame and answers a reply of the service's size. */
 async function bareServer(targets: Target[]): Promise<{ port: number; close: () => void }> {

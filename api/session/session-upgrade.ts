@@ -80,7 +80,8 @@ export function sessionEndpoint(kit: RouteKit, hub: SessionHub, guard: UpgradeGu
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const started = performance.now();
     const path = pathOf(req.url);
-    socket.on('error', () => socket.destroy());
+    // Not a closure: one made here would hold this request (about a kilobyte) for as long as the session lasts.
+    socket.on('error', destroyOnError);
     let id: string;
     try {
       id = admit(req, path);
@@ -91,12 +92,19 @@ export function sessionEndpoint(kit: RouteKit, hub: SessionHub, guard: UpgradeGu
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      // The WebSocket handles the socket's errors from now on.
+      socket.off('error', destroyOnError);
       observe(kit, req, 101, started, undefined);
       hub.attach(id, ws, path);
     });
   }
 
   return { hub, handleUpgrade };
+}
+
+/** A socket's error before (or instead of) the upgrade: nothing to answer on it any more. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** What `ws` would refuse with a plain-text answer, refused here with a problem document. */

@@ -67,6 +67,26 @@ export function memoryAfterGc(): { rss: number; heapUsed: number; heapTotal: num
   return { rss, heapUsed, heapTotal, gcRun };
 }
 
+/** Where a process's memory is, after a full collection: V8's heap by space, memory outside it, and the rest of RSS. */
+export interface MemoryBreakdown {
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  /** Memory of C++ objects bound to JavaScript ones (Buffers and ArrayBuffers among them). */
+  readonly external: number;
+  /** Committed size of each V8 heap space (new_space, old_space, code_space, large_object_space...). */
+  readonly spaces: Readonly<Record<string, number>>;
+}
+
+/** {@link MemoryBreakdown} after a full collection (when available). */
+export async function memoryBreakdown(): Promise<MemoryBreakdown> {
+  const { getHeapSpaceStatistics } = await import('node:v8');
+  collectGarbage();
+  const { rss, heapUsed, heapTotal, external } = process.memoryUsage();
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]));
+  return { rss, heapUsed, heapTotal, external, spaces };
+}
+
 /** Milliseconds elapsed since `start` (a `process.hrtime.bigint()` reading). */
 export const elapsedMs = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
 

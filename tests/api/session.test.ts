@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import request from 'supertest';
 import WebSocket from 'ws';
 import { createApp } from '../../api/app.ts';
@@ -174,7 +176,29 @@ describe('session handshake', () => {
     assert.equal((await client.next('heartbeat_reply')).body.server_id, a.id);
     client.socket.close();
   });
+
+  test('an open session keeps nothing of its handshake request alive (a kilobyte per session otherwise)', async () => {
+    const l = await live();
+    const a = await register(l.t, { address: '10.0.0.1:7777', zone: 'z1' });
+    let handshakeRequest: WeakRef<IncomingMessage> | undefined;
+    l.server.prependListener('upgrade', (req: IncomingMessage) => { handshakeRequest = new WeakRef(req); });
+    const client = await new Client(l, a).open();
+    client.send({ type: 'heartbeat', body: beat() });
+    await client.next('heartbeat_reply');
+    await new Promise((resolve) => setImmediate(resolve));
+    fullGc();
+    assert.ok(handshakeRequest !== undefined, 'the upgrade was seen');
+    assert.equal(handshakeRequest.deref(), undefined, 'the handshake request is still reachable from the open session');
+    client.socket.close();
+    await client.closed();
+  });
 });
+
+/** A full garbage collection, from within the test process (no --expose-gc on the command line). */
+function fullGc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 describe('session messages', () => {
   test('a heartbeat is answered like POST .../heartbeat; bad messages get a problem and the session stays open', async () => {
