@@ -132,7 +132,7 @@ async function main(): Promise<number> {
 
 /** Flags that take no value, so the word after them is a bench name. */
 function isSwitch(flag: string): boolean {
-  return ['--quick', '--list', '--memory-only'].includes(flag);
+  return ['--quick', '--list', '--memory-only', '--fixed-interval'].includes(flag);
 }
 
 process.exitCode = await main();

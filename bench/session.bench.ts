@@ -11,7 +11,8 @@
  * and answers a reply of the same size (no auth, no validation, no core).
  *
  * The load: a separate process (this file with `--loadgen`) holds one `ws` client per server. Every
- * session heartbeats once a second from its connect on (spread evenly), protocol-following (claims
+ * session heartbeats from its connect on at the interval its last reply or push asked for (1 s, or
+ * 200 ms while a failover waits on it or it reports a silent peer), protocol-following (claims
  * taken from the last reply or push, peers reported heard, or silent since a crash), and times each
  * reply from the send of its heartbeat.
  *
@@ -40,6 +41,7 @@
  * Run alone: node --expose-gc --import tsx bench/session.bench.ts [--servers 10000] [--round-ms 10000] [--renew-ms 1000]
  *   [--saturated-rounds 3] [--saturated-ms 5000] [--quick]
  *   [--memory-only] (stop after the memory readings) [--heap-snapshot file] (write one with every session open)
+ *   [--fixed-interval] (every session heartbeats once a second whatever its replies ask for: the load without sooner heartbeats)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -62,6 +64,10 @@ interface RoundResult {
   readonly count: number; readonly errors: number; readonly latenciesMs: number[]; readonly elapsedMs: number;
   /** Lease renewals sent and answered, primaries renewing, and the WebSocket bytes both ways (frames with headers). */
   readonly renewals: { readonly sent: number; readonly answered: number; readonly primaries: number; readonly bytes: number };
+  /** Heartbeats sent in each second of the round (more than one a session while replies ask for sooner ones). */
+  readonly sentPerSecond: number[];
+  /** Heartbeats not sent because the session already waited for 16 replies. */
+  readonly skipped: number;
 }
 
 if (process.argv.includes('--loadgen')) runLoadgen();
@@ -70,7 +76,15 @@ else process.exitCode = await main();
 // ---- the load generator (child process) ----------------------------------------------------------
 
 function runLoadgen(): void {
-  const sessions: { target: Target; socket: WebSocket; claims: Claim[]; sentAt: number[]; crashed: boolean }[] = [];
+  interface LoadSession {
+    target: Target; socket: WebSocket; claims: Claim[]; sentAt: number[]; crashed: boolean;
+    /** The interval the last reply or push asked for, and the millisecond (performance.now) of the next heartbeat. */
+    intervalMs: number; dueMs: number;
+  }
+  const sessions: LoadSession[] = [];
+  let heartbeatsSent = 0;
+  let skipped = 0;
+  const maxUnanswered = 16;
   let crashedAt = 0;
   const crashed = new Set<string>();
   let onReply: ((latencyMs: number, ok: boolean, i: number) => void) | null = null;
@@ -78,7 +92,7 @@ function runLoadgen(): void {
   /** A frame's size on the wire: a client's frames carry a 4-byte mask (RFC 6455 5.2). */
   const wireBytes = (payload: number, masked: boolean) => payload + (payload < 126 ? 2 : 4) + (masked ? 4 : 0);
 
-  const beat = (s: (typeof sessions)[number]): string => {
+  const beat = (s: LoadSession): string => {
     const peers = new Set<string>();
     for (const c of s.claims) for (const e of [c.primary, ...c.backups]) if (e && e.server_id !== s.target.id) peers.add(e.server_id);
     const now = Date.now();
@@ -88,14 +102,30 @@ function runLoadgen(): void {
       peers: [...peers].map((server_id) => ({ server_id, silent_for_ms: crashed.has(server_id) ? now - crashedAt : 0 })),
     } });
   };
-  const send = (s: (typeof sessions)[number]) => {
+  const send = (s: LoadSession) => {
     if (s.crashed || s.socket.readyState !== WebSocket.OPEN) return;
+    // A game server's heartbeats that its coordinator cannot take queue in that server's process; here
+    // 10,000 of them would queue in this one, until it runs out of memory. Past the bound, one is skipped.
+    if (s.sentAt.length >= maxUnanswered) {
+      skipped++;
+      return;
+    }
     s.sentAt.push(performance.now());
     s.socket.send(beat(s));
+    heartbeatsSent++;
   };
 
-  // Every session heartbeats once a second, spread evenly, from the end of its connect on, as game
-  // servers do (a closed-loop round takes its place while it runs).
+  // Every session heartbeats at the interval its last reply or push asked for (1 s, or sooner while
+  // a failover waits on it), as MeshSession does, from the end of its connect on, the first
+  // heartbeats spread evenly over a second. A timing wheel of 1 ms slots finds the sessions due; a
+  // slot may hold sessions rescheduled since, which are skipped. A closed-loop round takes the
+  // pacing's place while it runs.
+  const wheel: LoadSession[][] = Array.from({ length: 4096 }, () => []);
+  let wheelAtMs = 0;
+  const schedule = (s: LoadSession, dueMs: number) => {
+    s.dueMs = Math.max(Math.ceil(dueMs), wheelAtMs + 1);
+    wheel[s.dueMs % wheel.length]!.push(s);
+  };
   let pacing: NodeJS.Timeout | null = null;
   const stopPacing = () => {
     if (pacing !== null) clearInterval(pacing);
@@ -103,13 +133,29 @@ function runLoadgen(): void {
   };
   const startPacing = () => {
     stopPacing();
-    const started = performance.now();
-    const step = 1000 / sessions.length;
-    let next = 0;
+    for (const slot of wheel) slot.length = 0;
+    wheelAtMs = Math.floor(performance.now());
+    sessions.forEach((s, i) => schedule(s, wheelAtMs + 1 + (i * 1000) / sessions.length));
     pacing = setInterval(() => {
-      const due = Math.floor((performance.now() - started) / step);
-      for (; next < due; next++) send(sessions[next % sessions.length]!);
+      for (const now = Math.floor(performance.now()); wheelAtMs < now;) {
+        wheelAtMs++;
+        const slot = wheel[wheelAtMs % wheel.length]!;
+        for (const s of slot.splice(0)) {
+          if (s.dueMs !== wheelAtMs) continue;
+          send(s);
+          // From now, not from the slot: a load process that fell behind sends late, never in a burst.
+          schedule(s, now + s.intervalMs);
+        }
+      }
     }, 1);
+  };
+  /** A reply or push asked for another interval: the next heartbeat moves (MeshSession's rule). */
+  const fixedInterval = process.argv.includes('--fixed-interval');
+  const follow = (s: LoadSession, intervalMs: number | undefined) => {
+    if (intervalMs === undefined || intervalMs === s.intervalMs || fixedInterval) return;
+    const lastMs = s.dueMs - s.intervalMs;
+    s.intervalMs = intervalMs;
+    if (pacing !== null) schedule(s, lastMs + intervalMs);
   };
 
   const connectAll = async (port: number, targets: Target[]) => {
@@ -121,19 +167,20 @@ function runLoadgen(): void {
         const socket = new WebSocket(`ws://127.0.0.1:${port}/mesh/servers/${target.id}/session`, ['mesh.v1'], {
           headers: { Authorization: `Bearer ${target.token}` }, perMessageDeflate: false,
         });
-        const s = { target, socket, claims: [] as Claim[], sentAt: [] as number[], crashed: false };
+        const s: LoadSession = { target, socket, claims: [], sentAt: [], crashed: false, intervalMs: 1000, dueMs: 0 };
         const at = sessions.push(s) - 1;
         socket.on('open', () => resolve());
         socket.on('error', reject);
         socket.on('message', (data) => {
           const text = String(data);
-          const frame = JSON.parse(text) as { type: string; body: { regions?: Claim[] } };
+          const frame = JSON.parse(text) as { type: string; body: { regions?: Claim[]; heartbeat_interval_ms?: number } };
           if (frame.type === 'lease') {
             renewals.answered++;
             renewals.bytes += wireBytes(text.length, false);
             return;
           }
           if (frame.body.regions) s.claims = frame.body.regions;
+          follow(s, frame.body.heartbeat_interval_ms);
           if (frame.type === 'heartbeat_reply' || frame.type === 'problem') {
             const sent = s.sentAt.shift();
             if (sent !== undefined) onReply?.(performance.now() - sent, frame.type === 'heartbeat_reply', at);
@@ -157,6 +204,13 @@ function runLoadgen(): void {
       const started = performance.now();
       let stopped = false;
       const timers: NodeJS.Timeout[] = [];
+      const sentPerSecond: number[] = [];
+      const skippedBefore = skipped;
+      let sentBefore = heartbeatsSent;
+      timers.push(setInterval(() => {
+        sentPerSecond.push(heartbeatsSent - sentBefore);
+        sentBefore = heartbeatsSent;
+      }, 1000));
       onReply = (latency, ok, i) => {
         const since = performance.now() - started;
         if (crashAtMs === null || (since >= crashAtMs && since <= crashAtMs + 10_000)) latenciesMs.push(latency);
@@ -200,10 +254,13 @@ function runLoadgen(): void {
         for (const t of timers) clearInterval(t);
         onReply = null;
         if (closedLoop) startPacing();
-        resolve({ count: latenciesMs.length, errors, latenciesMs, elapsedMs: performance.now() - started, renewals: { ...renewals } });
+        resolve({ count: latenciesMs.length, errors, latenciesMs, elapsedMs: performance.now() - started, renewals: { ...renewals }, sentPerSecond,
+          skipped: skipped - skippedBefore });
       }, durationMs));
     });
 
+  // A bench that died (a crash, an out-of-memory abort) must not leave this process heartbeating.
+  process.on('disconnect', () => process.exit(0));
   process.on('message', (m: { type: string; port: number; targets: Target[]; durationMs: number; closedLoop: boolean; crashAtMs: number | null; crashFraction: number; renewMs?: number }) => {
     const reply = (p: Promise<unknown>) => p.then((v) => process.send?.({ type: 'done', value: v }), (e: unknown) => process.send?.({ type: 'failed', error: String(e) }));
     if (m.type === 'connect') reply(connectAll(m.port, m.targets));
@@ -224,7 +281,8 @@ async function main(): Promise<number> {
   // send here; a slower cadence gives the cost of one renewal, which is then scaled to the default.
   const renewMs = numberFlag('renew-ms', 1000);
 
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--loadgen'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--loadgen',
+    ...(booleanFlag('fixed-interval') ? ['--fixed-interval'] : [])], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ask = <T>(message: Record<string, unknown>): Promise<T> => new Promise((resolve, reject) => {
     child.once('message', (m: { type: string; value?: T; error?: string }) => (m.type === 'done' ? resolve(m.value as T) : reject(new Error(m.error))));
     child.send(message);
@@ -315,6 +373,8 @@ async function main(): Promise<number> {
     ['30% of servers crash, after 10 s: servers failed; failovers completed / started; regions active / unavailable',
       `${num(afterFailure.servers.failed)}; ${num(failovers.completed)} / ${num(failovers.total)}; ` +
       `${num(afterFailure.regions.active)} / ${num(afterFailure.regions.unavailable)}`, ''],
+    ['heartbeats / s sent in the mass-failure round: before the crash; the busiest second after it; skipped (16 unanswered)',
+      `${num(median(failure.sentPerSecond.slice(0, 2)))}; ${num(Math.max(...failure.sentPerSecond.slice(2)))}; ${num(failure.skipped)}`, ''],
     ['reply latency during the mass failure (10 s): p99 / p99.9 / max', [99, 99.9, 100].map((p) => ms(pct(failure.latenciesMs, p))).join(' / '),
       `p99.9 <= 100 ms: ${verdict(pct(failure.latenciesMs, 99.9) <= 100)}`],
     ['mass-failure round (13 s, the crash at 2 s): event-loop delay p99 / max', `${ms(loop.delayP99Ms)} / ${ms(loop.delayMaxMs)}`, ''],
