@@ -119,6 +119,7 @@ const serviceSpecs: readonly ServiceSpec[] = [
 const meshDescriptions: Readonly<Record<keyof MeshConfig, string>> = {
   heartbeatIntervalMs: 'How often every server sends a heartbeat; phi-accrual expects this interval.',
   expeditedHeartbeatIntervalMs: 'Heartbeat interval asked of a server while a failover waits on it (promotion, confirmation).',
+  expeditedHeartbeatBudget: 'Most heartbeats/s asked beyond the regular interval, all servers together; past it the expedited interval stretches.',
   tickIntervalMs: 'Ticker period: how late a decision can be taken after its evidence.',
   phiSuspectThreshold: 'Phi at which a silent server becomes suspect; failure still needs peer confirmation or the timeout.',
   phiWindowSize: 'Heartbeat inter-arrival intervals phi-accrual keeps per server.',

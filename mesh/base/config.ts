@@ -23,6 +23,13 @@ export interface MeshConfig {
    * waiting for the next regular heartbeat; in steady state the rate stays at one per interval.
    */
   readonly expeditedHeartbeatIntervalMs: number;
+  /**
+   * Most heartbeats per second that replies may ask for beyond the regular interval, all servers
+   * together (mesh/core/heartbeat-cadence.ts). A mass failure makes most survivors want sooner
+   * heartbeats; past this budget their interval is stretched evenly instead of multiplying the
+   * coordinator's load. A single failure stays far below it. 0 never asks for sooner heartbeats.
+   */
+  readonly expeditedHeartbeatBudget: number;
   /** How often `src/` calls `onTick`; bounds how late a decision can be taken after its evidence. */
   readonly tickIntervalMs: number;
   /**
@@ -172,6 +179,7 @@ export interface MeshConfig {
 export const defaultMeshConfig: MeshConfig = Object.freeze({
   heartbeatIntervalMs: 1000,
   expeditedHeartbeatIntervalMs: 200,
+  expeditedHeartbeatBudget: 2000,
   tickIntervalMs: 100,
   phiSuspectThreshold: 3,
   phiWindowSize: 100,
@@ -246,7 +254,7 @@ export function validateMeshConfig(config: MeshConfig): string[] {
   if (!(Number.isInteger(config.maxRebalanceMoves) && config.maxRebalanceMoves >= 0)) {
     errors.push(`maxRebalanceMoves must be a whole number >= 0 (0 turns rebalancing off), got ${String(config.maxRebalanceMoves)}`);
   }
-  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs', 'leaseDriftMarginMs'] as const;
+  const nonNegative = ['phiMinStdDeviationMs', 'phiAcceptablePauseMs', 'degradedCooldownMs', 'leaseDriftMarginMs', 'expeditedHeartbeatBudget'] as const;
   for (const key of nonNegative) {
     if (!(Number.isFinite(config[key]) && config[key] >= 0)) errors.push(`${key} must be a number >= 0, got ${String(config[key])}`);
   }

@@ -28,6 +28,7 @@ import { meshStatus, metricsView, replicationView, routeView, serverView, type M
 import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
 import { ChangeTracker, type ChangeBatch, type ChangeRecord } from './change-records.ts';
+import { expeditedIntervalMs } from './heartbeat-cadence.ts';
 
 /**
  * How long the restart grace lasts (`CoreContext.restartGraceUntilMs`): leases are not persisted, so
@@ -78,6 +79,7 @@ export class Coordinator {
       leases: new LeaseBook(config.leaseDriftMarginMs, config.primaryLeaseMs),
       counts: emptyCounts(),
       restartGraceUntilMs: state ? nowMs + restartGraceMs(config) : 0,
+      expeditedIntervalMs: config.expeditedHeartbeatIntervalMs,
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);
@@ -182,7 +184,8 @@ export class Coordinator {
       resolveAlert(this.ctx, 'coordinator-tilt', nowMs);
     }
     this.lastTickMs = nowMs;
-    this.membership.observe(nowMs, this.tilted(nowMs));
+    const wanting = this.membership.observe(nowMs, this.tilted(nowMs));
+    this.ctx.expeditedIntervalMs = expeditedIntervalMs(this.ctx.config, wanting);
     this.expireActions(nowMs);
     this.recovery.run(nowMs, this.tilted(nowMs));
     this.rebalancer.run(nowMs, this.tilted(nowMs));

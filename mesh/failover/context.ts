@@ -38,6 +38,11 @@ export interface CoreContext {
    * holding a newer epoch than the persisted one has ratcheted it before the next promotion.
    */
   restartGraceUntilMs: number;
+  /**
+   * The interval replies ask of servers a failover waits on, recomputed every tick from how many
+   * want it (mesh/core/heartbeat-cadence.ts).
+   */
+  expeditedIntervalMs: number;
 }
 
 /** Empty phase and status counters. */
