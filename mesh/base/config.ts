@@ -25,7 +25,7 @@ export interface MeshConfig {
   readonly expeditedHeartbeatIntervalMs: number;
   /**
    * Most heartbeats per second that replies may ask for beyond the regular interval, all servers
-   * together (mesh/core/heartbeat-cadence.ts). A mass failure makes most survivors want sooner
+   * together (mesh/detection/heartbeat-cadence.ts). A mass failure makes most survivors want sooner
    * heartbeats; past this budget their interval is stretched evenly instead of multiplying the
    * coordinator's load. A single failure stays far below it. 0 never asks for sooner heartbeats.
    */

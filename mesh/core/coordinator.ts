@@ -28,7 +28,7 @@ import { meshStatus, metricsView, replicationView, routeView, serverView, type M
 import { createRegions, type RegionInput } from '../failover/region-factory.ts';
 import { importState, exportState, type CoreState } from './state.ts';
 import { ChangeTracker, type ChangeBatch, type ChangeRecord } from './change-records.ts';
-import { expeditedIntervalMs } from './heartbeat-cadence.ts';
+import { HeartbeatCadence } from '../detection/heartbeat-cadence.ts';
 
 /**
  * How long the restart grace lasts (`CoreContext.restartGraceUntilMs`): leases are not persisted, so
@@ -79,7 +79,7 @@ export class Coordinator {
       leases: new LeaseBook(config.leaseDriftMarginMs, config.primaryLeaseMs),
       counts: emptyCounts(),
       restartGraceUntilMs: state ? nowMs + restartGraceMs(config) : 0,
-      expeditedIntervalMs: config.expeditedHeartbeatIntervalMs,
+      cadence: new HeartbeatCadence(config),
     };
     this.recovery = new Recovery(this.ctx);
     this.membership = new Membership(this.ctx, this.recovery);
@@ -184,8 +184,7 @@ export class Coordinator {
       resolveAlert(this.ctx, 'coordinator-tilt', nowMs);
     }
     this.lastTickMs = nowMs;
-    const wanting = this.membership.observe(nowMs, this.tilted(nowMs));
-    this.ctx.expeditedIntervalMs = expeditedIntervalMs(this.ctx.config, wanting);
+    this.membership.observe(nowMs, this.tilted(nowMs));
     this.expireActions(nowMs);
     this.recovery.run(nowMs, this.tilted(nowMs));
     this.rebalancer.run(nowMs, this.tilted(nowMs));
@@ -522,6 +521,7 @@ export class Coordinator {
       if (server.hosted.size > 0) this.membership.removeWithReplicas(server, nowMs);
       this.ctx.counts.statuses[server.status] -= 1;
       topology.removeServer(server.id);
+      this.ctx.cadence.forget(server.id);
       this.membership.forgetFailure(server, nowMs);
     }
     for (const alert of this.ctx.alerts.list({ state: 'open' })) {
@@ -540,6 +540,11 @@ export class Coordinator {
   /** The configuration the core runs with. */
   get config(): MeshConfig {
     return this.ctx.config;
+  }
+
+  /** Who is asked for sooner heartbeats (read only: metrics and tests). */
+  get heartbeatCadence(): Pick<HeartbeatCadence, 'wants' | 'wantingCount'> {
+    return this.ctx.cadence;
   }
 
   /**

@@ -182,8 +182,8 @@ export function buildReply(ctx: CoreContext, server: ServerRecord, demoted: { re
     regions.push(assignmentFor(ctx, region, server.id, level, pendingActions));
     expedite ||= hasPending(ctx, region, server.id);
   }
-  const heartbeatIntervalMs = expedite ? ctx.expeditedIntervalMs : ctx.config.heartbeatIntervalMs;
-  server.detector.asked(heartbeatIntervalMs, expedite);
+  const heartbeatIntervalMs = ctx.cadence.intervalFor(server.id, expedite);
+  server.detector.asked(heartbeatIntervalMs);
   const leaseMs = leaseFor(ctx, server, regions, nowMs, asked);
   if (leaseMs > 0) ctx.leases.grant(server.id, nowMs, leaseMs);
   return {

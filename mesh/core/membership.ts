@@ -76,13 +76,10 @@ export class Membership {
    * Judges every watched server. While the coordinator is in TILT (it stalled itself), a server that
    * would be failed is only marked suspect: the silence may be the coordinator's own. The servers
    * declared failed are alerted about together, once the judging is done; the phases of their
-   * regions are refreshed by the recovery run that follows in the same tick. Returns how many of
-   * the servers judged alive or suspect were last asked for sooner heartbeats (wanted, whatever
-   * the budget granted).
+   * regions are refreshed by the recovery run that follows in the same tick.
    */
-  observe(nowMs: number, tilted: boolean): number {
+  observe(nowMs: number, tilted: boolean): void {
     const declared: Declared[] = [];
-    let wanting = 0;
     for (const server of this.ctx.topology.servers.values()) {
       if (server.status !== 'alive' && server.status !== 'suspect') continue;
       // Judged again at the next tick: a timeout that would expire before then is declared now.
@@ -96,13 +93,10 @@ export class Membership {
         setServerStatus(this.ctx, server, 'suspect', nowMs);
       } else {
         declared.push(this.declare(server, verdict.reason, nowMs, false));
-        continue;
       }
-      if (server.detector.wantsSooner) wanting++;
     }
     this.judged = null;
     this.alertFailures(declared, nowMs);
-    return wanting;
   }
 
   /**

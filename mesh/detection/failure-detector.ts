@@ -133,8 +133,6 @@ export class ServerDetector {
    * cadence for the whole interval, not at one a reply asked for.
    */
   private regularReplies = 2;
-  /** Whether the latest reply wanted the server's next heartbeat sooner than the regular interval. */
-  private wantedSooner = false;
 
   /**
    * @param startMs when observation starts; the server is treated as heard at this instant, which
@@ -190,17 +188,9 @@ export class ServerDetector {
    * rhythm: learnt, they pulled the window's mean down and its deviation up, and a crash after them
    * was suspected up to 0.8 s later, or earlier, than after regular heartbeats. So intervals at a
    * requested cadence are kept out of the window, and phi judges every silence against the regular one.
-   * `wantedSooner`: the reply wanted a sooner heartbeat, granted or not (the budget may stretch the
-   * interval up to the regular one); counted every tick to size that budget's share.
    */
-  asked(intervalMs: number, wantedSooner: boolean): void {
+  asked(intervalMs: number): void {
     this.regularReplies = intervalMs === this.config.heartbeatIntervalMs ? Math.min(2, this.regularReplies + 1) : 0;
-    this.wantedSooner = wantedSooner;
-  }
-
-  /** Whether the latest reply wanted a sooner heartbeat (see {@link asked}). */
-  get wantsSooner(): boolean {
-    return this.wantedSooner;
   }
 
   /** Records what a replication peer said: it last heard this server `silentForMs` ago. */

@@ -9,6 +9,7 @@ import type { DegradedMode } from '../health/degraded-mode.ts';
 import type { FailoverMetrics } from '../health/failover-metrics.ts';
 import type { Outbox } from '../effects/outbox.ts';
 import type { LeaseBook } from './leases.ts';
+import type { HeartbeatCadence } from '../detection/heartbeat-cadence.ts';
 import type { SnapshotStore } from '../actions/snapshots.ts';
 import { phaseOf } from './region-state.ts';
 import { confirmedBackups, type RegionRecord, type ServerRecord, type Topology } from './topology.ts';
@@ -38,11 +39,8 @@ export interface CoreContext {
    * holding a newer epoch than the persisted one has ratcheted it before the next promotion.
    */
   restartGraceUntilMs: number;
-  /**
-   * The interval replies ask of servers a failover waits on, recomputed every tick from how many
-   * want it (mesh/core/heartbeat-cadence.ts).
-   */
-  expeditedIntervalMs: number;
+  /** The servers asked for sooner heartbeats, within their budget (never persisted). */
+  readonly cadence: HeartbeatCadence;
 }
 
 /** Empty phase and status counters. */
@@ -79,6 +77,7 @@ export function setServerStatus(ctx: CoreContext, server: ServerRecord, to: Serv
   ctx.counts.statuses[to] += 1;
   server.status = to;
   server.statusSinceMs = nowMs;
+  if (to === 'failed' || to === 'left') ctx.cadence.forget(server.id);
   ctx.outbox.emit({ type: 'server_status_changed', serverId: server.id, from, to, seq: 0, atMs: nowMs });
   // Suspicion is judged afresh after a restart, so alive <-> suspect needs no write: with phi 3 a
   // single lost heartbeat makes a server suspect, and persisting that would rewrite the state

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { expeditedIntervalMs } from '../../mesh/core/heartbeat-cadence.ts';
-import { harnessConfig, standardMesh } from './coordinator-harness.ts';
+import { expeditedIntervalMs, HeartbeatCadence } from '../../mesh/detection/heartbeat-cadence.ts';
+import { harnessConfig, sid, standardMesh } from './coordinator-harness.ts';
 
 const config = { heartbeatIntervalMs: 1000, expeditedHeartbeatIntervalMs: 200, expeditedHeartbeatBudget: 2000 };
 /** Heartbeats per second that `wanting` servers at `intervalMs` add beyond the regular rate. */
@@ -31,6 +31,22 @@ describe('expeditedIntervalMs', () => {
   });
 });
 
+describe('HeartbeatCadence', () => {
+  test('counts the servers whose latest reply wanted a sooner heartbeat, until they stop heartbeating', () => {
+    const cadence = new HeartbeatCadence({ ...config, expeditedHeartbeatBudget: 8 });
+    const id = (n: number) => sid(`s${n}`);
+    assert.equal(cadence.intervalFor(id(1), true), 200, 'one server: 4 more heartbeats a second, within 8');
+    assert.equal(cadence.intervalFor(id(2), true), 200);
+    assert.equal(cadence.intervalFor(id(3), true), 273, 'three servers share the 8: 1000 / (8/3 + 1)');
+    assert.equal(cadence.intervalFor(id(3), true), 273, 'a repeated want counts once');
+    assert.equal(cadence.wantingCount, 3);
+    assert.equal(cadence.intervalFor(id(1), false), 1000, 'nothing pending: the regular interval');
+    cadence.forget(id(2));
+    assert.equal(cadence.wantingCount, 1);
+    assert.equal(cadence.intervalFor(id(3), true), 200);
+  });
+});
+
 describe('Coordinator: the budget of sooner heartbeats', () => {
   test('replies stretch the expedited interval once the servers wanting it exceed the budget', () => {
     const reply = (budget: number) => {
@@ -38,16 +54,27 @@ describe('Coordinator: the budget of sooner heartbeats', () => {
       mesh.run(10_000);
       mesh.silence('a1');
       mesh.run(11_000);
-      // The first reply that wants a sooner heartbeat is counted at the next tick; later ones are stretched.
-      mesh.run(11_100);
-      const next = mesh.hb('b1');
-      assert.ok(next.ok, 'heartbeat accepted');
-      return next.value.heartbeatIntervalMs;
+      return mesh.server('b1').lastReply?.heartbeatIntervalMs;
     };
     const { expeditedHeartbeatIntervalMs: expedited, heartbeatIntervalMs: regular } = harnessConfig;
     assert.equal(reply(harnessConfig.expeditedHeartbeatBudget), expedited, 'b1 reported its primary silent: asked back soon');
     const stretched = reply(1);
     assert.ok(stretched !== undefined && stretched > expedited && stretched < regular, `${stretched} ms with a budget of 1 heartbeat/s`);
     assert.equal(reply(0), regular, 'no budget: the regular interval');
+  });
+
+  test('a server declared failed stops counting against the budget', () => {
+    const mesh = standardMesh({ config: harnessConfig });
+    mesh.run(10_000);
+    mesh.silence('a1');
+    mesh.run(11_000);
+    const wanting = () => mesh.c.heartbeatCadence.wantingCount;
+    assert.ok(wanting() >= 1, 'b1 wants sooner heartbeats');
+    mesh.silence('b1');
+    const before = wanting();
+    mesh.run(20_000);
+    assert.equal(mesh.c.server(sid('b1'))?.status, 'failed');
+    assert.ok(wanting() < before, `b1 failed: ${wanting()} wanting, was ${before}`);
+    assert.ok(!mesh.c.heartbeatCadence.wants(sid('b1')), 'b1 no longer counted');
   });
 });
