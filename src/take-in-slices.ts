@@ -11,7 +11,7 @@
  * collection meanwhile copy them, inside a slice.
  */
 import type { ChangeBatch, ChangeRecord } from '../mesh/core/change-records.ts';
-import { Slicer } from './store/slicer.ts';
+import { Slicer } from '../api/slicer.ts';
 import { encodeValue, type EncodedBatch } from './store/store.ts';
 
 /** What the core offers for it (`Coordinator`). */

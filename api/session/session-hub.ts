@@ -15,6 +15,7 @@ import { serverId, type ServerId } from '../../mesh/base/types.ts';
 import { badRequest, problemOf } from '../problem.ts';
 import { unwrap, type RouteKit } from '../route-kit.ts';
 import { applyHeartbeat, heartbeatReplyJson, leaveDurably } from '../routes/servers.ts';
+import { Slicer } from '../slicer.ts';
 import { ChangeWatch } from './change-watch.ts';
 import { parseClientMessage, problemMessage } from './session-protocol.ts';
 
@@ -42,11 +43,8 @@ export interface SessionHubOptions {
   readonly maxQueuedBytes: number;
 }
 
-/**
- * Most pushes sent in one event-loop turn; the rest follow in the next turns, between heartbeat
- * replies. A push costs tens of microseconds (mostly the socket write), so a turn stays short.
- */
-const pushesPerTurn = 256;
+/** Longest slice of pushes while the event loop is not congested; the rest follow in later turns. */
+const pushSliceMs = 4;
 
 /** Default bound of a session's send queue: far above a burst of assignments, far below memory trouble. */
 export const defaultMaxQueuedBytes = 1024 * 1024;
@@ -66,6 +64,8 @@ export class SessionHub {
   private readonly sessions = new Map<ServerId, Session>();
   private readonly watch: ChangeWatch;
   private pushScheduled = false;
+  /** True while a pass of pushes runs (across its slices). */
+  private pushing = false;
   /** Servers whose assignment may differ from what their session last carried, oldest first. */
   private readonly owed = new Set<ServerId>();
   private closed = false;
@@ -190,37 +190,54 @@ export class SessionHub {
     this.pushScheduled = true;
     setImmediate(() => {
       this.pushScheduled = false;
-      this.push();
+      void this.push();
     });
   }
 
   /**
-   * Sends the assignments owed, at most {@link pushesPerTurn} per event-loop turn: a mass failure
+   * Sends the assignments owed, in slices of the event loop's time (api/slicer.ts): a mass failure
    * concerns thousands of servers, and sending all their pushes in one turn would hold up every
-   * heartbeat reply behind them. Each push is built when it is sent, so it is never stale.
+   * heartbeat reply behind them. One pass runs at a time and takes in what becomes owed meanwhile.
+   * Each push is built when it is sent, so it is never stale.
    */
-  private push(): void {
+  private async push(): Promise<void> {
+    this.takeConcerned();
+    if (this.pushing) return;
+    this.pushing = true;
+    try {
+      const slicer = new Slicer(pushSliceMs);
+      // A Set's iteration also visits the ids added while it runs.
+      for (const id of this.owed) {
+        this.owed.delete(id);
+        this.pushTo(id);
+        if (slicer.due()) {
+          await slicer.pause();
+          if (this.closed) return;
+          this.takeConcerned();
+        }
+      }
+    } finally {
+      this.pushing = false;
+    }
+  }
+
+  private takeConcerned(): void {
     const concerned = this.watch.concerned();
     for (const id of concerned === 'all' ? this.sessions.keys() : concerned) this.owed.add(id);
-    let budget = pushesPerTurn;
-    for (const id of this.owed) {
-      if (budget-- === 0) {
-        this.schedulePushes();
-        return;
-      }
-      this.owed.delete(id);
-      const session = this.sessions.get(id);
-      if (session === undefined || session.endedBy === 'replaced' || session.endedBy === 'shutdown') continue;
-      // A push grants no lease (lease_ms 0): it answers nothing the server sent, so the server could
-      // not date a lease from it; one recorded here would only hold back the failover of a primary
-      // that went silent and was pushed its suspicion. Leases come from replies and renewals.
-      const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now(), 0);
-      if (!assignment.ok) continue;
-      const json = JSON.stringify(heartbeatReplyJson(assignment.value));
-      if (json === session.lastSent) continue;
-      session.lastSent = json;
-      this.send(session, `{"type":"assignment","body":${json}}`);
-    }
+  }
+
+  private pushTo(id: ServerId): void {
+    const session = this.sessions.get(id);
+    if (session === undefined || session.endedBy === 'replaced' || session.endedBy === 'shutdown') return;
+    // A push grants no lease (lease_ms 0): it answers nothing the server sent, so the server could
+    // not date a lease from it; one recorded here would only hold back the failover of a primary
+    // that went silent and was pushed its suspicion. Leases come from replies and renewals.
+    const assignment = this.kit.host.coordinator.assignment(id, this.kit.host.now(), 0);
+    if (!assignment.ok) return;
+    const json = JSON.stringify(heartbeatReplyJson(assignment.value));
+    if (json === session.lastSent) return;
+    session.lastSent = json;
+    this.send(session, `{"type":"assignment","body":${json}}`);
   }
 }
 

@@ -11,7 +11,7 @@
 import { crc32 } from 'node:zlib';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import { Slicer } from './slicer.ts';
+import { Slicer } from '../../api/slicer.ts';
 
 /** File name of log generation `gen` inside the data directory. */
 export const logFileName = (gen: number): string => `mesh.${gen}.log`;

@@ -5,7 +5,7 @@
  * keeps the value parsed from the files until it is written again, since serialising every record
  * at start-up would lengthen a restart.
  */
-import { Slicer } from './slicer.ts';
+import { Slicer } from '../../api/slicer.ts';
 
 /** A value parsed from the data files at start-up. */
 export class LoadedValue {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { DurableFileAdapter, type DurableFileOptions } from './durable-file-adapter.ts';
 import { jsonOf, type StoredValue } from './record-image.ts';
-import { Slicer } from './slicer.ts';
+import { Slicer } from '../../api/slicer.ts';
 import type { ChangeRecord } from './store.ts';
 
 /** The snapshot format this build writes. */
