@@ -158,6 +158,9 @@ function runLoadgen(): void {
     if (pacing !== null) schedule(s, lastMs + intervalMs);
   };
 
+  const roleChanged = (held: Claim[], given: Claim[]) =>
+    given.some((r) => !held.some((h) => h.region_id === r.region_id && h.role === r.role && h.epoch === r.epoch));
+
   const connectAll = async (port: number, targets: Target[]) => {
     stopPacing();
     for (const s of sessions.splice(0)) s.socket.terminate();
@@ -179,8 +182,11 @@ function runLoadgen(): void {
             renewals.bytes += wireBytes(text.length, false);
             return;
           }
+          const promoted = frame.body.regions !== undefined && roleChanged(s.claims, frame.body.regions);
           if (frame.body.regions) s.claims = frame.body.regions;
           follow(s, frame.body.heartbeat_interval_ms);
+          // A role change is acknowledged at once, as MeshSession does, not at the next interval.
+          if (promoted && pacing !== null && !fixedInterval) schedule(s, performance.now());
           if (frame.type === 'heartbeat_reply' || frame.type === 'problem') {
             const sent = s.sentAt.shift();
             if (sent !== undefined) onReply?.(performance.now() - sent, frame.type === 'heartbeat_reply', at);
