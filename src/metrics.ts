@@ -188,6 +188,11 @@ export class MeshMetrics implements MetricsSource {
       collect() { this.set(status().fidelity); },
     });
     new Gauge({
+      name: 'mesh_expedited_heartbeat_servers',
+      help: 'Servers whose latest reply wanted a sooner heartbeat; past the budget (--expedited-heartbeat-budget) their interval is stretched.',
+      registers, collect() { this.set(coordinator.heartbeatCadence.wantingCount); },
+    });
+    new Gauge({
       name: 'mesh_tilt', help: '1 while the coordinator is in TILT after a stall (no failure is declared), else 0.', registers,
       collect() { this.set(status().tilt ? 1 : 0); },
     });

@@ -75,6 +75,7 @@ describe('decision log and metrics over the real core', () => {
     const victimZone = host.coordinator.server(victim!)?.zone;
     assert.equal(sample(text, `mesh_servers{zone="${victimZone}",status="failed"}`), 1);
     assert.equal(sample(text, 'mesh_regions{state="active"}'), 6);
+    assert.equal(sample(text, 'mesh_expedited_heartbeat_servers'), host.coordinator.heartbeatCadence.wantingCount);
     assert.equal(sample(text, 'mesh_alerts_open{severity="warning"}'), host.coordinator.listAlerts({ state: 'open', severity: 'warning' }).length);
     assert.ok(sample(text, 'nodejs_eventloop_lag_seconds') !== undefined, 'default process metrics are there');
     observed.close();
