@@ -12,6 +12,8 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 /** Share of the time spent away (in other work of the loop) that the next slice may take. */
 const fairShare = 0.25;
+/** Longest slice however congested the loop: the work still ends, and no reply waits on it longer. */
+const longestSliceMs = 50;
 
 /** Tracks how long the current slice has run. */
 export class Slicer {
@@ -40,6 +42,6 @@ export class Slicer {
     const pausedAt = performance.now();
     await yieldToLoop();
     this.started = performance.now();
-    this.lengthMs = Math.max(this.sliceMs, (this.started - pausedAt) * fairShare);
+    this.lengthMs = Math.max(this.sliceMs, Math.min(longestSliceMs, (this.started - pausedAt) * fairShare));
   }
 }

@@ -28,3 +28,11 @@ test('after a long turn of other work the next slice takes a share of it', async
   busyFor(50);
   assert.equal(slicer.overdue(), true, 'but not longer');
 });
+
+test('however long the loop was held, a slice runs at most 50 ms', async () => {
+  const slicer = new Slicer(2);
+  setImmediate(() => busyFor(400));
+  await slicer.pause();
+  busyFor(60);
+  assert.equal(slicer.overdue(), true, 'a quarter of 400 ms would be 100 ms');
+});
