@@ -152,7 +152,7 @@ export class LowdbStore extends RecordStore {
     this.hasData = snapshot !== null || gens.length > 0;
   }
 
-  protected async writeRecords(records: ReadonlyMap<string, string | null>, seq: number): Promise<void> {
+  protected async writeRecords(records: ReadonlyMap<string, Buffer | null>, seq: number): Promise<void> {
     await this.ready();
     this.writer ??= await LogWriter.open(this.dataDir, this.resume.gen, this.resume.validBytes, this.resume.records);
     const started = performance.now();
