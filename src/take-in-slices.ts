@@ -33,7 +33,7 @@ export interface SliceOptions {
 
 /** The batch of every change so far, taken and serialised in slices. */
 export async function takeInSlices(source: ChangeSource, nowMs: () => number, options: SliceOptions = {}): Promise<EncodedBatch> {
-  const { sliceMs = 4, stepRecords = 128 } = options;
+  const { sliceMs = 2, stepRecords = 32 } = options;
   const slicer = new Slicer(sliceMs);
   const records = new Map<string, Buffer | null>();
   let slices = 0;

@@ -97,7 +97,7 @@ export class LowdbStore extends RecordStore {
     this.dataDir = path.resolve(options.dataDir);
     this.compaction = { ...defaultCompaction, ...options.compaction };
     this.log = options.log ?? silent;
-    this.sliceMs = options.sliceMs ?? 4;
+    this.sliceMs = options.sliceMs ?? 2;
     this.snapshotFile = new SnapshotFile(this.dataDir, options.adapter ?? {}, this.sliceMs,
       options.legacyRecords ?? ((state) => [{ key: 'state', value: state }]));
     this.file = this.snapshotFile.file;

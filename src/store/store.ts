@@ -21,9 +21,17 @@ export interface EncodedBatch {
   readonly records: ReadonlyMap<string, Buffer | null>;
 }
 
-/** A record's value as the JSON bytes that stores keep (null: the record is gone). */
+/**
+ * A record's value as the JSON bytes that stores keep (null: the record is gone). Each in a buffer
+ * of its own: slices of Node's shared 8 KiB pool would keep a whole slab alive for one record that
+ * was not rewritten since, and the file store keeps every record.
+ */
 export function encodeValue(value: unknown): Buffer | null {
-  return value === null ? null : Buffer.from(JSON.stringify(value));
+  if (value === null) return null;
+  const json = JSON.stringify(value);
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(json));
+  bytes.write(json);
+  return bytes;
 }
 
 /** A batch of change records, encoded (the last record of a key wins). */
