@@ -6,9 +6,9 @@
  * closing `takeChanges` runs in one turn with the rest and fixes the batch's seq, so the batch is
  * exactly the state at that seq.
  *
- * Serialising at take time means the core's copies die young and the write holds only strings: a
- * write that kept thousands of copied records alive across its slices made every minor garbage
- * collection meanwhile copy them, inside a slice.
+ * Serialising at take time means the core's copies die young and the write holds only bytes outside
+ * the V8 heap: a write that kept thousands of copied records (or their JSON strings) alive across its
+ * slices made every minor garbage collection meanwhile copy them, inside a slice.
  */
 import type { ChangeBatch, ChangeRecord } from '../mesh/core/change-records.ts';
 import { Slicer } from '../api/slicer.ts';
@@ -33,9 +33,9 @@ export interface SliceOptions {
 
 /** The batch of every change so far, taken and serialised in slices. */
 export async function takeInSlices(source: ChangeSource, nowMs: () => number, options: SliceOptions = {}): Promise<EncodedBatch> {
-  const { sliceMs = 4, stepRecords = 128 } = options;
+  const { sliceMs = 2, stepRecords = 32 } = options;
   const slicer = new Slicer(sliceMs);
-  const records = new Map<string, string | null>();
+  const records = new Map<string, Buffer | null>();
   let slices = 0;
   for (let part = source.takeSomeChanges(stepRecords); part.length > 0; part = source.takeSomeChanges(stepRecords)) {
     for (const { key, value } of part) records.set(key, encodeValue(value));

@@ -24,7 +24,7 @@ export class WholeDocumentStore extends RecordStore {
     return undefined;
   }
 
-  protected async writeRecords(_records: ReadonlyMap<string, string | null>, seq: number): Promise<void> {
+  protected async writeRecords(_records: ReadonlyMap<string, Buffer | null>, seq: number): Promise<void> {
     const started = performance.now();
     const text = JSON.stringify({ formatVersion: 1, savedAtMs: Date.now(), seq, state: this.exportDoc() });
     this.serialiseMs.push(performance.now() - started);

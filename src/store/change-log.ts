@@ -39,14 +39,15 @@ export function encodeLine(json: string): string {
 /**
  * Lines encoded straight into one buffer that is reused: a mass failure's batch holds thousands of
  * records, and building each line as a string, then joining the strings and converting them to
- * bytes, made about as much garbage again as the records' own text.
+ * bytes, made about as much garbage again as the records' own text. A record's value is copied from
+ * the bytes it is kept as.
  */
 class LineBuffer {
   private bytes = Buffer.allocUnsafe(64 * 1024);
   private length = 0;
 
-  /** A record line: the same JSON text as JSON.stringify({ s, k, v }), from the value's text. */
-  record(seq: number, key: string, json: string | null): void {
+  /** A record line: the same JSON text as JSON.stringify({ s, k, v }), from the value's JSON bytes. */
+  record(seq: number, key: string, json: Uint8Array | null): void {
     this.line(`{"s":${seq},"k":${JSON.stringify(key)},"v":`, json ?? 'null', '}');
   }
 
@@ -56,12 +57,17 @@ class LineBuffer {
   }
 
   /** `<crc32 of the JSON, 8 hex digits> <JSON>\n`, the JSON being `head + value + tail`. */
-  line(head: string, value: string, tail: string): void {
+  line(head: string, value: string | Uint8Array, tail: string): void {
     // A UTF-16 code unit takes at most 3 bytes of UTF-8.
-    this.reserve(10 + 3 * (head.length + value.length + tail.length));
+    const valueBytes = typeof value === 'string' ? 3 * value.length : value.length;
+    this.reserve(10 + 3 * (head.length + tail.length) + valueBytes);
     const start = this.length + 9;
     let end = start + this.bytes.write(head, start);
-    end += this.bytes.write(value, end);
+    if (typeof value === 'string') end += this.bytes.write(value, end);
+    else {
+      this.bytes.set(value, end);
+      end += value.length;
+    }
     end += this.bytes.write(tail, end);
     this.bytes.write(crc32(this.bytes.subarray(start, end)).toString(16).padStart(8, '0'), this.length, 'latin1');
     this.bytes[start - 1] = 0x20;
@@ -134,10 +140,10 @@ export class LogWriter {
   }
 
   /**
-   * Appends one batch (JSON text by key, null deletes) and its commit line, then fsyncs; resolves
+   * Appends one batch (JSON bytes by key, null deletes) and its commit line, then fsyncs; resolves
    * once the batch is durable.
    */
-  async append(records: ReadonlyMap<string, string | null>, seq: number, hooks: AppendHooks): Promise<number> {
+  async append(records: ReadonlyMap<string, Uint8Array | null>, seq: number, hooks: AppendHooks): Promise<number> {
     if (this.mustTruncate) {
       await this.handle.truncate(this.bytes);
       this.mustTruncate = false;

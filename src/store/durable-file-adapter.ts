@@ -11,7 +11,7 @@ import type { Adapter } from 'lowdb';
 
 /** The part of a `FileHandle` the adapter uses. */
 export interface DurableFileHandle {
-  writeFile(data: string, encoding: 'utf8'): Promise<void>;
+  writeFile(data: string | Uint8Array, encoding: 'utf8'): Promise<void>;
   sync(): Promise<void>;
   close(): Promise<void>;
 }
@@ -39,11 +39,14 @@ export interface DurableFileOptions {
   readonly beforeRename?: (tempPath: string) => Promise<void> | void;
 }
 
+/** Text, or its UTF-8 bytes. */
+export type Text = string | Uint8Array;
+
 /**
  * How a document becomes text; `JSON.stringify` unless the caller serialises in slices, in which
  * case it may return the text in chunks, written one after the other (no large string is built).
  */
-export type Serialise<D> = (data: D) => string | readonly string[] | Promise<string | readonly string[]>;
+export type Serialise<D> = (data: D) => Text | readonly Text[] | Promise<Text | readonly Text[]>;
 
 /** Raised when the data file exists but is not valid JSON. */
 export class CorruptDataFileError extends Error {
@@ -128,7 +131,7 @@ export class DurableFileAdapter<D> implements Adapter<D> {
     await this.syncDirectory();
   }
 
-  private async replace(text: string | readonly string[]): Promise<void> {
+  private async replace(text: Text | readonly Text[]): Promise<void> {
     await this.fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     try {
       await this.writeTemp(text);
@@ -142,12 +145,12 @@ export class DurableFileAdapter<D> implements Adapter<D> {
     }
   }
 
-  private async writeTemp(text: string | readonly string[]): Promise<void> {
+  private async writeTemp(text: Text | readonly Text[]): Promise<void> {
     // 0o600: the document may hold per-server tokens, which other local users must not read.
     const handle = await this.fs.open(this.tempFile, 'w', 0o600);
     try {
       // A file handle's writeFile writes at its position, so chunks follow one another.
-      for (const chunk of typeof text === 'string' ? [text] : text) await handle.writeFile(chunk, 'utf8');
+      for (const chunk of typeof text === 'string' || text instanceof Uint8Array ? [text] : text) await handle.writeFile(chunk, 'utf8');
       await handle.sync();
     } finally {
       await handle.close();

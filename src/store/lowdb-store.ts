@@ -97,7 +97,7 @@ export class LowdbStore extends RecordStore {
     this.dataDir = path.resolve(options.dataDir);
     this.compaction = { ...defaultCompaction, ...options.compaction };
     this.log = options.log ?? silent;
-    this.sliceMs = options.sliceMs ?? 4;
+    this.sliceMs = options.sliceMs ?? 2;
     this.snapshotFile = new SnapshotFile(this.dataDir, options.adapter ?? {}, this.sliceMs,
       options.legacyRecords ?? ((state) => [{ key: 'state', value: state }]));
     this.file = this.snapshotFile.file;
@@ -152,7 +152,7 @@ export class LowdbStore extends RecordStore {
     this.hasData = snapshot !== null || gens.length > 0;
   }
 
-  protected async writeRecords(records: ReadonlyMap<string, string | null>, seq: number): Promise<void> {
+  protected async writeRecords(records: ReadonlyMap<string, Buffer | null>, seq: number): Promise<void> {
     await this.ready();
     this.writer ??= await LogWriter.open(this.dataDir, this.resume.gen, this.resume.validBytes, this.resume.records);
     const started = performance.now();

@@ -40,10 +40,10 @@ export class MemoryStore extends RecordStore {
     return { seq: this.durableSeq(), records: structuredClone(this.saved) };
   }
 
-  protected async writeRecords(records: ReadonlyMap<string, string | null>, _seq: number): Promise<void> {
+  protected async writeRecords(records: ReadonlyMap<string, Buffer | null>, _seq: number): Promise<void> {
     // Parse before the hook awaits: the records are the file store's text, read back as a restart
     // would read them, and the map is the caller's only until the write settles.
-    const copy = [...records].map(([key, json]) => ({ key, value: json === null ? null : JSON.parse(json) as unknown }));
+    const copy = [...records].map(([key, json]) => ({ key, value: json === null ? null : JSON.parse(json.toString()) as unknown }));
     if (this.beforeWrite) await this.beforeWrite(_seq);
     this.apply(copy);
   }

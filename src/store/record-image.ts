@@ -1,9 +1,9 @@
 /**
  * Every durable record of the file store, by key: what `load` returns and what the next snapshot
- * writes. A record written by this process is kept as the JSON text it was written as: strings cost
- * the garbage collector nothing to trace, and a snapshot only joins them. A record read at start-up
- * keeps the value parsed from the files until it is written again, since serialising every record
- * at start-up would lengthen a restart.
+ * writes. A record written by this process is kept as the JSON bytes it was written as: a buffer's
+ * contents are outside the V8 heap, so minor garbage collections neither trace nor copy them, and a
+ * snapshot only copies them. A record read at start-up keeps the value parsed from the files until
+ * it is written again, since serialising every record at start-up would lengthen a restart.
  */
 import { Slicer } from '../../api/slicer.ts';
 
@@ -12,12 +12,12 @@ export class LoadedValue {
   constructor(readonly value: unknown) {}
 }
 
-/** A durable record's value: its JSON text, or its value as loaded. */
-export type StoredValue = string | LoadedValue;
+/** A durable record's value: its JSON bytes, or its value as loaded. */
+export type StoredValue = Buffer | LoadedValue;
 
-/** The JSON text of a stored value. */
-export function jsonOf(stored: StoredValue): string {
-  return typeof stored === 'string' ? stored : JSON.stringify(stored.value);
+/** The JSON bytes of a stored value. */
+export function bytesOf(stored: StoredValue): Buffer {
+  return stored instanceof LoadedValue ? Buffer.from(JSON.stringify(stored.value)) : stored;
 }
 
 /** The live records: deletions applied, the last value of each key. */
@@ -34,10 +34,10 @@ export class RecordImage {
   }
 
   /**
-   * Applies a durable batch (JSON text by key, null deletes), yielding to the event loop between
+   * Applies a durable batch (JSON bytes by key, null deletes), yielding to the event loop between
    * slices of `sliceMs`: a mass failure's batch holds thousands of records.
    */
-  async apply(records: ReadonlyMap<string, string | null>, sliceMs: number): Promise<void> {
+  async apply(records: ReadonlyMap<string, Buffer | null>, sliceMs: number): Promise<void> {
     const slicer = new Slicer(sliceMs);
     for (const [key, json] of records) {
       if (json === null) this.entries.delete(key);
@@ -49,7 +49,7 @@ export class RecordImage {
   /** Every record's value, parsed (a fresh map: the caller may keep it). */
   values(): Map<string, unknown> {
     const values = new Map<string, unknown>();
-    for (const [key, stored] of this.entries) values.set(key, typeof stored === 'string' ? JSON.parse(stored) : stored.value);
+    for (const [key, stored] of this.entries) values.set(key, stored instanceof LoadedValue ? stored.value : JSON.parse(stored.toString()));
     return values;
   }
 

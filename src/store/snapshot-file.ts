@@ -7,7 +7,8 @@
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { DurableFileAdapter, type DurableFileOptions } from './durable-file-adapter.ts';
-import { jsonOf, type StoredValue } from './record-image.ts';
+import { ByteChunks } from './byte-chunks.ts';
+import { bytesOf, type StoredValue } from './record-image.ts';
 import { Slicer } from '../../api/slicer.ts';
 import type { ChangeRecord } from './store.ts';
 
@@ -31,7 +32,7 @@ export interface Snapshot {
   readonly records: ReadonlyMap<string, unknown>;
 }
 
-/** A snapshot to write: every live record as JSON text or as a value loaded at start-up. */
+/** A snapshot to write: every live record as JSON bytes or as a value loaded at start-up. */
 export interface SnapshotImage extends Omit<Snapshot, 'records'> {
   readonly records: readonly (readonly [string, StoredValue])[];
 }
@@ -103,33 +104,23 @@ export class SnapshotFile {
   }
 }
 
-/** Largest chunk of snapshot text handed over at once, in characters: each is converted and written in one step. */
-const chunkChars = 1 << 20;
-
 /**
- * The snapshot as compact JSON, built in slices so that a large one does not stall the event loop,
- * and handed over in chunks of bounded size so that no step joins or converts the whole text.
+ * The snapshot as compact JSON bytes, built in slices so that a large one does not stall the event
+ * loop, and in chunks of bounded size that are written one after the other: the records' bytes are
+ * copied, and no large string is made.
  */
-async function serialise(snapshot: SnapshotImage, sliceMs: number): Promise<string[]> {
+async function serialise(snapshot: SnapshotImage, sliceMs: number): Promise<Buffer[]> {
   const { records, ...head } = snapshot;
-  const chunks: string[] = [];
-  let parts = [`${JSON.stringify(head).slice(0, -1)},"records":{`];
-  let chars = 0;
+  const out = new ByteChunks();
+  out.text(`${JSON.stringify(head).slice(0, -1)},"records":{`);
   const slicer = new Slicer(sliceMs);
   let first = true;
   for (const [key, stored] of records) {
-    const part = `${first ? '' : ','}${JSON.stringify(key)}:${jsonOf(stored)}`;
-    parts.push(part);
-    chars += part.length;
+    out.text(`${first ? '' : ','}${JSON.stringify(key)}:`);
+    out.bytes(bytesOf(stored));
     first = false;
-    const due = slicer.due();
-    if (!due && chars < chunkChars) continue;
-    chunks.push(parts.join(''));
-    parts = [];
-    chars = 0;
-    if (due) await slicer.pause();
+    if (slicer.due()) await slicer.pause();
   }
-  parts.push('}}');
-  chunks.push(parts.join(''));
-  return chunks;
+  out.text('}}');
+  return out.done();
 }

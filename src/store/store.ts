@@ -9,24 +9,34 @@ import type { ChangeBatch, ChangeRecord } from '../../mesh/core/change-records.t
 export type { ChangeBatch, ChangeRecord };
 
 /**
- * The changes of one write as a store takes them: each changed record's value as JSON text by key,
- * or null when the record is gone. Records are serialised as they are taken from the core, so a
- * store never holds the core's objects: a large write leaves strings behind, not object graphs for
- * the garbage collector to copy, and no store serialises a value twice.
+ * The changes of one write as a store takes them: each changed record's value as the UTF-8 bytes of
+ * its JSON text by key, or null when the record is gone. Records are serialised as they are taken
+ * from the core, so a store never holds the core's objects, and no store serialises a value twice.
+ * Bytes rather than strings: a buffer's contents live outside the V8 heap, so the records a large
+ * write holds (and the file store's image keeps) are not copied by every minor garbage collection
+ * that runs meanwhile; the JSON strings die at once, and dead objects cost a collection nothing.
  */
 export interface EncodedBatch {
   readonly seq: number;
-  readonly records: ReadonlyMap<string, string | null>;
+  readonly records: ReadonlyMap<string, Buffer | null>;
 }
 
-/** A record's value as the JSON text that stores keep (null: the record is gone). */
-export function encodeValue(value: unknown): string | null {
-  return value === null ? null : JSON.stringify(value);
+/**
+ * A record's value as the JSON bytes that stores keep (null: the record is gone). Each in a buffer
+ * of its own: slices of Node's shared 8 KiB pool would keep a whole slab alive for one record that
+ * was not rewritten since, and the file store keeps every record.
+ */
+export function encodeValue(value: unknown): Buffer | null {
+  if (value === null) return null;
+  const json = JSON.stringify(value);
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(json));
+  bytes.write(json);
+  return bytes;
 }
 
 /** A batch of change records, encoded (the last record of a key wins). */
 export function encodeBatch(batch: ChangeBatch): EncodedBatch {
-  const records = new Map<string, string | null>();
+  const records = new Map<string, Buffer | null>();
   for (const { key, value } of batch.records) records.set(key, encodeValue(value));
   return { seq: batch.seq, records };
 }
@@ -225,7 +235,7 @@ export class GroupCommit<T> {
 export abstract class RecordStore implements Store {
   protected readonly commit: GroupCommit<EncodedBatch>;
   /** Records taken from the core but not yet durable (a failed write's), by key; newer values win. */
-  private readonly unwritten = new Map<string, string | null>();
+  private readonly unwritten = new Map<string, Buffer | null>();
 
   /** @param onError told about every failed write, besides the callers it rejects. */
   constructor(onError?: (error: unknown) => void) {
@@ -235,10 +245,10 @@ export abstract class RecordStore implements Store {
   abstract load(): Promise<LoadedRecords | undefined>;
 
   /**
-   * Makes `records` (JSON text by key, null deletes) durable as one atomic batch covering changes up
+   * Makes `records` (JSON bytes by key, null deletes) durable as one atomic batch covering changes up
    * to `seq`. The map does not change until this settles.
    */
-  protected abstract writeRecords(records: ReadonlyMap<string, string | null>, seq: number): Promise<void>;
+  protected abstract writeRecords(records: ReadonlyMap<string, Buffer | null>, seq: number): Promise<void>;
 
   append(take: Take, seq: number): Promise<void> {
     return this.commit.save(take, seq);

@@ -15,11 +15,11 @@ describe('takeInSlices', () => {
   it('with ticks between its slices, hands out each key once, as of the closing take', async () => {
     const run = new SimRun({ seed: 11, regions: 400, zones: 3, serverCapacity: 5 });
     const replica = new Map<string, unknown>();
-    // What a store keeps: each record's text as the take serialised it, parsed as a restart would.
-    const apply = (records: ReadonlyMap<string, string | null>) => {
+    // What a store keeps: each record's JSON bytes as the take serialised them, parsed as a restart would.
+    const apply = (records: ReadonlyMap<string, Buffer | null>) => {
       for (const [key, json] of records) {
         if (json === null) replica.delete(key);
-        else replica.set(key, JSON.parse(json));
+        else replica.set(key, JSON.parse(json.toString()));
       }
     };
     run.advanceTo(2_000);
